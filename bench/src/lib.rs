@@ -1,0 +1,1 @@
+//! mcpgate-bench: shared helpers for the criterion benches and the load harness.

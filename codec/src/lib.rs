@@ -1,0 +1,16 @@
+//! mcpgate-codec: bytes in, structure out, for the gateway's hot path.
+//!
+//! Pure: no I/O, no runtime, no allocation where avoidable. Everything parses into offsets into the
+//! caller's buffer so the engine copies only what it changes.
+//!
+//! - [`http`]: HTTP/1.1 request/response heads (httparse), body framing, chunked coding, head rewriting.
+//! - [`sse`]: incremental `text/event-stream` parser and writer.
+//! - [`jsonrpc`]: JSON-RPC / MCP message classification (simd-json tape).
+//! - [`filter`]: MCP list-result filtering (`tools/list`, `prompts/list`, `resources/list`, templates).
+//! - [`limits`]: the named limits every parser enforces.
+
+pub mod filter;
+pub mod http;
+pub mod jsonrpc;
+pub mod limits;
+pub mod sse;

@@ -1,0 +1,1 @@
+//! mcpgate-core: the engine (monoio workers, routing, pipeline, upstream pools, config, admin).

@@ -1,0 +1,2 @@
+//! The `mcpgate` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks).
