@@ -1,0 +1,4 @@
+#![no_main]
+//! Placeholder until this target lands.
+use libfuzzer_sys::fuzz_target;
+fuzz_target!(|_data: &[u8]| {});
