@@ -1,0 +1,300 @@
+// Drives the official TypeScript MCP SDK client against one MCP endpoint, exactly as a user's app
+// would, runs one named scenario and prints ONE JSON object of observations on stdout. The Rust
+// end-to-end tests (tests/tests/e2e_ts.rs) assert on that object; this file only observes, it
+// never judges, so a gateway bug shows up as a wrong observation rather than a crash here.
+//
+// Usage: node client.mjs <mcp-url> <scenario>
+// Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
+//            roots ping terminate
+// Exit status: 0 with the observations, 1 with {"error": ...} when the SDK threw.
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+
+const [url, scenario] = process.argv.slice(2);
+if (!url || !scenario) {
+  process.stderr.write("usage: node client.mjs <mcp-url> <scenario>\n");
+  process.exit(2);
+}
+
+// Every scenario's client declares the same capabilities, so server-everything registers its
+// capability-conditional tools (sampling, elicitation, roots) for every session.
+const TEST_ROOT = { uri: "file:///tmp/mcpgate-e2e-root", name: "mcpgate-e2e-root" };
+const SAMPLED_MODEL = "mcpgate-e2e-model";
+const ELICITED_NAME = "Ada Lovelace";
+
+const started = performance.now();
+const sinceStart = () => Math.round((performance.now() - started) * 10) / 10;
+
+// Server→client traffic observed while a scenario runs.
+const seen = {
+  samplingRequests: [],
+  elicitationRequests: [],
+  rootsRequests: [],
+  logMessages: [],
+  inFlightRequests: 0,
+};
+
+function newClient() {
+  const client = new Client(
+    { name: "mcpgate-e2e-ts", version: "0.1.0" },
+    { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } },
+  );
+  client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+    const first = request.params.messages[0];
+    seen.samplingRequests.push({
+      atMs: sinceStart(),
+      maxTokens: request.params.maxTokens,
+      systemPrompt: request.params.systemPrompt,
+      firstMessageText: first && first.content && first.content.text,
+    });
+    return {
+      role: "assistant",
+      model: SAMPLED_MODEL,
+      stopReason: "endTurn",
+      content: { type: "text", text: `sampled answer to: ${first && first.content && first.content.text}` },
+    };
+  });
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    seen.elicitationRequests.push({
+      atMs: sinceStart(),
+      message: request.params.message,
+      requiredFields: (request.params.requestedSchema && request.params.requestedSchema.required) || [],
+    });
+    return { action: "accept", content: { name: ELICITED_NAME, check: true } };
+  });
+  client.setRequestHandler(ListRootsRequestSchema, async () => {
+    seen.rootsRequests.push({ atMs: sinceStart(), clientRequestsInFlight: seen.inFlightRequests });
+    return { roots: [TEST_ROOT] };
+  });
+  client.setNotificationHandler(LoggingMessageNotificationSchema, async (notification) => {
+    seen.logMessages.push({ atMs: sinceStart(), data: notification.params.data });
+  });
+  return client;
+}
+
+async function connect() {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(new URL(url));
+  await client.connect(transport);
+  return { client, transport };
+}
+
+// Counts our own requests in flight, so a server→client request can be shown to have arrived
+// while no POST stream of ours was open (that is: on the standalone GET stream).
+async function tracked(promise) {
+  seen.inFlightRequests += 1;
+  try {
+    return await promise;
+  } finally {
+    seen.inFlightRequests -= 1;
+  }
+}
+
+async function waitFor(condition, timeoutMs) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+const textOf = (result) =>
+  (result.content || []).filter((c) => c.type === "text").map((c) => c.text).join("\n");
+
+const scenarios = {
+  async initialize() {
+    const { client, transport } = await connect();
+    const info = client.getServerVersion();
+    const caps = client.getServerCapabilities() || {};
+    const out = {
+      serverName: info && info.name,
+      serverVersion: info && info.version,
+      protocolVersion: transport.protocolVersion,
+      sessionIdPresent: typeof transport.sessionId === "string" && transport.sessionId.length > 0,
+      capabilities: Object.keys(caps).sort(),
+      instructionsLength: (client.getInstructions() || "").length,
+    };
+    await client.close();
+    return out;
+  },
+
+  async tools_list() {
+    const { client } = await connect();
+    const names = [];
+    let cursor;
+    do {
+      const page = await tracked(client.listTools(cursor ? { cursor } : {}));
+      names.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    await client.close();
+    return { toolNames: names.sort() };
+  },
+
+  async tools_call() {
+    const { client } = await connect();
+    const echo = await tracked(client.callTool({ name: "echo", arguments: { message: "hello through mcpgate" } }));
+    const sum = await tracked(client.callTool({ name: "get-sum", arguments: { a: 19, b: 23 } }));
+    await client.close();
+    return {
+      echoText: textOf(echo),
+      echoIsError: echo.isError === true,
+      sumText: textOf(sum),
+    };
+  },
+
+  async resources() {
+    const { client } = await connect();
+    const list = await tracked(client.listResources());
+    const templates = await tracked(client.listResourceTemplates());
+    const firstUri = list.resources.length > 0 ? list.resources[0].uri : null;
+    const readFirst = firstUri ? await tracked(client.readResource({ uri: firstUri })) : null;
+    const templated = await tracked(client.readResource({ uri: "demo://resource/dynamic/text/7" }));
+    await client.close();
+    const contentSummary = (read) =>
+      read.contents.map((c) => ({ uri: c.uri, mimeType: c.mimeType, textLength: (c.text || "").length, blobLength: (c.blob || "").length }));
+    return {
+      resourceCount: list.resources.length,
+      resourceUris: list.resources.map((r) => r.uri),
+      templateUris: templates.resourceTemplates.map((t) => t.uriTemplate).sort(),
+      firstUri,
+      readFirst: readFirst ? contentSummary(readFirst) : [],
+      readTemplated: contentSummary(templated),
+      templatedText: templated.contents.map((c) => c.text || "").join("\n"),
+    };
+  },
+
+  async prompts() {
+    const { client } = await connect();
+    const list = await tracked(client.listPrompts());
+    const simple = await tracked(client.getPrompt({ name: "simple-prompt" }));
+    const withArgs = await tracked(client.getPrompt({ name: "args-prompt", arguments: { city: "Oslo", state: "Viken" } }));
+    await client.close();
+    const firstText = (p) => (p.messages[0] && p.messages[0].content && p.messages[0].content.text) || null;
+    return {
+      promptNames: list.prompts.map((p) => p.name).sort(),
+      simpleText: firstText(simple),
+      argsText: firstText(withArgs),
+    };
+  },
+
+  async progress() {
+    const { client } = await connect();
+    const progress = [];
+    const t0 = performance.now();
+    const ms = () => Math.round((performance.now() - t0) * 10) / 10;
+    const result = await tracked(
+      client.callTool(
+        { name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } },
+        undefined,
+        { onprogress: (p) => progress.push({ progress: p.progress, total: p.total, atMs: ms() }), timeout: 60000 },
+      ),
+    );
+    const resultAtMs = ms();
+    await client.close();
+    return { progress, resultAtMs, resultText: textOf(result), stepIntervalMs: 500 };
+  },
+
+  async sampling() {
+    const { client } = await connect();
+    const result = await tracked(
+      client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "what is a gateway?", maxTokens: 77 } }),
+    );
+    await client.close();
+    return { samplingRequests: seen.samplingRequests, resultText: textOf(result), model: SAMPLED_MODEL };
+  },
+
+  async elicitation() {
+    const { client } = await connect();
+    const result = await tracked(client.callTool({ name: "trigger-elicitation-request", arguments: {} }));
+    await client.close();
+    return { elicitationRequests: seen.elicitationRequests, resultText: textOf(result), elicitedName: ELICITED_NAME };
+  },
+
+  async roots() {
+    const { client } = await connect();
+    const connectedAtMs = sinceStart();
+    // server-everything asks for roots by itself shortly after `notifications/initialized`,
+    // outside any request of ours, so the request can only travel on the GET stream.
+    const arrived = await waitFor(() => seen.rootsRequests.length > 0, 10000);
+    const logged = await waitFor(() => seen.logMessages.some((m) => String(m.data).startsWith("Roots updated")), 5000);
+    const listed = await tracked(client.callTool({ name: "get-roots-list", arguments: {} }));
+    await client.close();
+    return {
+      connectedAtMs,
+      rootsRequestArrived: arrived,
+      rootsRequests: seen.rootsRequests,
+      rootsUpdatedLogged: logged,
+      logMessages: seen.logMessages.map((m) => String(m.data)),
+      rootsToolText: textOf(listed),
+      rootUri: TEST_ROOT.uri,
+    };
+  },
+
+  async ping() {
+    const { client } = await connect();
+    const t0 = performance.now();
+    const result = await tracked(client.ping());
+    const rttMs = Math.round((performance.now() - t0) * 10) / 10;
+    await client.close();
+    return { pingResult: result, rttMs };
+  },
+
+  async terminate() {
+    const { client, transport } = await connect();
+    const sessionId = transport.sessionId;
+    const protocolVersion = transport.protocolVersion;
+    const before = await tracked(client.ping());
+    await transport.terminateSession();
+    const sessionIdAfterTerminate = transport.sessionId ?? null;
+    // The SDK forgets the id once terminated, so the follow-up is sent the way a stale or
+    // malicious client would: by hand, with the old id.
+    const followUp = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": sessionId,
+        "mcp-protocol-version": protocolVersion,
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 4242, method: "ping" }),
+    });
+    const followUpBody = await followUp.text();
+    await client.close();
+    return {
+      sessionIdPresent: typeof sessionId === "string" && sessionId.length > 0,
+      pingBeforeTerminate: before,
+      sessionIdAfterTerminate,
+      followUpStatus: followUp.status,
+      followUpBody,
+    };
+  },
+};
+
+async function main() {
+  const run = scenarios[scenario];
+  if (!run) {
+    process.stdout.write(JSON.stringify({ scenario, error: `unknown scenario ${scenario}` }) + "\n");
+    process.exit(2);
+  }
+  try {
+    const observations = await run();
+    process.stdout.write(JSON.stringify({ scenario, ...observations }) + "\n");
+    process.exit(0);
+  } catch (error) {
+    process.stdout.write(
+      JSON.stringify({ scenario, error: String((error && error.message) || error), stack: error && error.stack }) + "\n",
+    );
+    process.exit(1);
+  }
+}
+
+main();
