@@ -14,7 +14,9 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading the hex chunk size; `digits` so far.
-    Size { digits: u32 },
+    Size {
+        digits: u32,
+    },
     /// Whitespace after the size: only a `;` extension may follow (RFC 9112 BWS).
     SizeWhitespace,
     /// Inside chunk extensions, skipped up to CR.
@@ -22,7 +24,9 @@ enum State {
     /// Saw CR ending the size line.
     SizeLf,
     /// Inside chunk data, `remaining` bytes to go.
-    Data { remaining: u64 },
+    Data {
+        remaining: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line (or of the final blank line).
@@ -217,7 +221,9 @@ impl ChunkedDecoder {
                     return Ok(pos + 1);
                 }
                 State::Done => return Ok(pos),
-                State::Failed => return Err(HttpError::BadFraming("chunked decoder failed earlier")),
+                State::Failed => {
+                    return Err(HttpError::BadFraming("chunked decoder failed earlier"))
+                }
                 State::Data { .. } => {}
             }
             pos += 1;

@@ -20,7 +20,8 @@ impl Span {
     /// The bytes of this span; empty if `buf` is not the buffer the span came from.
     #[inline]
     pub fn get<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        buf.get(self.start as usize..self.end as usize).unwrap_or(&[])
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or(&[])
     }
 
     /// The span of `part`, a subslice of `buf` (empty span if it is not one, e.g. a static "").
@@ -226,7 +227,9 @@ impl RequestHead {
                     return Err(HttpError::BadFraming("transfer-encoding in HTTP/1.0"));
                 }
                 te.check_common()?;
-                if !te.last_is_chunked {
+                // A request body must be self-delimiting (RFC 9112 §6.3 rule 4): chunked present but
+                // not last is a framing error; codings we cannot remove are "not implemented".
+                if te.chunked_count > 0 && !te.last_is_chunked {
                     return Err(HttpError::BadFraming("chunked is not the final coding"));
                 }
                 if te.other_codings {
@@ -310,7 +313,11 @@ impl ResponseHead {
     }
 
     /// How the body is delimited (RFC 9112 §6.3), given the method of the request it answers.
-    pub fn body_framing(&self, buf: &[u8], request_method: &[u8]) -> Result<ResponseBody, HttpError> {
+    pub fn body_framing(
+        &self,
+        buf: &[u8],
+        request_method: &[u8],
+    ) -> Result<ResponseBody, HttpError> {
         if request_method == b"HEAD"
             || (100..200).contains(&self.status)
             || self.status == 204

@@ -153,8 +153,14 @@ impl<'b> HeadWriter<'b> {
     }
 
     fn is_dropped(&self, name: &[u8]) -> bool {
-        if self.remove.iter().any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
-            || self.set.iter().any(|(s, _)| name.eq_ignore_ascii_case(s.as_bytes()))
+        if self
+            .remove
+            .iter()
+            .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+            || self
+                .set
+                .iter()
+                .any(|(s, _)| name.eq_ignore_ascii_case(s.as_bytes()))
         {
             return true;
         }
@@ -173,7 +179,10 @@ impl<'b> HeadWriter<'b> {
 
     /// An upper bound for the common case, so `out` grows once.
     fn estimated_len(&self) -> usize {
-        let original = self.headers.last().map_or(64, |h| h.value.end as usize + 64);
+        let original = self
+            .headers
+            .last()
+            .map_or(64, |h| h.value.end as usize + 64);
         let edits: usize = self
             .set
             .iter()
@@ -194,9 +203,9 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 fn is_token(name: &[u8]) -> bool {
     !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_valid_value(value: &[u8]) -> bool {
@@ -204,5 +213,8 @@ fn is_valid_value(value: &[u8]) -> bool {
 }
 
 fn is_valid_target(target: &[u8]) -> bool {
-    !target.is_empty() && !target.iter().any(|&b| matches!(b, b' ' | b'\r' | b'\n' | 0))
+    !target.is_empty()
+        && !target
+            .iter()
+            .any(|&b| matches!(b, b' ' | b'\r' | b'\n' | 0))
 }
