@@ -1,15 +1,590 @@
 //! MCP list-result filtering: drop refused entries from `tools/list`, `prompts/list`,
 //! `resources/list` and `resources/templates/list` results, preserving every other byte.
 //!
-//! CONTRACT (extend, don't break):
-//! ```ignore
-//! pub enum ListKind { Tools, Prompts, Resources, ResourceTemplates }   // key: name/name/uri/uriTemplate
-//! impl ListKind { pub fn from_method(m: &str) -> Option<Self>; }
-//! pub struct FilterOutcome { pub kept: usize, pub removed: usize }
-//! pub struct ListFilter { .. }  // reusable scratch
-//! impl ListFilter { pub fn new() -> Self;
-//!   /// `message` is a whole JSON-RPC response (bare body or one SSE event's data).
-//!   /// Appends the filtered message to `out`; if nothing is removed `out` is byte-identical to input.
-//!   pub fn filter(&mut self, message: &[u8], kind: ListKind, keep: impl FnMut(&str) -> bool,
-//!                 out: &mut Vec<u8>) -> Result<FilterOutcome, FilterError>; }
-//! ```
+//! This module owns the rewrite of list results. It does not re-serialise: a validating hand
+//! scanner finds each entry's byte range and the filter splices refused entries (and their comma)
+//! out of the original bytes, so `nextCursor`, `_meta`, `ttlMs`, unknown fields and whitespace
+//! survive untouched, and a list with nothing refused comes out byte-identical.
+//!
+//! The scanner validates the whole message (UTF-8, JSON grammar, escapes, nesting) because the
+//! output must be valid JSON and because a client must see the same entries the filter judged:
+//! keys and names are compared after escape decoding, and an entry whose key is missing, not a
+//! string or duplicated is removed (fail closed). It skips uninteresting values (`inputSchema`)
+//! eight bytes at a time inside strings, which is where list results spend their bytes.
+
+use std::ops::Range;
+
+use crate::limits::MAX_JSON_DEPTH;
+
+/// Which list a result holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    ResourceTemplates,
+}
+
+impl ListKind {
+    /// The list kind a request method returns, if it is one of the four list methods.
+    pub fn from_method(m: &str) -> Option<Self> {
+        match m {
+            "tools/list" => Some(ListKind::Tools),
+            "prompts/list" => Some(ListKind::Prompts),
+            "resources/list" => Some(ListKind::Resources),
+            "resources/templates/list" => Some(ListKind::ResourceTemplates),
+            _ => None,
+        }
+    }
+    /// The member of `result` holding the entries.
+    pub fn list_key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::ResourceTemplates => "resourceTemplates",
+        }
+    }
+    /// The member of an entry the predicate judges.
+    pub fn entry_key(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::ResourceTemplates => "uriTemplate",
+        }
+    }
+}
+
+/// How many entries survived. `removed` includes malformed entries removed to fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FilterOutcome {
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// Why a message could not be filtered. Nothing is written to `out` on error; the gateway must
+/// not forward the unfiltered message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("list result is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("list result is not valid JSON (at byte {offset})")]
+    InvalidJson { offset: usize },
+    #[error("list result nests deeper than {MAX_JSON_DEPTH}")]
+    TooDeep,
+    #[error("message is not a JSON object")]
+    NotAnObject,
+    #[error("duplicate \"{0}\" member")]
+    DuplicateKey(&'static str),
+    #[error("\"{0}\" is not an array")]
+    ListNotArray(&'static str),
+}
+
+impl FilterError {
+    /// The upstream sent something the gateway cannot safely relay.
+    pub fn http_status(&self) -> u16 {
+        502
+    }
+    /// JSON-RPC code when reported in-band.
+    pub fn jsonrpc_code(&self) -> i64 {
+        -32603
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    range: Range<usize>,
+    keep: bool,
+}
+
+/// Reusable scratch for filtering (one per worker).
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    entries: Vec<Entry>,
+    decoded: String,
+}
+
+impl ListFilter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `message` is a whole JSON-RPC response (bare body or one SSE event's data). Appends the
+    /// filtered message to `out`; if nothing is removed `out` gets the input byte for byte.
+    /// A message without `result` (an error response) or without the list passes unchanged.
+    pub fn filter(
+        &mut self,
+        message: &[u8],
+        kind: ListKind,
+        mut keep: impl FnMut(&str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<FilterOutcome, FilterError> {
+        self.entries.clear();
+        if std::str::from_utf8(message).is_err() {
+            return Err(FilterError::InvalidUtf8);
+        }
+        let mut s = Scan {
+            b: message,
+            pos: 0,
+            decoded: &mut self.decoded,
+        };
+        s.ws();
+        if s.peek() != Some(b'{') {
+            return Err(FilterError::NotAnObject);
+        }
+        let mut seen_result = false;
+        s.object(1, |s, key_raw, depth| {
+            if s.key_is(&key_raw, "result")? {
+                if std::mem::replace(&mut seen_result, true) {
+                    return Err(FilterError::DuplicateKey("result"));
+                }
+                if s.peek() == Some(b'{') {
+                    let mut seen_list = false;
+                    return s.object(depth + 1, |s, key_raw, depth| {
+                        if s.key_is(&key_raw, kind.list_key())? {
+                            if std::mem::replace(&mut seen_list, true) {
+                                return Err(FilterError::DuplicateKey(kind.list_key()));
+                            }
+                            if s.peek() != Some(b'[') {
+                                return Err(FilterError::ListNotArray(kind.list_key()));
+                            }
+                            s.entries(depth + 1, kind, &mut keep, &mut self.entries)
+                        } else {
+                            s.skip_value(depth + 1)
+                        }
+                    });
+                }
+            }
+            s.skip_value(depth + 1)
+        })?;
+        s.ws();
+        if s.pos != message.len() {
+            return Err(s.invalid());
+        }
+        let removed = self.entries.iter().filter(|e| !e.keep).count();
+        let outcome = FilterOutcome {
+            kept: self.entries.len() - removed,
+            removed,
+        };
+        if removed == 0 {
+            out.extend_from_slice(message);
+            return Ok(outcome);
+        }
+        splice(message, &self.entries, out);
+        Ok(outcome)
+    }
+}
+
+/// Writes `message` without the refused entries: the bytes before the first entry, each kept
+/// entry preceded by the separator that followed the previous kept one, then everything after
+/// the last entry.
+fn splice(message: &[u8], entries: &[Entry], out: &mut Vec<u8>) {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        out.extend_from_slice(message);
+        return;
+    };
+    let bytes = |r: Range<usize>| message.get(r).unwrap_or_default();
+    out.reserve(message.len());
+    out.extend_from_slice(bytes(0..first.range.start));
+    let mut previous_kept: Option<usize> = None;
+    for (i, e) in entries.iter().enumerate() {
+        if !e.keep {
+            continue;
+        }
+        if let Some(p) = previous_kept {
+            if let (Some(prev), Some(after_prev)) = (entries.get(p), entries.get(p + 1)) {
+                out.extend_from_slice(bytes(prev.range.end..after_prev.range.start));
+            }
+        }
+        out.extend_from_slice(bytes(e.range.clone()));
+        previous_kept = Some(i);
+    }
+    out.extend_from_slice(bytes(last.range.end..message.len()));
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes that end a run of plain string content: `"`, `\` or a control character. Only the
+/// lowest flagged byte is exact, which is the one used.
+#[inline(always)]
+fn string_special_mask(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    zero(w ^ (LO * u64::from(b'"')))
+        | zero(w ^ (LO * u64::from(b'\\')))
+        | (w.wrapping_sub(LO * 0x20) & !w & HI)
+}
+
+/// A raw string's content range and whether it holds escapes.
+#[derive(Clone)]
+struct RawStr {
+    range: Range<usize>,
+    escaped: bool,
+}
+
+struct Scan<'a, 'd> {
+    b: &'a [u8],
+    pos: usize,
+    decoded: &'d mut String,
+}
+
+impl<'a> Scan<'a, '_> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    #[cold]
+    fn invalid(&self) -> FilterError {
+        FilterError::InvalidJson { offset: self.pos }
+    }
+
+    #[inline(always)]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> Result<(), FilterError> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.invalid())
+        }
+    }
+
+    /// Scans a string starting at its opening quote; validates escapes and control characters.
+    fn string(&mut self) -> Result<RawStr, FilterError> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let mask = string_special_mask(u64::from_le_bytes(word));
+                if mask != 0 {
+                    self.pos += (mask.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.pos += 8;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    let range = start..self.pos;
+                    self.pos += 1;
+                    return Ok(RawStr { range, escaped });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(0..=0x1f) | None => return Err(self.invalid()),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    /// Validates one escape at `pos` (the backslash), including surrogate pairing.
+    fn escape(&mut self) -> Result<(), FilterError> {
+        match self.b.get(self.pos + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let unit = self.hex4(self.pos + 2)?;
+                self.pos += 6;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if self.b.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(self.invalid());
+                        }
+                        let low = self.hex4(self.pos + 2)?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.invalid());
+                        }
+                        self.pos += 6;
+                        Ok(())
+                    }
+                    0xDC00..=0xDFFF => Err(self.invalid()),
+                    _ => Ok(()),
+                }
+            }
+            _ => Err(self.invalid()),
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32, FilterError> {
+        let digits = self.b.get(at..at + 4).ok_or_else(|| self.invalid())?;
+        digits.iter().try_fold(0u32, |acc, &d| {
+            let v = (d as char).to_digit(16).ok_or_else(|| self.invalid())?;
+            Ok(acc * 16 + v)
+        })
+    }
+
+    /// The string's value with escapes decoded (borrowed when it has none).
+    fn text(&mut self, s: &RawStr) -> Result<&str, FilterError> {
+        let raw = self.b.get(s.range.clone()).unwrap_or_default();
+        if !s.escaped {
+            return std::str::from_utf8(raw).map_err(|_| FilterError::InvalidUtf8);
+        }
+        self.decoded.clear();
+        decode_escaped(raw, self.decoded).ok_or(FilterError::InvalidJson {
+            offset: s.range.start,
+        })?;
+        Ok(self.decoded.as_str())
+    }
+
+    fn key_is(&mut self, key: &RawStr, name: &str) -> Result<bool, FilterError> {
+        if !key.escaped {
+            return Ok(self.b.get(key.range.clone()) == Some(name.as_bytes()));
+        }
+        Ok(self.text(key)? == name)
+    }
+
+    /// Walks an object at `pos`, calling `member` with each key (value at `pos`, whitespace
+    /// skipped); `member` must consume the value.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&mut Self, RawStr, usize) -> Result<(), FilterError>,
+    ) -> Result<(), FilterError> {
+        if depth > MAX_JSON_DEPTH {
+            return Err(FilterError::TooDeep);
+        }
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key, depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.invalid()),
+            }
+        }
+    }
+
+    fn skip_value(&mut self, depth: usize) -> Result<(), FilterError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => self.object(depth, |s, _, depth| s.skip_value(depth + 1)),
+            Some(b'[') => {
+                if depth > MAX_JSON_DEPTH {
+                    return Err(FilterError::TooDeep);
+                }
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            self.ws();
+                        }
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.invalid()),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.invalid()),
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), FilterError> {
+        if self.b.get(self.pos..self.pos + lit.len()) == Some(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            Err(self.invalid())
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), FilterError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.invalid()),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.invalid());
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.invalid());
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks the list array, judging each entry.
+    fn entries(
+        &mut self,
+        depth: usize,
+        kind: ListKind,
+        keep: &mut impl FnMut(&str) -> bool,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), FilterError> {
+        if depth > MAX_JSON_DEPTH {
+            return Err(FilterError::TooDeep);
+        }
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let start = self.pos;
+            let keep_it = self.entry(depth + 1, kind, keep)?;
+            out.push(Entry {
+                range: start..self.pos,
+                keep: keep_it,
+            });
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.invalid()),
+            }
+        }
+    }
+
+    /// Consumes one entry; returns whether it stays.
+    fn entry(
+        &mut self,
+        depth: usize,
+        kind: ListKind,
+        keep: &mut impl FnMut(&str) -> bool,
+    ) -> Result<bool, FilterError> {
+        if self.peek() != Some(b'{') {
+            self.skip_value(depth)?;
+            return Ok(false);
+        }
+        let entry_key = kind.entry_key();
+        let mut found: Option<RawStr> = None;
+        let mut usable = true;
+        self.object(depth, |s, key, depth| {
+            if s.key_is(&key, entry_key)? {
+                if found.is_some() || s.peek() != Some(b'"') {
+                    usable = false;
+                }
+                if s.peek() == Some(b'"') {
+                    found = Some(s.string()?);
+                    return Ok(());
+                }
+            }
+            s.skip_value(depth + 1)
+        })?;
+        match found {
+            Some(name) if usable => Ok(keep(self.text(&name)?)),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Decodes a validated string body with escapes. `None` on a malformed escape.
+fn decode_escaped(raw: &[u8], out: &mut String) -> Option<()> {
+    let mut i = 0;
+    while i < raw.len() {
+        let next = memchr::memchr(b'\\', raw.get(i..)?).map_or(raw.len(), |p| i + p);
+        out.push_str(std::str::from_utf8(raw.get(i..next)?).ok()?);
+        if next == raw.len() {
+            break;
+        }
+        let c = match raw.get(next + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(raw.get(next + 2..next + 6)?)?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    if raw.get(next + 6..next + 8)? != b"\\u" {
+                        return None;
+                    }
+                    let lo = hex4(raw.get(next + 8..next + 12)?)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    out.push(char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?);
+                    i = next + 12;
+                    continue;
+                }
+                out.push(char::from_u32(hi)?);
+                i = next + 6;
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(c);
+        i = next + 2;
+    }
+    Some(())
+}
+
+fn hex4(d: &[u8]) -> Option<u32> {
+    d.iter()
+        .try_fold(0u32, |acc, &c| Some(acc * 16 + (c as char).to_digit(16)?))
+}
