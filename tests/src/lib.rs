@@ -1,1 +1,19 @@
-//! mcpgate-tests: helpers for end-to-end tests (spawning the gateway and real MCP peers).
+//! mcpgate-tests: the harness for end-to-end tests. It starts the real `mcpgate` binary between
+//! real MCP peers (`@modelcontextprotocol/server-everything` upstream; the official TypeScript
+//! and Python SDK clients downstream), all on free loopback ports, with every process killed when
+//! its test ends, and offers a plain HTTP client for what the SDKs hide.
+//!
+//! Set `MCPGATE_BIN` to test a prebuilt binary (scripts/test.sh does); otherwise the harness
+//! builds `mcpgate` itself. The npm and PyPI peers are installed from the committed lockfiles in
+//! `tests/js` and `tests/py` when missing or stale.
+
+pub mod gateway;
+pub mod http;
+pub mod net;
+pub mod peers;
+pub mod process;
+pub mod scenarios;
+
+pub use gateway::{mcpgate_bin, Driver, Gateway, GatewaySpec};
+pub use net::{closed_port_addr, free_port, SilentUpstream};
+pub use peers::{run_client, Sdk, ServerEverything};

@@ -1,0 +1,228 @@
+//! A deliberately plain HTTP/1.1 client over `std::net`, for what the SDKs hide: exact status
+//! codes, raw headers, empty bodies, malformed requests. One request per connection.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `Accept` value the Streamable HTTP transport requires on POST.
+pub const MCP_ACCEPT: &str = "application/json, text/event-stream";
+
+/// A response as it came off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// How long from the end of writing the request to the end of reading the response.
+    pub elapsed: Duration,
+}
+
+impl RawResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as one JSON value, or a description of why it is not one.
+    pub fn json(&self) -> Result<Value, String> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| format!("body is not JSON ({e}): {:?}", self.body_text()))
+    }
+
+    /// The JSON-RPC messages in the body, whether it is `application/json` or an SSE stream.
+    pub fn jsonrpc_messages(&self) -> Result<Vec<Value>, String> {
+        let content_type = self.header("content-type").unwrap_or("").to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            Ok(sse_data(&self.body_text())
+                .into_iter()
+                .filter(|data| !data.is_empty())
+                .map(|data| serde_json::from_str(&data).map_err(|e| format!("SSE data is not JSON ({e}): {data:?}")))
+                .collect::<Result<Vec<_>, _>>()?)
+        } else {
+            Ok(vec![self.json()?])
+        }
+    }
+}
+
+/// The `data` of each SSE event in `stream` (multi-line data joined with `\n`).
+pub fn sse_data(stream: &str) -> Vec<String> {
+    let mut events = Vec::new();
+    let mut data: Option<String> = None;
+    for line in stream.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            if let Some(done) = data.take() {
+                events.push(done);
+            }
+            continue;
+        }
+        if let Some(value) = line.strip_prefix("data:") {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match data.as_mut() {
+                Some(existing) => {
+                    existing.push('\n');
+                    existing.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            }
+        }
+    }
+    if let Some(done) = data {
+        events.push(done);
+    }
+    events
+}
+
+/// Builds a request with `Host`, `Content-Length` (when there is a body) and `Connection: close`.
+pub fn build_request(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Sends `request` as-is and reads one response.
+pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<RawResponse, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.write_all(request).map_err(|e| format!("write to {addr}: {e}"))?;
+    let started = Instant::now();
+    let mut response = read_response(&mut stream)?;
+    response.elapsed = started.elapsed();
+    Ok(response)
+}
+
+/// POSTs a JSON body with the MCP headers a client sends, plus `extra` headers.
+pub fn post_mcp(addr: SocketAddr, path: &str, extra: &[(&str, &str)], body: &str) -> Result<RawResponse, String> {
+    let mut headers = vec![("Content-Type", "application/json"), ("Accept", MCP_ACCEPT)];
+    headers.extend_from_slice(extra);
+    let request = build_request("POST", path, &addr.to_string(), &headers, body.as_bytes());
+    exchange(addr, &request, Duration::from_secs(20))
+}
+
+/// The `initialize` request a 2025-11-25 client sends first.
+pub fn initialize_body(id: u64) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "mcpgate-raw-http-test", "version": "0.1.0"}
+        }
+    })
+    .to_string()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+    let mut chunk = [0u8; 16 * 1024];
+    match stream.read(&mut chunk) {
+        Ok(n) => {
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            Ok(n)
+        }
+        Err(e) => Err(format!("read: {e} (got so far: {:?})", String::from_utf8_lossy(buf))),
+    }
+}
+
+fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(pos) = find(&buf, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        if read_more(stream, &mut buf)? == 0 {
+            return Err(format!("connection closed before a response head: {:?}", String::from_utf8_lossy(&buf)));
+        }
+    };
+    let head = String::from_utf8_lossy(buf.get(..head_end).unwrap_or_default()).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let mut response = RawResponse { status, headers, body: Vec::new(), elapsed: Duration::ZERO };
+    let mut rest = buf.split_off(head_end);
+    let bodyless = status < 200 || status == 204 || status == 304;
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let length = response.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    if bodyless {
+        return Ok(response);
+    }
+    if chunked {
+        response.body = read_chunked(stream, rest)?;
+    } else if let Some(length) = length {
+        while rest.len() < length {
+            if read_more(stream, &mut rest)? == 0 {
+                return Err(format!("connection closed after {} of {length} body bytes", rest.len()));
+            }
+        }
+        rest.truncate(length);
+        response.body = rest;
+    } else {
+        while read_more(stream, &mut rest)? > 0 {}
+        response.body = rest;
+    }
+    Ok(response)
+}
+
+fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(pos) = find(&buf, b"\r\n") {
+                break pos;
+            }
+            if read_more(stream, &mut buf)? == 0 {
+                return Err("connection closed inside a chunk size line".into());
+            }
+        };
+        let size_line = String::from_utf8_lossy(buf.get(..line_end).unwrap_or_default()).into_owned();
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16).map_err(|e| format!("bad chunk size {size_line:?}: {e}"))?;
+        buf.drain(..line_end + 2);
+        if size == 0 {
+            return Ok(body);
+        }
+        while buf.len() < size + 2 {
+            if read_more(stream, &mut buf)? == 0 {
+                return Err("connection closed inside a chunk".into());
+            }
+        }
+        body.extend_from_slice(buf.get(..size).unwrap_or_default());
+        buf.drain(..size + 2);
+    }
+}
