@@ -466,3 +466,26 @@ fn error_statuses() {
     assert_eq!(HttpError::Malformed("x").status(), 400);
     assert_eq!(HttpError::UnsupportedTransferEncoding.status(), 501);
 }
+
+#[test]
+fn host_rules() {
+    let one = b"GET / HTTP/1.1\r\nHost: a.example:80\r\n\r\n";
+    assert_eq!(request(one).host(one), Ok(Some(&b"a.example:80"[..])));
+    let missing = b"GET / HTTP/1.1\r\n\r\n";
+    assert_eq!(status_of(request(missing).host(missing)), 400);
+    let missing_10 = b"GET / HTTP/1.0\r\n\r\n";
+    assert_eq!(request(missing_10).host(missing_10), Ok(None));
+    let twice = b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n";
+    assert_eq!(status_of(request(twice).host(twice)), 400);
+    for bad in [&b"a b"[..], b"a/b", b"a@b", b"a,b", b"a?b"] {
+        let mut raw = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+        raw.extend_from_slice(bad);
+        raw.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(
+            status_of(request(&raw).host(&raw)),
+            400,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

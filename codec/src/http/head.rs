@@ -215,6 +215,33 @@ impl RequestHead {
             .map(move |h| (h.name.get(buf), h.value.get(buf)))
     }
 
+    /// The `Host` value, checked per RFC 9112 §3.2: an HTTP/1.1 request needs exactly one, any
+    /// request with several (even identical) is refused, and the value must not contain
+    /// whitespace, `/`, `?`, `#` or `@` (400 for each). `Ok(None)`: an HTTP/1.0 request without one.
+    pub fn host<'b>(&self, buf: &'b [u8]) -> Result<Option<&'b [u8]>, HttpError> {
+        let mut hosts = self
+            .headers
+            .iter()
+            .filter(|h| h.name.get(buf).eq_ignore_ascii_case(b"host"))
+            .map(|h| h.value.get(buf));
+        let host = hosts.next();
+        if hosts.next().is_some() {
+            return Err(HttpError::Malformed("more than one host field"));
+        }
+        match host {
+            None if self.minor_version >= 1 => Err(HttpError::Malformed("missing host field")),
+            None => Ok(None),
+            Some(value)
+                if value
+                    .iter()
+                    .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b',')) =>
+            {
+                Err(HttpError::Malformed("invalid host field"))
+            }
+            Some(value) => Ok(Some(value)),
+        }
+    }
+
     /// How the body is delimited, refusing every ambiguous shape (see the module header).
     pub fn body_framing(&self, buf: &[u8]) -> Result<RequestBody, HttpError> {
         let framing = scan_framing(&self.headers, buf)?;
