@@ -38,8 +38,8 @@ pub struct HeadWriter<'b> {
     new_target: Option<&'b [u8]>,
     remove: SmallVec<[&'b str; 8]>,
     remove_hop_by_hop: bool,
-    set: SmallVec<[(&'b str, &'b [u8]); 4]>,
-    add: SmallVec<[(&'b str, &'b [u8]); 4]>,
+    set: SmallVec<[(&'b str, &'b [u8]); 8]>,
+    add: SmallVec<[(&'b str, &'b [u8]); 8]>,
 }
 
 impl<'b> HeadWriter<'b> {
@@ -137,9 +137,18 @@ impl<'b> HeadWriter<'b> {
                 out.extend_from_slice(b"\r\n");
             }
         }
+        // Names listed in Connection, gathered once rather than per field.
+        let mut connection_listed: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        if self.remove_hop_by_hop {
+            for h in self.headers {
+                if h.name.get(buf).eq_ignore_ascii_case(b"connection") {
+                    connection_listed.extend(list_elements(h.value.get(buf)));
+                }
+            }
+        }
         for h in self.headers {
             let name = h.name.get(buf);
-            if self.is_dropped(name) {
+            if self.is_dropped(name, &connection_listed) {
                 continue;
             }
             write_field(out, name, h.value.get(buf));
@@ -152,7 +161,7 @@ impl<'b> HeadWriter<'b> {
         out.extend_from_slice(b"\r\n");
     }
 
-    fn is_dropped(&self, name: &[u8]) -> bool {
+    fn is_dropped(&self, name: &[u8], connection_listed: &[&[u8]]) -> bool {
         if self
             .remove
             .iter()
@@ -166,15 +175,9 @@ impl<'b> HeadWriter<'b> {
         }
         self.remove_hop_by_hop
             && (HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-                || self.listed_in_connection(name))
-    }
-
-    fn listed_in_connection(&self, name: &[u8]) -> bool {
-        self.headers
-            .iter()
-            .filter(|h| h.name.get(self.buf).eq_ignore_ascii_case(b"connection"))
-            .flat_map(|h| list_elements(h.value.get(self.buf)))
-            .any(|token| token.eq_ignore_ascii_case(name))
+                || connection_listed
+                    .iter()
+                    .any(|token| token.eq_ignore_ascii_case(name)))
     }
 
     /// An upper bound for the common case, so `out` grows once.
