@@ -90,10 +90,19 @@ fn build_mcpgate() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "-p", "mcpgate-core", "--bin", "mcpgate", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "mcpgate-core",
+            "--bin",
+            "mcpgate",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .current_dir(repo_root());
-    let finished = run_to_completion(build, Duration::from_secs(1800)).map_err(|e| format!("cargo build: {e}"))?;
+    let finished = run_to_completion(build, Duration::from_secs(1800))
+        .map_err(|e| format!("cargo build: {e}"))?;
     if !finished.status.is_some_and(|s| s.success()) || finished.timed_out {
         return Err(format!(
             "cargo build -p mcpgate-core failed ({:?}, timed out: {})\n{}",
@@ -104,7 +113,10 @@ fn build_mcpgate() -> Result<PathBuf, String> {
     if binary.is_file() {
         Ok(binary)
     } else {
-        Err(format!("cargo build succeeded but {} is missing", binary.display()))
+        Err(format!(
+            "cargo build succeeded but {} is missing",
+            binary.display()
+        ))
     }
 }
 
@@ -158,12 +170,24 @@ pub struct GatewaySpec {
 impl GatewaySpec {
     /// One API at `path` in front of `upstream`, from the command line.
     pub fn cli(upstream: impl Into<String>, path: impl Into<String>) -> Self {
-        Self { driver: None, workers: 2, upstream: upstream.into(), path: path.into(), config: None }
+        Self {
+            driver: None,
+            workers: 2,
+            upstream: upstream.into(),
+            path: path.into(),
+            config: None,
+        }
     }
 
     /// A config file (with `{listen}` and `{admin}` placeholders).
     pub fn config(toml: impl Into<String>) -> Self {
-        Self { driver: None, workers: 2, upstream: String::new(), path: String::new(), config: Some(toml.into()) }
+        Self {
+            driver: None,
+            workers: 2,
+            upstream: String::new(),
+            path: String::new(),
+            config: Some(toml.into()),
+        }
     }
 
     pub fn driver(mut self, driver: Driver) -> Self {
@@ -193,7 +217,9 @@ impl Gateway {
             command.arg("run");
             match &spec.config {
                 Some(template) => {
-                    let text = template.replace("{listen}", &addr.to_string()).replace("{admin}", &admin.to_string());
+                    let text = template
+                        .replace("{listen}", &addr.to_string())
+                        .replace("{admin}", &admin.to_string());
                     let file = scratch.0.join("mcpgate.toml");
                     if let Err(error) = std::fs::write(&file, text) {
                         panic!("cannot write {}: {error}", file.display());
@@ -211,13 +237,23 @@ impl Gateway {
                 command.args(["--driver", driver.flag()]);
             }
             command.env("RUST_BACKTRACE", "1").current_dir(&scratch.0);
-            let name = format!("mcpgate {addr} ({})", spec.driver.map_or("default driver", Driver::flag));
+            let name = format!(
+                "mcpgate {addr} ({})",
+                spec.driver.map_or("default driver", Driver::flag)
+            );
             let mut process = match ManagedChild::spawn(name, command) {
                 Ok(process) => process,
                 Err(error) => panic!("cannot run {}: {error}", binary.display()),
             };
             match wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
-                Ok(()) => return Self { process, addr, admin, _scratch: scratch },
+                Ok(()) => {
+                    return Self {
+                        process,
+                        addr,
+                        admin,
+                        _scratch: scratch,
+                    }
+                }
                 Err(error) => last_error = error,
             }
         }

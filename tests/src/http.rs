@@ -23,7 +23,10 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -38,12 +41,18 @@ impl RawResponse {
 
     /// The JSON-RPC messages in the body, whether it is `application/json` or an SSE stream.
     pub fn jsonrpc_messages(&self) -> Result<Vec<Value>, String> {
-        let content_type = self.header("content-type").unwrap_or("").to_ascii_lowercase();
+        let content_type = self
+            .header("content-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
             Ok(sse_data(&self.body_text())
                 .into_iter()
                 .filter(|data| !data.is_empty())
-                .map(|data| serde_json::from_str(&data).map_err(|e| format!("SSE data is not JSON ({e}): {data:?}")))
+                .map(|data| {
+                    serde_json::from_str(&data)
+                        .map_err(|e| format!("SSE data is not JSON ({e}): {data:?}"))
+                })
                 .collect::<Result<Vec<_>, _>>()?)
         } else {
             Ok(vec![self.json()?])
@@ -81,7 +90,13 @@ pub fn sse_data(stream: &str) -> Vec<String> {
 }
 
 /// Builds a request with `Host`, `Content-Length` (when there is a body) and `Connection: close`.
-pub fn build_request(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn build_request(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(name);
@@ -99,12 +114,22 @@ pub fn build_request(method: &str, path: &str, host: &str, headers: &[(&str, &st
 }
 
 /// Sends `request` as-is and reads one response.
-pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<RawResponse, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| format!("write to {addr}: {e}"))?;
+pub fn exchange(
+    addr: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<RawResponse, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request)
+        .map_err(|e| format!("write to {addr}: {e}"))?;
     let started = Instant::now();
     let mut response = read_response(&mut stream)?;
     response.elapsed = started.elapsed();
@@ -112,7 +137,12 @@ pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<R
 }
 
 /// POSTs a JSON body with the MCP headers a client sends, plus `extra` headers.
-pub fn post_mcp(addr: SocketAddr, path: &str, extra: &[(&str, &str)], body: &str) -> Result<RawResponse, String> {
+pub fn post_mcp(
+    addr: SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Result<RawResponse, String> {
     let mut headers = vec![("Content-Type", "application/json"), ("Accept", MCP_ACCEPT)];
     headers.extend_from_slice(extra);
     let request = build_request("POST", path, &addr.to_string(), &headers, body.as_bytes());
@@ -135,7 +165,9 @@ pub fn initialize_body(id: u64) -> String {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
@@ -145,7 +177,10 @@ fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String>
             buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
             Ok(n)
         }
-        Err(e) => Err(format!("read: {e} (got so far: {:?})", String::from_utf8_lossy(buf))),
+        Err(e) => Err(format!(
+            "read: {e} (got so far: {:?})",
+            String::from_utf8_lossy(buf)
+        )),
     }
 }
 
@@ -156,7 +191,10 @@ fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
             break pos + 4;
         }
         if read_more(stream, &mut buf)? == 0 {
-            return Err(format!("connection closed before a response head: {:?}", String::from_utf8_lossy(&buf)));
+            return Err(format!(
+                "connection closed before a response head: {:?}",
+                String::from_utf8_lossy(&buf)
+            ));
         }
     };
     let head = String::from_utf8_lossy(buf.get(..head_end).unwrap_or_default()).into_owned();
@@ -172,13 +210,20 @@ fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
         .collect();
-    let mut response = RawResponse { status, headers, body: Vec::new(), elapsed: Duration::ZERO };
+    let mut response = RawResponse {
+        status,
+        headers,
+        body: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
     let mut rest = buf.split_off(head_end);
     let bodyless = status < 200 || status == 204 || status == 304;
     let chunked = response
         .header("transfer-encoding")
         .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    let length = response.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let length = response
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
     if bodyless {
         return Ok(response);
     }
@@ -187,7 +232,10 @@ fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
     } else if let Some(length) = length {
         while rest.len() < length {
             if read_more(stream, &mut rest)? == 0 {
-                return Err(format!("connection closed after {} of {length} body bytes", rest.len()));
+                return Err(format!(
+                    "connection closed after {} of {length} body bytes",
+                    rest.len()
+                ));
             }
         }
         rest.truncate(length);
@@ -210,9 +258,11 @@ fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, Str
                 return Err("connection closed inside a chunk size line".into());
             }
         };
-        let size_line = String::from_utf8_lossy(buf.get(..line_end).unwrap_or_default()).into_owned();
+        let size_line =
+            String::from_utf8_lossy(buf.get(..line_end).unwrap_or_default()).into_owned();
         let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16).map_err(|e| format!("bad chunk size {size_line:?}: {e}"))?;
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|e| format!("bad chunk size {size_line:?}: {e}"))?;
         buf.drain(..line_end + 2);
         if size == 0 {
             return Ok(body);

@@ -24,7 +24,11 @@ pub fn closed_port_addr() -> SocketAddr {
 }
 
 /// Polls until `addr` accepts a TCP connection, failing early if `owner` exits.
-pub fn wait_for_listener(addr: SocketAddr, owner: &mut ManagedChild, timeout: Duration) -> Result<(), String> {
+pub fn wait_for_listener(
+    addr: SocketAddr,
+    owner: &mut ManagedChild,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = owner.exited() {
@@ -90,7 +94,12 @@ impl SilentUpstream {
                 }
             })
         };
-        Self { addr, stop, accepted, thread: Some(thread) }
+        Self {
+            addr,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

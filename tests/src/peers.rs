@@ -22,7 +22,10 @@ pub fn tests_dir() -> PathBuf {
 
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
-    tests_dir().parent().map(Path::to_path_buf).unwrap_or_else(tests_dir)
+    tests_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(tests_dir)
 }
 
 fn js_dir() -> PathBuf {
@@ -45,7 +48,11 @@ impl InstallLock {
         // SAFETY: flock(2) on a descriptor owned by `file`, which outlives the lock.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
-            return Err(format!("flock {}: {}", path.display(), std::io::Error::last_os_error()));
+            return Err(format!(
+                "flock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(Self { _file: file })
     }
@@ -60,7 +67,8 @@ fn installed_from(marker: &Path, lockfile: &Path) -> bool {
 }
 
 fn run_install_step(what: &str, command: Command) -> Result<(), String> {
-    let finished = run_to_completion(command, Duration::from_secs(600)).map_err(|e| format!("{what}: {e}"))?;
+    let finished =
+        run_to_completion(command, Duration::from_secs(600)).map_err(|e| format!("{what}: {e}"))?;
     match finished.status {
         Some(status) if status.success() && !finished.timed_out => Ok(()),
         status => Err(format!(
@@ -79,7 +87,8 @@ fn install_js() -> Result<(), String> {
         return Ok(());
     }
     let mut npm = Command::new("npm");
-    npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
+    npm.args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir);
     run_install_step("npm ci in tests/js", npm)?;
     std::fs::copy(&lockfile, &marker).map_err(|e| format!("write {}: {e}", marker.display()))?;
     Ok(())
@@ -101,8 +110,12 @@ fn install_py() -> Result<(), String> {
         run_install_step("python3 -m venv tests/py/.venv", create)?;
     }
     let mut pip = Command::new(venv.join("bin").join("python"));
-    pip.args(["-m", "pip", "install", "--quiet", "--require-hashes", "-r"]).arg(&lockfile);
-    run_install_step("pip install --require-hashes -r tests/py/requirements.lock", pip)?;
+    pip.args(["-m", "pip", "install", "--quiet", "--require-hashes", "-r"])
+        .arg(&lockfile);
+    run_install_step(
+        "pip install --require-hashes -r tests/py/requirements.lock",
+        pip,
+    )?;
     std::fs::copy(&lockfile, &marker).map_err(|e| format!("write {}: {e}", marker.display()))?;
     Ok(())
 }
@@ -133,8 +146,8 @@ impl ServerEverything {
     /// Starts it on a free loopback port and waits until the port accepts.
     pub fn start() -> Self {
         ensure_js_installed();
-        let entry = js_dir()
-            .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        let entry =
+            js_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
         let mut last_error = String::new();
         // A port picked as free can be taken by a parallel test before node binds it; then node
         // exits with EADDRINUSE and we try another.
@@ -142,8 +155,12 @@ impl ServerEverything {
             let port = free_port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut node = Command::new("node");
-            node.arg(&entry).arg("streamableHttp").env("PORT", port.to_string()).current_dir(js_dir());
-            let mut process = match ManagedChild::spawn(format!("server-everything :{port}"), node) {
+            node.arg(&entry)
+                .arg("streamableHttp")
+                .env("PORT", port.to_string())
+                .current_dir(js_dir());
+            let mut process = match ManagedChild::spawn(format!("server-everything :{port}"), node)
+            {
                 Ok(process) => process,
                 Err(error) => panic!("cannot run node (is Node.js installed?): {error}"),
             };
@@ -188,7 +205,10 @@ impl Sdk {
             Sdk::TypeScript => {
                 ensure_js_installed();
                 let mut node = Command::new("node");
-                node.arg(js_dir().join("client.mjs")).arg(url).arg(scenario).current_dir(js_dir());
+                node.arg(js_dir().join("client.mjs"))
+                    .arg(url)
+                    .arg(scenario)
+                    .current_dir(js_dir());
                 node
             }
             Sdk::Python => {
@@ -213,7 +233,11 @@ pub fn run_client(sdk: Sdk, url: &str, scenario: &str) -> Value {
         Ok(finished) => finished,
         Err(error) => panic!("cannot start the {sdk:?} client driver: {error}"),
     };
-    let last_line = finished.stdout.lines().rev().find(|line| line.trim_start().starts_with('{'));
+    let last_line = finished
+        .stdout
+        .lines()
+        .rev()
+        .find(|line| line.trim_start().starts_with('{'));
     let parsed: Option<Value> = last_line.and_then(|line| serde_json::from_str(line).ok());
     let succeeded = finished.status.is_some_and(|s| s.success()) && !finished.timed_out;
     match parsed {

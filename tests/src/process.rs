@@ -15,7 +15,10 @@ pub struct OutputLog(Arc<Mutex<String>>);
 
 impl OutputLog {
     fn push_line(&self, stream: &str, line: &str) {
-        let mut log = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut log = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         log.push_str(stream);
         log.push_str(line);
         if !line.ends_with('\n') {
@@ -25,7 +28,10 @@ impl OutputLog {
 
     /// Everything captured so far.
     pub fn snapshot(&self) -> String {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 
@@ -46,7 +52,11 @@ fn isolate(command: &mut Command) {
     }
 }
 
-fn pump<R: Read + Send + 'static>(reader: R, stream: &'static str, log: OutputLog) -> JoinHandle<()> {
+fn pump<R: Read + Send + 'static>(
+    reader: R,
+    stream: &'static str,
+    log: OutputLog,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(reader);
         let mut line = String::new();
@@ -72,7 +82,10 @@ impl ManagedChild {
     /// Spawns `command` with stdout and stderr captured into the child's log.
     pub fn spawn(name: impl Into<String>, mut command: Command) -> std::io::Result<Self> {
         isolate(&mut command);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn()?;
         let log = OutputLog::default();
         let mut pumps = Vec::new();
@@ -82,7 +95,12 @@ impl ManagedChild {
         if let Some(err) = child.stderr.take() {
             pumps.push(pump(err, "err| ", log.clone()));
         }
-        Ok(Self { name: name.into(), child, log, pumps })
+        Ok(Self {
+            name: name.into(),
+            child,
+            log,
+            pumps,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -170,7 +188,10 @@ pub struct Finished {
 /// `timed_out` is set, so a hung client fails its test instead of hanging the suite.
 pub fn run_to_completion(mut command: Command, timeout: Duration) -> std::io::Result<Finished> {
     isolate(&mut command);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let out_log = OutputLog::default();
     let err_log = OutputLog::default();
@@ -209,5 +230,10 @@ pub fn run_to_completion(mut command: Command, timeout: Duration) -> std::io::Re
     for pump in pumps {
         let _ = pump.join();
     }
-    Ok(Finished { status, stdout: out_log.snapshot(), stderr: err_log.snapshot(), timed_out })
+    Ok(Finished {
+        status,
+        stdout: out_log.snapshot(),
+        stderr: err_log.snapshot(),
+        timed_out,
+    })
 }

@@ -24,18 +24,32 @@ pub enum Route {
 pub fn run_scenario(sdk: Sdk, route: Route, scenario: &str) {
     if let Route::Through(driver) = route {
         if let Err(reason) = driver.available() {
-            eprintln!("SKIPPED {sdk:?}/{scenario} on --driver {}: {reason}", driver.flag());
+            eprintln!(
+                "SKIPPED {sdk:?}/{scenario} on --driver {}: {reason}",
+                driver.flag()
+            );
             return;
         }
     }
     let server = ServerEverything::start();
     let gateway = match route {
         Route::Direct => None,
-        Route::Through(driver) => Some(Gateway::start(&GatewaySpec::cli(server.upstream_url(), API_PATH).driver(driver))),
+        Route::Through(driver) => Some(Gateway::start(
+            &GatewaySpec::cli(server.upstream_url(), API_PATH).driver(driver),
+        )),
     };
-    let url = gateway.as_ref().map_or_else(|| server.mcp_url(), |g| g.url(API_PATH));
+    let url = gateway
+        .as_ref()
+        .map_or_else(|| server.mcp_url(), |g| g.url(API_PATH));
     let observed = run_client(sdk, &url, scenario);
-    check(scenario, &Observed { sdk, route, value: &observed });
+    check(
+        scenario,
+        &Observed {
+            sdk,
+            route,
+            value: &observed,
+        },
+    );
 }
 
 /// A client's observations, with enough context to make a failure message self-explanatory.
@@ -51,7 +65,10 @@ impl Observed<'_> {
             "{:?} client via {:?}, scenario {}: {what}\nobservations: {}",
             self.sdk,
             self.route,
-            self.value.get("scenario").and_then(Value::as_str).unwrap_or("?"),
+            self.value
+                .get("scenario")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
             serde_json::to_string_pretty(self.value).unwrap_or_default()
         )
     }
@@ -125,14 +142,29 @@ pub fn check(scenario: &str, o: &Observed<'_>) {
 }
 
 fn check_initialize(o: &Observed<'_>) {
-    o.ensure(o.str("serverName") == "mcp-servers/everything", "serverInfo.name is not server-everything's");
-    o.ensure(o.str("protocolVersion") == "2025-11-25", "negotiated protocol version is not 2025-11-25");
-    o.ensure(o.bool("sessionIdPresent"), "no Mcp-Session-Id reached the client");
+    o.ensure(
+        o.str("serverName") == "mcp-servers/everything",
+        "serverInfo.name is not server-everything's",
+    );
+    o.ensure(
+        o.str("protocolVersion") == "2025-11-25",
+        "negotiated protocol version is not 2025-11-25",
+    );
+    o.ensure(
+        o.bool("sessionIdPresent"),
+        "no Mcp-Session-Id reached the client",
+    );
     let caps = o.strings("capabilities");
     for wanted in ["tools", "resources", "prompts", "logging"] {
-        o.ensure(caps.contains(&wanted), &format!("server capability `{wanted}` missing"));
+        o.ensure(
+            caps.contains(&wanted),
+            &format!("server capability `{wanted}` missing"),
+        );
     }
-    o.ensure(o.f64("instructionsLength") > 100.0, "the server's instructions were lost");
+    o.ensure(
+        o.f64("instructionsLength") > 100.0,
+        "the server's instructions were lost",
+    );
 }
 
 fn check_tools_list(o: &Observed<'_>) {
@@ -146,21 +178,36 @@ fn check_tools_list(o: &Observed<'_>) {
         "trigger-elicitation-request",
         "get-roots-list",
     ] {
-        o.ensure(names.contains(&wanted), &format!("tool `{wanted}` missing from tools/list"));
+        o.ensure(
+            names.contains(&wanted),
+            &format!("tool `{wanted}` missing from tools/list"),
+        );
     }
-    o.ensure(names.len() >= 15, "tools/list is shorter than server-everything's");
+    o.ensure(
+        names.len() >= 15,
+        "tools/list is shorter than server-everything's",
+    );
 }
 
 fn check_tools_call(o: &Observed<'_>) {
-    o.ensure(o.str("echoText") == "Echo: hello through mcpgate", "echo did not echo the message");
+    o.ensure(
+        o.str("echoText") == "Echo: hello through mcpgate",
+        "echo did not echo the message",
+    );
     o.ensure(!o.bool("echoIsError"), "echo returned isError");
-    o.ensure(o.str("sumText").contains("42"), "get-sum of 19 and 23 did not say 42");
+    o.ensure(
+        o.str("sumText").contains("42"),
+        "get-sum of 19 and 23 did not say 42",
+    );
 }
 
 fn check_resources(o: &Observed<'_>) {
     let uris = o.strings("resourceUris");
     o.ensure(!uris.is_empty(), "resources/list is empty");
-    o.ensure(o.f64("resourceCount") as usize == uris.len(), "resource count and URIs disagree");
+    o.ensure(
+        o.f64("resourceCount") as usize == uris.len(),
+        "resource count and URIs disagree",
+    );
     let templates = o.strings("templateUris");
     o.ensure(
         templates.contains(&"demo://resource/dynamic/text/{resourceId}"),
@@ -168,46 +215,91 @@ fn check_resources(o: &Observed<'_>) {
     );
     let first_uri = o.str("firstUri");
     let read_first = o.array("readFirst");
-    o.ensure(read_first.len() == 1, "resources/read of the first resource did not return one content");
     o.ensure(
-        read_first.first().and_then(|c| c.get("uri")).and_then(Value::as_str) == Some(first_uri),
+        read_first.len() == 1,
+        "resources/read of the first resource did not return one content",
+    );
+    o.ensure(
+        read_first
+            .first()
+            .and_then(|c| c.get("uri"))
+            .and_then(Value::as_str)
+            == Some(first_uri),
         "resources/read returned another resource",
     );
     o.ensure(
-        read_first.first().and_then(|c| num(c, "textLength")).is_some_and(|n| n > 0.0),
+        read_first
+            .first()
+            .and_then(|c| num(c, "textLength"))
+            .is_some_and(|n| n > 0.0),
         "the first resource's text is empty",
     );
     let templated = o.array("readTemplated");
     o.ensure(
-        templated.first().and_then(|c| c.get("uri")).and_then(Value::as_str) == Some("demo://resource/dynamic/text/7"),
+        templated
+            .first()
+            .and_then(|c| c.get("uri"))
+            .and_then(Value::as_str)
+            == Some("demo://resource/dynamic/text/7"),
         "reading a templated URI returned another resource",
     );
-    o.ensure(o.str("templatedText").starts_with("Resource 7:"), "templated resource text is wrong");
+    o.ensure(
+        o.str("templatedText").starts_with("Resource 7:"),
+        "templated resource text is wrong",
+    );
 }
 
 fn check_prompts(o: &Observed<'_>) {
     let names = o.strings("promptNames");
     for wanted in ["simple-prompt", "args-prompt"] {
-        o.ensure(names.contains(&wanted), &format!("prompt `{wanted}` missing from prompts/list"));
+        o.ensure(
+            names.contains(&wanted),
+            &format!("prompt `{wanted}` missing from prompts/list"),
+        );
     }
-    o.ensure(o.str("simpleText") == "This is a simple prompt without arguments.", "prompts/get simple-prompt");
-    o.ensure(o.str("argsText") == "What's weather in Oslo, Viken?", "prompts/get args-prompt lost its arguments");
+    o.ensure(
+        o.str("simpleText") == "This is a simple prompt without arguments.",
+        "prompts/get simple-prompt",
+    );
+    o.ensure(
+        o.str("argsText") == "What's weather in Oslo, Viken?",
+        "prompts/get args-prompt lost its arguments",
+    );
 }
 
 fn check_progress(o: &Observed<'_>) {
     let progress = o.array("progress");
     let result_at = o.f64("resultAtMs");
     let step = o.f64("stepIntervalMs");
-    o.ensure(o.str("resultText").contains("Long running operation completed"), "the tool did not complete");
-    o.ensure(progress.len() == 4, "expected exactly 4 progress notifications (steps: 4)");
+    o.ensure(
+        o.str("resultText")
+            .contains("Long running operation completed"),
+        "the tool did not complete",
+    );
+    o.ensure(
+        progress.len() == 4,
+        "expected exactly 4 progress notifications (steps: 4)",
+    );
     let mut previous_at = f64::MIN;
     for (index, event) in progress.iter().enumerate() {
         let expected = (index + 1) as f64;
-        o.ensure(num(event, "progress") == Some(expected), &format!("progress #{index} is not {expected}"));
-        o.ensure(num(event, "total") == Some(4.0), &format!("progress #{index} lost its total"));
+        o.ensure(
+            num(event, "progress") == Some(expected),
+            &format!("progress #{index} is not {expected}"),
+        );
+        o.ensure(
+            num(event, "total") == Some(4.0),
+            &format!("progress #{index} lost its total"),
+        );
         let at = num(event, "atMs").unwrap_or(f64::MAX);
-        o.ensure(at > previous_at, "progress notifications arrived out of order");
-        o.ensure(at <= result_at, &format!("progress #{index} arrived after the result"));
+        o.ensure(
+            at > previous_at,
+            "progress notifications arrived out of order",
+        );
+        o.ensure(
+            at <= result_at,
+            &format!("progress #{index} arrived after the result"),
+        );
         previous_at = at;
     }
     // The server sends progress k at k*step and the result right after the last one. Relayed as
@@ -217,52 +309,95 @@ fn check_progress(o: &Observed<'_>) {
         let lead = result_at - num(event, "atMs").unwrap_or(result_at);
         o.ensure(
             lead >= step * 0.5,
-            &format!("progress #{index} reached the client only {lead} ms before the result (buffered?)"),
+            &format!(
+                "progress #{index} reached the client only {lead} ms before the result (buffered?)"
+            ),
         );
     }
     let first = progress.first().and_then(|e| num(e, "atMs")).unwrap_or(0.0);
     let last = progress.last().and_then(|e| num(e, "atMs")).unwrap_or(0.0);
     o.ensure(
         last - first >= step * 1.5,
-        &format!("progress spread over only {} ms, expected ~{} ms", last - first, step * 3.0),
+        &format!(
+            "progress spread over only {} ms, expected ~{} ms",
+            last - first,
+            step * 3.0
+        ),
     );
 }
 
 fn check_sampling(o: &Observed<'_>) {
     let requests = o.array("samplingRequests");
-    o.ensure(requests.len() == 1, "the client's sampling handler was not called exactly once");
-    let request = requests.first().unwrap_or(&Value::Null);
-    o.ensure(num(request, "maxTokens") == Some(77.0), "sampling/createMessage lost maxTokens");
     o.ensure(
-        request.get("firstMessageText").and_then(Value::as_str).is_some_and(|t| t.contains("what is a gateway?")),
+        requests.len() == 1,
+        "the client's sampling handler was not called exactly once",
+    );
+    let request = requests.first().unwrap_or(&Value::Null);
+    o.ensure(
+        num(request, "maxTokens") == Some(77.0),
+        "sampling/createMessage lost maxTokens",
+    );
+    o.ensure(
+        request
+            .get("firstMessageText")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.contains("what is a gateway?")),
         "sampling/createMessage lost the prompt",
     );
     let text = o.str("resultText");
-    o.ensure(text.contains(o.str("model")), "the tool result does not carry the client's sampling answer");
-    o.ensure(text.contains("sampled answer to:"), "the client's sampled text did not reach the server");
+    o.ensure(
+        text.contains(o.str("model")),
+        "the tool result does not carry the client's sampling answer",
+    );
+    o.ensure(
+        text.contains("sampled answer to:"),
+        "the client's sampled text did not reach the server",
+    );
 }
 
 fn check_elicitation(o: &Observed<'_>) {
     let requests = o.array("elicitationRequests");
-    o.ensure(requests.len() == 1, "the client's elicitation handler was not called exactly once");
-    let required = requests.first().and_then(|r| r.get("requiredFields")).cloned().unwrap_or(Value::Null);
-    o.ensure(required == serde_json::json!(["name"]), "elicitation/create lost its requestedSchema");
+    o.ensure(
+        requests.len() == 1,
+        "the client's elicitation handler was not called exactly once",
+    );
+    let required = requests
+        .first()
+        .and_then(|r| r.get("requiredFields"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    o.ensure(
+        required == serde_json::json!(["name"]),
+        "elicitation/create lost its requestedSchema",
+    );
     let text = o.str("resultText");
     o.ensure(
         text.contains(&format!("- Name: {}", o.str("elicitedName"))),
         "the client's elicitation answer did not reach the server",
     );
-    o.ensure(text.contains("\"action\": \"accept\""), "the server did not see an accepted elicitation");
+    o.ensure(
+        text.contains("\"action\": \"accept\""),
+        "the server did not see an accepted elicitation",
+    );
 }
 
 fn check_roots(o: &Observed<'_>) {
-    o.ensure(o.bool("rootsRequestArrived"), "roots/list never reached the client");
+    o.ensure(
+        o.bool("rootsRequestArrived"),
+        "roots/list never reached the client",
+    );
     let requests = o.array("rootsRequests");
     o.ensure(
-        requests.first().and_then(|r| num(r, "clientRequestsInFlight")) == Some(0.0),
+        requests
+            .first()
+            .and_then(|r| num(r, "clientRequestsInFlight"))
+            == Some(0.0),
         "roots/list arrived while a request of ours was open, so not (only) on the GET stream",
     );
-    o.ensure(o.bool("rootsUpdatedLogged"), "the server's log notification about our roots never arrived");
+    o.ensure(
+        o.bool("rootsUpdatedLogged"),
+        "the server's log notification about our roots never arrived",
+    );
     o.ensure(
         o.str("rootsToolText").contains(o.str("rootUri")),
         "get-roots-list does not show the root the client answered with",
@@ -270,22 +405,37 @@ fn check_roots(o: &Observed<'_>) {
 }
 
 fn check_ping(o: &Observed<'_>) {
-    o.ensure(o.get("pingResult") == &serde_json::json!({}), "ping did not return an empty result");
+    o.ensure(
+        o.get("pingResult") == &serde_json::json!({}),
+        "ping did not return an empty result",
+    );
 }
 
 fn check_terminate(o: &Observed<'_>) {
     o.ensure(o.bool("sessionIdPresent"), "no session to terminate");
-    o.ensure(o.get("pingBeforeTerminate") == &serde_json::json!({}), "the session did not work before DELETE");
+    o.ensure(
+        o.get("pingBeforeTerminate") == &serde_json::json!({}),
+        "the session did not work before DELETE",
+    );
     if let Some(after) = o.value.get("sessionIdAfterTerminate") {
-        o.ensure(after.is_null(), "the SDK still holds the session id after DELETE");
+        o.ensure(
+            after.is_null(),
+            "the SDK still holds the session id after DELETE",
+        );
     }
     // The spec says 404 for a terminated session; server-everything drops the session from its
     // map on DELETE and then answers any unknown id with 400 + JSON-RPC -32000. Either way the
     // old id must be refused with a JSON-RPC error, never served.
     let status = o.f64("followUpStatus") as u16;
-    o.ensure(status == 400 || status == 404, &format!("the terminated session was answered with {status}"));
+    o.ensure(
+        status == 400 || status == 404,
+        &format!("the terminated session was answered with {status}"),
+    );
     let body: Value = serde_json::from_str(o.str("followUpBody")).unwrap_or(Value::Null);
-    o.ensure(body.get("error").is_some() && body.get("result").is_none(), "the refusal is not a JSON-RPC error");
+    o.ensure(
+        body.get("error").is_some() && body.get("result").is_none(),
+        "the refusal is not a JSON-RPC error",
+    );
 }
 
 /// Generates one `#[test]` per scenario for one SDK and one route.
