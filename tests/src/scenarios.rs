@@ -24,9 +24,9 @@ pub enum Route {
 pub fn run_scenario(sdk: Sdk, route: Route, scenario: &str) {
     if let Route::Through(driver) = route {
         if let Err(reason) = driver.available() {
-            eprintln!(
-                "SKIPPED {sdk:?}/{scenario} on --driver {}: {reason}",
-                driver.flag()
+            crate::record_skip(
+                &format!("{sdk:?}/{scenario} on --driver {}", driver.flag()),
+                &reason,
             );
             return;
         }
