@@ -185,7 +185,8 @@ impl RequestHead {
         self.target.get(buf)
     }
 
-    /// The target up to (not including) the first `?`.
+    /// The target up to (not including) the first `?`. For an absolute-form target
+    /// (`http://host/p?q`) that includes scheme and authority: routing should compare origin-form.
     pub fn path<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         let target = self.target(buf);
         match memchr::memchr(b'?', target) {
