@@ -1,1 +1,19 @@
-//! mcpgate-core: the engine (monoio workers, routing, pipeline, upstream pools, config, admin).
+//! mcpgate-core: the engine (monoio workers, routing, pipeline, upstream pools, config, admin) and
+//! the pieces of the `mcpgate` binary that are worth testing without starting it.
+//!
+//! - [`config`]: TOML → validated immutable snapshot.
+//! - [`route`]: entrypoint matching and request-target rewriting.
+//! - [`errors`]: every failure the gateway answers itself, mapped to a status and a JSON-RPC error.
+//! - [`headers`]: the request/response head rewrites of a proxy hop.
+//! - [`pipeline`]: the named request phases over a per-request context.
+//! - [`engine`]: workers, listeners, the connection loop, upstream pools, signals, admin.
+
+pub mod log;
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod errors;
+pub mod headers;
+pub mod pipeline;
+pub mod route;

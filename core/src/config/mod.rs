@@ -1,0 +1,514 @@
+//! Configuration: load a TOML file (or the embedded default), validate it, and produce the immutable
+//! runtime snapshot the workers read. Every error names the file, the line and column when the
+//! parser knows them, and the field (`api[1].upstream: ...`).
+//!
+//! A snapshot is never mutated: a reload builds a new [`Config`] and swaps an `Arc` (see
+//! `crate::engine::shared`).
+
+mod user;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use user::UserConfig;
+use user::{UserApi, UserGateway};
+
+/// The configuration used when `mcpgate run` gets no `--config`.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// Which monoio driver the workers run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring where the kernel allows it, epoll otherwise (monoio's `FusionDriver`).
+    Auto,
+    /// io_uring only; startup fails where it is unavailable.
+    Uring,
+    /// epoll only (monoio's `LegacyDriver`).
+    Epoll,
+}
+
+impl Driver {
+    pub fn parse(s: &str) -> Option<Driver> {
+        match s {
+            "auto" => Some(Driver::Auto),
+            "uring" | "io_uring" => Some(Driver::Uring),
+            "epoll" | "legacy" => Some(Driver::Epoll),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_head_bytes: usize,
+    pub max_body_bytes: usize,
+    /// Across the gateway; each worker enforces its share (rounded up).
+    pub max_connections: usize,
+    /// Idle keep-alive connections kept per upstream address, per worker.
+    pub upstream_pool_idle: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub client_header: Duration,
+    pub client_body: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response_head: Duration,
+    pub upstream_idle: Duration,
+    pub sse_idle: Duration,
+    pub keepalive_idle: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub driver: Driver,
+    pub pin_cpus: bool,
+    pub admin: Option<SocketAddr>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+/// An `http://` upstream MCP endpoint, resolved at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The URL as configured (for logs).
+    pub url: String,
+    pub addr: SocketAddr,
+    /// Value of the `Host` header sent upstream (`host[:port]` as written in the URL).
+    pub host_header: String,
+    /// Path of the MCP endpoint on the upstream, starts with `/`, no query.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    pub name: String,
+    /// Entrypoint prefix, starts with `/`, no trailing `/` (except the root itself).
+    pub path: String,
+    pub upstream: Upstream,
+    pub public_url: Option<String>,
+}
+
+/// The validated, immutable runtime configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub gateway: Gateway,
+    pub apis: Vec<Api>,
+    /// Where it came from (`<embedded default>` or the file path), for messages.
+    pub source: String,
+}
+
+/// Command-line settings that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub admin: Option<String>,
+    pub workers: Option<usize>,
+    pub driver: Option<String>,
+    /// With `path`: replaces the file's APIs by this one.
+    pub upstream: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A syntax or shape error found by the TOML parser.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value that parsed but is not acceptable. `location` is `FILE:LINE:COL` when known.
+    #[error("{location}: {field}: {message}")]
+    Invalid {
+        location: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load_str(&text, &path.display().to_string(), overrides)
+}
+
+/// Validates the embedded default configuration with the command-line overrides applied.
+pub fn load_default(overrides: &Overrides) -> Result<Config, ConfigError> {
+    load_str(DEFAULT_TOML, "<embedded default>", overrides)
+}
+
+/// Parses and validates `text`; `source` names it in errors.
+pub fn load_str(text: &str, source: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let user: UserConfig = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|span| line_col(text, span.start))
+            .unwrap_or((1, 1));
+        ConfigError::Parse {
+            path: source.to_string(),
+            line,
+            column,
+            message: e.message().trim_end().to_string(),
+        }
+    })?;
+    Validator { text, source }.config(user, overrides)
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` (an integer and a unit).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// Splits `http://host[:port][/path]` into an [`Upstream`], resolving the host.
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let rest = match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
+        _ if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") => {
+            return Err("only http:// is supported (TLS to upstreams is not implemented yet)".into())
+        }
+        _ => return Err("only http:// is supported".into()),
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if path.contains(['?', '#']) {
+        return Err("a query string or fragment is not supported in an upstream URL".into());
+    }
+    if authority.is_empty() {
+        return Err("missing host".into());
+    }
+    if authority.contains('@') {
+        return Err("credentials in the URL are not supported".into());
+    }
+    let (host, port) = split_host_port(authority)?;
+    let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (lookup_host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
+    let path = if path.is_empty() { "/" } else { path };
+    Ok(Upstream {
+        url: url.to_string(),
+        addr,
+        host_header: authority.to_string(),
+        path: path.to_string(),
+    })
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
+    let (host, port) = if authority.starts_with('[') {
+        match authority.find(']') {
+            Some(end) => {
+                let host = &authority[..=end];
+                match &authority[end + 1..] {
+                    "" => (host, None),
+                    p => match p.strip_prefix(':') {
+                        Some(p) => (host, Some(p)),
+                        None => return Err("malformed IPv6 authority".into()),
+                    },
+                }
+            }
+            None => return Err("malformed IPv6 authority".into()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p.parse().map_err(|_| format!("bad port `{p}`"))?,
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    Ok((host, port))
+}
+
+/// Normalizes an entrypoint path: must start with `/`, no query, no trailing `/` (except `/`).
+pub fn normalize_entry_path(p: &str) -> Result<String, String> {
+    if !p.starts_with('/') {
+        return Err("must start with `/`".into());
+    }
+    if p.contains(['?', '#']) || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("must be a plain path (no query, fragment, spaces or control characters)".into());
+    }
+    let trimmed = p.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .map_err(|_| format!("`{s}` is not an IP:PORT address"))
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    source: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, span: Option<Range<usize>>, field: &str, message: impl Into<String>) -> ConfigError {
+        let location = match span {
+            Some(span) => {
+                let (line, column) = line_col(self.text, span.start);
+                format!("{}:{line}:{column}", self.source)
+            }
+            None => self.source.to_string(),
+        };
+        ConfigError::Invalid {
+            location,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn config(&self, user: UserConfig, ov: &Overrides) -> Result<Config, ConfigError> {
+        let gateway = self.gateway(user.gateway, ov)?;
+        let apis = match (&ov.upstream, &ov.path) {
+            (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
+            (None, Some(_)) => {
+                return Err(self.invalid(None, "--path", "needs --upstream (they define one API together)"))
+            }
+            (None, None) => {
+                let mut apis = Vec::with_capacity(user.api.len());
+                for (i, api) in user.api.into_iter().enumerate() {
+                    apis.push(self.api(i, api)?);
+                }
+                apis
+            }
+        };
+        if apis.is_empty() {
+            return Err(self.invalid(None, "api", "no [[api]] is defined; the gateway would answer 404 to everything"));
+        }
+        for (i, api) in apis.iter().enumerate() {
+            if let Some(j) = apis[..i].iter().position(|a| a.path == api.path) {
+                return Err(self.invalid(
+                    None,
+                    &format!("api[{i}].path"),
+                    format!("`{}` is already the path of api[{j}]", api.path),
+                ));
+            }
+        }
+        Ok(Config {
+            gateway,
+            apis,
+            source: self.source.to_string(),
+        })
+    }
+
+    fn command_line_api(&self, upstream: &str, path: Option<&str>) -> Result<Api, ConfigError> {
+        let path = normalize_entry_path(path.unwrap_or("/mcp-proxy"))
+            .map_err(|m| self.invalid(None, "--path", m))?;
+        let upstream = parse_upstream(upstream).map_err(|m| self.invalid(None, "--upstream", m))?;
+        Ok(Api {
+            name: "cli".into(),
+            path,
+            upstream,
+            public_url: None,
+        })
+    }
+
+    fn api(&self, i: usize, api: UserApi) -> Result<Api, ConfigError> {
+        let field = |name: &str| format!("api[{i}].{name}");
+        if let Some(plan) = &api.plan {
+            return Err(self.invalid(
+                Some(plan.span()),
+                &field("plan"),
+                "plans (API key, JWT, OAuth2) are not implemented in this version; every API is keyless. Remove the table",
+            ));
+        }
+        if let Some(acl) = &api.acl {
+            return Err(self.invalid(
+                Some(acl.span()),
+                &field("acl"),
+                "the MCP ACL is not implemented in this version; remove the table rather than run unprotected",
+            ));
+        }
+        let path = normalize_entry_path(api.path.get_ref())
+            .map_err(|m| self.invalid(Some(api.path.span()), &field("path"), m))?;
+        let upstream = parse_upstream(api.upstream.get_ref())
+            .map_err(|m| self.invalid(Some(api.upstream.span()), &field("upstream"), m))?;
+        let public_url = match api.public_url {
+            Some(u) => {
+                let s = u.get_ref();
+                if !(s.starts_with("http://") || s.starts_with("https://")) {
+                    return Err(self.invalid(Some(u.span()), &field("public_url"), "must be an http:// or https:// URL"));
+                }
+                Some(s.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        let name = match api.name {
+            Some(n) if n.get_ref().is_empty() => {
+                return Err(self.invalid(Some(n.span()), &field("name"), "must not be empty"))
+            }
+            Some(n) => n.into_inner(),
+            None => path.clone(),
+        };
+        Ok(Api {
+            name,
+            path,
+            upstream,
+            public_url,
+        })
+    }
+
+    fn duration(&self, value: Option<toml::Spanned<String>>, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) => match parse_duration(v.get_ref()) {
+                Some(d) if !d.is_zero() => Ok(d),
+                _ => Err(self.invalid(
+                    Some(v.span()),
+                    &format!("gateway.timeouts.{name}"),
+                    format!("`{}` is not a positive duration like \"250ms\", \"10s\", \"5m\"", v.get_ref()),
+                )),
+            },
+        }
+    }
+
+    fn gateway(&self, g: UserGateway, ov: &Overrides) -> Result<Gateway, ConfigError> {
+        let listen = match (&ov.listen, &g.listen) {
+            (Some(l), _) => parse_addr(l).map_err(|m| self.invalid(None, "--listen", m))?,
+            (None, Some(l)) => parse_addr(l.get_ref())
+                .map_err(|m| self.invalid(Some(l.span()), "gateway.listen", m))?,
+            (None, None) => parse_addr("127.0.0.1:8080").map_err(|m| self.invalid(None, "gateway.listen", m))?,
+        };
+        let admin = match (&ov.admin, &g.admin) {
+            (Some(a), _) if a.is_empty() || a == "off" => None,
+            (Some(a), _) => Some(parse_addr(a).map_err(|m| self.invalid(None, "--admin", m))?),
+            (None, Some(a)) if a.get_ref().is_empty() => None,
+            (None, Some(a)) => Some(
+                parse_addr(a.get_ref()).map_err(|m| self.invalid(Some(a.span()), "gateway.admin", m))?,
+            ),
+            (None, None) => None,
+        };
+        let workers = match ov.workers.or(g.workers) {
+            None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(n) if n > 1024 => return Err(self.invalid(None, "gateway.workers", "at most 1024")),
+            Some(n) => n,
+        };
+        let driver = match (&ov.driver, &g.driver) {
+            (Some(d), _) => Driver::parse(d).ok_or_else(|| self.invalid(None, "--driver", "expected auto, uring or epoll"))?,
+            (None, Some(d)) => Driver::parse(d.get_ref())
+                .ok_or_else(|| self.invalid(Some(d.span()), "gateway.driver", "expected \"auto\", \"uring\" or \"epoll\""))?,
+            (None, None) => Driver::Auto,
+        };
+        let l = g.limits;
+        let positive = |v: Option<usize>, name: &str, default: usize| -> Result<usize, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(0) => Err(self.invalid(None, &format!("gateway.limits.{name}"), "must be positive")),
+                Some(n) => Ok(n),
+            }
+        };
+        let limits = Limits {
+            max_head_bytes: positive(l.max_head_bytes, "max_head_bytes", mcpgate_codec::limits::MAX_HEAD_BYTES)?,
+            max_body_bytes: positive(l.max_body_bytes, "max_body_bytes", mcpgate_codec::limits::DEFAULT_MAX_BODY_BYTES)?,
+            max_connections: positive(l.max_connections, "max_connections", 10_000)?,
+            upstream_pool_idle: l.upstream_pool_idle.unwrap_or(64),
+        };
+        if limits.max_head_bytes > mcpgate_codec::limits::MAX_HEAD_BYTES {
+            return Err(self.invalid(
+                None,
+                "gateway.limits.max_head_bytes",
+                format!("at most {} (the codec's limit)", mcpgate_codec::limits::MAX_HEAD_BYTES),
+            ));
+        }
+        let t = g.timeouts;
+        let timeouts = Timeouts {
+            client_header: self.duration(t.client_header, "client_header", Duration::from_secs(10))?,
+            client_body: self.duration(t.client_body, "client_body", Duration::from_secs(30))?,
+            upstream_connect: self.duration(t.upstream_connect, "upstream_connect", Duration::from_secs(5))?,
+            upstream_response_head: self.duration(
+                t.upstream_response_head,
+                "upstream_response_head",
+                Duration::from_secs(120),
+            )?,
+            upstream_idle: self.duration(t.upstream_idle, "upstream_idle", Duration::from_secs(30))?,
+            sse_idle: self.duration(t.sse_idle, "sse_idle", Duration::from_secs(300))?,
+            keepalive_idle: self.duration(t.keepalive_idle, "keepalive_idle", Duration::from_secs(60))?,
+            shutdown_grace: self.duration(t.shutdown_grace, "shutdown_grace", Duration::from_secs(10))?,
+        };
+        Ok(Gateway {
+            listen,
+            workers,
+            driver,
+            pin_cpus: g.pin_cpus.unwrap_or(false),
+            admin,
+            limits,
+            timeouts,
+        })
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Driver::Auto => "auto",
+            Driver::Uring => "uring",
+            Driver::Epoll => "epoll",
+        })
+    }
+}
+
+/// Where `mcpgate run` reads its configuration from, kept for SIGHUP reloads.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match &self.file {
+            Some(path) => load_file(path, &self.overrides),
+            None => load_default(&self.overrides),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

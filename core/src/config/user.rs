@@ -1,0 +1,68 @@
+//! The configuration file as the operator writes it: serde structs mirroring the TOML, with every
+//! table closed (`deny_unknown_fields`) so a typo is an error, not a silently ignored key.
+//! Nothing here is validated; `super::validate` turns these into the runtime snapshot.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    #[serde(default)]
+    pub gateway: UserGateway,
+    #[serde(default)]
+    pub api: Vec<UserApi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserGateway {
+    pub listen: Option<Spanned<String>>,
+    /// 0 or absent: one worker per available core.
+    pub workers: Option<usize>,
+    pub driver: Option<Spanned<String>>,
+    pub pin_cpus: Option<bool>,
+    /// Address of the admin listener; the empty string disables it.
+    pub admin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub limits: UserLimits,
+    #[serde(default)]
+    pub timeouts: UserTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserLimits {
+    pub max_head_bytes: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub upstream_pool_idle: Option<usize>,
+}
+
+/// Durations are strings with a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTimeouts {
+    pub client_header: Option<Spanned<String>>,
+    pub client_body: Option<Spanned<String>>,
+    pub upstream_connect: Option<Spanned<String>>,
+    pub upstream_response_head: Option<Spanned<String>>,
+    pub upstream_idle: Option<Spanned<String>>,
+    pub sse_idle: Option<Spanned<String>>,
+    pub keepalive_idle: Option<Spanned<String>>,
+    pub shutdown_grace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserApi {
+    pub name: Option<Spanned<String>>,
+    pub path: Spanned<String>,
+    pub upstream: Spanned<String>,
+    pub public_url: Option<Spanned<String>>,
+    /// Extension point for the plan (authentication) issue. Parsed as free-form TOML so the file
+    /// shape is reserved; validation refuses it until plans are implemented.
+    pub plan: Option<Spanned<toml::Value>>,
+    /// Extension point for the MCP ACL issue; refused by validation for now (see `plan`).
+    pub acl: Option<Spanned<toml::Value>>,
+}

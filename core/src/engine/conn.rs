@@ -1,0 +1,94 @@
+//! One client connection: read request heads (keep-alive, pipelined requests served in order),
+//! hand each request to the proxy, close on errors, idle timeout or shutdown.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mcpgate_codec::http::{HttpError, RequestHead};
+use monoio::io::{AsyncReadRent, Splitable};
+use monoio::net::TcpStream;
+
+use super::io::{read_more, write_all, ReadError, READ_CHUNK};
+use super::proxy::{self, Outcome};
+use super::worker::{InFlight, Worker};
+use crate::config::Config;
+use crate::errors::{write_error_response, GatewayError};
+
+struct ConnGuard(Rc<Worker>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get().saturating_sub(1));
+    }
+}
+
+pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    worker.connections.set(worker.connections.get() + 1);
+    let _guard = ConnGuard(worker.clone());
+    // Responses are written whole; Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut out = Vec::with_capacity(4096);
+    let mut first = true;
+    loop {
+        let config = worker.config();
+        let head = match read_head(&mut rd, &mut buf, &config, first, &worker).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(err) => {
+                write_error_response(&err, None, true, &mut out);
+                let _ = write_all(&mut wr, &mut out).await;
+                return;
+            }
+        };
+        first = false;
+        let _in_flight = InFlight::new(&worker);
+        let outcome = proxy::handle(&worker, config, peer, &mut rd, &mut wr, &mut buf, head, &mut out).await;
+        if outcome == Outcome::Close || worker.draining() {
+            return;
+        }
+    }
+}
+
+/// Reads until `buf` starts with a complete request head. `Ok(None)`: the client closed, or stayed
+/// idle past `keepalive_idle` between requests, or the gateway is draining: close quietly.
+async fn read_head<R: AsyncReadRent>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    config: &Config,
+    first: bool,
+    worker: &Worker,
+) -> Result<Option<RequestHead>, GatewayError> {
+    let limits = &config.gateway.limits;
+    let timeouts = &config.gateway.timeouts;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !buf.is_empty() {
+            deadline.get_or_insert_with(|| Instant::now() + timeouts.client_header);
+            match RequestHead::parse(buf) {
+                Ok(Some(head)) if head.head_len > limits.max_head_bytes => {
+                    return Err(HttpError::HeadTooLarge.into())
+                }
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) if buf.len() >= limits.max_head_bytes => return Err(HttpError::HeadTooLarge.into()),
+                Ok(None) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else if !first && worker.draining() {
+            return Ok(None);
+        }
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None if first => timeouts.client_header,
+            None => timeouts.keepalive_idle,
+        };
+        match read_more(rd, buf, wait).await {
+            Ok(0) | Err(ReadError::Io(_)) => return Ok(None),
+            Ok(_) => {}
+            Err(ReadError::Timeout) if deadline.is_some() => return Err(GatewayError::ClientHeaderTimeout),
+            Err(ReadError::Timeout) => return Ok(None),
+        }
+    }
+}

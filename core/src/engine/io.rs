@@ -1,0 +1,67 @@
+//! Owned-buffer I/O helpers over monoio's rent-style traits: append reads into a `Vec`'s spare
+//! capacity, write a whole buffer, and both bounded by a timeout.
+
+use std::io;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+/// Spare capacity guaranteed before each read.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Timeout,
+}
+
+/// Appends one read to `buf`. Ok(0) is end of stream. On timeout the buffer is lost with the
+/// dropped read (the caller closes the connection anyway) and comes back empty.
+pub async fn read_more<R: AsyncReadRent>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<usize, ReadError> {
+    let mut owned = std::mem::take(buf);
+    if owned.capacity() - owned.len() < READ_CHUNK / 4 {
+        owned.reserve(READ_CHUNK);
+    }
+    let len = owned.len();
+    let cap = owned.capacity();
+    match monoio::time::timeout(limit, r.read(owned.slice_mut(len..cap))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            res.map_err(ReadError::Io)
+        }
+        Err(_) => Err(ReadError::Timeout),
+    }
+}
+
+/// Writes all of `buf` and hands it back cleared (capacity kept).
+pub async fn write_all<W: AsyncWriteRent>(w: &mut W, buf: &mut Vec<u8>) -> io::Result<()> {
+    let owned = std::mem::take(buf);
+    let (res, mut owned) = w.write_all(owned).await;
+    owned.clear();
+    *buf = owned;
+    res.map(|_| ())
+}
+
+/// Writes `buf[range]` (no copy) and hands the buffer back untouched.
+pub async fn write_range<W: AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    range: std::ops::Range<usize>,
+) -> io::Result<()> {
+    use monoio::buf::IoBuf;
+    if range.is_empty() {
+        return Ok(());
+    }
+    if range.start > range.end || range.end > buf.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "write range outside the buffer"));
+    }
+    let owned = std::mem::take(buf);
+    let (res, slice) = w.write_all(owned.slice(range)).await;
+    *buf = slice.into_inner();
+    res.map(|_| ())
+}

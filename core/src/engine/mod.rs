@@ -1,0 +1,162 @@
+//! The engine: binds the listeners, starts one monoio worker per core, serves the admin listener,
+//! and turns signals into a graceful stop (SIGTERM/SIGINT) or a config reload (SIGHUP).
+//!
+//! Threads: the main thread waits for signals; each worker thread runs its own runtime with its own
+//! SO_REUSEPORT listener and shares nothing mutable with the others except [`Shared`] (a config
+//! snapshot behind a generation counter, and the draining flag).
+
+mod admin;
+mod conn;
+mod io;
+mod proxy;
+mod shared;
+mod upstream;
+mod worker;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+pub use shared::Shared;
+
+use crate::config::{Config, ConfigSource, Driver};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("io_uring is not available on this kernel (or blocked by seccomp); use --driver auto or epoll")]
+    UringUnavailable,
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot start a worker thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains in-flight requests (up to `shutdown_grace`).
+pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
+    // Handlers first, so a signal sent as soon as the ready line appears is never lost.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(EngineError::Signals)?;
+    let g = config.gateway.clone();
+    if g.driver == Driver::Uring && !monoio::utils::detect_uring() {
+        return Err(EngineError::UringUnavailable);
+    }
+    let listeners = bind_reuseport(g.listen, g.workers)?;
+    let local = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(g.listen);
+    let admin_listener = match g.admin {
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind { addr, source })?),
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(config));
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut workers = Vec::with_capacity(listeners.len());
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let pin = g.pin_cpus.then_some(id % cores);
+        workers.push(worker::spawn(id, listener, shared.clone(), g.driver, pin).map_err(EngineError::Spawn)?);
+    }
+    let driver = match g.driver {
+        Driver::Auto if monoio::utils::detect_uring() => "io_uring (auto)",
+        Driver::Auto => "epoll (auto: io_uring unavailable)",
+        Driver::Uring => "io_uring",
+        Driver::Epoll => "epoll",
+    };
+    let snapshot = shared.config();
+    eprintln!(
+        "mcpgate: listening on {local} ({} worker{}, {driver})",
+        g.workers,
+        if g.workers == 1 { "" } else { "s" }
+    );
+    for api in &snapshot.apis {
+        eprintln!("mcpgate: api {} {} -> {}", api.name, api.path, api.upstream.url);
+    }
+    if let Some(listener) = admin_listener {
+        let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+        admin::spawn(listener, shared.clone()).map_err(EngineError::Spawn)?;
+        eprintln!("mcpgate: admin listening on {addr}");
+    }
+    shared.set_ready();
+
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => reload(&shared, &source),
+            _ => {
+                crate::info!(
+                    "{} received: no longer accepting, draining in-flight requests (up to {:?})",
+                    if signal == SIGINT { "SIGINT" } else { "SIGTERM" },
+                    shared.config().gateway.timeouts.shutdown_grace
+                );
+                shared.start_draining();
+                break;
+            }
+        }
+    }
+    for w in workers {
+        if w.join().is_err() {
+            crate::error!("a worker thread panicked during shutdown");
+        }
+    }
+    crate::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: build a new snapshot from the same source; a bad file keeps the running config.
+fn reload(shared: &Shared, source: &ConfigSource) {
+    match source.load() {
+        Ok(new) => {
+            let old = shared.config();
+            let g_old = &old.gateway;
+            let g_new = &new.gateway;
+            if g_old.listen != g_new.listen
+                || g_old.workers != g_new.workers
+                || g_old.driver != g_new.driver
+                || g_old.pin_cpus != g_new.pin_cpus
+                || g_old.admin != g_new.admin
+            {
+                crate::warn!("reload: listen, workers, driver, pin_cpus and admin take effect on restart only");
+            }
+            let apis = new.apis.len();
+            shared.replace_config(new);
+            crate::info!("reload: configuration from {} applied ({apis} API(s))", old.source);
+        }
+        Err(e) => crate::error!("reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+/// One listening socket per worker on the same address (SO_REUSEPORT lets the kernel spread
+/// connections across them). Port 0 is resolved by the first bind and reused for the rest.
+fn bind_reuseport(addr: SocketAddr, n: usize) -> Result<Vec<TcpListener>, EngineError> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let listener = bind_one(addr).map_err(|source| EngineError::Bind { addr, source })?;
+        if addr.port() == 0 {
+            if let Ok(actual) = listener.local_addr() {
+                addr = actual;
+            }
+        }
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}

@@ -1,0 +1,763 @@
+//! One request through the pipeline: the synchronous phases (`crate::pipeline`) around the two
+//! I/O phases owned here, `forward` (request to a pooled upstream connection) and `relay` (the
+//! answer back: JSON and other bodies passed through as read, event streams event by event).
+//!
+//! Rules kept here: a request whose bytes may have reached the upstream is never retried (a pooled
+//! connection that fails before taking any byte is, once, on a fresh connection; an idempotent GET
+//! or DELETE also when a pooled connection closes without answering); an upstream connection goes
+//! back to the pool only when its response was read exactly to its end; an event stream is never
+//! buffered beyond the event being assembled, and the client going away closes the upstream.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mcpgate_codec::http::{
+    check_body_len, encode_chunk, ChunkedDecoder, HttpError, RequestBody, RequestHead, ResponseBody,
+    ResponseHead, LAST_CHUNK,
+};
+use mcpgate_codec::sse::SseParser;
+use monoio::buf::IoBufMut;
+use monoio::io::{
+    AsyncWriteRent, CancelableAsyncReadRent, Canceller, OwnedReadHalf, OwnedWriteHalf,
+};
+use monoio::net::TcpStream;
+
+use super::io::{read_more, write_all, write_range, ReadError};
+use super::upstream::{self, UpstreamConn};
+use super::worker::Worker;
+use crate::config::{Config, Timeouts};
+use crate::errors::{write_error_response, GatewayError};
+use crate::headers::{write_client_response, write_upstream_request, ClientFraming, UpstreamRequest};
+use crate::pipeline::{Flow, HttpMethod, RequestCtx};
+use crate::route;
+
+type ClientRead = OwnedReadHalf<TcpStream>;
+type ClientWrite = OwnedWriteHalf<TcpStream>;
+
+/// Bodies up to this size are copied behind their head so both leave in one write; larger ones
+/// are written from where they were read.
+const COPY_BODY_MAX: usize = 16 * 1024;
+
+/// What the connection does after this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    KeepAlive,
+    Close,
+}
+
+/// Why a request stopped early.
+enum Failure {
+    /// Nothing was sent to the client yet: answer with this error.
+    Answer(GatewayError),
+    /// A response is partly sent, or the client is gone: close the connection.
+    Abort,
+}
+
+impl From<GatewayError> for Failure {
+    fn from(e: GatewayError) -> Self {
+        Failure::Answer(e)
+    }
+}
+
+impl From<HttpError> for Failure {
+    fn from(e: HttpError) -> Self {
+        Failure::Answer(GatewayError::Request(e))
+    }
+}
+
+/// Where the request body is.
+enum Body {
+    /// `buf[range]`, as received (Content-Length framing).
+    InBuf(Range<usize>),
+    /// Decoded from chunked framing; forwarded with a Content-Length.
+    Decoded(Vec<u8>),
+}
+
+struct Exchange<'a> {
+    worker: &'a Rc<Worker>,
+    rd: &'a mut ClientRead,
+    wr: &'a mut ClientWrite,
+    /// Client read buffer; starts with this request's head.
+    buf: &'a mut Vec<u8>,
+    out: &'a mut Vec<u8>,
+    peer: SocketAddr,
+    client_keep_alive: bool,
+    http10: bool,
+    /// End of this request in `buf` once its body is read (drained before the next request).
+    request_end: Option<usize>,
+}
+
+/// Runs one request and writes its answer. The request's bytes are drained from `buf` (what
+/// follows is the next pipelined request) unless the connection must close.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle(
+    worker: &Rc<Worker>,
+    config: Arc<Config>,
+    peer: SocketAddr,
+    rd: &mut ClientRead,
+    wr: &mut ClientWrite,
+    buf: &mut Vec<u8>,
+    head: RequestHead,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let method = HttpMethod::from_bytes(head.method(buf));
+    let mut ctx = RequestCtx::new(peer, config, method);
+    // HTTP/1.0 clients get one response per connection (no keep-alive negotiation).
+    let client_keep_alive = head.minor_version >= 1 && head.keep_alive(buf);
+    let mut ex = Exchange {
+        worker,
+        rd,
+        wr,
+        buf,
+        out,
+        peer,
+        client_keep_alive,
+        http10: head.minor_version == 0,
+        request_end: None,
+    };
+    let result = ex.run(&mut ctx, &head).await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(Failure::Abort) => Outcome::Close,
+        Err(Failure::Answer(err)) => {
+            let close = err.closes_connection()
+                || ex.request_end.is_none()
+                || !ex.client_keep_alive
+                || worker.draining();
+            ctx.status = err.status();
+            ctx.local_answer = true;
+            if err.status() >= 500 {
+                let api = ctx.api().map_or("-", |a| a.name.as_str());
+                crate::warn!("api {api}: {} {}: {err}", ctx.method.as_str(), err.status());
+            }
+            ex.out.clear();
+            write_error_response(&err, ctx.id_raw(), close, ex.out);
+            ctx.bytes_to_client += ex.out.len() as u64;
+            match write_all(ex.wr, ex.out).await {
+                Ok(()) if !close => Outcome::KeepAlive,
+                _ => Outcome::Close,
+            }
+        }
+    };
+    worker.pipeline.borrow_mut().record(&ctx);
+    if outcome == Outcome::KeepAlive {
+        match ex.request_end {
+            Some(end) if end <= ex.buf.len() => {
+                ex.buf.drain(..end);
+            }
+            _ => return Outcome::Close,
+        }
+    }
+    outcome
+}
+
+impl Exchange<'_> {
+    async fn run(&mut self, ctx: &mut RequestCtx, head: &RequestHead) -> Result<Outcome, Failure> {
+        let config = ctx.config.clone();
+        let limits = &config.gateway.limits;
+        let timeouts = &config.gateway.timeouts;
+        let framing = head.body_framing(self.buf)?;
+
+        // route
+        let route_flow = self.worker.pipeline.borrow_mut().route(ctx, self.buf, head);
+        if let Flow::Respond(err) = route_flow {
+            if framing == RequestBody::None {
+                self.request_end = Some(head.head_len);
+            }
+            return Err(err.into());
+        }
+        if let RequestBody::Length(n) = framing {
+            check_body_len(n, limits.max_body_bytes)?;
+        }
+        // plan
+        if let Flow::Respond(err) = self.worker.pipeline.borrow_mut().plan(ctx, self.buf, head) {
+            return Err(err.into());
+        }
+        let body = self.read_body(head, framing, &config).await?;
+        // inspect, decide
+        {
+            let body_bytes: &[u8] = match &body {
+                Body::InBuf(r) => self.buf.get(r.clone()).unwrap_or_default(),
+                Body::Decoded(v) => v,
+            };
+            let mut pipeline = self.worker.pipeline.borrow_mut();
+            pipeline.inspect(ctx, body_bytes);
+            if let Flow::Respond(err) = pipeline.decide(ctx, body_bytes) {
+                return Err(err.into());
+            }
+        }
+        let api = ctx.api.and_then(|i| config.apis.get(i)).ok_or(GatewayError::NotFound)?;
+
+        // forward
+        let mut target = Vec::with_capacity(64);
+        route::rewrite_target(&api.path, &api.upstream.path, head.target(self.buf), &mut target);
+        let mut request = Vec::with_capacity(1024);
+        let reframed_body_len = match &body {
+            Body::Decoded(v) => Some(v.len()),
+            Body::InBuf(_) => None,
+        };
+        write_upstream_request(
+            self.buf,
+            head,
+            &UpstreamRequest {
+                target: &target,
+                host: &api.upstream.host_header,
+                peer: self.peer,
+                reframed_body_len,
+            },
+            &mut request,
+        );
+        let separate_body = match body {
+            Body::InBuf(r) if r.len() <= COPY_BODY_MAX => {
+                request.extend_from_slice(self.buf.get(r).unwrap_or_default());
+                None
+            }
+            Body::InBuf(r) => Some(r),
+            Body::Decoded(v) => {
+                request.extend_from_slice(&v);
+                None
+            }
+        };
+        let (mut conn, response_head) = self
+            .forward(ctx, api.upstream.addr, timeouts, &mut request, separate_body)
+            .await?;
+        // The request is with the upstream; what follows it in `buf` is the next request.
+        if let Some(end) = self.request_end.take() {
+            if end <= self.buf.len() {
+                self.buf.drain(..end);
+            }
+        }
+        self.request_end = Some(0);
+
+        // relay
+        let rh = response_head;
+        let method_bytes: &[u8] = match ctx.method {
+            HttpMethod::Head => b"HEAD",
+            _ => b"GET",
+        };
+        let rframing = rh
+            .body_framing(&conn.buf, method_bytes)
+            .map_err(GatewayError::UpstreamMalformed)?;
+        let event_stream = (200..300).contains(&rh.status)
+            && rframing != ResponseBody::None
+            && rh.header(&conn.buf, "content-type").is_some_and(is_event_stream);
+        let upstream_keep_alive = rh.keep_alive(&conn.buf);
+        ctx.status = rh.status;
+        ctx.event_stream = event_stream;
+        let close_client = !self.client_keep_alive || self.worker.draining();
+        let cframing = match rframing {
+            ResponseBody::None | ResponseBody::Length(_) => ClientFraming::AsIs,
+            ResponseBody::Chunked | ResponseBody::CloseDelimited if self.http10 => ClientFraming::Close,
+            ResponseBody::Chunked | ResponseBody::CloseDelimited => ClientFraming::Chunked,
+        };
+        self.out.clear();
+        write_client_response(&conn.buf, &rh, cframing, event_stream, close_client, self.out);
+        let head_len = rh.head_len.min(conn.buf.len());
+        conn.buf.drain(..head_len);
+        let reusable = if event_stream {
+            self.relay_sse(ctx, &mut conn, rframing, cframing, timeouts).await?
+        } else {
+            self.relay_body(ctx, &mut conn, rframing, cframing, timeouts).await?
+        };
+        if reusable && upstream_keep_alive {
+            self.worker
+                .pool
+                .borrow_mut()
+                .put(api.upstream.addr, conn, limits.upstream_pool_idle);
+        }
+        Ok(if close_client || cframing == ClientFraming::Close {
+            Outcome::Close
+        } else {
+            Outcome::KeepAlive
+        })
+    }
+
+    /// Reads the whole request body (bounded by `max_body_bytes` and `client_body`), answering
+    /// `Expect: 100-continue` first when the client waits for it.
+    async fn read_body(&mut self, head: &RequestHead, framing: RequestBody, config: &Config) -> Result<Body, Failure> {
+        let head_len = head.head_len;
+        let max = config.gateway.limits.max_body_bytes;
+        let deadline = Instant::now() + config.gateway.timeouts.client_body;
+        if framing != RequestBody::None && self.buf.len() == head_len && head.expects_continue(self.buf) {
+            self.out.clear();
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            write_all(self.wr, self.out).await.map_err(|_| Failure::Abort)?;
+        }
+        match framing {
+            RequestBody::None => {
+                self.request_end = Some(head_len);
+                Ok(Body::InBuf(head_len..head_len))
+            }
+            RequestBody::Length(n) => {
+                let n = usize::try_from(n).map_err(|_| HttpError::BodyTooLarge)?;
+                let end = head_len.saturating_add(n);
+                if self.buf.capacity() < end {
+                    self.buf.reserve(end - self.buf.len());
+                }
+                while self.buf.len() < end {
+                    self.read_client(deadline).await?;
+                }
+                self.request_end = Some(end);
+                Ok(Body::InBuf(head_len..end))
+            }
+            RequestBody::Chunked => {
+                let mut decoder = ChunkedDecoder::with_max_body(max as u64);
+                let mut decoded = Vec::new();
+                let mut pos = head_len;
+                loop {
+                    let input = self.buf.get(pos..).unwrap_or_default();
+                    let consumed = decoder.decode(input, |r| {
+                        decoded.extend_from_slice(input.get(r).unwrap_or_default());
+                    })?;
+                    pos += consumed;
+                    if decoder.is_done() {
+                        break;
+                    }
+                    self.read_client(deadline).await?;
+                }
+                self.request_end = Some(pos);
+                Ok(Body::Decoded(decoded))
+            }
+        }
+    }
+
+    async fn read_client(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match read_more(self.rd, self.buf, wait).await {
+            Ok(0) | Err(ReadError::Io(_)) => Err(Failure::Abort),
+            Ok(_) => Ok(()),
+            Err(ReadError::Timeout) => Err(GatewayError::ClientBodyTimeout.into()),
+        }
+    }
+
+    /// Sends the request upstream and reads the response head.
+    async fn forward(
+        &mut self,
+        ctx: &RequestCtx,
+        addr: SocketAddr,
+        timeouts: &Timeouts,
+        request: &mut Vec<u8>,
+        separate_body: Option<Range<usize>>,
+    ) -> Result<(UpstreamConn, ResponseHead), Failure> {
+        let idempotent = matches!(ctx.method, HttpMethod::Get | HttpMethod::Delete | HttpMethod::Head);
+        let mut retried = false;
+        loop {
+            let pooled = if retried {
+                None
+            } else {
+                self.worker.pool.borrow_mut().take(addr, timeouts.upstream_idle)
+            };
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => upstream::connect(addr, timeouts.upstream_connect).await?,
+            };
+            let may_retry = conn.reused && !retried;
+            match send_request(&mut conn, request, self.buf, separate_body.clone()).await {
+                Ok(()) => {}
+                Err(SendError::NothingSent(_)) if may_retry => {
+                    crate::debug!("pooled upstream connection refused the request; retrying on a new one");
+                    retried = true;
+                    continue;
+                }
+                Err(SendError::NothingSent(e) | SendError::Partial(e)) => {
+                    return Err(GatewayError::UpstreamIo(e).into())
+                }
+            }
+            match read_response_head(&mut conn, timeouts).await {
+                Ok(rh) => return Ok((conn, rh)),
+                Err(HeadError::ClosedEmpty) if may_retry && idempotent => {
+                    retried = true;
+                    continue;
+                }
+                Err(HeadError::ClosedEmpty) => return Err(GatewayError::UpstreamClosed.into()),
+                Err(HeadError::Gateway(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Relays a non-event-stream body as it arrives. Returns whether the upstream connection ended
+    /// exactly at the end of the response (poolable).
+    async fn relay_body(
+        &mut self,
+        ctx: &mut RequestCtx,
+        conn: &mut UpstreamConn,
+        rframing: ResponseBody,
+        cframing: ClientFraming,
+        timeouts: &Timeouts,
+    ) -> Result<bool, Failure> {
+        let idle = timeouts.upstream_response_head;
+        let wr = &mut *self.wr;
+        let out = &mut *self.out;
+        match rframing {
+            ResponseBody::None => {
+                ctx.bytes_to_client += out.len() as u64;
+                write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                Ok(conn.buf.is_empty())
+            }
+            ResponseBody::Length(n) => {
+                let initial = conn.buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                let mut extra = conn.buf.len() > initial;
+                ctx.bytes_to_client += out.len() as u64 + n;
+                if initial <= COPY_BODY_MAX {
+                    out.extend_from_slice(conn.buf.get(..initial).unwrap_or_default());
+                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                } else {
+                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    write_range(wr, &mut conn.buf, 0..initial).await.map_err(|_| Failure::Abort)?;
+                }
+                let mut remaining = n - initial as u64;
+                conn.buf.clear();
+                while remaining > 0 {
+                    match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                        Ok(0) | Err(_) => return Err(Failure::Abort),
+                        Ok(_) => {}
+                    }
+                    let take = conn.buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    write_range(wr, &mut conn.buf, 0..take).await.map_err(|_| Failure::Abort)?;
+                    remaining -= take as u64;
+                    extra |= conn.buf.len() > take;
+                    conn.buf.clear();
+                }
+                Ok(!extra)
+            }
+            ResponseBody::Chunked => {
+                let mut decoder = ChunkedDecoder::new();
+                let mut head_pending = true;
+                loop {
+                    if !head_pending {
+                        out.clear();
+                    }
+                    let consumed = match cframing {
+                        // Chunked to chunked: the decoder only finds the end; bytes pass verbatim.
+                        ClientFraming::Chunked | ClientFraming::AsIs => {
+                            let c = decoder.decode(&conn.buf, |_| {}).map_err(|_| Failure::Abort)?;
+                            out.extend_from_slice(conn.buf.get(..c).unwrap_or_default());
+                            c
+                        }
+                        ClientFraming::Close => {
+                            let input = &conn.buf;
+                            decoder
+                                .decode(input, |r| out.extend_from_slice(input.get(r).unwrap_or_default()))
+                                .map_err(|_| Failure::Abort)?
+                        }
+                    };
+                    conn.buf.drain(..consumed.min(conn.buf.len()));
+                    if !out.is_empty() {
+                        ctx.bytes_to_client += out.len() as u64;
+                        write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    }
+                    head_pending = false;
+                    if decoder.is_done() {
+                        return Ok(conn.buf.is_empty());
+                    }
+                    match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                        Ok(0) | Err(_) => return Err(Failure::Abort),
+                        Ok(_) => {}
+                    }
+                }
+            }
+            ResponseBody::CloseDelimited => {
+                loop {
+                    match cframing {
+                        ClientFraming::Chunked => encode_chunk(&conn.buf, out),
+                        _ => out.extend_from_slice(&conn.buf),
+                    }
+                    conn.buf.clear();
+                    if !out.is_empty() {
+                        ctx.bytes_to_client += out.len() as u64;
+                        write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    }
+                    match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(_) => return Err(Failure::Abort),
+                    }
+                }
+                if cframing == ClientFraming::Chunked {
+                    out.extend_from_slice(LAST_CHUNK);
+                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Relays an event stream: every complete event is written the moment it is complete (events
+    /// already read together leave in one write). `sse_idle` bounds the silence between reads;
+    /// it ends the stream cleanly. The client's side is watched: its disconnect ends the relay and
+    /// drops the upstream connection. A GET stream also ends cleanly when the gateway drains.
+    async fn relay_sse(
+        &mut self,
+        ctx: &mut RequestCtx,
+        conn: &mut UpstreamConn,
+        rframing: ResponseBody,
+        cframing: ClientFraming,
+        timeouts: &Timeouts,
+    ) -> Result<bool, Failure> {
+        let Exchange {
+            worker, rd, wr, buf, out, ..
+        } = self;
+        let idle = timeouts.sse_idle;
+        let end_on_drain = ctx.method == HttpMethod::Get;
+        let mut parser = SseParser::new();
+        let mut decoder = ChunkedDecoder::new();
+        let mut remaining = match rframing {
+            ResponseBody::Length(n) => n,
+            _ => u64::MAX,
+        };
+        let mut events: Vec<u8> = Vec::with_capacity(4096);
+
+        // The head leaves at once: the client knows the stream is open before the first event.
+        ctx.bytes_to_client += out.len() as u64;
+        write_all(&mut **wr, out).await.map_err(|_| Failure::Abort)?;
+
+        // Watch the client with a cancelable read appending to its buffer (pipelined bytes are kept).
+        let mut client_buf = std::mem::take(&mut **buf);
+        if client_buf.capacity() == client_buf.len() {
+            client_buf.reserve(1024);
+        }
+        let (len, cap) = (client_buf.len(), client_buf.capacity());
+        let canceller = Canceller::new();
+        let mut watch = pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
+        let mut watching = true;
+        let mut returned: Option<Vec<u8>> = None;
+        let mut client_gone = false;
+
+        let result: Result<bool, Failure> = 'relay: loop {
+            let mut upstream_done = false;
+            match rframing {
+                ResponseBody::Chunked => {
+                    let input = &conn.buf;
+                    match decoder.decode(input, |r| events.extend_from_slice(input.get(r).unwrap_or_default())) {
+                        Ok(c) => {
+                            conn.buf.drain(..c.min(conn.buf.len()));
+                            upstream_done = decoder.is_done();
+                        }
+                        Err(_) => break Err(Failure::Abort),
+                    }
+                }
+                ResponseBody::Length(_) => {
+                    let take = conn.buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    events.extend_from_slice(conn.buf.get(..take).unwrap_or_default());
+                    conn.buf.drain(..take);
+                    remaining -= take as u64;
+                    upstream_done = remaining == 0;
+                }
+                ResponseBody::CloseDelimited | ResponseBody::None => {
+                    events.extend_from_slice(&conn.buf);
+                    conn.buf.clear();
+                }
+            }
+            let mut pos = 0;
+            let mut broken = false;
+            loop {
+                let rest = events.get(pos..).unwrap_or_default();
+                match parser.next_event(rest) {
+                    Ok(Some((event, consumed))) => {
+                        let raw = event.raw_bytes(rest);
+                        match cframing {
+                            ClientFraming::Chunked => encode_chunk(raw, out),
+                            _ => out.extend_from_slice(raw),
+                        }
+                        pos += consumed;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        crate::warn!("upstream event stream refused: {e}");
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            events.drain(..pos.min(events.len()));
+            if !out.is_empty() {
+                ctx.bytes_to_client += out.len() as u64;
+                if write_all(&mut **wr, out).await.is_err() {
+                    client_gone = true;
+                    break Err(Failure::Abort);
+                }
+            }
+            if broken {
+                break Err(Failure::Abort);
+            }
+            if upstream_done {
+                break Ok(conn.buf.is_empty() && events.is_empty());
+            }
+
+            let read = pin!(read_more(&mut conn.stream, &mut conn.buf, idle));
+            let mut read = read;
+            let drain = pin!(wait_for_drain(worker, end_on_drain));
+            let res = monoio::select! {
+                r = &mut read => r,
+                w = &mut watch, if watching => {
+                    watching = false;
+                    let (res, slice) = w;
+                    returned = Some(slice.into_inner());
+                    match res {
+                        // Pipelined bytes: keep them for after the stream, stop watching.
+                        Ok(n) if n > 0 => read.await,
+                        _ => {
+                            client_gone = true;
+                            break 'relay Err(Failure::Abort);
+                        }
+                    }
+                },
+                _ = drain => {
+                    break 'relay Ok(false);
+                },
+            };
+            match res {
+                Ok(0) if rframing == ResponseBody::CloseDelimited => {
+                    // The remaining complete events were written above; a torn one is dropped.
+                    break Ok(false);
+                }
+                Ok(0) => break Err(Failure::Abort),
+                Ok(_) => {}
+                Err(ReadError::Timeout) => {
+                    crate::debug!("event stream idle for {idle:?}; ending it");
+                    break Ok(false);
+                }
+                Err(ReadError::Io(_)) => break Err(Failure::Abort),
+            }
+        };
+
+        if watching {
+            let _ = canceller.cancel();
+            let (res, slice) = watch.await;
+            returned = Some(slice.into_inner());
+            if matches!(res, Ok(0)) {
+                client_gone = true;
+            }
+        }
+        **buf = returned.unwrap_or_default();
+        let reusable = result?;
+        if client_gone {
+            return Err(Failure::Abort);
+        }
+        if cframing == ClientFraming::Chunked {
+            out.clear();
+            out.extend_from_slice(LAST_CHUNK);
+            write_all(&mut **wr, out).await.map_err(|_| Failure::Abort)?;
+        }
+        Ok(reusable)
+    }
+}
+
+fn is_event_stream(content_type: &[u8]) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    let trimmed = content_type.trim_ascii_start();
+    trimmed.len() >= SSE.len()
+        && trimmed[..SSE.len()].eq_ignore_ascii_case(SSE)
+        && matches!(trimmed.get(SSE.len()), None | Some(b';' | b' ' | b'\t'))
+}
+
+async fn wait_for_drain(worker: &Worker, enabled: bool) {
+    if !enabled {
+        std::future::pending::<()>().await;
+    }
+    while !worker.draining() {
+        monoio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+enum SendError {
+    /// The first write failed: the upstream received nothing of this request.
+    NothingSent(std::io::Error),
+    /// Some bytes may have reached the upstream: never retry.
+    Partial(std::io::Error),
+}
+
+async fn send_request(
+    conn: &mut UpstreamConn,
+    request: &mut Vec<u8>,
+    client_buf: &mut Vec<u8>,
+    separate_body: Option<Range<usize>>,
+) -> Result<(), SendError> {
+    let owned = std::mem::take(request);
+    let total = owned.len();
+    let (res, owned) = conn.stream.write(owned).await;
+    *request = owned;
+    let written = match res {
+        Ok(0) => return Err(SendError::NothingSent(std::io::ErrorKind::WriteZero.into())),
+        Ok(n) => n,
+        Err(e) => return Err(SendError::NothingSent(e)),
+    };
+    if written < total {
+        // `write_range` hands the buffer back intact, so a retry could still use it; none happens
+        // past this point anyway.
+        write_range(&mut conn.stream, request, written..total)
+            .await
+            .map_err(SendError::Partial)?;
+    }
+    if let Some(range) = separate_body {
+        write_range(&mut conn.stream, client_buf, range)
+            .await
+            .map_err(SendError::Partial)?;
+    }
+    Ok(())
+}
+
+enum HeadError {
+    /// The upstream closed (or reset) before sending one byte of a response.
+    ClosedEmpty,
+    Gateway(GatewayError),
+}
+
+async fn read_response_head(conn: &mut UpstreamConn, timeouts: &Timeouts) -> Result<ResponseHead, HeadError> {
+    let deadline = Instant::now() + timeouts.upstream_response_head;
+    let mut got_any = false;
+    loop {
+        if !conn.buf.is_empty() {
+            got_any = true;
+            match ResponseHead::parse(&conn.buf) {
+                Ok(Some(rh)) if rh.status == 101 => {
+                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(HttpError::Malformed(
+                        "unexpected protocol switch",
+                    ))))
+                }
+                // Interim responses (100, 102, 103) are not forwarded: the client never sent Expect
+                // to the upstream, and early hints are of no use to an MCP client.
+                Ok(Some(rh)) if (100..200).contains(&rh.status) => {
+                    let n = rh.head_len.min(conn.buf.len());
+                    conn.buf.drain(..n);
+                    continue;
+                }
+                Ok(Some(rh)) => return Ok(rh),
+                Ok(None) if conn.buf.len() >= mcpgate_codec::limits::MAX_HEAD_BYTES => {
+                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(HttpError::HeadTooLarge)))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(e))),
+            }
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match read_more(&mut conn.stream, &mut conn.buf, wait).await {
+            Ok(0) if !got_any => return Err(HeadError::ClosedEmpty),
+            Ok(0) => return Err(HeadError::Gateway(GatewayError::UpstreamClosed)),
+            Ok(_) => {}
+            Err(ReadError::Timeout) => return Err(HeadError::Gateway(GatewayError::UpstreamTimeout)),
+            Err(ReadError::Io(e)) if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(HeadError::ClosedEmpty)
+            }
+            Err(ReadError::Io(e)) => return Err(HeadError::Gateway(GatewayError::UpstreamIo(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_event_stream;
+
+    #[test]
+    fn event_stream_content_types() {
+        assert!(is_event_stream(b"text/event-stream"));
+        assert!(is_event_stream(b"Text/Event-Stream; charset=utf-8"));
+        assert!(!is_event_stream(b"text/event-streamx"));
+        assert!(!is_event_stream(b"application/json"));
+        assert!(!is_event_stream(b""));
+    }
+}

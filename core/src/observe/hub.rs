@@ -1,0 +1,215 @@
+//! The process-wide side of observability: configuration, the list of workers, the JSON-lines sink,
+//! and the read paths (merge of all workers, record queries, metric label admission). Nothing here
+//! runs on the request path; readers lock each worker's published state briefly, one at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::record::{Label, StoredRecord};
+use super::redact::Redactor;
+use super::sink::{LogSink, SinkError, SinkStats, SinkTarget};
+use super::tally::{Map, Tallies};
+use super::worker::{WorkerObserver, WorkerShared, OTHER};
+
+/// Observability settings, fixed at start.
+#[derive(Debug, Clone)]
+pub struct ObserveConfig {
+    /// Records kept per worker for `GET /api/logs`.
+    pub ring_capacity: usize,
+    /// How often a busy worker publishes (ms of record time) …
+    pub flush_interval_ms: u64,
+    /// … or after this many records, whichever comes first.
+    pub flush_batch: usize,
+    /// Where JSON lines go.
+    pub sink: SinkTarget,
+    /// Batches queued for the sink before dropping.
+    pub sink_queue_batches: usize,
+    /// Distinct `target` label values per api in `/metrics` (first seen win; rest → `other`).
+    pub target_labels_per_api: usize,
+    /// Per api: when present, only these targets get their own label (rest → `other`).
+    pub target_allow_list: HashMap<String, Vec<String>>,
+    /// Distinct targets a worker tracks per api (bounds worker memory; past it → `other`).
+    /// Keep ≥ `target_labels_per_api`.
+    pub targets_tracked_per_worker: usize,
+    /// Header names redacted in captures besides the built-in ones.
+    pub redact_headers: Vec<String>,
+    /// JSON field names redacted in captures besides the built-in ones.
+    pub redact_fields: Vec<String>,
+    /// `mcpgate_build_info{version}`.
+    pub version: String,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        Self {
+            ring_capacity: 4096,
+            flush_interval_ms: 100,
+            flush_batch: 256,
+            sink: SinkTarget::None,
+            sink_queue_batches: 1024,
+            target_labels_per_api: 50,
+            target_allow_list: HashMap::new(),
+            targets_tracked_per_worker: 256,
+            redact_headers: Vec::new(),
+            redact_fields: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+pub(crate) struct HubInner {
+    pub config: ObserveConfig,
+    pub redactor: Redactor,
+    pub sink: Option<LogSink>,
+    pub sink_stats: Arc<SinkStats>,
+    pub workers: Mutex<Vec<Arc<WorkerShared>>>,
+    /// Per api, the targets that have their own metric label. Sticky, so counters stay monotonic.
+    pub admitted: Mutex<Map<Label, HashSet<Label>>>,
+    pub started_ms: u64,
+}
+
+/// Shared handle to observability; cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct ObserveHub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+/// Everything merged across workers at one read.
+pub(crate) struct Merged {
+    pub tallies: Tallies,
+    pub connections_active: i64,
+    pub sse_streams_open: i64,
+    pub recorded: u64,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding a lock leaves plain counters behind: still worth reading.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ObserveHub {
+    /// Builds the hub and starts the JSON-lines writer when a sink is configured.
+    pub fn start(config: ObserveConfig) -> Result<Self, SinkError> {
+        let sink_stats = Arc::new(SinkStats::default());
+        let sink = LogSink::start(&config.sink, config.sink_queue_batches, sink_stats.clone())?;
+        let redactor = Redactor::new(&config.redact_headers, &config.redact_fields);
+        Ok(Self {
+            inner: Arc::new(HubInner {
+                config,
+                redactor,
+                sink,
+                sink_stats,
+                workers: Mutex::new(Vec::new()),
+                admitted: Mutex::new(Map::default()),
+                started_ms: super::now_unix_ms(),
+            }),
+        })
+    }
+
+    /// A recorder for one worker thread; call once per worker, before or after spawning it.
+    pub fn worker(&self) -> WorkerObserver {
+        let mut workers = relock(&self.inner.workers);
+        let index = u16::try_from(workers.len()).unwrap_or(u16::MAX);
+        let shared = Arc::new(WorkerShared::new(index));
+        workers.push(shared.clone());
+        WorkerObserver::new(self.inner.clone(), shared)
+    }
+
+    pub fn config(&self) -> &ObserveConfig {
+        &self.inner.config
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// Reopens the JSON-lines file (call on SIGHUP).
+    pub fn reopen_log(&self) {
+        if let Some(s) = &self.inner.sink {
+            s.reopen();
+        }
+    }
+
+    /// Writes out what the sink has queued and stops its thread. Flush workers first.
+    pub fn shutdown(&self) {
+        if let Some(s) = &self.inner.sink {
+            s.shutdown();
+        }
+    }
+
+    /// Records dropped because the sink's queue was full.
+    pub fn log_records_dropped(&self) -> u64 {
+        self.inner.sink_stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records the sink has written.
+    pub fn log_records_written(&self) -> u64 {
+        self.inner.sink_stats.written.load(Ordering::Relaxed)
+    }
+
+    fn workers(&self) -> Vec<Arc<WorkerShared>> {
+        relock(&self.inner.workers).clone()
+    }
+
+    pub(crate) fn merged(&self) -> Merged {
+        let mut m = Merged {
+            tallies: Tallies::default(),
+            connections_active: 0,
+            sse_streams_open: 0,
+            recorded: 0,
+        };
+        for w in self.workers() {
+            m.connections_active += w.connections_active.load(Ordering::Relaxed);
+            m.sse_streams_open += w.sse_streams_open.load(Ordering::Relaxed);
+            let published = relock(&w.published);
+            m.tallies.merge(&published.tallies);
+            m.recorded += published.recorded;
+        }
+        m
+    }
+
+    /// The records of every worker's ring that `keep` accepts.
+    pub(crate) fn records(&self, mut keep: impl FnMut(&StoredRecord) -> bool) -> Vec<Arc<StoredRecord>> {
+        let mut out = Vec::new();
+        for w in self.workers() {
+            let published = relock(&w.published);
+            out.extend(published.ring.iter().filter(|r| keep(r)).cloned());
+        }
+        out
+    }
+
+    /// Maps each target to its metric label: admitted targets keep their name, the rest are
+    /// `other`. Admission is first come (by count at the scrape that first sees them) and sticky.
+    pub(crate) fn target_labels(
+        &self,
+        seen: &Map<Label, Vec<(Label, u64)>>,
+    ) -> Map<(Label, Label), Label> {
+        let other: Label = Label::from(OTHER);
+        let mut admitted = relock(&self.inner.admitted);
+        let mut out = Map::default();
+        for (api, targets) in seen {
+            let allow = self.inner.config.target_allow_list.get(&**api);
+            let set = admitted.entry(api.clone()).or_default();
+            let mut by_count = targets.clone();
+            by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            for (t, _) in by_count {
+                let own = if set.contains(&t) {
+                    true
+                } else if &*t == OTHER {
+                    false
+                } else if let Some(allow) = allow {
+                    allow.iter().any(|a| **a == *t)
+                } else if set.len() < self.inner.config.target_labels_per_api {
+                    set.insert(t.clone());
+                    true
+                } else {
+                    false
+                };
+                let label = if own { t.clone() } else { other.clone() };
+                out.insert((api.clone(), t), label);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,289 @@
+//! The exchange record: one per JSON-RPC exchange (a request and its answer, a notification, or a
+//! server→client message), and its JSON form shared by the ring, the JSON-lines sink and the admin API.
+//!
+//! Compact on purpose: labels are shared `Arc<str>` handed out by the worker's interner, the session
+//! is a 64-bit tag (never the id itself: it is a bearer-like secret), the client address is inline,
+//! and payloads exist only when capture is on (boxed, so a record without them stays small).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+
+use super::redact::Capture;
+
+/// A label value shared between records and tallies (api, method, target, subject, rule, upstream).
+pub type Label = Arc<str>;
+
+/// What an exchange was, seen from the client's side of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExchangeKind {
+    /// Client → server request, with the answer that closed it.
+    Request,
+    /// Client → server notification (no answer).
+    Notification,
+    /// Server → client request (sampling, elicitation, roots), with the client's answer if seen.
+    ServerRequest,
+    /// Server → client notification (progress, log message, list_changed…).
+    ServerNotification,
+}
+
+impl ExchangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Notification => "notification",
+            Self::ServerRequest => "server_request",
+            Self::ServerNotification => "server_notification",
+        }
+    }
+
+    /// Only exchanges that wait for an answer have a latency worth a histogram.
+    pub fn has_latency(self) -> bool {
+        matches!(self, Self::Request | Self::ServerRequest)
+    }
+}
+
+/// The ACL's verdict on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AclDecision {
+    Allow,
+    Deny,
+}
+
+impl AclDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// Why the upstream leg failed, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UpstreamFailure {
+    /// Could not connect (refused, unreachable, TLS handshake).
+    Connect,
+    /// A phase deadline passed (connect, first byte, idle stream).
+    Timeout,
+    /// The connection closed or reset mid-exchange.
+    Reset,
+    /// The upstream answered something that is not HTTP/MCP we can relay.
+    BadResponse,
+}
+
+impl UpstreamFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+            Self::BadResponse => "bad_response",
+        }
+    }
+}
+
+/// The one-word result used as the `outcome` metric label and by the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok,
+    /// A JSON-RPC error answer (from upstream or from the gateway).
+    Error,
+    /// Refused by the ACL.
+    Denied,
+    /// An HTTP status ≥ 400 without a JSON-RPC error.
+    HttpError,
+    UpstreamError,
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Denied => "denied",
+            Self::HttpError => "http_error",
+            Self::UpstreamError => "upstream_error",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// A stable, non-reversible tag for a session id, so log lines of one session can be correlated
+/// without the id (a bearer-like secret) reaching any sink. Stable across workers and replicas built
+/// from the same binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionTag(u64);
+
+impl SessionTag {
+    pub fn from_secret(session_id: &[u8]) -> Self {
+        // SipHash-1-3 with fixed keys: a PRF, so the tag says nothing usable about the id; session
+        // ids are high-entropy, so the tag cannot be inverted by guessing either.
+        let mut h = std::hash::DefaultHasher::new();
+        b"mcpgate-session-tag".hash(&mut h);
+        session_id.hash(&mut h);
+        Self(h.finish())
+    }
+
+    pub fn value(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One JSON-RPC exchange, filled in by the pipeline and handed to
+/// [`WorkerObserver::record`](super::WorkerObserver::record).
+#[derive(Debug, Clone)]
+pub struct ExchangeRecord {
+    /// When the exchange started, unix milliseconds (see [`now_unix_ms`](super::now_unix_ms)).
+    pub time_ms: u64,
+    pub api: Label,
+    pub session: Option<SessionTag>,
+    /// The authenticated subject, when there is one.
+    pub subject: Option<Label>,
+    pub client: Option<IpAddr>,
+    /// The JSON-RPC method as parsed (metrics fold unknown methods into `other`).
+    pub method: Label,
+    /// Tool name, resource URI or prompt name (`params.name` / `params.uri` / `params.ref`).
+    pub target: Option<Label>,
+    pub kind: ExchangeKind,
+    pub acl_decision: Option<AclDecision>,
+    /// The rule that decided; `None` with `Deny` means the implicit deny.
+    pub acl_rule: Option<Label>,
+    /// The HTTP status the client got (0 when the message travelled on an already-open stream).
+    pub http_status: u16,
+    pub jsonrpc_error: Option<i64>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub first_byte_us: u64,
+    pub total_us: u64,
+    /// The upstream endpoint (as configured, never with credentials).
+    pub upstream: Option<Label>,
+    pub upstream_failure: Option<UpstreamFailure>,
+    /// Redacted, capped payloads; only when capture is on for the API.
+    pub capture: Option<Box<Capture>>,
+}
+
+impl ExchangeRecord {
+    /// A record with every optional field empty; the pipeline fills what it knows.
+    pub fn new(time_ms: u64, api: Label, method: Label, kind: ExchangeKind) -> Self {
+        Self {
+            time_ms,
+            api,
+            session: None,
+            subject: None,
+            client: None,
+            method,
+            target: None,
+            kind,
+            acl_decision: None,
+            acl_rule: None,
+            http_status: 0,
+            jsonrpc_error: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            first_byte_us: 0,
+            total_us: 0,
+            upstream: None,
+            upstream_failure: None,
+            capture: None,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if self.acl_decision == Some(AclDecision::Deny) {
+            Outcome::Denied
+        } else if let Some(failure) = self.upstream_failure {
+            if failure == UpstreamFailure::Timeout {
+                Outcome::Timeout
+            } else {
+                Outcome::UpstreamError
+            }
+        } else if self.jsonrpc_error.is_some() {
+            Outcome::Error
+        } else if self.http_status >= 400 {
+            Outcome::HttpError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+/// A record as kept by a worker: the record plus where it came from, which makes a stable id
+/// (`worker.seq`) for paging and the detail view.
+#[derive(Debug)]
+pub struct StoredRecord {
+    pub worker: u16,
+    pub seq: u64,
+    pub record: ExchangeRecord,
+}
+
+impl StoredRecord {
+    /// Newest-first ordering key; also the paging cursor.
+    pub fn order_key(&self) -> (u64, u16, u64) {
+        (self.record.time_ms, self.worker, self.seq)
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.worker, self.seq)
+    }
+
+    /// The record without payloads, for lists.
+    pub fn summary(&self) -> RecordJson<'_> {
+        RecordJson { stored: self, with_capture: false }
+    }
+
+    /// The record with its captured payloads, for the sink and the detail view.
+    pub fn full(&self) -> RecordJson<'_> {
+        RecordJson { stored: self, with_capture: true }
+    }
+}
+
+pub struct RecordJson<'a> {
+    stored: &'a StoredRecord,
+    with_capture: bool,
+}
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = &self.stored.record;
+        let mut st = s.serialize_struct("exchange", 22)?;
+        st.serialize_field("id", &self.stored.id())?;
+        st.serialize_field("time_ms", &r.time_ms)?;
+        st.serialize_field("api", &*r.api)?;
+        st.serialize_field("session", &r.session.map(|t| t.to_string()))?;
+        st.serialize_field("subject", &r.subject.as_deref())?;
+        st.serialize_field("client", &r.client.map(|a| a.to_string()))?;
+        st.serialize_field("method", &*r.method)?;
+        st.serialize_field("target", &r.target.as_deref())?;
+        st.serialize_field("kind", r.kind.as_str())?;
+        st.serialize_field("acl", &r.acl_decision.map(AclDecision::as_str))?;
+        st.serialize_field("acl_rule", &r.acl_rule.as_deref())?;
+        st.serialize_field("status", &r.http_status)?;
+        st.serialize_field("jsonrpc_error", &r.jsonrpc_error)?;
+        st.serialize_field("outcome", r.outcome().as_str())?;
+        st.serialize_field("request_bytes", &r.request_bytes)?;
+        st.serialize_field("response_bytes", &r.response_bytes)?;
+        st.serialize_field("first_byte_us", &r.first_byte_us)?;
+        st.serialize_field("total_us", &r.total_us)?;
+        st.serialize_field("upstream", &r.upstream.as_deref())?;
+        st.serialize_field("upstream_failure", &r.upstream_failure.map(UpstreamFailure::as_str))?;
+        st.serialize_field("captured", &r.capture.is_some())?;
+        if self.with_capture {
+            st.serialize_field("capture", &r.capture.as_deref())?;
+        } else {
+            st.skip_field("capture")?;
+        }
+        st.end()
+    }
+}

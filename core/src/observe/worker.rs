@@ -1,0 +1,355 @@
+//! The per-worker recorder. A [`WorkerObserver`] is owned by one worker thread (`Send`, not `Sync`)
+//! and records into plain worker-local maps: no lock, no atomic read-modify-write, no syscall per
+//! exchange. Each record costs one `Arc` allocation (the record, shared by ring and sink) plus a few
+//! hash-map updates on keys whose number is bounded.
+//!
+//! Publication: every `flush_interval_ms` (checked against the record's own timestamp, so no clock
+//! read) or every `flush_batch` records, the worker moves its delta into its [`WorkerShared`] under a
+//! `Mutex` taken with `try_lock`. Only two threads ever touch that mutex: this worker (≤ 10 times a
+//! second) and an admin reader (per scrape/API call, holding it for a copy). If the reader holds it,
+//! the worker keeps its delta and tries at the next flush: the worker never waits. The same flush
+//! hands the batch to the JSON-lines sink with a non-blocking `try_send`.
+
+use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::hub::HubInner;
+use super::record::{AclDecision, ExchangeRecord, Label, StoredRecord};
+use super::tally::{Map, RequestKey, Tallies, SERIES_BUCKET_MS};
+
+/// The name unknown methods, targets past the cap and rare error codes fold into.
+pub const OTHER: &str = "other";
+
+/// MCP methods kept as metric labels; anything else is `other` (methods come from the network).
+pub const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/message",
+    "notifications/resources/updated",
+    "notifications/resources/list_changed",
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/roots/list_changed",
+    "notifications/elicitation/complete",
+    "notifications/tasks/status",
+];
+
+/// Longest label the interner keeps (longer strings are cut: labels are for reading, not replay).
+const MAX_LABEL_BYTES: usize = 256;
+/// Distinct strings an interner remembers; past it, labels are allocated per use.
+const INTERNER_CAP: usize = 4096;
+/// Distinct JSON-RPC error codes per api per worker before folding into `other`.
+const ERROR_CODES_CAP: usize = 32;
+
+/// What a worker publishes and a reader copies, behind the worker's own mutex.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    pub tallies: Tallies,
+    pub ring: VecDeque<Arc<StoredRecord>>,
+    pub recorded: u64,
+}
+
+/// The part of a worker the hub can see.
+#[derive(Debug)]
+pub(crate) struct WorkerShared {
+    pub index: u16,
+    pub published: Mutex<Published>,
+    // Gauges are per connection/stream, not per exchange; each is written only by its worker, so
+    // the cache line stays local and the reader's occasional load is the only sharing.
+    pub connections_active: AtomicI64,
+    pub sse_streams_open: AtomicI64,
+}
+
+impl WorkerShared {
+    pub fn new(index: u16) -> Self {
+        Self {
+            index,
+            published: Mutex::new(Published::default()),
+            connections_active: AtomicI64::new(0),
+            sse_streams_open: AtomicI64::new(0),
+        }
+    }
+}
+
+/// Hands out shared labels so records and tallies do not allocate a string per exchange.
+#[derive(Debug)]
+pub struct Interner {
+    set: HashSet<Label, ahash::RandomState>,
+    other: Label,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let mut set: HashSet<Label, ahash::RandomState> = HashSet::default();
+        for m in KNOWN_METHODS {
+            set.insert(Label::from(*m));
+        }
+        let other = Label::from(OTHER);
+        set.insert(other.clone());
+        Self { set, other }
+    }
+}
+
+impl Interner {
+    pub fn label(&mut self, s: &str) -> Label {
+        let s = cut(s, MAX_LABEL_BYTES);
+        if let Some(l) = self.set.get(s) {
+            return l.clone();
+        }
+        let l = Label::from(s);
+        if self.set.len() < INTERNER_CAP {
+            self.set.insert(l.clone());
+        }
+        l
+    }
+
+    pub fn other(&self) -> Label {
+        self.other.clone()
+    }
+
+    /// The label a method gets in metrics: itself when it is a known MCP method, else `other`.
+    fn method_label(&self, method: &Label) -> Label {
+        if KNOWN_METHODS.contains(&&**method) {
+            self.set.get(&**method).cloned().unwrap_or_else(|| method.clone())
+        } else {
+            self.other.clone()
+        }
+    }
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut at = max;
+    while at > 0 && !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    s.get(..at).unwrap_or("")
+}
+
+/// Decrements the worker's active-connection gauge when dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<WorkerShared>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the worker's open-SSE-stream gauge when dropped.
+#[derive(Debug)]
+pub struct SseStreamGuard(Arc<WorkerShared>);
+
+impl Drop for SseStreamGuard {
+    fn drop(&mut self) {
+        self.0.sse_streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The recorder a worker thread owns. Create with [`ObserveHub::worker`](super::ObserveHub::worker).
+pub struct WorkerObserver {
+    hub: Arc<HubInner>,
+    shared: Arc<WorkerShared>,
+    interner: Interner,
+    delta: Tallies,
+    /// Records not yet handed to the sink.
+    to_sink: Vec<Arc<StoredRecord>>,
+    /// Records not yet in the published ring (longer than `to_sink` only when a reader held the lock).
+    to_ring: VecDeque<Arc<StoredRecord>>,
+    delta_records: u64,
+    targets_seen: Map<Label, HashSet<Label, ahash::RandomState>>,
+    codes_seen: Map<Label, HashSet<i64, ahash::RandomState>>,
+    next_seq: u64,
+    last_flush_ms: u64,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl WorkerObserver {
+    pub(crate) fn new(hub: Arc<HubInner>, shared: Arc<WorkerShared>) -> Self {
+        let batch = hub.config.flush_batch;
+        Self {
+            hub,
+            shared,
+            interner: Interner::default(),
+            delta: Tallies::default(),
+            to_sink: Vec::with_capacity(batch),
+            to_ring: VecDeque::with_capacity(batch),
+            delta_records: 0,
+            targets_seen: Map::default(),
+            codes_seen: Map::default(),
+            next_seq: 0,
+            last_flush_ms: 0,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// A shared label for `s` (api, method, target, subject, rule, upstream), cut to 256 bytes.
+    pub fn label(&mut self, s: &str) -> Label {
+        self.interner.label(s)
+    }
+
+    /// The redaction rules, for building a [`Capture`](super::Capture).
+    pub fn redactor(&self) -> &super::Redactor {
+        &self.hub.redactor
+    }
+
+    /// Counts a connection until the guard drops.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.shared.connections_active.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.shared.clone())
+    }
+
+    /// Counts an open SSE stream until the guard drops.
+    pub fn sse_stream_opened(&self) -> SseStreamGuard {
+        self.shared.sse_streams_open.fetch_add(1, Ordering::Relaxed);
+        SseStreamGuard(self.shared.clone())
+    }
+
+    /// Records one exchange. Never blocks; may publish (see the module docs).
+    pub fn record(&mut self, record: ExchangeRecord) {
+        self.tally(&record);
+        let stored = Arc::new(StoredRecord { worker: self.shared.index, seq: self.next_seq, record });
+        self.next_seq += 1;
+        let time_ms = stored.record.time_ms;
+        if self.hub.sink.is_some() {
+            self.to_sink.push(stored.clone());
+        }
+        self.push_to_ring(stored);
+        self.delta_records += 1;
+        if self.to_ring.len() >= self.hub.config.flush_batch
+            || time_ms >= self.last_flush_ms.saturating_add(self.hub.config.flush_interval_ms)
+        {
+            self.flush(time_ms);
+        }
+    }
+
+    /// Publishes what is pending if the interval has passed. Call from a per-worker timer
+    /// (100 ms–1 s) so an idle worker's last records become visible.
+    pub fn tick(&mut self, now_ms: u64) {
+        if (self.delta_records > 0 || !self.to_ring.is_empty() || !self.to_sink.is_empty())
+            && now_ms >= self.last_flush_ms.saturating_add(self.hub.config.flush_interval_ms)
+        {
+            self.flush(now_ms);
+        }
+    }
+
+    /// Publishes now (worker shutdown, tests).
+    pub fn flush(&mut self, now_ms: u64) {
+        self.last_flush_ms = now_ms;
+        if let Some(sink) = &self.hub.sink {
+            if !self.to_sink.is_empty() {
+                let cap = self.hub.config.flush_batch;
+                sink.offer(std::mem::replace(&mut self.to_sink, Vec::with_capacity(cap)));
+            }
+        }
+        let Ok(mut published) = self.shared.published.try_lock() else {
+            return; // a reader is copying; keep the delta for the next flush
+        };
+        published.tallies.absorb_and_clear(&mut self.delta);
+        published.recorded += self.delta_records;
+        self.delta_records = 0;
+        let cap = self.hub.config.ring_capacity;
+        for r in self.to_ring.drain(..) {
+            if published.ring.len() >= cap {
+                published.ring.pop_front();
+            }
+            published.ring.push_back(r);
+        }
+    }
+
+    fn push_to_ring(&mut self, stored: Arc<StoredRecord>) {
+        // Bounded even if a reader kept the lock across many flushes.
+        if self.to_ring.len() >= self.hub.config.ring_capacity.max(1) {
+            self.to_ring.pop_front();
+        }
+        self.to_ring.push_back(stored);
+    }
+
+    fn tally(&mut self, r: &ExchangeRecord) {
+        let outcome = r.outcome();
+        let method = self.interner.method_label(&r.method);
+        let target = r.target.as_ref().map(|t| self.bounded_target(&r.api, t));
+        *self
+            .delta
+            .requests
+            .entry(RequestKey { api: r.api.clone(), method: method.clone(), target, outcome })
+            .or_default() += 1;
+        if let Some(code) = r.jsonrpc_error {
+            let code = self.bounded_code(&r.api, code);
+            *self.delta.jsonrpc_errors.entry((r.api.clone(), code)).or_default() += 1;
+        }
+        if r.acl_decision == Some(AclDecision::Deny) {
+            *self.delta.acl_denials.entry((r.api.clone(), r.acl_rule.clone())).or_default() += 1;
+        }
+        if let Some(f) = r.upstream_failure {
+            *self.delta.upstream_errors.entry((r.api.clone(), f)).or_default() += 1;
+        }
+        if r.kind.has_latency() {
+            self.delta
+                .latency
+                .entry((r.api.clone(), method))
+                .or_default()
+                .record(r.total_us);
+        }
+        let point = self
+            .delta
+            .series
+            .entry(r.api.clone())
+            .or_default()
+            .entry(r.time_ms / SERIES_BUCKET_MS)
+            .or_default();
+        point.requests += 1;
+        if outcome != super::Outcome::Ok {
+            point.errors += 1;
+        }
+    }
+
+    fn bounded_target(&mut self, api: &Label, target: &Label) -> Label {
+        let cap = self.hub.config.targets_tracked_per_worker;
+        let seen = self.targets_seen.entry(api.clone()).or_default();
+        if seen.contains(target) {
+            return target.clone();
+        }
+        if seen.len() < cap {
+            seen.insert(target.clone());
+            return target.clone();
+        }
+        self.interner.other()
+    }
+
+    fn bounded_code(&mut self, api: &Label, code: i64) -> Option<i64> {
+        let seen = self.codes_seen.entry(api.clone()).or_default();
+        if seen.contains(&code) || seen.len() < ERROR_CODES_CAP {
+            seen.insert(code);
+            Some(code)
+        } else {
+            None
+        }
+    }
+}
