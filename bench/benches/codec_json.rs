@@ -31,7 +31,9 @@ fn sse_stream(data_len: usize) -> Vec<u8> {
     while out.len() < (1 << 20) {
         out.extend_from_slice(format!("event: message\nid: s1-{i}\ndata: ").as_bytes());
         let body_start = out.len();
-        out.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"data":""#);
+        out.extend_from_slice(
+            br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"data":""#,
+        );
         while out.len() - body_start < data_len.saturating_sub(3) {
             out.push(b'x');
         }
@@ -57,9 +59,10 @@ pub fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("json_rpc");
     g.throughput(Throughput::Bytes(TOOLS_CALL.len() as u64));
     let mut classifier = Classifier::new();
-    g.bench_function(BenchmarkId::new("classify_tools_call", TOOLS_CALL.len()), |b| {
-        b.iter(|| classifier.classify(black_box(TOOLS_CALL)).map(drop))
-    });
+    g.bench_function(
+        BenchmarkId::new("classify_tools_call", TOOLS_CALL.len()),
+        |b| b.iter(|| classifier.classify(black_box(TOOLS_CALL)).map(drop)),
+    );
     g.finish();
 
     let list = tools_list(100);
@@ -67,26 +70,40 @@ pub fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(list.len() as u64));
     let mut filter = ListFilter::new();
     let mut out = Vec::with_capacity(list.len());
-    g.bench_function(BenchmarkId::new("tools_list_100_keep_half", list.len()), |b| {
-        b.iter(|| {
-            out.clear();
-            let mut odd = false;
-            filter.filter(black_box(&list), ListKind::Tools, |_| {
-                odd = !odd;
-                odd
-            }, &mut out)
-        })
-    });
-    g.bench_function(BenchmarkId::new("tools_list_100_keep_all", list.len()), |b| {
-        b.iter(|| {
-            out.clear();
-            filter.filter(black_box(&list), ListKind::Tools, |_| true, &mut out)
-        })
-    });
+    g.bench_function(
+        BenchmarkId::new("tools_list_100_keep_half", list.len()),
+        |b| {
+            b.iter(|| {
+                out.clear();
+                let mut odd = false;
+                filter.filter(
+                    black_box(&list),
+                    ListKind::Tools,
+                    |_| {
+                        odd = !odd;
+                        odd
+                    },
+                    &mut out,
+                )
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("tools_list_100_keep_all", list.len()),
+        |b| {
+            b.iter(|| {
+                out.clear();
+                filter.filter(black_box(&list), ListKind::Tools, |_| true, &mut out)
+            })
+        },
+    );
     g.finish();
 
     let mut g = c.benchmark_group("json_sse");
-    for (name, data_len) in [("parse_1MiB_64KiB_events", 64 * 1024), ("parse_1MiB_200B_events", 200)] {
+    for (name, data_len) in [
+        ("parse_1MiB_64KiB_events", 64 * 1024),
+        ("parse_1MiB_200B_events", 200),
+    ] {
         let stream = sse_stream(data_len);
         g.throughput(Throughput::Bytes(stream.len() as u64));
         g.bench_function(name, |b| b.iter(|| parse_all(black_box(&stream))));

@@ -568,7 +568,9 @@ fn decode_escaped(raw: &[u8], out: &mut String) -> Option<()> {
                     if !(0xDC00..0xE000).contains(&lo) {
                         return None;
                     }
-                    out.push(char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?);
+                    out.push(char::from_u32(
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                    )?);
                     i = next + 12;
                     continue;
                 }

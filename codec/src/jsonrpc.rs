@@ -85,6 +85,8 @@ impl Message {
 }
 
 /// A single message or a 2025-03-26 batch.
+// Small batches stay inline: boxing would allocate on every request to save stack space only.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classified {
     Single(Message),
@@ -173,12 +175,20 @@ impl Classifier {
         self.scratch
             .resize(input.len() + simd_json::INPUT_PADDING, b' ');
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let parsed =
-            simd_json::fill_tape_padded(&mut self.scratch, input.len(), &mut self.buffers, &mut tape);
+        let parsed = simd_json::fill_tape_padded(
+            &mut self.scratch,
+            input.len(),
+            &mut self.buffers,
+            &mut tape,
+        );
         let result = match parsed {
             Err(e) => Err(map_parse_error(e.error())),
             Ok(()) => {
-                index_nodes(input, self.buffers.structural_indexes(), &mut self.node_structural);
+                index_nodes(
+                    input,
+                    self.buffers.structural_indexes(),
+                    &mut self.node_structural,
+                );
                 let doc = Doc {
                     input,
                     tape: &tape.0,
@@ -295,10 +305,7 @@ impl<'a, 'de> Doc<'a, 'de> {
     }
 
     fn offset_of_structural(&self, k: usize) -> Result<usize, JsonRpcError> {
-        self.structurals
-            .get(k)
-            .map(|&o| o as usize)
-            .ok_or(INTERNAL)
+        self.structurals.get(k).map(|&o| o as usize).ok_or(INTERNAL)
     }
 
     fn structural_of(&self, node: usize) -> Result<usize, JsonRpcError> {
@@ -341,7 +348,9 @@ impl<'a, 'de> Doc<'a, 'de> {
                     return Err(JsonRpcError::InvalidRequest("Invalid Request: empty batch"));
                 }
                 if len > MAX_BATCH_LEN {
-                    return Err(JsonRpcError::InvalidRequest("Invalid Request: batch too long"));
+                    return Err(JsonRpcError::InvalidRequest(
+                        "Invalid Request: batch too long",
+                    ));
                 }
                 let closing_bracket = self.last_structural()?;
                 let mut out = SmallVec::with_capacity(len);
@@ -382,7 +391,11 @@ impl<'a, 'de> Doc<'a, 'de> {
         for member in self.members(obj)? {
             let (key, value) = member?;
             match key {
-                "jsonrpc" => once(&mut jsonrpc, value, "Invalid Request: duplicate \"jsonrpc\"")?,
+                "jsonrpc" => once(
+                    &mut jsonrpc,
+                    value,
+                    "Invalid Request: duplicate \"jsonrpc\"",
+                )?,
                 "id" => once(&mut id, value, "Invalid Request: duplicate \"id\"")?,
                 "method" => once(&mut method, value, "Invalid Request: duplicate \"method\"")?,
                 "params" => once(&mut params, value, "Invalid Request: duplicate \"params\"")?,
@@ -393,7 +406,11 @@ impl<'a, 'de> Doc<'a, 'de> {
         }
         match jsonrpc.map(|v| self.node(v)).transpose()? {
             Some(Node::String("2.0")) => {}
-            None => return Err(JsonRpcError::InvalidRequest("Invalid Request: missing \"jsonrpc\"")),
+            None => {
+                return Err(JsonRpcError::InvalidRequest(
+                    "Invalid Request: missing \"jsonrpc\"",
+                ))
+            }
             Some(_) => {
                 return Err(JsonRpcError::InvalidRequest(
                     "Invalid Request: \"jsonrpc\" must be \"2.0\"",
@@ -490,7 +507,11 @@ impl<'a, 'de> Doc<'a, 'de> {
         for member in self.members(e)? {
             let (key, value) = member?;
             if key == "code" {
-                once(&mut code, value, "Invalid Request: duplicate \"error.code\"")?;
+                once(
+                    &mut code,
+                    value,
+                    "Invalid Request: duplicate \"error.code\"",
+                )?;
             }
         }
         match code.map(|c| self.node(c)).transpose()? {
@@ -517,10 +538,22 @@ impl<'a, 'de> Doc<'a, 'de> {
         for member in self.members(p)? {
             let (key, value) = member?;
             match key {
-                "name" => once(&mut name, value, "Invalid Request: duplicate \"params.name\"")?,
+                "name" => once(
+                    &mut name,
+                    value,
+                    "Invalid Request: duplicate \"params.name\"",
+                )?,
                 "uri" => once(&mut uri, value, "Invalid Request: duplicate \"params.uri\"")?,
-                "ref" => once(&mut reference, value, "Invalid Request: duplicate \"params.ref\"")?,
-                "_meta" => once(&mut meta, value, "Invalid Request: duplicate \"params._meta\"")?,
+                "ref" => once(
+                    &mut reference,
+                    value,
+                    "Invalid Request: duplicate \"params.ref\"",
+                )?,
+                "_meta" => once(
+                    &mut meta,
+                    value,
+                    "Invalid Request: duplicate \"params._meta\"",
+                )?,
                 _ => {}
             }
         }

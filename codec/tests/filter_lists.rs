@@ -1,10 +1,15 @@
 //! List filter: byte preservation, fail-closed entries, and a serde_json reference model.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_codec::filter::{FilterError, FilterOutcome, ListFilter, ListKind};
 use proptest::prelude::*;
 use serde_json::Value;
 
-fn run(input: &str, kind: ListKind, keep: impl FnMut(&str) -> bool) -> Result<(String, FilterOutcome), FilterError> {
+fn run(
+    input: &str,
+    kind: ListKind,
+    keep: impl FnMut(&str) -> bool,
+) -> Result<(String, FilterOutcome), FilterError> {
     let mut out = b"prefix:".to_vec();
     let outcome = ListFilter::new().filter(input.as_bytes(), kind, keep, &mut out)?;
     assert!(out.starts_with(b"prefix:"), "filter appends");
@@ -14,9 +19,18 @@ fn run(input: &str, kind: ListKind, keep: impl FnMut(&str) -> bool) -> Result<(S
 #[test]
 fn method_to_kind() {
     assert_eq!(ListKind::from_method("tools/list"), Some(ListKind::Tools));
-    assert_eq!(ListKind::from_method("prompts/list"), Some(ListKind::Prompts));
-    assert_eq!(ListKind::from_method("resources/list"), Some(ListKind::Resources));
-    assert_eq!(ListKind::from_method("resources/templates/list"), Some(ListKind::ResourceTemplates));
+    assert_eq!(
+        ListKind::from_method("prompts/list"),
+        Some(ListKind::Prompts)
+    );
+    assert_eq!(
+        ListKind::from_method("resources/list"),
+        Some(ListKind::Resources)
+    );
+    assert_eq!(
+        ListKind::from_method("resources/templates/list"),
+        Some(ListKind::ResourceTemplates)
+    );
     assert_eq!(ListKind::from_method("tools/call"), None);
 }
 
@@ -40,12 +54,26 @@ const PRETTY: &str = r#"{
 fn nothing_removed_is_byte_identical() {
     let (out, o) = run(PRETTY, ListKind::Tools, |_| true).unwrap();
     assert_eq!(out, PRETTY);
-    assert_eq!(o, FilterOutcome { kept: 3, removed: 0 });
+    assert_eq!(
+        o,
+        FilterOutcome {
+            kept: 3,
+            removed: 0
+        }
+    );
 }
 
 #[test]
 fn removal_preserves_everything_else() {
-    for refused in [&["a"][..], &["b"], &["c"], &["a", "b"], &["b", "c"], &["a", "c"], &["a", "b", "c"]] {
+    for refused in [
+        &["a"][..],
+        &["b"],
+        &["c"],
+        &["a", "b"],
+        &["b", "c"],
+        &["a", "c"],
+        &["a", "b", "c"],
+    ] {
         let (out, o) = run(PRETTY, ListKind::Tools, |n| !refused.contains(&n)).unwrap();
         assert_eq!(o.removed, refused.len());
         let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -66,21 +94,45 @@ fn removal_preserves_everything_else() {
 fn exact_splice_bytes() {
     let input = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}, {"name":"b"} ,{"name":"c"}],"nextCursor":"n"}}"#;
     let (out, _) = run(input, ListKind::Tools, |n| n != "b").unwrap();
-    assert_eq!(out, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}, {"name":"c"}],"nextCursor":"n"}}"#);
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}, {"name":"c"}],"nextCursor":"n"}}"#
+    );
     let (out, _) = run(input, ListKind::Tools, |n| n == "c").unwrap();
-    assert_eq!(out, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"c"}],"nextCursor":"n"}}"#);
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"c"}],"nextCursor":"n"}}"#
+    );
     let (out, _) = run(input, ListKind::Tools, |n| n == "a").unwrap();
-    assert_eq!(out, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"nextCursor":"n"}}"#);
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"nextCursor":"n"}}"#
+    );
     let (out, _) = run(input, ListKind::Tools, |_| false).unwrap();
-    assert_eq!(out, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"nextCursor":"n"}}"#);
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"nextCursor":"n"}}"#
+    );
 }
 
 #[test]
 fn each_kind_uses_its_key() {
     let cases = [
-        (ListKind::Prompts, r#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"p1"},{"name":"p2"}]}}"#, "p1"),
-        (ListKind::Resources, r#"{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"file:///a","name":"x"},{"uri":"file:///b","name":"y"}]}}"#, "file:///a"),
-        (ListKind::ResourceTemplates, r#"{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[{"uriTemplate":"t://{a}","name":"x"},{"uriTemplate":"t://{b}","name":"y"}]}}"#, "t://{a}"),
+        (
+            ListKind::Prompts,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"p1"},{"name":"p2"}]}}"#,
+            "p1",
+        ),
+        (
+            ListKind::Resources,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"file:///a","name":"x"},{"uri":"file:///b","name":"y"}]}}"#,
+            "file:///a",
+        ),
+        (
+            ListKind::ResourceTemplates,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[{"uriTemplate":"t://{a}","name":"x"},{"uriTemplate":"t://{b}","name":"y"}]}}"#,
+            "t://{a}",
+        ),
     ];
     for (kind, input, allowed) in cases {
         let mut seen = Vec::new();
@@ -89,7 +141,14 @@ fn each_kind_uses_its_key() {
             n == allowed
         })
         .unwrap();
-        assert_eq!(o, FilterOutcome { kept: 1, removed: 1 }, "{kind:?}");
+        assert_eq!(
+            o,
+            FilterOutcome {
+                kept: 1,
+                removed: 1
+            },
+            "{kind:?}"
+        );
         assert_eq!(seen.len(), 2);
         assert!(out.contains(allowed));
     }
@@ -118,9 +177,20 @@ fn malformed_entries_fail_closed() {
         "not an object",
         {"name":"last"}]}}"#;
     let (out, o) = run(input, ListKind::Tools, |_| true).unwrap();
-    assert_eq!(o, FilterOutcome { kept: 2, removed: 5 });
+    assert_eq!(
+        o,
+        FilterOutcome {
+            kept: 2,
+            removed: 5
+        }
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
-    let names: Vec<_> = v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
+    let names: Vec<_> = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
     assert_eq!(names, vec![Value::from("ok"), Value::from("last")]);
 }
 
@@ -141,14 +211,29 @@ fn passes_through_error_responses_and_missing_lists() {
 fn refuses_what_it_cannot_filter_safely() {
     let cases: &[(&[u8], FilterError)] = &[
         (br#"[{"jsonrpc":"2.0"}]"#, FilterError::NotAnObject),
-        (br#"{"result":{"tools":[]},"result":{"tools":[{"name":"x"}]}}"#, FilterError::DuplicateKey("result")),
-        (br#"{"result":{"tools":[],"t\u006fols":[{"name":"x"}]}}"#, FilterError::DuplicateKey("tools")),
-        (br#"{"result":{"tools":{"name":"x"}}}"#, FilterError::ListNotArray("tools")),
-        (b"{\"result\":{\"tools\":[{\"name\":\"\xff\"}]}}", FilterError::InvalidUtf8),
+        (
+            br#"{"result":{"tools":[]},"result":{"tools":[{"name":"x"}]}}"#,
+            FilterError::DuplicateKey("result"),
+        ),
+        (
+            br#"{"result":{"tools":[],"t\u006fols":[{"name":"x"}]}}"#,
+            FilterError::DuplicateKey("tools"),
+        ),
+        (
+            br#"{"result":{"tools":{"name":"x"}}}"#,
+            FilterError::ListNotArray("tools"),
+        ),
+        (
+            b"{\"result\":{\"tools\":[{\"name\":\"\xff\"}]}}",
+            FilterError::InvalidUtf8,
+        ),
     ];
     for (input, want) in cases {
         let mut out = Vec::new();
-        assert_eq!(ListFilter::new().filter(input, ListKind::Tools, |_| true, &mut out), Err(want.clone()));
+        assert_eq!(
+            ListFilter::new().filter(input, ListKind::Tools, |_| true, &mut out),
+            Err(want.clone())
+        );
         assert!(out.is_empty());
     }
     for bad in [
@@ -162,11 +247,22 @@ fn refuses_what_it_cannot_filter_safely() {
         r#"{"result":{"tools":[{"name":"\ud800"}]}}"#,
         "{\"result\":{\"tools\":[{\"name\":\"tab\there\"}]}}",
     ] {
-        let r = ListFilter::new().filter(bad.as_bytes(), ListKind::Tools, |_| true, &mut Vec::new());
-        assert!(matches!(r, Err(FilterError::InvalidJson { .. })), "{bad}: {r:?}");
+        let r =
+            ListFilter::new().filter(bad.as_bytes(), ListKind::Tools, |_| true, &mut Vec::new());
+        assert!(
+            matches!(r, Err(FilterError::InvalidJson { .. })),
+            "{bad}: {r:?}"
+        );
     }
-    let deep = format!(r#"{{"result":{{"tools":[{{"name":"x","s":{}{}}}]}}}}"#, "[".repeat(80), "]".repeat(80));
-    assert_eq!(ListFilter::new().filter(deep.as_bytes(), ListKind::Tools, |_| true, &mut Vec::new()), Err(FilterError::TooDeep));
+    let deep = format!(
+        r#"{{"result":{{"tools":[{{"name":"x","s":{}{}}}]}}}}"#,
+        "[".repeat(80),
+        "]".repeat(80)
+    );
+    assert_eq!(
+        ListFilter::new().filter(deep.as_bytes(), ListKind::Tools, |_| true, &mut Vec::new()),
+        Err(FilterError::TooDeep)
+    );
 }
 
 #[test]
@@ -176,9 +272,14 @@ fn works_on_sse_event_data() {
     let mut p = SseParser::new();
     let (ev, _) = p.next_event(stream).unwrap().unwrap();
     let mut out = Vec::new();
-    let o = ListFilter::new().filter(p.data(&ev, stream), ListKind::Tools, |n| n == "b", &mut out).unwrap();
+    let o = ListFilter::new()
+        .filter(p.data(&ev, stream), ListKind::Tools, |n| n == "b", &mut out)
+        .unwrap();
     assert_eq!(o.removed, 1);
-    assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"}]}}"#);
+    assert_eq!(
+        out,
+        br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"}]}}"#
+    );
 }
 
 /// A generated JSON value for entry bodies (no duplicate keys: serde_json's map would merge them).
@@ -201,10 +302,13 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 fn entry() -> impl Strategy<Value = Value> {
     (
-        proptest::option::weighted(0.9, prop_oneof![
-            "[a-e\"\\\\/é]{1,3}".prop_map(Value::from),
-            Just(Value::from(7)),
-        ]),
+        proptest::option::weighted(
+            0.9,
+            prop_oneof![
+                "[a-e\"\\\\/é]{1,3}".prop_map(Value::from),
+                Just(Value::from(7)),
+            ],
+        ),
         proptest::collection::btree_map("[f-z]{1,6}", json_value(), 0..3),
     )
         .prop_map(|(name, rest)| {

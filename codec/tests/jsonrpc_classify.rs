@@ -1,4 +1,5 @@
 //! JSON-RPC classifier: envelope rules, security rules, raw ids, and agreement with serde_json.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_codec::jsonrpc::{error_response, Classified, Classifier, Kind, Message, Target};
 use mcpgate_codec::limits::{MAX_BATCH_LEN, MAX_JSON_DEPTH};
@@ -15,7 +16,10 @@ fn one(input: &str) -> Message {
 fn err(input: &[u8]) -> (i64, String) {
     match Classifier::new().classify(input) {
         Err(e) => (e.code(), e.message().to_owned()),
-        Ok(c) => panic!("expected an error for {:?}: {c:?}", String::from_utf8_lossy(input)),
+        Ok(c) => panic!(
+            "expected an error for {:?}: {c:?}",
+            String::from_utf8_lossy(input)
+        ),
     }
 }
 
@@ -28,13 +32,23 @@ fn tools_call_request() {
     assert_eq!(m.id_bytes(TOOLS_CALL.as_bytes()), Some(&b"7"[..]));
     assert_eq!(m.method.as_deref(), Some("tools/call"));
     assert_eq!(m.target, Target::Name("get_weather".into()));
-    assert_eq!(m.progress_token_bytes(TOOLS_CALL.as_bytes()), Some(&b"\"p7\""[..]));
+    assert_eq!(
+        m.progress_token_bytes(TOOLS_CALL.as_bytes()),
+        Some(&b"\"p7\""[..])
+    );
     assert_eq!(m.span, 0..TOOLS_CALL.len());
 }
 
 #[test]
 fn raw_id_keeps_type_and_spelling() {
-    for id in [r#""1""#, "1", "-12", r#""a\"b\\c""#, r#""\u0031""#, "18446744073709551615"] {
+    for id in [
+        r#""1""#,
+        "1",
+        "-12",
+        r#""a\"b\\c""#,
+        r#""\u0031""#,
+        "18446744073709551615",
+    ] {
         let input = format!(r#"{{ "jsonrpc" : "2.0" , "id" :  {id}  , "method":"ping"}}"#);
         let m = one(&input);
         assert_eq!(m.id_bytes(input.as_bytes()), Some(id.as_bytes()), "{input}");
@@ -47,18 +61,30 @@ fn ids_that_are_not_string_or_integer_are_refused() {
         let input = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
         assert_eq!(err(input.as_bytes()).0, -32600, "{input}");
     }
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).0, -32600);
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).0,
+        -32600
+    );
     assert_eq!(err(br#"{"jsonrpc":"2.0","id":null,"result":{}}"#).0, -32600);
     let m = one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#);
-    assert_eq!((m.kind, m.id, m.error_code), (Kind::ErrorResponse, None, Some(-32700)));
+    assert_eq!(
+        (m.kind, m.id, m.error_code),
+        (Kind::ErrorResponse, None, Some(-32700))
+    );
     let m = one(r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"x"}}"#);
     assert_eq!(m.kind, Kind::ErrorResponse);
 }
 
 #[test]
 fn kinds() {
-    assert_eq!(one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind, Kind::Notification);
-    assert_eq!(one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).kind, Kind::Response);
+    assert_eq!(
+        one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind,
+        Kind::Notification
+    );
+    assert_eq!(
+        one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).kind,
+        Kind::Response
+    );
     let m = one(r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool"}}"#);
     assert_eq!((m.kind, m.error_code), (Kind::ErrorResponse, Some(-32602)));
 }
@@ -88,7 +114,9 @@ fn envelope_rules() {
 
 #[test]
 fn escapes_are_decoded() {
-    let m = one(r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools/c\u0061ll","params":{"n\u0061me":"\u0065cho"}}"#);
+    let m = one(
+        r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools/c\u0061ll","params":{"n\u0061me":"\u0065cho"}}"#,
+    );
     assert_eq!(m.method.as_deref(), Some("tools/call"));
     assert_eq!(m.target, Target::Name("echo".into()));
 }
@@ -117,47 +145,98 @@ fn duplicate_keys_are_refused() {
         assert!(msg.contains("duplicate"), "{msg}");
     }
     // Duplicates elsewhere are the upstream's business.
-    one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1,"x":2}}}"#);
+    one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1,"x":2}}}"#,
+    );
 }
 
 #[test]
 fn targets_per_method() {
     let t = |method: &str, params: &str| {
-        one(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#)).target
+        one(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#
+        ))
+        .target
     };
-    assert_eq!(t("prompts/get", r#"{"name":"p"}"#), Target::Name("p".into()));
-    for m in ["resources/read", "resources/subscribe", "resources/unsubscribe", "notifications/resources/updated"] {
-        assert_eq!(t(m, r#"{"uri":"file:///a"}"#), Target::Uri("file:///a".into()), "{m}");
+    assert_eq!(
+        t("prompts/get", r#"{"name":"p"}"#),
+        Target::Name("p".into())
+    );
+    for m in [
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "notifications/resources/updated",
+    ] {
+        assert_eq!(
+            t(m, r#"{"uri":"file:///a"}"#),
+            Target::Uri("file:///a".into()),
+            "{m}"
+        );
     }
     assert_eq!(
-        t("completion/complete", r#"{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}"#),
+        t(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}"#
+        ),
         Target::PromptRef("p".into())
     );
     assert_eq!(
-        t("completion/complete", r#"{"ref":{"uri":"res://x","type":"ref/resource"}}"#),
+        t(
+            "completion/complete",
+            r#"{"ref":{"uri":"res://x","type":"ref/resource"}}"#
+        ),
         Target::ResourceRef("res://x".into())
     );
-    assert_eq!(t("completion/complete", r#"{"ref":{"type":"ref/other","name":"p"}}"#), Target::None);
+    assert_eq!(
+        t(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/other","name":"p"}}"#
+        ),
+        Target::None
+    );
     assert_eq!(t("tools/list", r#"{"name":"ignored"}"#), Target::None);
     assert_eq!(t("tools/call", r#"{}"#), Target::None);
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#).0, -32600);
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#).0, -32600);
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#).0,
+        -32600
+    );
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#).0,
+        -32600
+    );
 }
 
 #[test]
 fn progress_token_raw() {
-    let input = r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken": 42 }}}"#;
-    assert_eq!(one(input).progress_token_bytes(input.as_bytes()), Some(&b"42"[..]));
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":{}}}}"#).0, -32600);
+    let input =
+        r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken": 42 }}}"#;
+    assert_eq!(
+        one(input).progress_token_bytes(input.as_bytes()),
+        Some(&b"42"[..])
+    );
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":{}}}}"#).0,
+        -32600
+    );
 }
 
 #[test]
 fn parse_errors() {
     assert_eq!(err(b"{").0, -32700);
     assert_eq!(err(b"").0, -32700);
-    assert_eq!(err(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffng\"}").0, -32700);
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#).0, -32700);
-    assert_eq!(err(br#"{"jsonrpc":"2.0","id":1,"method":"ping",}"#).0, -32700);
+    assert_eq!(
+        err(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffng\"}").0,
+        -32700
+    );
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#).0,
+        -32700
+    );
+    assert_eq!(
+        err(br#"{"jsonrpc":"2.0","id":1,"method":"ping",}"#).0,
+        -32700
+    );
 }
 
 #[test]
@@ -181,21 +260,38 @@ fn batches() {
     };
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].target, Target::Name("a".into()));
-    assert_eq!(&input[msgs[0].span.clone()], r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#);
-    assert_eq!(&input[msgs[1].span.clone()], r#"{"jsonrpc":"2.0","method":"notifications/x"}"#);
+    assert_eq!(
+        &input[msgs[0].span.clone()],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#
+    );
+    assert_eq!(
+        &input[msgs[1].span.clone()],
+        r#"{"jsonrpc":"2.0","method":"notifications/x"}"#
+    );
     assert_eq!(msgs[1].kind, Kind::Notification);
-    let long = format!("[{}]", vec![r#"{"jsonrpc":"2.0","method":"n"}"#; MAX_BATCH_LEN + 1].join(","));
+    let long = format!(
+        "[{}]",
+        vec![r#"{"jsonrpc":"2.0","method":"n"}"#; MAX_BATCH_LEN + 1].join(",")
+    );
     assert_eq!(err(long.as_bytes()).0, -32600);
     // One bad element refuses the batch.
-    assert_eq!(err(br#"[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":1,"id":2,"method":"n"}]"#).0, -32600);
+    assert_eq!(
+        err(br#"[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":1,"id":2,"method":"n"}]"#).0,
+        -32600
+    );
 }
 
 #[test]
 fn classifier_reuse_does_not_leak_state() {
     let mut c = Classifier::new();
-    let big = format!(r#"{{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{{"name":"{}"}}}}"#, "n".repeat(10_000));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{{"name":"{}"}}}}"#,
+        "n".repeat(10_000)
+    );
     assert!(c.classify(big.as_bytes()).is_ok());
-    let Classified::Single(m) = c.classify(TOOLS_CALL.as_bytes()).unwrap() else { panic!() };
+    let Classified::Single(m) = c.classify(TOOLS_CALL.as_bytes()).unwrap() else {
+        panic!()
+    };
     assert_eq!(m.target, Target::Name("get_weather".into()));
     assert!(c.classify(b"{").is_err());
     assert!(c.classify(TOOLS_CALL.as_bytes()).is_ok());

@@ -1,4 +1,5 @@
 //! SSE parser and writer: WHATWG rules, raw ranges, limits, and split invariance.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_codec::limits::MAX_SSE_EVENT_BYTES;
 use mcpgate_codec::sse::{write_comment, write_event, SseData, SseError, SseEvent, SseParser};
@@ -67,7 +68,11 @@ fn mcp_stream_with_priming_event() {
     assert_eq!(evs.len(), 2);
     assert_eq!(evs[0].id.as_deref(), Some(&b"s3-0"[..]));
     assert_eq!(evs[0].retry, Some(2000));
-    assert_eq!(evs[0].data.as_deref(), Some(&b""[..]), "empty data line still dispatches");
+    assert_eq!(
+        evs[0].data.as_deref(),
+        Some(&b""[..]),
+        "empty data line still dispatches"
+    );
     assert_eq!(evs[1].event.as_deref(), Some(&b"message"[..]));
     assert_eq!(evs[1].data.as_deref(), Some(&b"{\"a\":1}"[..]));
     assert!(evs[1].single_line);
@@ -144,7 +149,12 @@ fn retry_digits_only() {
         (b"retry: 1.5\n\n", None),
         (b"retry: 99999999999999999999999\n\n", None),
     ] {
-        assert_eq!(whole(line)[0].retry, want, "{:?}", String::from_utf8_lossy(line));
+        assert_eq!(
+            whole(line)[0].retry,
+            want,
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
     }
 }
 
@@ -251,7 +261,14 @@ fn writer_round_trips_and_cannot_inject_fields() {
 
 fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
     let value = proptest::collection::vec(
-        prop_oneof![Just(b'a'), Just(b' '), Just(b':'), Just(b'{'), Just(0u8), Just(b'7')],
+        prop_oneof![
+            Just(b'a'),
+            Just(b' '),
+            Just(b':'),
+            Just(b'{'),
+            Just(0u8),
+            Just(b'7')
+        ],
         0..12,
     );
     let name = prop_oneof![
@@ -283,14 +300,22 @@ fn stream_strategy() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             (
                 proptest::collection::vec(line_strategy(), 0..5),
-                prop_oneof![Just(b"\n".to_vec()), Just(b"\r\n".to_vec()), Just(b"\r".to_vec())],
+                prop_oneof![
+                    Just(b"\n".to_vec()),
+                    Just(b"\r\n".to_vec()),
+                    Just(b"\r".to_vec())
+                ],
             ),
             0..6,
         ),
         proptest::collection::vec(line_strategy(), 0..2),
     )
         .prop_map(|(bom, blocks, tail)| {
-            let mut s = if bom { b"\xEF\xBB\xBF".to_vec() } else { Vec::new() };
+            let mut s = if bom {
+                b"\xEF\xBB\xBF".to_vec()
+            } else {
+                Vec::new()
+            };
             for (lines, end) in blocks {
                 lines.into_iter().for_each(|l| s.extend(l));
                 s.extend(end);

@@ -14,11 +14,15 @@ fn agree(m: &Message, input: &[u8], v: &Value) {
         Some(raw) => {
             let id: Value = serde_json::from_slice(raw).expect("raw id is JSON");
             assert_eq!(Some(&id), obj.get("id"));
-            assert!(id.is_string() || id.is_i64() || id.is_u64());
+            let integer_literal = raw.iter().all(|b| b.is_ascii_digit() || *b == b'-');
+            assert!(id.is_string() || integer_literal);
         }
         None => assert!(obj.get("id").is_none_or(Value::is_null)),
     }
-    assert_eq!(m.method.as_deref(), obj.get("method").and_then(Value::as_str));
+    assert_eq!(
+        m.method.as_deref(),
+        obj.get("method").and_then(Value::as_str)
+    );
     match m.kind {
         Kind::Request | Kind::Notification => assert!(obj.get("method").is_some()),
         Kind::Response => assert!(obj.get("result").is_some() && obj.get("error").is_none()),
@@ -26,9 +30,14 @@ fn agree(m: &Message, input: &[u8], v: &Value) {
     }
     if let Some(t) = m.target.as_str() {
         let params = &obj["params"];
-        let found = [&params["name"], &params["uri"], &params["ref"]["name"], &params["ref"]["uri"]]
-            .into_iter()
-            .any(|c| c.as_str() == Some(t));
+        let found = [
+            &params["name"],
+            &params["uri"],
+            &params["ref"]["name"],
+            &params["ref"]["uri"],
+        ]
+        .into_iter()
+        .any(|c| c.as_str() == Some(t));
         assert!(found, "target {t:?} not in params");
     }
     if let Some(raw) = m.progress_token_bytes(input) {
@@ -42,7 +51,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(classified) = classifier.classify(data) else {
         return;
     };
-    let v: Value = serde_json::from_slice(data).expect("classifier accepted what serde_json refuses");
+    let v: Value =
+        serde_json::from_slice(data).expect("classifier accepted what serde_json refuses");
     match (&classified, &v) {
         (Classified::Single(m), _) => agree(m, data, &v),
         (Classified::Batch(ms), Value::Array(items)) => {

@@ -9,8 +9,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, message)) = data.split_first() else {
         return;
     };
-    let kind = [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::ResourceTemplates]
-        [usize::from(selector & 3)];
+    let kind = [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+    ][usize::from(selector & 3)];
     // Keep names whose byte sum has the bit chosen by the selector.
     let bit = (selector >> 2) & 7;
     let keep = |n: &str| n.bytes().fold(0u8, |a, b| a.wrapping_add(b)) >> bit & 1 == 1;
@@ -24,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
     if outcome.removed == 0 {
         assert_eq!(out, message);
     }
-    let list = |v: &Value| v.get("result").and_then(|r| r.get(kind.list_key())).and_then(Value::as_array).cloned();
+    let list = |v: &Value| {
+        v.get("result")
+            .and_then(|r| r.get(kind.list_key()))
+            .and_then(Value::as_array)
+            .cloned()
+    };
     match (list(&input), list(&output)) {
         (Some(before), Some(after)) => {
             assert_eq!(after.len(), outcome.kept);
@@ -32,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
             let mut it = before.iter();
             for e in &after {
                 assert!(it.any(|b| b == e), "output entry not in input order");
-                let name = e.get(kind.entry_key()).and_then(Value::as_str).expect("kept entry has its key");
+                let name = e
+                    .get(kind.entry_key())
+                    .and_then(Value::as_str)
+                    .expect("kept entry has its key");
                 assert!(keep(name));
             }
             // Everything outside the list is unchanged.

@@ -43,7 +43,8 @@ fn run(stream: &[u8], cuts: &[usize]) -> (Vec<Seen>, Vec<u8>) {
                         event: ev.event.clone().map(|r| buf[r].to_vec()),
                         id: ev.id.clone().map(|r| buf[r].to_vec()),
                         retry: ev.retry,
-                        data: (!matches!(ev.data, SseData::None)).then(|| parser.data(&ev, &buf).to_vec()),
+                        data: (!matches!(ev.data, SseData::None))
+                            .then(|| parser.data(&ev, &buf).to_vec()),
                         comment_only: ev.is_comment_only,
                     });
                     buf.drain(..consumed);
