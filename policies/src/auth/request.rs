@@ -1,0 +1,141 @@
+//! Reading credentials off a request: the `Authorization: Bearer` header (the only bearer method
+//! the gateway accepts, RFC 6750 §2.1), the refusal of `access_token` in the query string
+//! (RFC 6750 §2.3 is off by MCP's rules: 400 `invalid_request`, never accepted), and a small
+//! header-lookup abstraction so the engine can hand over its parsed head without copying.
+
+use smallvec::SmallVec;
+
+use super::error::AuthError;
+
+/// Header access the engine provides: every value of a header (names compared
+/// case-insensitively), in order.
+pub trait HeaderLookup {
+    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]>;
+}
+
+impl HeaderLookup for [(&str, &str)] {
+    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]> {
+        self.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
+            .collect()
+    }
+}
+
+impl HeaderLookup for [(&[u8], &[u8])] {
+    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]> {
+        self.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+            .collect()
+    }
+}
+
+/// What the `Authorization` header holds, as far as bearer plans care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    Absent,
+    Bearer(&'a str),
+    /// Another scheme (Basic, …): no bearer plan applies.
+    OtherScheme,
+}
+
+/// Reads `Authorization`. The scheme is case-insensitive and followed by exactly one space; the
+/// token must be a b64token (RFC 6750 §2.1). Two `Authorization` headers, or a Bearer header with
+/// a malformed token, is an invalid request.
+pub fn authorization<'a>(
+    headers: &'a (impl HeaderLookup + ?Sized),
+) -> Result<Authorization<'a>, AuthError> {
+    let values = headers.header_values("authorization");
+    let value = match values.as_slice() {
+        [] => return Ok(Authorization::Absent),
+        [one] => *one,
+        _ => {
+            return Err(AuthError::InvalidRequest(
+                "more than one Authorization header",
+            ))
+        }
+    };
+    parse_bearer(value)
+}
+
+pub fn parse_bearer(value: &[u8]) -> Result<Authorization<'_>, AuthError> {
+    let scheme_len = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_len);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(Authorization::OtherScheme);
+    }
+    // Exactly one space: with a second one the token would start with a space and fail below.
+    let token = rest.get(1..).unwrap_or_default();
+    if !is_b64token(token) {
+        return Err(AuthError::InvalidRequest("malformed bearer token"));
+    }
+    // b64token characters are ASCII.
+    std::str::from_utf8(token)
+        .map(Authorization::Bearer)
+        .map_err(|_| AuthError::InvalidRequest("malformed bearer token"))
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
+    body_len > 0
+        && token.get(..body_len).is_some_and(|body| {
+            body.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+        })
+}
+
+/// Refuses a request whose query string carries `access_token` (under any percent-encoding of
+/// the name). `query` is the part after `?`, without the fragment.
+pub fn refuse_query_token(query: Option<&str>) -> Result<(), AuthError> {
+    let Some(query) = query else { return Ok(()) };
+    for pair in query.split(['&', ';']) {
+        let name = pair.split('=').next().unwrap_or_default();
+        if percent_decoded_eq(name, "access_token") {
+            return Err(AuthError::InvalidRequest(
+                "access token in the query string",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compares a percent-encoded (and `+`-for-space) query name with a plain ASCII name.
+fn percent_decoded_eq(encoded: &str, plain: &str) -> bool {
+    let bytes = encoded.as_bytes();
+    let mut decoded = plain.bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = match bytes.get(i) {
+            Some(b'%') => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        i += 3;
+                        v
+                    }
+                    None => {
+                        i += 1;
+                        b'%'
+                    }
+                }
+            }
+            Some(b'+') => {
+                i += 1;
+                b' '
+            }
+            Some(b) => {
+                i += 1;
+                *b
+            }
+            None => break,
+        };
+        if decoded.next() != Some(b) {
+            return false;
+        }
+    }
+    decoded.next().is_none()
+}
