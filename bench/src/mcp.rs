@@ -1,0 +1,228 @@
+//! MCP message shapes used by the harness: what the load generator sends for each scenario and
+//! what the mock upstream answers. Bodies are pre-built once and only the JSON-RPC id is spliced
+//! in per message, so neither fixture spends its time formatting JSON.
+
+use std::fmt;
+use std::io::Write;
+use std::str::FromStr;
+
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// The workloads the harness knows; the same names are used on the command line and in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// `tools/call` answered as one `application/json` response.
+    CallJson,
+    /// `tools/call` answered as a short SSE stream (progress notification + result).
+    CallSse,
+    /// `tools/list` with the mock's full catalogue (100 tools by default).
+    List,
+    /// Many concurrent GET streams held open; measures memory and idle CPU, not requests.
+    IdleSse,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [Scenario::CallJson, Scenario::CallSse, Scenario::List, Scenario::IdleSse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::CallJson => "call-json",
+            Scenario::CallSse => "call-sse",
+            Scenario::List => "list",
+            Scenario::IdleSse => "idle-sse",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| format!("unknown scenario {s:?} (expected call-json, call-sse, list or idle-sse)"))
+    }
+}
+
+/// Tool names that make the mock answer `tools/call` with SSE start with this prefix.
+pub const SSE_TOOL_PREFIX: &str = "sse_";
+
+pub fn initialize_body(id: u64) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"mcpgate-loadgen","version":"0.1.0"}}}}}}"#
+    )
+    .into_bytes()
+}
+
+pub fn initialized_notification() -> Vec<u8> {
+    br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec()
+}
+
+/// Writes the request body for one message of `scenario` with JSON-RPC id `id` into `out`.
+pub fn write_request_body(scenario: Scenario, id: u64, out: &mut Vec<u8>) {
+    out.clear();
+    // Writing into a Vec cannot fail.
+    let _ = match scenario {
+        Scenario::CallJson => write!(
+            out,
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
+        ),
+        Scenario::CallSse => write!(
+            out,
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{SSE_TOOL_PREFIX}tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
+        ),
+        Scenario::List | Scenario::IdleSse => {
+            write!(out, r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#)
+        }
+    };
+}
+
+/// The mock's pre-rendered answers; `id` is spliced between a prefix and a suffix.
+#[derive(Debug, Clone)]
+pub struct MockAnswers {
+    list_suffix: Vec<u8>,
+    call_suffix: Vec<u8>,
+}
+
+const RESULT_PREFIX_BEFORE_ID: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+
+impl MockAnswers {
+    /// `tools`: size of the `tools/list` catalogue; `result_bytes`: length of the text content of
+    /// a `tools/call` result.
+    pub fn new(tools: usize, result_bytes: usize) -> Self {
+        let mut list = String::from(r#","result":{"tools":["#);
+        for i in 0..tools {
+            if i > 0 {
+                list.push(',');
+            }
+            list.push_str(&format!(
+                r#"{{"name":"tool_{i}","description":"Generated tool number {i} of the mock upstream; it echoes its arguments.","inputSchema":{{"type":"object","properties":{{"city":{{"type":"string","description":"A city name"}},"units":{{"type":"string","enum":["metric","imperial"]}}}},"required":["city"]}}}}"#
+            ));
+        }
+        list.push_str("]}}");
+        let text: String = std::iter::repeat_n('x', result_bytes).collect();
+        let call = format!(r#","result":{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}}}"#);
+        Self { list_suffix: list.into_bytes(), call_suffix: call.into_bytes() }
+    }
+
+    pub fn write_list(&self, id: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(RESULT_PREFIX_BEFORE_ID);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&self.list_suffix);
+    }
+
+    pub fn write_call(&self, id: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(RESULT_PREFIX_BEFORE_ID);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&self.call_suffix);
+    }
+
+    pub fn write_initialize(id: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(RESULT_PREFIX_BEFORE_ID);
+        out.extend_from_slice(id);
+        let _ = write!(
+            out,
+            r#","result":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{"tools":{{"listChanged":false}}}},"serverInfo":{{"name":"mcpgate-mock","version":"0.1.0"}}}}}}"#
+        );
+    }
+
+    pub fn write_progress(token: &str, out: &mut Vec<u8>) {
+        let _ = write!(
+            out,
+            r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":1,"total":2}}}}"#
+        );
+    }
+}
+
+/// What the mock needs to know about an incoming JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub method: Option<String>,
+    /// The raw JSON of `id`, re-serialised (numbers and strings keep their type).
+    pub id: Option<String>,
+    pub tool_name: Option<String>,
+    /// The raw JSON of `params._meta.progressToken`.
+    pub progress_token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawEnvelope {
+    method: Option<String>,
+    id: Option<serde_json::Value>,
+    params: Option<RawParams>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawParams {
+    name: Option<String>,
+    #[serde(rename = "_meta")]
+    meta: Option<RawMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawMeta {
+    #[serde(rename = "progressToken")]
+    progress_token: Option<serde_json::Value>,
+}
+
+/// Reads the envelope of one JSON-RPC message; `None` for anything that is not a JSON object of
+/// the expected shape (the mock answers those with 400).
+pub fn parse_envelope(body: &[u8]) -> Option<Envelope> {
+    let raw: RawEnvelope = serde_json::from_slice(body).ok()?;
+    let (tool_name, progress_token) = match raw.params {
+        Some(p) => (p.name, p.meta.and_then(|m| m.progress_token).map(|t| t.to_string())),
+        None => (None, None),
+    };
+    Some(Envelope { method: raw.method, id: raw.id.map(|v| v.to_string()), tool_name, progress_token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_parse_back() {
+        let mut out = Vec::new();
+        for sc in [Scenario::CallJson, Scenario::CallSse, Scenario::List] {
+            write_request_body(sc, 41, &mut out);
+            let env = parse_envelope(&out).unwrap_or_else(|| panic!("{sc} body parses"));
+            assert_eq!(env.id.as_deref(), Some("41"));
+            match sc {
+                Scenario::CallSse => {
+                    assert!(env.tool_name.as_deref().is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX)))
+                }
+                Scenario::CallJson => assert_eq!(env.progress_token.as_deref(), Some("\"p41\"")),
+                _ => assert_eq!(env.method.as_deref(), Some("tools/list")),
+            }
+        }
+    }
+
+    #[test]
+    fn answers_are_valid_json_with_the_id() {
+        let answers = MockAnswers::new(100, 256);
+        let mut out = Vec::new();
+        answers.write_list(b"\"abc\"", &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(100));
+        out.clear();
+        answers.write_call(b"5", &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["result"]["content"][0]["text"].as_str().map(str::len), Some(256));
+    }
+
+    #[test]
+    fn scenario_names_roundtrip() {
+        for sc in Scenario::ALL {
+            assert_eq!(sc.name().parse::<Scenario>(), Ok(sc));
+        }
+        assert!("nope".parse::<Scenario>().is_err());
+    }
+}
