@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigSource, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "mcpgate", version, about = "An edge gateway for the Model Context Protocol")]
+#[command(
+    name = "mcpgate",
+    version,
+    about = "An edge gateway for the Model Context Protocol"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -57,9 +57,18 @@ impl GatewayError {
     }
 
     pub fn jsonrpc_code(&self) -> i64 {
-        match self.status() {
-            500..=599 => INTERNAL_ERROR,
-            _ => INVALID_REQUEST,
+        match self {
+            GatewayError::Request(_)
+            | GatewayError::NotFound
+            | GatewayError::ClientHeaderTimeout
+            | GatewayError::ClientBodyTimeout => INVALID_REQUEST,
+            GatewayError::ShuttingDown
+            | GatewayError::UpstreamConnect(_)
+            | GatewayError::UpstreamConnectTimeout
+            | GatewayError::UpstreamTimeout
+            | GatewayError::UpstreamIo(_)
+            | GatewayError::UpstreamClosed
+            | GatewayError::UpstreamMalformed(_) => INTERNAL_ERROR,
         }
     }
 
@@ -78,7 +87,12 @@ impl GatewayError {
 
 /// Writes a complete HTTP/1.1 response for `err` into `out`: JSON-RPC error body carrying `id_raw`
 /// (the raw JSON of the request id) or `null`.
-pub fn write_error_response(err: &GatewayError, id_raw: Option<&[u8]>, close: bool, out: &mut Vec<u8>) {
+pub fn write_error_response(
+    err: &GatewayError,
+    id_raw: Option<&[u8]>,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
     let mut body = Vec::with_capacity(128);
     let message = err.to_string();
     mcpgate_codec::jsonrpc::error_response(id_raw, err.jsonrpc_code(), &message, &mut body);
@@ -86,7 +100,13 @@ pub fn write_error_response(err: &GatewayError, id_raw: Option<&[u8]>, close: bo
 }
 
 /// Writes a complete HTTP/1.1 response with a `Content-Length` body.
-pub fn write_response(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
+pub fn write_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+    out: &mut Vec<u8>,
+) {
     use std::io::Write;
     // Writing into a Vec cannot fail.
     let _ = write!(
@@ -132,13 +152,33 @@ mod tests {
         let cases: Vec<(GatewayError, u16, i64)> = vec![
             (GatewayError::Request(HttpError::BodyTooLarge), 413, -32600),
             (GatewayError::Request(HttpError::HeadTooLarge), 431, -32600),
-            (GatewayError::Request(HttpError::BadFraming("x")), 400, -32600),
-            (GatewayError::Request(HttpError::UnsupportedTransferEncoding), 501, -32600),
+            (
+                GatewayError::Request(HttpError::BadFraming("x")),
+                400,
+                -32600,
+            ),
+            (
+                GatewayError::Request(HttpError::UnsupportedTransferEncoding),
+                501,
+                -32600,
+            ),
             (GatewayError::NotFound, 404, -32600),
-            (GatewayError::UpstreamConnect(io::ErrorKind::ConnectionRefused.into()), 502, -32603),
-            (GatewayError::UpstreamIo(io::ErrorKind::ConnectionReset.into()), 502, -32603),
+            (
+                GatewayError::UpstreamConnect(io::ErrorKind::ConnectionRefused.into()),
+                502,
+                -32603,
+            ),
+            (
+                GatewayError::UpstreamIo(io::ErrorKind::ConnectionReset.into()),
+                502,
+                -32603,
+            ),
             (GatewayError::UpstreamClosed, 502, -32603),
-            (GatewayError::UpstreamMalformed(HttpError::Malformed("x")), 502, -32603),
+            (
+                GatewayError::UpstreamMalformed(HttpError::Malformed("x")),
+                502,
+                -32603,
+            ),
             (GatewayError::UpstreamConnectTimeout, 504, -32603),
             (GatewayError::UpstreamTimeout, 504, -32603),
         ];
@@ -151,9 +191,17 @@ mod tests {
     #[test]
     fn error_body_carries_the_request_id() {
         let mut out = Vec::new();
-        write_error_response(&GatewayError::UpstreamTimeout, Some(b"\"abc\""), false, &mut out);
+        write_error_response(
+            &GatewayError::UpstreamTimeout,
+            Some(b"\"abc\""),
+            false,
+            &mut out,
+        );
         let (head, json) = parse(&out);
-        assert!(head.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+            "{head}"
+        );
         assert!(head.contains("content-type: application/json"));
         assert!(!head.contains("connection: close"));
         assert_eq!(json["id"], "abc");

@@ -24,7 +24,9 @@ pub fn init_from_env() {
             "warn" | "warning" => Level::Warn,
             "error" => Level::Error,
             _ => {
-                eprintln!("mcpgate: [warn] MCPGATE_LOG={v:?} is not debug|info|warn|error; using info");
+                eprintln!(
+                    "mcpgate: [warn] MCPGATE_LOG={v:?} is not debug|info|warn|error; using info"
+                );
                 Level::Info
             }
         };

@@ -162,7 +162,9 @@ impl Pipeline {
                 let messages = classified.messages();
                 let first = messages.first();
                 let id_raw = match &classified {
-                    Classified::Single(m) if m.kind == Kind::Request => m.id_bytes(body).map(<[u8]>::to_vec),
+                    Classified::Single(m) if m.kind == Kind::Request => {
+                        m.id_bytes(body).map(<[u8]>::to_vec)
+                    }
                     _ => None,
                 };
                 ctx.rpc = Some(RpcInfo {
@@ -172,7 +174,10 @@ impl Pipeline {
                     messages: messages.len(),
                 });
             }
-            Err(e) => crate::debug!("inspect: body is not JSON-RPC ({}); passed to the upstream as is", e.message()),
+            Err(e) => crate::debug!(
+                "inspect: body is not JSON-RPC ({}); passed to the upstream as is",
+                e.message()
+            ),
         }
     }
 
@@ -185,7 +190,11 @@ impl Pipeline {
     /// log; for now a debug line without session ids or credentials.
     pub fn record(&mut self, ctx: &RequestCtx) {
         if crate::log::enabled(crate::log::Level::Debug) {
-            let rpc = ctx.rpc.as_ref().and_then(|r| r.method.as_deref()).unwrap_or("-");
+            let rpc = ctx
+                .rpc
+                .as_ref()
+                .and_then(|r| r.method.as_deref())
+                .unwrap_or("-");
             crate::debug!(
                 "{} {} -> {}{} rpc={} {}B {:?}",
                 ctx.method.as_str(),

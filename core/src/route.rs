@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn longest_prefix_on_segment_boundary() {
-        let apis = vec![api("/mcp", "/a"), api("/mcp/deep", "/b"), api("/other", "/c")];
+        let apis = vec![
+            api("/mcp", "/a"),
+            api("/mcp/deep", "/b"),
+            api("/other", "/c"),
+        ];
         assert_eq!(route(&apis, b"/mcp"), Some(0));
         assert_eq!(route(&apis, b"/mcp/"), Some(0));
         assert_eq!(route(&apis, b"/mcp/x"), Some(0));
@@ -107,7 +111,10 @@ mod tests {
     fn rewrites_prefix_to_upstream_path() {
         assert_eq!(rw("/mcp-proxy", "/mcp", "/mcp-proxy"), "/mcp");
         assert_eq!(rw("/mcp-proxy", "/mcp", "/mcp-proxy/x?y"), "/mcp/x?y");
-        assert_eq!(rw("/mcp-proxy", "/mcp", "/mcp-proxy?sessionId=1"), "/mcp?sessionId=1");
+        assert_eq!(
+            rw("/mcp-proxy", "/mcp", "/mcp-proxy?sessionId=1"),
+            "/mcp?sessionId=1"
+        );
         assert_eq!(rw("/mcp-proxy", "/", "/mcp-proxy"), "/");
         assert_eq!(rw("/mcp-proxy", "/", "/mcp-proxy/x"), "/x");
         assert_eq!(rw("/mcp-proxy", "/mcp/", "/mcp-proxy/x"), "/mcp/x");

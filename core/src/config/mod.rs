@@ -202,7 +202,9 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let rest = match url.get(..7) {
         Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
         _ if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") => {
-            return Err("only http:// is supported (TLS to upstreams is not implemented yet)".into())
+            return Err(
+                "only http:// is supported (TLS to upstreams is not implemented yet)".into(),
+            )
         }
         _ => return Err("only http:// is supported".into()),
     };
@@ -272,10 +274,16 @@ pub fn normalize_entry_path(p: &str) -> Result<String, String> {
         return Err("must start with `/`".into());
     }
     if p.contains(['?', '#']) || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err("must be a plain path (no query, fragment, spaces or control characters)".into());
+        return Err(
+            "must be a plain path (no query, fragment, spaces or control characters)".into(),
+        );
     }
     let trimmed = p.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -289,7 +297,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn invalid(&self, span: Option<Range<usize>>, field: &str, message: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        span: Option<Range<usize>>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let location = match span {
             Some(span) => {
                 let (line, column) = line_col(self.text, span.start);
@@ -309,7 +322,11 @@ impl Validator<'_> {
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
             (None, Some(_)) => {
-                return Err(self.invalid(None, "--path", "needs --upstream (they define one API together)"))
+                return Err(self.invalid(
+                    None,
+                    "--path",
+                    "needs --upstream (they define one API together)",
+                ))
             }
             (None, None) => {
                 let mut apis = Vec::with_capacity(user.api.len());
@@ -320,7 +337,11 @@ impl Validator<'_> {
             }
         };
         if apis.is_empty() {
-            return Err(self.invalid(None, "api", "no [[api]] is defined; the gateway would answer 404 to everything"));
+            return Err(self.invalid(
+                None,
+                "api",
+                "no [[api]] is defined; the gateway would answer 404 to everything",
+            ));
         }
         for (i, api) in apis.iter().enumerate() {
             if let Some(j) = apis[..i].iter().position(|a| a.path == api.path) {
@@ -374,7 +395,11 @@ impl Validator<'_> {
             Some(u) => {
                 let s = u.get_ref();
                 if !(s.starts_with("http://") || s.starts_with("https://")) {
-                    return Err(self.invalid(Some(u.span()), &field("public_url"), "must be an http:// or https:// URL"));
+                    return Err(self.invalid(
+                        Some(u.span()),
+                        &field("public_url"),
+                        "must be an http:// or https:// URL",
+                    ));
                 }
                 Some(s.trim_end_matches('/').to_string())
             }
@@ -395,7 +420,12 @@ impl Validator<'_> {
         })
     }
 
-    fn duration(&self, value: Option<toml::Spanned<String>>, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: Option<toml::Spanned<String>>,
+        name: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match value {
             None => Ok(default),
             Some(v) => match parse_duration(v.get_ref()) {
@@ -403,7 +433,10 @@ impl Validator<'_> {
                 _ => Err(self.invalid(
                     Some(v.span()),
                     &format!("gateway.timeouts.{name}"),
-                    format!("`{}` is not a positive duration like \"250ms\", \"10s\", \"5m\"", v.get_ref()),
+                    format!(
+                        "`{}` is not a positive duration like \"250ms\", \"10s\", \"5m\"",
+                        v.get_ref()
+                    ),
                 )),
             },
         }
@@ -414,39 +447,63 @@ impl Validator<'_> {
             (Some(l), _) => parse_addr(l).map_err(|m| self.invalid(None, "--listen", m))?,
             (None, Some(l)) => parse_addr(l.get_ref())
                 .map_err(|m| self.invalid(Some(l.span()), "gateway.listen", m))?,
-            (None, None) => parse_addr("127.0.0.1:8080").map_err(|m| self.invalid(None, "gateway.listen", m))?,
+            (None, None) => {
+                parse_addr("127.0.0.1:8080").map_err(|m| self.invalid(None, "gateway.listen", m))?
+            }
         };
         let admin = match (&ov.admin, &g.admin) {
             (Some(a), _) if a.is_empty() || a == "off" => None,
             (Some(a), _) => Some(parse_addr(a).map_err(|m| self.invalid(None, "--admin", m))?),
             (None, Some(a)) if a.get_ref().is_empty() => None,
             (None, Some(a)) => Some(
-                parse_addr(a.get_ref()).map_err(|m| self.invalid(Some(a.span()), "gateway.admin", m))?,
+                parse_addr(a.get_ref())
+                    .map_err(|m| self.invalid(Some(a.span()), "gateway.admin", m))?,
             ),
             (None, None) => None,
         };
         let workers = match ov.workers.or(g.workers) {
             None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Some(n) if n > 1024 => return Err(self.invalid(None, "gateway.workers", "at most 1024")),
+            Some(n) if n > 1024 => {
+                return Err(self.invalid(None, "gateway.workers", "at most 1024"))
+            }
             Some(n) => n,
         };
         let driver = match (&ov.driver, &g.driver) {
-            (Some(d), _) => Driver::parse(d).ok_or_else(|| self.invalid(None, "--driver", "expected auto, uring or epoll"))?,
-            (None, Some(d)) => Driver::parse(d.get_ref())
-                .ok_or_else(|| self.invalid(Some(d.span()), "gateway.driver", "expected \"auto\", \"uring\" or \"epoll\""))?,
+            (Some(d), _) => Driver::parse(d)
+                .ok_or_else(|| self.invalid(None, "--driver", "expected auto, uring or epoll"))?,
+            (None, Some(d)) => Driver::parse(d.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    Some(d.span()),
+                    "gateway.driver",
+                    "expected \"auto\", \"uring\" or \"epoll\"",
+                )
+            })?,
             (None, None) => Driver::Auto,
         };
         let l = g.limits;
-        let positive = |v: Option<usize>, name: &str, default: usize| -> Result<usize, ConfigError> {
+        let positive = |v: Option<usize>,
+                        name: &str,
+                        default: usize|
+         -> Result<usize, ConfigError> {
             match v {
                 None => Ok(default),
-                Some(0) => Err(self.invalid(None, &format!("gateway.limits.{name}"), "must be positive")),
+                Some(0) => {
+                    Err(self.invalid(None, &format!("gateway.limits.{name}"), "must be positive"))
+                }
                 Some(n) => Ok(n),
             }
         };
         let limits = Limits {
-            max_head_bytes: positive(l.max_head_bytes, "max_head_bytes", mcpgate_codec::limits::MAX_HEAD_BYTES)?,
-            max_body_bytes: positive(l.max_body_bytes, "max_body_bytes", mcpgate_codec::limits::DEFAULT_MAX_BODY_BYTES)?,
+            max_head_bytes: positive(
+                l.max_head_bytes,
+                "max_head_bytes",
+                mcpgate_codec::limits::MAX_HEAD_BYTES,
+            )?,
+            max_body_bytes: positive(
+                l.max_body_bytes,
+                "max_body_bytes",
+                mcpgate_codec::limits::DEFAULT_MAX_BODY_BYTES,
+            )?,
             max_connections: positive(l.max_connections, "max_connections", 10_000)?,
             upstream_pool_idle: l.upstream_pool_idle.unwrap_or(64),
         };
@@ -454,23 +511,46 @@ impl Validator<'_> {
             return Err(self.invalid(
                 None,
                 "gateway.limits.max_head_bytes",
-                format!("at most {} (the codec's limit)", mcpgate_codec::limits::MAX_HEAD_BYTES),
+                format!(
+                    "at most {} (the codec's limit)",
+                    mcpgate_codec::limits::MAX_HEAD_BYTES
+                ),
             ));
         }
         let t = g.timeouts;
         let timeouts = Timeouts {
-            client_header: self.duration(t.client_header, "client_header", Duration::from_secs(10))?,
+            client_header: self.duration(
+                t.client_header,
+                "client_header",
+                Duration::from_secs(10),
+            )?,
             client_body: self.duration(t.client_body, "client_body", Duration::from_secs(30))?,
-            upstream_connect: self.duration(t.upstream_connect, "upstream_connect", Duration::from_secs(5))?,
+            upstream_connect: self.duration(
+                t.upstream_connect,
+                "upstream_connect",
+                Duration::from_secs(5),
+            )?,
             upstream_response_head: self.duration(
                 t.upstream_response_head,
                 "upstream_response_head",
                 Duration::from_secs(120),
             )?,
-            upstream_idle: self.duration(t.upstream_idle, "upstream_idle", Duration::from_secs(30))?,
+            upstream_idle: self.duration(
+                t.upstream_idle,
+                "upstream_idle",
+                Duration::from_secs(4),
+            )?,
             sse_idle: self.duration(t.sse_idle, "sse_idle", Duration::from_secs(300))?,
-            keepalive_idle: self.duration(t.keepalive_idle, "keepalive_idle", Duration::from_secs(60))?,
-            shutdown_grace: self.duration(t.shutdown_grace, "shutdown_grace", Duration::from_secs(10))?,
+            keepalive_idle: self.duration(
+                t.keepalive_idle,
+                "keepalive_idle",
+                Duration::from_secs(60),
+            )?,
+            shutdown_grace: self.duration(
+                t.shutdown_grace,
+                "shutdown_grace",
+                Duration::from_secs(10),
+            )?,
         };
         Ok(Gateway {
             listen,

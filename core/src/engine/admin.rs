@@ -14,17 +14,19 @@ use crate::errors::write_response;
 
 pub fn spawn(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
     listener.set_nonblocking(false)?;
-    std::thread::Builder::new().name("mcpgate-admin".into()).spawn(move || {
-        for stream in listener.incoming() {
-            match stream {
-                Ok(stream) => serve(stream, &shared),
-                Err(e) => {
-                    crate::warn!("admin: accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
+    std::thread::Builder::new()
+        .name("mcpgate-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => serve(stream, &shared),
+                    Err(e) => {
+                        crate::warn!("admin: accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }
 

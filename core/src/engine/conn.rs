@@ -19,7 +19,9 @@ struct ConnGuard(Rc<Worker>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get().saturating_sub(1));
+        self.0
+            .connections
+            .set(self.0.connections.get().saturating_sub(1));
     }
 }
 
@@ -45,7 +47,10 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         };
         first = false;
         let _in_flight = InFlight::new(&worker);
-        let outcome = proxy::handle(&worker, config, peer, &mut rd, &mut wr, &mut buf, head, &mut out).await;
+        let outcome = proxy::handle(
+            &worker, config, peer, &mut rd, &mut wr, &mut buf, head, &mut out,
+        )
+        .await;
         if outcome == Outcome::Close || worker.draining() {
             return;
         }
@@ -72,7 +77,9 @@ async fn read_head<R: AsyncReadRent>(
                     return Err(HttpError::HeadTooLarge.into())
                 }
                 Ok(Some(head)) => return Ok(Some(head)),
-                Ok(None) if buf.len() >= limits.max_head_bytes => return Err(HttpError::HeadTooLarge.into()),
+                Ok(None) if buf.len() >= limits.max_head_bytes => {
+                    return Err(HttpError::HeadTooLarge.into())
+                }
                 Ok(None) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -87,7 +94,9 @@ async fn read_head<R: AsyncReadRent>(
         match read_more(rd, buf, wait).await {
             Ok(0) | Err(ReadError::Io(_)) => return Ok(None),
             Ok(_) => {}
-            Err(ReadError::Timeout) if deadline.is_some() => return Err(GatewayError::ClientHeaderTimeout),
+            Err(ReadError::Timeout) if deadline.is_some() => {
+                return Err(GatewayError::ClientHeaderTimeout)
+            }
             Err(ReadError::Timeout) => return Ok(None),
         }
     }

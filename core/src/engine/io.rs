@@ -58,7 +58,10 @@ pub async fn write_range<W: AsyncWriteRent>(
         return Ok(());
     }
     if range.start > range.end || range.end > buf.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "write range outside the buffer"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "write range outside the buffer",
+        ));
     }
     let owned = std::mem::take(buf);
     let (res, slice) = w.write_all(owned.slice(range)).await;

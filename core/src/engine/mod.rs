@@ -53,7 +53,9 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(g.listen);
     let admin_listener = match g.admin {
-        Some(addr) => Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind { addr, source })?),
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind { addr, source })?)
+        }
         None => None,
     };
     let shared = Arc::new(Shared::new(config));
@@ -62,7 +64,10 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     let mut workers = Vec::with_capacity(listeners.len());
     for (id, listener) in listeners.into_iter().enumerate() {
         let pin = g.pin_cpus.then_some(id % cores);
-        workers.push(worker::spawn(id, listener, shared.clone(), g.driver, pin).map_err(EngineError::Spawn)?);
+        workers.push(
+            worker::spawn(id, listener, shared.clone(), g.driver, pin)
+                .map_err(EngineError::Spawn)?,
+        );
     }
     let driver = match g.driver {
         Driver::Auto if monoio::utils::detect_uring() => "io_uring (auto)",
@@ -77,10 +82,15 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         if g.workers == 1 { "" } else { "s" }
     );
     for api in &snapshot.apis {
-        eprintln!("mcpgate: api {} {} -> {}", api.name, api.path, api.upstream.url);
+        eprintln!(
+            "mcpgate: api {} {} -> {}",
+            api.name, api.path, api.upstream.url
+        );
     }
     if let Some(listener) = admin_listener {
-        let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
         admin::spawn(listener, shared.clone()).map_err(EngineError::Spawn)?;
         eprintln!("mcpgate: admin listening on {addr}");
     }
@@ -92,7 +102,11 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
             _ => {
                 crate::info!(
                     "{} received: no longer accepting, draining in-flight requests (up to {:?})",
-                    if signal == SIGINT { "SIGINT" } else { "SIGTERM" },
+                    if signal == SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    },
                     shared.config().gateway.timeouts.shutdown_grace
                 );
                 shared.start_draining();
@@ -126,7 +140,10 @@ fn reload(shared: &Shared, source: &ConfigSource) {
             }
             let apis = new.apis.len();
             shared.replace_config(new);
-            crate::info!("reload: configuration from {} applied ({apis} API(s))", old.source);
+            crate::info!(
+                "reload: configuration from {} applied ({apis} API(s))",
+                old.source
+            );
         }
         Err(e) => crate::error!("reload failed, keeping the running configuration: {e}"),
     }

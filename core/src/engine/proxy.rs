@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mcpgate_codec::http::{
-    check_body_len, encode_chunk, ChunkedDecoder, HttpError, RequestBody, RequestHead, ResponseBody,
-    ResponseHead, LAST_CHUNK,
+    check_body_len, encode_chunk, ChunkedDecoder, HttpError, RequestBody, RequestHead,
+    ResponseBody, ResponseHead, LAST_CHUNK,
 };
 use mcpgate_codec::sse::SseParser;
 use monoio::buf::IoBufMut;
@@ -31,7 +31,9 @@ use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
 use crate::config::{Config, Timeouts};
 use crate::errors::{write_error_response, GatewayError};
-use crate::headers::{write_client_response, write_upstream_request, ClientFraming, UpstreamRequest};
+use crate::headers::{
+    write_client_response, write_upstream_request, ClientFraming, UpstreamRequest,
+};
 use crate::pipeline::{Flow, HttpMethod, RequestCtx};
 use crate::route;
 
@@ -190,11 +192,19 @@ impl Exchange<'_> {
                 return Err(err.into());
             }
         }
-        let api = ctx.api.and_then(|i| config.apis.get(i)).ok_or(GatewayError::NotFound)?;
+        let api = ctx
+            .api
+            .and_then(|i| config.apis.get(i))
+            .ok_or(GatewayError::NotFound)?;
 
         // forward
         let mut target = Vec::with_capacity(64);
-        route::rewrite_target(&api.path, &api.upstream.path, head.target(self.buf), &mut target);
+        route::rewrite_target(
+            &api.path,
+            &api.upstream.path,
+            head.target(self.buf),
+            &mut target,
+        );
         let mut request = Vec::with_capacity(1024);
         let reframed_body_len = match &body {
             Body::Decoded(v) => Some(v.len()),
@@ -223,7 +233,13 @@ impl Exchange<'_> {
             }
         };
         let (mut conn, response_head) = self
-            .forward(ctx, api.upstream.addr, timeouts, &mut request, separate_body)
+            .forward(
+                ctx,
+                api.upstream.addr,
+                timeouts,
+                &mut request,
+                separate_body,
+            )
             .await?;
         // The request is with the upstream; what follows it in `buf` is the next request.
         if let Some(end) = self.request_end.take() {
@@ -244,24 +260,37 @@ impl Exchange<'_> {
             .map_err(GatewayError::UpstreamMalformed)?;
         let event_stream = (200..300).contains(&rh.status)
             && rframing != ResponseBody::None
-            && rh.header(&conn.buf, "content-type").is_some_and(is_event_stream);
+            && rh
+                .header(&conn.buf, "content-type")
+                .is_some_and(is_event_stream);
         let upstream_keep_alive = rh.keep_alive(&conn.buf);
         ctx.status = rh.status;
         ctx.event_stream = event_stream;
         let close_client = !self.client_keep_alive || self.worker.draining();
         let cframing = match rframing {
             ResponseBody::None | ResponseBody::Length(_) => ClientFraming::AsIs,
-            ResponseBody::Chunked | ResponseBody::CloseDelimited if self.http10 => ClientFraming::Close,
+            ResponseBody::Chunked | ResponseBody::CloseDelimited if self.http10 => {
+                ClientFraming::Close
+            }
             ResponseBody::Chunked | ResponseBody::CloseDelimited => ClientFraming::Chunked,
         };
         self.out.clear();
-        write_client_response(&conn.buf, &rh, cframing, event_stream, close_client, self.out);
+        write_client_response(
+            &conn.buf,
+            &rh,
+            cframing,
+            event_stream,
+            close_client,
+            self.out,
+        );
         let head_len = rh.head_len.min(conn.buf.len());
         conn.buf.drain(..head_len);
         let reusable = if event_stream {
-            self.relay_sse(ctx, &mut conn, rframing, cframing, timeouts).await?
+            self.relay_sse(ctx, &mut conn, rframing, cframing, timeouts)
+                .await?
         } else {
-            self.relay_body(ctx, &mut conn, rframing, cframing, timeouts).await?
+            self.relay_body(ctx, &mut conn, rframing, cframing, timeouts)
+                .await?
         };
         if reusable && upstream_keep_alive {
             self.worker
@@ -278,14 +307,24 @@ impl Exchange<'_> {
 
     /// Reads the whole request body (bounded by `max_body_bytes` and `client_body`), answering
     /// `Expect: 100-continue` first when the client waits for it.
-    async fn read_body(&mut self, head: &RequestHead, framing: RequestBody, config: &Config) -> Result<Body, Failure> {
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        framing: RequestBody,
+        config: &Config,
+    ) -> Result<Body, Failure> {
         let head_len = head.head_len;
         let max = config.gateway.limits.max_body_bytes;
         let deadline = Instant::now() + config.gateway.timeouts.client_body;
-        if framing != RequestBody::None && self.buf.len() == head_len && head.expects_continue(self.buf) {
+        if framing != RequestBody::None
+            && self.buf.len() == head_len
+            && head.expects_continue(self.buf)
+        {
             self.out.clear();
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            write_all(self.wr, self.out).await.map_err(|_| Failure::Abort)?;
+            write_all(self.wr, self.out)
+                .await
+                .map_err(|_| Failure::Abort)?;
         }
         match framing {
             RequestBody::None => {
@@ -343,13 +382,19 @@ impl Exchange<'_> {
         request: &mut Vec<u8>,
         separate_body: Option<Range<usize>>,
     ) -> Result<(UpstreamConn, ResponseHead), Failure> {
-        let idempotent = matches!(ctx.method, HttpMethod::Get | HttpMethod::Delete | HttpMethod::Head);
+        let idempotent = matches!(
+            ctx.method,
+            HttpMethod::Get | HttpMethod::Delete | HttpMethod::Head
+        );
         let mut retried = false;
         loop {
             let pooled = if retried {
                 None
             } else {
-                self.worker.pool.borrow_mut().take(addr, timeouts.upstream_idle)
+                self.worker
+                    .pool
+                    .borrow_mut()
+                    .take(addr, timeouts.upstream_idle)
             };
             let mut conn = match pooled {
                 Some(conn) => conn,
@@ -359,7 +404,9 @@ impl Exchange<'_> {
             match send_request(&mut conn, request, self.buf, separate_body.clone()).await {
                 Ok(()) => {}
                 Err(SendError::NothingSent(_)) if may_retry => {
-                    crate::debug!("pooled upstream connection refused the request; retrying on a new one");
+                    crate::debug!(
+                        "pooled upstream connection refused the request; retrying on a new one"
+                    );
                     retried = true;
                     continue;
                 }
@@ -407,7 +454,9 @@ impl Exchange<'_> {
                     write_all(wr, out).await.map_err(|_| Failure::Abort)?;
                 } else {
                     write_all(wr, out).await.map_err(|_| Failure::Abort)?;
-                    write_range(wr, &mut conn.buf, 0..initial).await.map_err(|_| Failure::Abort)?;
+                    write_range(wr, &mut conn.buf, 0..initial)
+                        .await
+                        .map_err(|_| Failure::Abort)?;
                 }
                 let mut remaining = n - initial as u64;
                 conn.buf.clear();
@@ -416,8 +465,13 @@ impl Exchange<'_> {
                         Ok(0) | Err(_) => return Err(Failure::Abort),
                         Ok(_) => {}
                     }
-                    let take = conn.buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    write_range(wr, &mut conn.buf, 0..take).await.map_err(|_| Failure::Abort)?;
+                    let take = conn
+                        .buf
+                        .len()
+                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    write_range(wr, &mut conn.buf, 0..take)
+                        .await
+                        .map_err(|_| Failure::Abort)?;
                     remaining -= take as u64;
                     extra |= conn.buf.len() > take;
                     conn.buf.clear();
@@ -434,14 +488,18 @@ impl Exchange<'_> {
                     let consumed = match cframing {
                         // Chunked to chunked: the decoder only finds the end; bytes pass verbatim.
                         ClientFraming::Chunked | ClientFraming::AsIs => {
-                            let c = decoder.decode(&conn.buf, |_| {}).map_err(|_| Failure::Abort)?;
+                            let c = decoder
+                                .decode(&conn.buf, |_| {})
+                                .map_err(|_| Failure::Abort)?;
                             out.extend_from_slice(conn.buf.get(..c).unwrap_or_default());
                             c
                         }
                         ClientFraming::Close => {
                             let input = &conn.buf;
                             decoder
-                                .decode(input, |r| out.extend_from_slice(input.get(r).unwrap_or_default()))
+                                .decode(input, |r| {
+                                    out.extend_from_slice(input.get(r).unwrap_or_default())
+                                })
                                 .map_err(|_| Failure::Abort)?
                         }
                     };
@@ -499,7 +557,12 @@ impl Exchange<'_> {
         timeouts: &Timeouts,
     ) -> Result<bool, Failure> {
         let Exchange {
-            worker, rd, wr, buf, out, ..
+            worker,
+            rd,
+            wr,
+            buf,
+            out,
+            ..
         } = self;
         let idle = timeouts.sse_idle;
         let end_on_drain = ctx.method == HttpMethod::Get;
@@ -513,7 +576,9 @@ impl Exchange<'_> {
 
         // The head leaves at once: the client knows the stream is open before the first event.
         ctx.bytes_to_client += out.len() as u64;
-        write_all(&mut **wr, out).await.map_err(|_| Failure::Abort)?;
+        write_all(&mut **wr, out)
+            .await
+            .map_err(|_| Failure::Abort)?;
 
         // Watch the client with a cancelable read appending to its buffer (pipelined bytes are kept).
         let mut client_buf = std::mem::take(&mut **buf);
@@ -522,7 +587,8 @@ impl Exchange<'_> {
         }
         let (len, cap) = (client_buf.len(), client_buf.capacity());
         let canceller = Canceller::new();
-        let mut watch = pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
+        let mut watch =
+            pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
         let mut watching = true;
         let mut returned: Option<Vec<u8>> = None;
         let mut client_gone = false;
@@ -532,7 +598,9 @@ impl Exchange<'_> {
             match rframing {
                 ResponseBody::Chunked => {
                     let input = &conn.buf;
-                    match decoder.decode(input, |r| events.extend_from_slice(input.get(r).unwrap_or_default())) {
+                    match decoder.decode(input, |r| {
+                        events.extend_from_slice(input.get(r).unwrap_or_default())
+                    }) {
                         Ok(c) => {
                             conn.buf.drain(..c.min(conn.buf.len()));
                             upstream_done = decoder.is_done();
@@ -541,7 +609,10 @@ impl Exchange<'_> {
                     }
                 }
                 ResponseBody::Length(_) => {
-                    let take = conn.buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    let take = conn
+                        .buf
+                        .len()
+                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
                     events.extend_from_slice(conn.buf.get(..take).unwrap_or_default());
                     conn.buf.drain(..take);
                     remaining -= take as u64;
@@ -641,7 +712,9 @@ impl Exchange<'_> {
         if cframing == ClientFraming::Chunked {
             out.clear();
             out.extend_from_slice(LAST_CHUNK);
-            write_all(&mut **wr, out).await.map_err(|_| Failure::Abort)?;
+            write_all(&mut **wr, out)
+                .await
+                .map_err(|_| Failure::Abort)?;
         }
         Ok(reusable)
     }
@@ -707,7 +780,10 @@ enum HeadError {
     Gateway(GatewayError),
 }
 
-async fn read_response_head(conn: &mut UpstreamConn, timeouts: &Timeouts) -> Result<ResponseHead, HeadError> {
+async fn read_response_head(
+    conn: &mut UpstreamConn,
+    timeouts: &Timeouts,
+) -> Result<ResponseHead, HeadError> {
     let deadline = Instant::now() + timeouts.upstream_response_head;
     let mut got_any = false;
     loop {
@@ -715,9 +791,9 @@ async fn read_response_head(conn: &mut UpstreamConn, timeouts: &Timeouts) -> Res
             got_any = true;
             match ResponseHead::parse(&conn.buf) {
                 Ok(Some(rh)) if rh.status == 101 => {
-                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(HttpError::Malformed(
-                        "unexpected protocol switch",
-                    ))))
+                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(
+                        HttpError::Malformed("unexpected protocol switch"),
+                    )))
                 }
                 // Interim responses (100, 102, 103) are not forwarded: the client never sent Expect
                 // to the upstream, and early hints are of no use to an MCP client.
@@ -728,7 +804,9 @@ async fn read_response_head(conn: &mut UpstreamConn, timeouts: &Timeouts) -> Res
                 }
                 Ok(Some(rh)) => return Ok(rh),
                 Ok(None) if conn.buf.len() >= mcpgate_codec::limits::MAX_HEAD_BYTES => {
-                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(HttpError::HeadTooLarge)))
+                    return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(
+                        HttpError::HeadTooLarge,
+                    )))
                 }
                 Ok(None) => {}
                 Err(e) => return Err(HeadError::Gateway(GatewayError::UpstreamMalformed(e))),
@@ -739,8 +817,12 @@ async fn read_response_head(conn: &mut UpstreamConn, timeouts: &Timeouts) -> Res
             Ok(0) if !got_any => return Err(HeadError::ClosedEmpty),
             Ok(0) => return Err(HeadError::Gateway(GatewayError::UpstreamClosed)),
             Ok(_) => {}
-            Err(ReadError::Timeout) => return Err(HeadError::Gateway(GatewayError::UpstreamTimeout)),
-            Err(ReadError::Io(e)) if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Err(ReadError::Timeout) => {
+                return Err(HeadError::Gateway(GatewayError::UpstreamTimeout))
+            }
+            Err(ReadError::Io(e))
+                if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
                 return Err(HeadError::ClosedEmpty)
             }
             Err(ReadError::Io(e)) => return Err(HeadError::Gateway(GatewayError::UpstreamIo(e))),

@@ -25,7 +25,10 @@ impl Shared {
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn replace_config(&self, config: Config) {

@@ -52,7 +52,9 @@ impl Default for Pool {
 
 impl Pool {
     pub fn new() -> Self {
-        Pool { idle: HashMap::new() }
+        Pool {
+            idle: HashMap::new(),
+        }
     }
 
     /// The most recently returned live connection to `addr`, if any.

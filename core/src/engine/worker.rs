@@ -49,7 +49,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get().saturating_sub(1));
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
     }
 }
 
@@ -94,7 +96,10 @@ fn pin_to_cpu(cpu: usize) {
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
-        crate::warn!("cannot pin a worker to cpu {cpu}: {}", std::io::Error::last_os_error());
+        crate::warn!(
+            "cannot pin a worker to cpu {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -124,9 +129,15 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, peer)) => {
                 let cfg = worker.config();
-                let share = cfg.gateway.limits.max_connections.div_ceil(cfg.gateway.workers.max(1));
+                let share = cfg
+                    .gateway
+                    .limits
+                    .max_connections
+                    .div_ceil(cfg.gateway.workers.max(1));
                 if worker.connections.get() >= share {
-                    crate::debug!("worker {id}: connection limit ({share}) reached, refusing {peer}");
+                    crate::debug!(
+                        "worker {id}: connection limit ({share}) reached, refusing {peer}"
+                    );
                     drop(stream);
                     continue;
                 }
