@@ -222,15 +222,23 @@ const scenarios = {
   async roots() {
     const { client } = await connect();
     const connectedAtMs = sinceStart();
-    // server-everything asks for roots by itself shortly after `notifications/initialized`,
-    // outside any request of ours, so the request can only travel on the GET stream.
-    const arrived = await waitFor(() => seen.rootsRequests.length > 0, 10000);
+    // server-everything asks for roots by itself 350 ms after `notifications/initialized`, outside
+    // any request of ours, so that request travels on the GET stream, if the stream is open by
+    // then (a slow start loses it, by the server's own design). So the scenario also asks again
+    // the deterministic way: `notifications/roots/list_changed` makes the server send a new
+    // roots/list, again unrelated to any request, once the GET stream has long been open.
+    const initialArrived = await waitFor(() => seen.rootsRequests.length > 0, 3000);
+    const countBeforeListChanged = seen.rootsRequests.length;
+    await client.sendRootsListChanged();
+    const arrivedAfterListChanged = await waitFor(() => seen.rootsRequests.length > countBeforeListChanged, 10000);
     const logged = await waitFor(() => seen.logMessages.some((m) => String(m.data).startsWith("Roots updated")), 5000);
     const listed = await tracked(client.callTool({ name: "get-roots-list", arguments: {} }));
     await client.close();
     return {
       connectedAtMs,
-      rootsRequestArrived: arrived,
+      initialRootsRequestArrived: initialArrived,
+      countBeforeListChanged,
+      rootsRequestAfterListChanged: arrivedAfterListChanged,
       rootsRequests: seen.rootsRequests,
       rootsUpdatedLogged: logged,
       logMessages: seen.logMessages.map((m) => String(m.data)),

@@ -256,16 +256,24 @@ async def scenario_elicitation(url: str) -> dict[str, Any]:
 async def scenario_roots(url: str) -> dict[str, Any]:
     async with connect(url) as conn:
         connected_at = since_start_ms()
-        # server-everything asks for roots by itself shortly after `notifications/initialized`,
-        # outside any request of ours, so the request can only travel on the GET stream.
-        arrived = await wait_for(lambda: len(SEEN.roots_requests) > 0, 10)
+        # server-everything asks for roots by itself 350 ms after `notifications/initialized`,
+        # outside any request of ours, so that request travels on the GET stream, if the stream
+        # is open by then (a slow start loses it, by the server's own design). So the scenario
+        # also asks again the deterministic way: `notifications/roots/list_changed` makes the
+        # server send a new roots/list, unrelated to any request, once the GET stream is open.
+        initial_arrived = await wait_for(lambda: len(SEEN.roots_requests) > 0, 3)
+        count_before = len(SEEN.roots_requests)
+        await conn.session.send_roots_list_changed()
+        after_list_changed = await wait_for(lambda: len(SEEN.roots_requests) > count_before, 10)
         logged = await wait_for(
             lambda: any(str(m["data"]).startswith("Roots updated") for m in SEEN.log_messages), 5
         )
         listed = await SEEN.tracked(conn.session.call_tool("get-roots-list", {}))
         return {
             "connectedAtMs": connected_at,
-            "rootsRequestArrived": arrived,
+            "initialRootsRequestArrived": initial_arrived,
+            "countBeforeListChanged": count_before,
+            "rootsRequestAfterListChanged": after_list_changed,
             "rootsRequests": SEEN.roots_requests,
             "rootsUpdatedLogged": logged,
             "logMessages": [str(m["data"]) for m in SEEN.log_messages],
