@@ -136,14 +136,19 @@ pub fn exchange(
     Ok(response)
 }
 
-/// POSTs a JSON body with the MCP headers a client sends, plus `extra` headers.
+/// POSTs a JSON body with the MCP headers a client sends, plus `extra` headers (an `extra`
+/// Content-Type or Accept replaces the default one).
 pub fn post_mcp(
     addr: SocketAddr,
     path: &str,
     extra: &[(&str, &str)],
     body: &str,
 ) -> Result<RawResponse, String> {
-    let mut headers = vec![("Content-Type", "application/json"), ("Accept", MCP_ACCEPT)];
+    let mut headers: Vec<(&str, &str)> =
+        [("Content-Type", "application/json"), ("Accept", MCP_ACCEPT)]
+            .into_iter()
+            .filter(|(name, _)| !extra.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+            .collect();
     headers.extend_from_slice(extra);
     let request = build_request("POST", path, &addr.to_string(), &headers, body.as_bytes());
     exchange(addr, &request, Duration::from_secs(20))
