@@ -23,7 +23,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(out.is_empty());
         return;
     };
-    let input: Value = serde_json::from_slice(message).expect("filter accepted invalid JSON");
+    let input: Value = match serde_json::from_slice(message) {
+        Ok(v) => v,
+        // serde_json refuses numbers beyond f64 range (JSON itself has no such limit); the
+        // filter copies number bytes verbatim, so nothing here can be checked against it.
+        Err(e) if e.to_string().contains("number out of range") => return,
+        Err(e) => panic!("filter accepted invalid JSON: {e}"),
+    };
     let output: Value = serde_json::from_slice(&out).expect("filter wrote invalid JSON");
     if outcome.removed == 0 {
         assert_eq!(out, message);
