@@ -68,3 +68,16 @@ pub async fn write_range<W: AsyncWriteRent>(
     *buf = slice.into_inner();
     res.map(|_| ())
 }
+
+/// [`write_all`] bounded by `limit`: a client that stops reading must not hold a worker's
+/// upstream connection forever. On timeout the buffer is lost with the dropped write.
+pub async fn write_all_within<W: AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> io::Result<()> {
+    match monoio::time::timeout(limit, write_all(w, buf)).await {
+        Ok(res) => res,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}

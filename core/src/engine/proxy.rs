@@ -26,7 +26,7 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 
-use super::io::{read_more, write_all, write_range, ReadError};
+use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
 use crate::config::{Config, Timeouts};
@@ -205,7 +205,9 @@ impl Exchange<'_> {
             head.target(self.buf),
             &mut target,
         );
-        let mut request = Vec::with_capacity(1024);
+        // The upstream request is built in the connection's output buffer (no allocation per request).
+        let mut request = std::mem::take(&mut *self.out);
+        request.clear();
         let reframed_body_len = match &body {
             Body::Decoded(v) => Some(v.len()),
             Body::InBuf(_) => None,
@@ -232,7 +234,7 @@ impl Exchange<'_> {
                 None
             }
         };
-        let (mut conn, response_head) = self
+        let forwarded = self
             .forward(
                 ctx,
                 api.upstream.addr,
@@ -240,7 +242,9 @@ impl Exchange<'_> {
                 &mut request,
                 separate_body,
             )
-            .await?;
+            .await;
+        *self.out = request;
+        let (mut conn, response_head) = forwarded?;
         // The request is with the upstream; what follows it in `buf` is the next request.
         if let Some(end) = self.request_end.take() {
             if end <= self.buf.len() {
@@ -442,7 +446,9 @@ impl Exchange<'_> {
         match rframing {
             ResponseBody::None => {
                 ctx.bytes_to_client += out.len() as u64;
-                write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                write_all_within(wr, out, idle)
+                    .await
+                    .map_err(|_| Failure::Abort)?;
                 Ok(conn.buf.is_empty())
             }
             ResponseBody::Length(n) => {
@@ -451,9 +457,13 @@ impl Exchange<'_> {
                 ctx.bytes_to_client += out.len() as u64 + n;
                 if initial <= COPY_BODY_MAX {
                     out.extend_from_slice(conn.buf.get(..initial).unwrap_or_default());
-                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    write_all_within(wr, out, idle)
+                        .await
+                        .map_err(|_| Failure::Abort)?;
                 } else {
-                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    write_all_within(wr, out, idle)
+                        .await
+                        .map_err(|_| Failure::Abort)?;
                     write_range(wr, &mut conn.buf, 0..initial)
                         .await
                         .map_err(|_| Failure::Abort)?;
@@ -506,7 +516,9 @@ impl Exchange<'_> {
                     conn.buf.drain(..consumed.min(conn.buf.len()));
                     if !out.is_empty() {
                         ctx.bytes_to_client += out.len() as u64;
-                        write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                        write_all_within(wr, out, idle)
+                            .await
+                            .map_err(|_| Failure::Abort)?;
                     }
                     head_pending = false;
                     if decoder.is_done() {
@@ -527,7 +539,9 @@ impl Exchange<'_> {
                     conn.buf.clear();
                     if !out.is_empty() {
                         ctx.bytes_to_client += out.len() as u64;
-                        write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                        write_all_within(wr, out, idle)
+                            .await
+                            .map_err(|_| Failure::Abort)?;
                     }
                     match read_more(&mut conn.stream, &mut conn.buf, idle).await {
                         Ok(0) => break,
@@ -537,7 +551,9 @@ impl Exchange<'_> {
                 }
                 if cframing == ClientFraming::Chunked {
                     out.extend_from_slice(LAST_CHUNK);
-                    write_all(wr, out).await.map_err(|_| Failure::Abort)?;
+                    write_all_within(wr, out, idle)
+                        .await
+                        .map_err(|_| Failure::Abort)?;
                 }
                 Ok(false)
             }
@@ -647,7 +663,7 @@ impl Exchange<'_> {
             events.drain(..pos.min(events.len()));
             if !out.is_empty() {
                 ctx.bytes_to_client += out.len() as u64;
-                if write_all(&mut **wr, out).await.is_err() {
+                if write_all_within(&mut **wr, out, idle).await.is_err() {
                     client_gone = true;
                     break Err(Failure::Abort);
                 }
