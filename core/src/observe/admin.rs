@@ -31,7 +31,9 @@ pub type AdminResponse = (u16, &'static str, Vec<u8>);
 
 /// Answers the observability routes; `None` means "not mine" (the admin listener goes on routing).
 pub fn handle_admin(method: &str, path_and_query: &str, hub: &ObserveHub) -> Option<AdminResponse> {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     let route = match path {
         "/" | "/index.html" => Route::Asset(HTML, CONSOLE_HTML),
         "/console.css" => Route::Asset(CSS, CONSOLE_CSS),
@@ -49,7 +51,11 @@ pub fn handle_admin(method: &str, path_and_query: &str, hub: &ObserveHub) -> Opt
     }
     Some(match route {
         Route::Asset(ct, body) => (200, ct, body.as_bytes().to_vec()),
-        Route::Metrics => (200, super::metrics::CONTENT_TYPE, super::metrics::render(hub).into_bytes()),
+        Route::Metrics => (
+            200,
+            super::metrics::CONTENT_TYPE,
+            super::metrics::render(hub).into_bytes(),
+        ),
         Route::Logs => match LogQuery::parse(query) {
             Ok(q) => json_response(&logs(hub, &q)),
             Err(msg) => error(400, &msg),
@@ -78,7 +84,11 @@ fn json_response(v: &impl Serialize) -> AdminResponse {
 }
 
 fn error(status: u16, message: &str) -> AdminResponse {
-    (status, JSON, json!({ "error": message }).to_string().into_bytes())
+    (
+        status,
+        JSON,
+        json!({ "error": message }).to_string().into_bytes(),
+    )
 }
 
 /// Decodes `%XX` and `+` in a query component; invalid escapes are kept literally.
@@ -90,7 +100,9 @@ pub fn percent_decode(s: &str) -> String {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
                         out.push(v);
@@ -136,7 +148,10 @@ pub struct LogQuery {
 
 impl LogQuery {
     pub fn parse(query: &str) -> Result<Self, String> {
-        let mut q = LogQuery { limit: DEFAULT_LIMIT, ..Default::default() };
+        let mut q = LogQuery {
+            limit: DEFAULT_LIMIT,
+            ..Default::default()
+        };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_decode(v);
@@ -159,15 +174,22 @@ impl LogQuery {
                     q.error = Some(match v.as_str() {
                         "true" | "any" | "1" => ErrorFilter::Any,
                         "false" | "none" | "0" => ErrorFilter::None,
-                        c => ErrorFilter::Code(c.parse().map_err(|_| bad("expected any, none or a code"))?),
+                        c => ErrorFilter::Code(
+                            c.parse().map_err(|_| bad("expected any, none or a code"))?,
+                        ),
                     })
                 }
                 "since" => q.since = Some(v.parse().map_err(|_| bad("expected unix ms"))?),
                 "until" => q.until = Some(v.parse().map_err(|_| bad("expected unix ms"))?),
                 "limit" => {
-                    q.limit = v.parse::<usize>().map_err(|_| bad("expected a number"))?.clamp(1, MAX_LIMIT)
+                    q.limit = v
+                        .parse::<usize>()
+                        .map_err(|_| bad("expected a number"))?
+                        .clamp(1, MAX_LIMIT)
                 }
-                "cursor" => q.cursor = Some(parse_cursor(&v).ok_or_else(|| bad("malformed cursor"))?),
+                "cursor" => {
+                    q.cursor = Some(parse_cursor(&v).ok_or_else(|| bad("malformed cursor"))?)
+                }
                 _ => {} // unknown parameters are ignored, as browsers add their own
             }
         }
@@ -178,7 +200,10 @@ impl LogQuery {
         let r = &s.record;
         self.api.as_deref().is_none_or(|a| *r.api == *a)
             && self.method.as_deref().is_none_or(|m| *r.method == *m)
-            && self.target.as_deref().is_none_or(|t| r.target.as_deref().is_some_and(|rt| rt.contains(t)))
+            && self
+                .target
+                .as_deref()
+                .is_none_or(|t| r.target.as_deref().is_some_and(|rt| rt.contains(t)))
             && self.status.is_none_or(|f| match f {
                 StatusFilter::Exact(c) => r.http_status == c,
                 StatusFilter::Class(c) => r.http_status / 100 == c,
@@ -212,7 +237,11 @@ pub fn logs(hub: &ObserveHub, q: &LogQuery) -> serde_json::Value {
     found.sort_unstable_by_key(|r| std::cmp::Reverse(r.order_key()));
     let more = found.len() > q.limit;
     found.truncate(q.limit);
-    let next_cursor = if more { found.last().map(|r| format_cursor(r.order_key())) } else { None };
+    let next_cursor = if more {
+        found.last().map(|r| format_cursor(r.order_key()))
+    } else {
+        None
+    };
     let records: Vec<_> = found.iter().map(|r| r.summary()).collect();
     json!({ "records": records, "next_cursor": next_cursor })
 }
@@ -267,8 +296,14 @@ fn target_family(method: &str) -> Option<&'static str> {
 }
 
 fn ranked(m: BTreeMap<String, (u64, u64)>, n: usize) -> Vec<NameCount> {
-    let mut v: Vec<NameCount> =
-        m.into_iter().map(|(name, (count, errors))| NameCount { name, count, errors }).collect();
+    let mut v: Vec<NameCount> = m
+        .into_iter()
+        .map(|(name, (count, errors))| NameCount {
+            name,
+            count,
+            errors,
+        })
+        .collect();
     v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
     v.truncate(n);
     v
@@ -306,7 +341,12 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
         m.1 += e;
         if let Some(target) = &k.target {
             if let Some(family) = target_family(&k.method) {
-                let x = a.targets.entry(family).or_default().entry(target.to_string()).or_default();
+                let x = a
+                    .targets
+                    .entry(family)
+                    .or_default()
+                    .entry(target.to_string())
+                    .or_default();
                 x.0 += n;
                 x.1 += e;
             }
@@ -317,7 +357,12 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
     }
     for ((api, code), n) in &t.jsonrpc_errors {
         let code = code.map_or_else(|| OTHER.to_string(), |c| c.to_string());
-        apis.entry(api.clone()).or_default().errors_by_code.entry(code).or_default().0 += n;
+        apis.entry(api.clone())
+            .or_default()
+            .errors_by_code
+            .entry(code)
+            .or_default()
+            .0 += n;
     }
 
     let newest_bucket = now_ms / SERIES_BUCKET_MS;
@@ -347,7 +392,10 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
             let mut top = serde_json::Map::new();
             for family in ["tools", "resources", "prompts"] {
                 let m = a.targets.remove(family).unwrap_or_default();
-                top.insert(family.to_string(), serde_json::to_value(ranked(m, TOP_N)).unwrap_or_default());
+                top.insert(
+                    family.to_string(),
+                    serde_json::to_value(ranked(m, TOP_N)).unwrap_or_default(),
+                );
             }
             json!({
                 "api": &*api,

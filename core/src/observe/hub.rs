@@ -170,7 +170,10 @@ impl ObserveHub {
     }
 
     /// The records of every worker's ring that `keep` accepts.
-    pub(crate) fn records(&self, mut keep: impl FnMut(&StoredRecord) -> bool) -> Vec<Arc<StoredRecord>> {
+    pub(crate) fn records(
+        &self,
+        mut keep: impl FnMut(&StoredRecord) -> bool,
+    ) -> Vec<Arc<StoredRecord>> {
         let mut out = Vec::new();
         for w in self.workers() {
             let published = relock(&w.published);

@@ -14,8 +14,10 @@ use super::worker::OTHER;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds (seconds) of `mcpgate_request_duration_seconds`.
-pub const DURATION_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
 
 /// `label_value` escaped for the exposition format (`\`, `"` and newline).
 pub fn escape_label_value(v: &str) -> String {
@@ -61,19 +63,29 @@ pub fn render(hub: &ObserveHub) -> String {
     let mut seen: Map<Label, Map<Label, u64>> = Map::default();
     for (k, n) in &t.requests {
         if let Some(target) = &k.target {
-            *seen.entry(k.api.clone()).or_default().entry(target.clone()).or_default() += n;
+            *seen
+                .entry(k.api.clone())
+                .or_default()
+                .entry(target.clone())
+                .or_default() += n;
         }
     }
-    let seen: Map<Label, Vec<(Label, u64)>> =
-        seen.into_iter().map(|(api, m)| (api, m.into_iter().collect())).collect();
+    let seen: Map<Label, Vec<(Label, u64)>> = seen
+        .into_iter()
+        .map(|(api, m)| (api, m.into_iter().collect()))
+        .collect();
     let labels = hub.target_labels(&seen);
     let mut requests: BTreeMap<(&str, &str, &str, &str), u64> = BTreeMap::new();
     for (k, n) in &t.requests {
         let target = match &k.target {
-            Some(tg) => labels.get(&(k.api.clone(), tg.clone())).map_or(OTHER, |l| &**l),
+            Some(tg) => labels
+                .get(&(k.api.clone(), tg.clone()))
+                .map_or(OTHER, |l| &**l),
             None => "",
         };
-        *requests.entry((&k.api, &k.method, target, k.outcome.as_str())).or_default() += n;
+        *requests
+            .entry((&k.api, &k.method, target, k.outcome.as_str()))
+            .or_default() += n;
     }
     header(
         &mut out,
@@ -85,19 +97,42 @@ pub fn render(hub: &ObserveHub) -> String {
         sample(
             &mut out,
             "mcpgate_requests_total",
-            &[("api", api), ("method", method), ("target", target), ("outcome", outcome)],
+            &[
+                ("api", api),
+                ("method", method),
+                ("target", target),
+                ("outcome", outcome),
+            ],
             n,
         );
     }
 
-    header(&mut out, "mcpgate_jsonrpc_errors_total", "counter", "JSON-RPC error answers by API and error code.");
+    header(
+        &mut out,
+        "mcpgate_jsonrpc_errors_total",
+        "counter",
+        "JSON-RPC error answers by API and error code.",
+    );
     let errors: BTreeMap<(&str, String), u64> = t
         .jsonrpc_errors
         .iter()
-        .map(|((api, code), n)| ((&**api, code.map_or_else(|| OTHER.to_string(), |c| c.to_string())), *n))
+        .map(|((api, code), n)| {
+            (
+                (
+                    &**api,
+                    code.map_or_else(|| OTHER.to_string(), |c| c.to_string()),
+                ),
+                *n,
+            )
+        })
         .collect();
     for ((api, code), n) in &errors {
-        sample(&mut out, "mcpgate_jsonrpc_errors_total", &[("api", api), ("code", code)], n);
+        sample(
+            &mut out,
+            "mcpgate_jsonrpc_errors_total",
+            &[("api", api), ("code", code)],
+            n,
+        );
     }
 
     header(
@@ -112,7 +147,12 @@ pub fn render(hub: &ObserveHub) -> String {
         .map(|((api, rule), n)| ((&**api, rule.as_deref().unwrap_or("implicit_deny")), *n))
         .collect();
     for ((api, rule), n) in &denials {
-        sample(&mut out, "mcpgate_acl_denials_total", &[("api", api), ("rule", rule)], n);
+        sample(
+            &mut out,
+            "mcpgate_acl_denials_total",
+            &[("api", api), ("rule", rule)],
+            n,
+        );
     }
 
     header(
@@ -121,10 +161,18 @@ pub fn render(hub: &ObserveHub) -> String {
         "counter",
         "Failed upstream legs by API and kind (connect, timeout, reset, bad_response).",
     );
-    let upstream: BTreeMap<(&str, &str), u64> =
-        t.upstream_errors.iter().map(|((api, kind), n)| ((&**api, kind.as_str()), *n)).collect();
+    let upstream: BTreeMap<(&str, &str), u64> = t
+        .upstream_errors
+        .iter()
+        .map(|((api, kind), n)| ((&**api, kind.as_str()), *n))
+        .collect();
     for ((api, kind), n) in &upstream {
-        sample(&mut out, "mcpgate_upstream_errors_total", &[("api", api), ("kind", kind)], n);
+        sample(
+            &mut out,
+            "mcpgate_upstream_errors_total",
+            &[("api", api), ("kind", kind)],
+            n,
+        );
     }
 
     header(
@@ -133,8 +181,11 @@ pub fn render(hub: &ObserveHub) -> String {
         "histogram",
         "Time from the start of an exchange to its last response byte, by API and method.",
     );
-    let latency: BTreeMap<(&str, &str), _> =
-        t.latency.iter().map(|((api, method), l)| ((&**api, &**method), l)).collect();
+    let latency: BTreeMap<(&str, &str), _> = t
+        .latency
+        .iter()
+        .map(|((api, method), l)| ((&**api, &**method), l))
+        .collect();
     for ((api, method), l) in &latency {
         for le in DURATION_BUCKETS {
             let us = (le * 1_000_000.0) as u64;
@@ -160,21 +211,61 @@ pub fn render(hub: &ObserveHub) -> String {
             &[("api", api), ("method", method)],
             l.sum_us as f64 / 1_000_000.0,
         );
-        sample(&mut out, "mcpgate_request_duration_seconds_count", &[("api", api), ("method", method)], total);
+        sample(
+            &mut out,
+            "mcpgate_request_duration_seconds_count",
+            &[("api", api), ("method", method)],
+            total,
+        );
     }
 
-    header(&mut out, "mcpgate_sse_streams_open", "gauge", "SSE streams currently open to clients.");
-    sample(&mut out, "mcpgate_sse_streams_open", &[], merged.sse_streams_open);
-    header(&mut out, "mcpgate_connections_active", "gauge", "Client connections currently open.");
-    sample(&mut out, "mcpgate_connections_active", &[], merged.connections_active);
+    header(
+        &mut out,
+        "mcpgate_sse_streams_open",
+        "gauge",
+        "SSE streams currently open to clients.",
+    );
+    sample(
+        &mut out,
+        "mcpgate_sse_streams_open",
+        &[],
+        merged.sse_streams_open,
+    );
+    header(
+        &mut out,
+        "mcpgate_connections_active",
+        "gauge",
+        "Client connections currently open.",
+    );
+    sample(
+        &mut out,
+        "mcpgate_connections_active",
+        &[],
+        merged.connections_active,
+    );
     header(
         &mut out,
         "mcpgate_log_records_dropped_total",
         "counter",
         "Exchange records not written to the JSON-lines sink because its queue was full.",
     );
-    sample(&mut out, "mcpgate_log_records_dropped_total", &[], hub.log_records_dropped());
-    header(&mut out, "mcpgate_build_info", "gauge", "Always 1; the version label says which build runs.");
-    sample(&mut out, "mcpgate_build_info", &[("version", &hub.config().version)], 1);
+    sample(
+        &mut out,
+        "mcpgate_log_records_dropped_total",
+        &[],
+        hub.log_records_dropped(),
+    );
+    header(
+        &mut out,
+        "mcpgate_build_info",
+        "gauge",
+        "Always 1; the version label says which build runs.",
+    );
+    sample(
+        &mut out,
+        "mcpgate_build_info",
+        &[("version", &hub.config().version)],
+        1,
+    );
     out
 }

@@ -23,6 +23,8 @@ pub mod tally;
 pub mod worker;
 
 #[cfg(test)]
+mod console_dev;
+#[cfg(test)]
 mod tests;
 
 pub use admin::{handle_admin, AdminResponse};
@@ -44,7 +46,10 @@ pub struct CapturePolicy {
 
 impl Default for CapturePolicy {
     fn default() -> Self {
-        Self { enabled: false, max_bytes: 4096 }
+        Self {
+            enabled: false,
+            max_bytes: 4096,
+        }
     }
 }
 

@@ -240,12 +240,18 @@ impl StoredRecord {
 
     /// The record without payloads, for lists.
     pub fn summary(&self) -> RecordJson<'_> {
-        RecordJson { stored: self, with_capture: false }
+        RecordJson {
+            stored: self,
+            with_capture: false,
+        }
     }
 
     /// The record with its captured payloads, for the sink and the detail view.
     pub fn full(&self) -> RecordJson<'_> {
-        RecordJson { stored: self, with_capture: true }
+        RecordJson {
+            stored: self,
+            with_capture: true,
+        }
     }
 }
 
@@ -277,7 +283,10 @@ impl Serialize for RecordJson<'_> {
         st.serialize_field("first_byte_us", &r.first_byte_us)?;
         st.serialize_field("total_us", &r.total_us)?;
         st.serialize_field("upstream", &r.upstream.as_deref())?;
-        st.serialize_field("upstream_failure", &r.upstream_failure.map(UpstreamFailure::as_str))?;
+        st.serialize_field(
+            "upstream_failure",
+            &r.upstream_failure.map(UpstreamFailure::as_str),
+        )?;
         st.serialize_field("captured", &r.capture.is_some())?;
         if self.with_capture {
             st.serialize_field("capture", &r.capture.as_deref())?;

@@ -171,7 +171,10 @@ impl Redactor {
                     } else {
                         scrub_text(&String::from_utf8_lossy(value), secrets)
                     };
-                    CapturedHeader { name: name.into(), value: value.into() }
+                    CapturedHeader {
+                        name: name.into(),
+                        value: value.into(),
+                    }
                 })
                 .collect(),
         )
@@ -194,8 +197,16 @@ impl Redactor {
         };
         let text = scrub_text(&redacted, secrets);
         let truncated = text.len() > max_bytes;
-        let text = if truncated { &text[..floor_char_boundary(&text, max_bytes)] } else { &text[..] };
-        CapturedBody { text: text.into(), original_bytes: body.len() as u64, truncated }
+        let text = if truncated {
+            &text[..floor_char_boundary(&text, max_bytes)]
+        } else {
+            &text[..]
+        };
+        CapturedBody {
+            text: text.into(),
+            original_bytes: body.len() as u64,
+            truncated,
+        }
     }
 
     fn redact_value(&self, value: &mut Value, secrets: &[&[u8]]) {
@@ -268,7 +279,10 @@ impl Redactor {
 }
 
 fn normalize_field(name: &str) -> String {
-    name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Resolves the simple `\uXXXX` escapes a client could use to dodge a key match.
@@ -364,14 +378,19 @@ pub fn scrub_text(text: &str, secrets: &[&[u8]]) -> String {
 
 fn needs_pattern_scrub(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
-    lower.contains("bearer") || lower.contains("basic") || lower.contains("token") || s.contains("eyJ")
+    lower.contains("bearer")
+        || lower.contains("basic")
+        || lower.contains("token")
+        || s.contains("eyJ")
 }
 
 /// Length of `Bearer `, `Basic ` or `Token ` (any case, followed by at least one space) at `i`.
 fn credential_scheme_at(bytes: &[u8], i: usize) -> Option<usize> {
     for scheme in [&b"bearer"[..], b"basic", b"token"] {
         let end = i + scheme.len();
-        if bytes.get(i..end).is_some_and(|w| w.eq_ignore_ascii_case(scheme))
+        if bytes
+            .get(i..end)
+            .is_some_and(|w| w.eq_ignore_ascii_case(scheme))
             && bytes.get(end).is_some_and(|b| *b == b' ' || *b == b'\t')
         {
             return Some(scheme.len());
@@ -451,8 +470,14 @@ mod tests {
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2ln";
         let text = format!("call with bearer {TOKEN} or {jwt}; raw session sess-0123456789abcdef");
         let out = scrub_text(&text, &[b"sess-0123456789abcdef"]);
-        assert!(!out.contains(TOKEN) && !out.contains(jwt) && !out.contains("sess-0123"), "{out}");
-        assert!(out.starts_with("call with bearer [REDACTED] or [REDACTED];"), "{out}");
+        assert!(
+            !out.contains(TOKEN) && !out.contains(jwt) && !out.contains("sess-0123"),
+            "{out}"
+        );
+        assert!(
+            out.starts_with("call with bearer [REDACTED] or [REDACTED];"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -73,12 +73,23 @@ impl LogSink {
         };
         let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
         let reopen = Arc::new(AtomicBool::new(false));
-        let writer = Writer { rx, out, reopen: reopen.clone(), stats: stats.clone(), line: Vec::new() };
+        let writer = Writer {
+            rx,
+            out,
+            reopen: reopen.clone(),
+            stats: stats.clone(),
+            line: Vec::new(),
+        };
         let thread = std::thread::Builder::new()
             .name("mcpgate-exchange-log".into())
             .spawn(move || writer.run())
             .map_err(SinkError::Spawn)?;
-        Ok(Some(Self { tx, reopen, stats, thread: Mutex::new(Some(thread)) }))
+        Ok(Some(Self {
+            tx,
+            reopen,
+            stats,
+            thread: Mutex::new(Some(thread)),
+        }))
     }
 
     /// Hands a batch to the writer without ever blocking; a full queue drops it and counts it.
@@ -112,12 +123,18 @@ fn open_append(path: &PathBuf) -> Result<File, SinkError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| SinkError::Open { path: path.clone(), source })
+        .map_err(|source| SinkError::Open {
+            path: path.clone(),
+            source,
+        })
 }
 
 enum Output {
     Stdout(BufWriter<io::Stdout>),
-    File { file: BufWriter<File>, path: PathBuf },
+    File {
+        file: BufWriter<File>,
+        path: PathBuf,
+    },
 }
 
 impl Output {

@@ -45,7 +45,6 @@ impl Default for Latency {
 }
 
 impl Latency {
-
     pub fn record(&mut self, us: u64) {
         let us = us.clamp(1, LATENCY_MAX_US);
         self.hist.saturating_record(us);
@@ -56,7 +55,8 @@ impl Latency {
         // Same bounds everywhere, so `add` only fails on impossible shapes; count what fits.
         if self.hist.add(&other.hist).is_err() {
             for v in other.hist.iter_recorded() {
-                self.hist.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.hist
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         self.sum_us = self.sum_us.saturating_add(other.sum_us);
@@ -120,7 +120,10 @@ impl Tallies {
             // Keep only the window the summary shows.
             if let Some(&newest) = mine.keys().next_back() {
                 let oldest_kept = newest.saturating_sub(SERIES_BUCKETS);
-                while mine.first_key_value().is_some_and(|(b, _)| *b < oldest_kept) {
+                while mine
+                    .first_key_value()
+                    .is_some_and(|(b, _)| *b < oldest_kept)
+                {
                     mine.pop_first();
                 }
             }

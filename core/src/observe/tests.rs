@@ -32,7 +32,15 @@ struct Ex<'a> {
 
 impl Default for Ex<'_> {
     fn default() -> Self {
-        Ex { t: T0, api: "weather", method: "tools/call", target: Some("get_forecast"), status: 200, error: None, total_us: 1500 }
+        Ex {
+            t: T0,
+            api: "weather",
+            method: "tools/call",
+            target: Some("get_forecast"),
+            status: 200,
+            error: None,
+            total_us: 1500,
+        }
     }
 }
 
@@ -51,7 +59,11 @@ fn record(obs: &mut WorkerObserver, ex: Ex<'_>) {
 
 fn get(hub: &ObserveHub, path: &str) -> (u16, String, String) {
     match handle_admin("GET", path, hub) {
-        Some((status, ct, body)) => (status, ct.to_string(), String::from_utf8_lossy(&body).into_owned()),
+        Some((status, ct, body)) => (
+            status,
+            ct.to_string(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ),
         None => panic!("{path} not routed"),
     }
 }
@@ -64,7 +76,9 @@ fn get_json(hub: &ObserveHub, path: &str) -> Value {
 
 fn ids(v: &Value) -> Vec<String> {
     v["records"].as_array().map_or_else(Vec::new, |a| {
-        a.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect()
+        a.iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect()
     })
 }
 
@@ -75,12 +89,22 @@ fn ring_keeps_the_newest_records_up_to_capacity() {
     let hub = hub_with(|c| c.ring_capacity = 8);
     let mut w = hub.worker();
     for i in 0..20 {
-        record(&mut w, Ex { t: T0 + i, ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                t: T0 + i,
+                ..Default::default()
+            },
+        );
     }
     w.flush(T0 + 100);
     let v = get_json(&hub, "/api/logs?limit=1000");
-    let times: Vec<u64> =
-        v["records"].as_array().into_iter().flatten().filter_map(|r| r["time_ms"].as_u64()).collect();
+    let times: Vec<u64> = v["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["time_ms"].as_u64())
+        .collect();
     assert_eq!(times, (12..20).rev().map(|i| T0 + i).collect::<Vec<_>>());
 }
 
@@ -92,7 +116,13 @@ fn paging_walks_every_worker_newest_first_without_gaps_or_repeats() {
     for i in 0..25u64 {
         let w = if i % 3 == 0 { &mut b } else { &mut a };
         // Equal timestamps across workers exercise the tie-break in the cursor.
-        record(w, Ex { t: T0 + i / 2, ..Default::default() });
+        record(
+            w,
+            Ex {
+                t: T0 + i / 2,
+                ..Default::default()
+            },
+        );
     }
     a.flush(T0 + 100);
     b.flush(T0 + 100);
@@ -106,7 +136,10 @@ fn paging_walks_every_worker_newest_first_without_gaps_or_repeats() {
         };
         let v = get_json(&hub, &path);
         seen.extend(v["records"].as_array().into_iter().flatten().map(|r| {
-            (r["time_ms"].as_u64().unwrap_or(0), r["id"].as_str().unwrap_or("").to_string())
+            (
+                r["time_ms"].as_u64().unwrap_or(0),
+                r["id"].as_str().unwrap_or("").to_string(),
+            )
         }));
         pages += 1;
         match v["next_cursor"].as_str() {
@@ -121,18 +154,58 @@ fn paging_walks_every_worker_newest_first_without_gaps_or_repeats() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 25);
-    assert!(seen.windows(2).all(|p| p[0].0 >= p[1].0), "not newest first: {seen:?}");
+    assert!(
+        seen.windows(2).all(|p| p[0].0 >= p[1].0),
+        "not newest first: {seen:?}"
+    );
 }
 
 #[test]
 fn log_filters_select_by_api_method_target_status_error_and_time() {
     let hub = hub_with(|_| {});
     let mut w = hub.worker();
-    record(&mut w, Ex { t: T0, ..Default::default() });
-    record(&mut w, Ex { t: T0 + 1, api: "crm", target: Some("find_customer"), ..Default::default() });
-    record(&mut w, Ex { t: T0 + 2, method: "tools/list", target: None, ..Default::default() });
-    record(&mut w, Ex { t: T0 + 3, error: Some(-32602), ..Default::default() });
-    record(&mut w, Ex { t: T0 + 4, status: 502, target: Some("get_alerts"), ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            t: T0,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 1,
+            api: "crm",
+            target: Some("find_customer"),
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 2,
+            method: "tools/list",
+            target: None,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 3,
+            error: Some(-32602),
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 4,
+            status: 502,
+            target: Some("get_alerts"),
+            ..Default::default()
+        },
+    );
     w.flush(T0 + 100);
     let count = |q: &str| ids(&get_json(&hub, &format!("/api/logs?{q}"))).len();
     assert_eq!(count(""), 5);
@@ -162,7 +235,13 @@ fn a_reader_holding_the_lock_never_blocks_the_worker() {
     };
     // With the lock held elsewhere these would deadlock if recording waited on it.
     for i in 0..5 {
-        record(&mut w, Ex { t: T0 + i, ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                t: T0 + i,
+                ..Default::default()
+            },
+        );
     }
     assert_eq!(held.ring.len(), 0);
     drop(held);
@@ -174,8 +253,20 @@ fn a_reader_holding_the_lock_never_blocks_the_worker() {
 fn tick_publishes_an_idle_workers_last_records_only_when_due() {
     let hub = hub_with(|c| c.flush_interval_ms = 100);
     let mut w = hub.worker();
-    record(&mut w, Ex { t: T0, ..Default::default() }); // first record flushes (never flushed before)
-    record(&mut w, Ex { t: T0 + 10, ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            t: T0,
+            ..Default::default()
+        },
+    ); // first record flushes (never flushed before)
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 10,
+            ..Default::default()
+        },
+    );
     assert_eq!(ids(&get_json(&hub, "/api/logs")).len(), 1);
     w.tick(T0 + 50);
     assert_eq!(ids(&get_json(&hub, "/api/logs")).len(), 1);
@@ -192,7 +283,9 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
     let mut types = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap_or_else(|| panic!("bad TYPE: {line}"));
+            let (name, kind) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("bad TYPE: {line}"));
             assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             types.insert(name.to_string(), kind.to_string());
             continue;
@@ -200,10 +293,19 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
         if line.starts_with("# HELP ") {
             continue;
         }
-        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
-        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "unexpected line {line:?}"
+        );
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("no value: {line}"));
         let name = &line[..name_end];
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{name}"
+        );
         let mut rest = &line[name_end..];
         let mut labels = Vec::new();
         if let Some(r) = rest.strip_prefix('{') {
@@ -213,7 +315,9 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
                     rest = r;
                     break;
                 }
-                let eq = rest.find("=\"").unwrap_or_else(|| panic!("bad label in {line}"));
+                let eq = rest
+                    .find("=\"")
+                    .unwrap_or_else(|| panic!("bad label in {line}"));
                 let key = &rest[..eq];
                 let mut value = String::new();
                 let mut chars = rest[eq + 2..].char_indices();
@@ -234,9 +338,19 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
                 rest = rest.strip_prefix(',').unwrap_or(rest);
             }
         }
-        let value: f64 = rest.trim().parse().unwrap_or_else(|_| panic!("bad value in {line}"));
-        let key = if labels.is_empty() { name.to_string() } else { format!("{name}{{{}}}", labels.join(",")) };
-        assert!(series.insert(key, value).is_none(), "duplicate series: {line}");
+        let value: f64 = rest
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        let key = if labels.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}{{{}}}", labels.join(","))
+        };
+        assert!(
+            series.insert(key, value).is_none(),
+            "duplicate series: {line}"
+        );
     }
     (series, types)
 }
@@ -257,7 +371,13 @@ fn metrics_count_requests_errors_denials_and_upstream_failures() {
     for _ in 0..3 {
         record(&mut w, Ex::default());
     }
-    record(&mut w, Ex { error: Some(-32602), ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            error: Some(-32602),
+            ..Default::default()
+        },
+    );
     let api = w.label("weather");
     let method = w.label("tools/call");
     let mut denied = ExchangeRecord::new(T0, api.clone(), method.clone(), ExchangeKind::Request);
@@ -272,31 +392,76 @@ fn metrics_count_requests_errors_denials_and_upstream_failures() {
     timeout.upstream_failure = Some(UpstreamFailure::Timeout);
     timeout.http_status = 504;
     w.record(timeout);
-    record(&mut w, Ex { method: "vendor/custom", target: None, ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            method: "vendor/custom",
+            target: None,
+            ..Default::default()
+        },
+    );
     w.flush(T0 + 100);
 
     let (m, types) = metrics(&hub);
     let v = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("missing {k}"));
     assert_eq!(
-        v(r#"mcpgate_requests_total{api="weather",method="tools/call",target="get_forecast",outcome="ok"}"#),
+        v(
+            r#"mcpgate_requests_total{api="weather",method="tools/call",target="get_forecast",outcome="ok"}"#
+        ),
         3.0
     );
     assert_eq!(
-        v(r#"mcpgate_requests_total{api="weather",method="tools/call",target="get_forecast",outcome="error"}"#),
+        v(
+            r#"mcpgate_requests_total{api="weather",method="tools/call",target="get_forecast",outcome="error"}"#
+        ),
         1.0
     );
-    assert_eq!(v(r#"mcpgate_requests_total{api="weather",method="tools/call",target="",outcome="denied"}"#), 2.0);
-    assert_eq!(v(r#"mcpgate_requests_total{api="weather",method="other",target="",outcome="ok"}"#), 1.0);
-    assert_eq!(v(r#"mcpgate_jsonrpc_errors_total{api="weather",code="-32602"}"#), 2.0);
-    assert_eq!(v(r#"mcpgate_acl_denials_total{api="weather",rule="read-only"}"#), 1.0);
-    assert_eq!(v(r#"mcpgate_acl_denials_total{api="weather",rule="implicit_deny"}"#), 1.0);
-    assert_eq!(v(r#"mcpgate_upstream_errors_total{api="weather",kind="timeout"}"#), 1.0);
+    assert_eq!(
+        v(
+            r#"mcpgate_requests_total{api="weather",method="tools/call",target="",outcome="denied"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_requests_total{api="weather",method="other",target="",outcome="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_jsonrpc_errors_total{api="weather",code="-32602"}"#),
+        2.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_acl_denials_total{api="weather",rule="read-only"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_acl_denials_total{api="weather",rule="implicit_deny"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_upstream_errors_total{api="weather",kind="timeout"}"#),
+        1.0
+    );
     assert_eq!(v("mcpgate_connections_active"), 1.0);
     assert_eq!(v("mcpgate_sse_streams_open"), 1.0);
     assert_eq!(v("mcpgate_log_records_dropped_total"), 0.0);
-    assert_eq!(v(&format!("mcpgate_build_info{{version={:?}}}", env!("CARGO_PKG_VERSION"))), 1.0);
-    assert_eq!(types.get("mcpgate_request_duration_seconds").map(String::as_str), Some("histogram"));
-    assert_eq!(types.get("mcpgate_requests_total").map(String::as_str), Some("counter"));
+    assert_eq!(
+        v(&format!(
+            "mcpgate_build_info{{version={:?}}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert_eq!(
+        types
+            .get("mcpgate_request_duration_seconds")
+            .map(String::as_str),
+        Some("histogram")
+    );
+    assert_eq!(
+        types.get("mcpgate_requests_total").map(String::as_str),
+        Some("counter")
+    );
     drop(sse);
     let (m, _) = metrics(&hub);
     assert_eq!(m.get("mcpgate_sse_streams_open"), Some(&0.0));
@@ -307,7 +472,13 @@ fn duration_histogram_buckets_are_cumulative_and_end_in_the_count() {
     let hub = hub_with(|_| {});
     let mut w = hub.worker();
     for us in [300, 800, 2_000, 40_000, 40_000, 3_000_000, 900_000_000] {
-        record(&mut w, Ex { total_us: us, ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                total_us: us,
+                ..Default::default()
+            },
+        );
     }
     w.flush(T0 + 100);
     let (m, _) = metrics(&hub);
@@ -331,12 +502,16 @@ fn duration_histogram_buckets_are_cumulative_and_end_in_the_count() {
         assert!(b >= last);
         last = b;
     }
-    let count = m.get(r#"mcpgate_request_duration_seconds_count{api="weather",method="tools/call"}"#);
+    let count =
+        m.get(r#"mcpgate_request_duration_seconds_count{api="weather",method="tools/call"}"#);
     assert_eq!(count, Some(&7.0));
     let sum = m.get(r#"mcpgate_request_duration_seconds_sum{api="weather",method="tools/call"}"#);
     // The 900 s outlier is clamped to the histogram's 600 s ceiling.
     let expected = (300 + 800 + 2_000 + 80_000 + 3_000_000 + 600_000_000) as f64 / 1e6;
-    assert!(sum.is_some_and(|s| (s - expected).abs() < 1e-6), "{sum:?} vs {expected}");
+    assert!(
+        sum.is_some_and(|s| (s - expected).abs() < 1e-6),
+        "{sum:?} vs {expected}"
+    );
 }
 
 #[test]
@@ -344,13 +519,34 @@ fn histograms_merge_across_workers() {
     let hub = hub_with(|_| {});
     let mut a = hub.worker();
     let mut b = hub.worker();
-    record(&mut a, Ex { total_us: 1_000, ..Default::default() });
-    record(&mut b, Ex { total_us: 1_000, ..Default::default() });
-    record(&mut b, Ex { total_us: 20_000, ..Default::default() });
+    record(
+        &mut a,
+        Ex {
+            total_us: 1_000,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut b,
+        Ex {
+            total_us: 1_000,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut b,
+        Ex {
+            total_us: 20_000,
+            ..Default::default()
+        },
+    );
     a.flush(T0 + 100);
     b.flush(T0 + 100);
     let (m, _) = metrics(&hub);
-    assert_eq!(m.get(r#"mcpgate_request_duration_seconds_count{api="weather",method="tools/call"}"#), Some(&3.0));
+    assert_eq!(
+        m.get(r#"mcpgate_request_duration_seconds_count{api="weather",method="tools/call"}"#),
+        Some(&3.0)
+    );
     assert_eq!(
         m.get(r#"mcpgate_request_duration_seconds_bucket{api="weather",method="tools/call",le="0.01"}"#),
         Some(&2.0)
@@ -361,7 +557,14 @@ fn histograms_merge_across_workers() {
 fn label_values_are_escaped() {
     let hub = hub_with(|_| {});
     let mut w = hub.worker();
-    record(&mut w, Ex { api: "we\"ird\\api\nname", target: Some("t\"1"), ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            api: "we\"ird\\api\nname",
+            target: Some("t\"1"),
+            ..Default::default()
+        },
+    );
     w.flush(T0 + 100);
     let (status, _, body) = get(&hub, "/metrics");
     assert_eq!(status, 200);
@@ -382,11 +585,21 @@ fn targets_past_the_label_budget_fold_into_other_and_stay_there() {
     let mut w = hub.worker();
     for (name, n) in [("a", 5), ("b", 4), ("c", 3), ("d", 2), ("e", 1)] {
         for _ in 0..n {
-            record(&mut w, Ex { target: Some(name), ..Default::default() });
+            record(
+                &mut w,
+                Ex {
+                    target: Some(name),
+                    ..Default::default()
+                },
+            );
         }
     }
     w.flush(T0 + 100);
-    let key = |t: &str| format!(r#"mcpgate_requests_total{{api="weather",method="tools/call",target="{t}",outcome="ok"}}"#);
+    let key = |t: &str| {
+        format!(
+            r#"mcpgate_requests_total{{api="weather",method="tools/call",target="{t}",outcome="ok"}}"#
+        )
+    };
     let (m, _) = metrics(&hub);
     assert_eq!(m.get(&key("a")), Some(&5.0));
     assert_eq!(m.get(&key("c")), Some(&3.0));
@@ -394,7 +607,13 @@ fn targets_past_the_label_budget_fold_into_other_and_stay_there() {
     assert_eq!(m.get(&key("other")), Some(&3.0));
     // A folded target that becomes the busiest stays folded, so `other` never goes down.
     for _ in 0..50 {
-        record(&mut w, Ex { target: Some("e"), ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                target: Some("e"),
+                ..Default::default()
+            },
+        );
     }
     w.flush(T0 + 200);
     let (m, _) = metrics(&hub);
@@ -408,14 +627,31 @@ fn targets_past_the_label_budget_fold_into_other_and_stay_there() {
 #[test]
 fn allow_list_decides_which_targets_get_labels() {
     let hub = hub_with(|c| {
-        c.target_allow_list.insert("weather".into(), vec!["b".into()]);
+        c.target_allow_list
+            .insert("weather".into(), vec!["b".into()]);
     });
     let mut w = hub.worker();
-    record(&mut w, Ex { target: Some("a"), ..Default::default() });
-    record(&mut w, Ex { target: Some("b"), ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            target: Some("a"),
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            target: Some("b"),
+            ..Default::default()
+        },
+    );
     w.flush(T0 + 100);
     let (m, _) = metrics(&hub);
-    let key = |t: &str| format!(r#"mcpgate_requests_total{{api="weather",method="tools/call",target="{t}",outcome="ok"}}"#);
+    let key = |t: &str| {
+        format!(
+            r#"mcpgate_requests_total{{api="weather",method="tools/call",target="{t}",outcome="ok"}}"#
+        )
+    };
     assert_eq!(m.get(&key("b")), Some(&1.0));
     assert_eq!(m.get(&key("a")), None);
     assert_eq!(m.get(&key("other")), Some(&1.0));
@@ -426,7 +662,13 @@ fn a_worker_bounds_the_targets_it_tracks() {
     let hub = hub_with(|c| c.targets_tracked_per_worker = 4);
     let mut w = hub.worker();
     for i in 0..100 {
-        record(&mut w, Ex { target: Some(&format!("tool{i}")), ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                target: Some(&format!("tool{i}")),
+                ..Default::default()
+            },
+        );
     }
     w.flush(T0 + 100);
     let merged = hub.merged();
@@ -467,9 +709,13 @@ fn a_bearer_token_reaches_no_sink() {
         r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"login","arguments":
         {{"password":"{OPAQUE}","note":"use {auth}","session":"{SESSION}"}}}}}}"#
     );
-    let response_body =
-        format!(r#"{{"jsonrpc":"2.0","id":7,"result":{{"access_token":"{OPAQUE}","echo":"{BEARER}"}}}}"#);
-    let policy = CapturePolicy { enabled: true, max_bytes: 64 * 1024 };
+    let response_body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"access_token":"{OPAQUE}","echo":"{BEARER}"}}}}"#
+    );
+    let policy = CapturePolicy {
+        enabled: true,
+        max_bytes: 64 * 1024,
+    };
     let capture = Capture {
         request_headers: Some(w.redactor().headers(
             [
@@ -480,11 +726,19 @@ fn a_bearer_token_reaches_no_sink() {
             ],
             &secrets,
         )),
-        request_body: Some(w.redactor().body(request_body.as_bytes(), policy.max_bytes, &secrets)),
-        response_headers: Some(
-            w.redactor().headers([("Set-Cookie", format!("at={OPAQUE}; HttpOnly").as_bytes())], &secrets),
+        request_body: Some(
+            w.redactor()
+                .body(request_body.as_bytes(), policy.max_bytes, &secrets),
         ),
-        response_body: Some(w.redactor().body(response_body.as_bytes(), policy.max_bytes, &secrets)),
+        response_headers: Some(w.redactor().headers(
+            [("Set-Cookie", format!("at={OPAQUE}; HttpOnly").as_bytes())],
+            &secrets,
+        )),
+        response_body: Some(w.redactor().body(
+            response_body.as_bytes(),
+            policy.max_bytes,
+            &secrets,
+        )),
     };
     let api = w.label("weather");
     let method = w.label("tools/call");
@@ -499,22 +753,39 @@ fn a_bearer_token_reaches_no_sink() {
 
     let list = get(&hub, "/api/logs").2;
     let list_json: Value = serde_json::from_str(&list).unwrap_or_default();
-    let id = list_json["records"][0]["id"].as_str().unwrap_or_default().to_string();
+    let id = list_json["records"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let (status, _, detail) = get(&hub, &format!("/api/logs/{id}"));
     assert_eq!(status, 200);
     // The capture is there (so this test could fail), with ordinary content intact.
-    assert!(detail.contains("test-client/1.0") && detail.contains("\"login\""), "{detail}");
+    assert!(
+        detail.contains("test-client/1.0") && detail.contains("\"login\""),
+        "{detail}"
+    );
     let metrics_text = get(&hub, "/metrics").2;
     let summary_text = get(&hub, "/api/summary").2;
-    wait_for("the sink to write the record", || hub.log_records_written() >= 1);
+    wait_for("the sink to write the record", || {
+        hub.log_records_written() >= 1
+    });
     hub.shutdown();
     let lines = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(lines.contains("test-client/1.0"), "{lines}");
     assert_eq!(lines.lines().count(), 1);
 
-    for (sink, text) in [("ring list", &list), ("ring detail", &detail), ("json lines", &lines), ("metrics", &metrics_text), ("summary", &summary_text)] {
+    for (sink, text) in [
+        ("ring list", &list),
+        ("ring detail", &detail),
+        ("json lines", &lines),
+        ("metrics", &metrics_text),
+        ("summary", &summary_text),
+    ] {
         for secret in [BEARER, OPAQUE, SESSION, "c2VjcmV0LXNpZ25hdHVyZQ"] {
-            assert!(!text.contains(secret), "{secret} leaked into {sink}: {text}");
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {sink}: {text}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -538,11 +809,22 @@ fn the_sink_reopens_its_file_after_rotation() {
     }
     hub.reopen_log();
     wait_for("the reopened file", || path.exists());
-    record(&mut w, Ex { t: T0 + 200, ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            t: T0 + 200,
+            ..Default::default()
+        },
+    );
     w.flush(T0 + 300);
     wait_for("second write", || hub.log_records_written() >= 2);
     hub.shutdown();
-    let count = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default().lines().count();
+    let count = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     assert_eq!((count(&rotated), count(&path)), (1, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -561,16 +843,33 @@ fn a_full_sink_queue_drops_and_counts_instead_of_blocking() {
     let stall = stdout.lock();
     let started = Instant::now();
     for i in 0..2000 {
-        record(&mut w, Ex { t: T0 + i, target: None, ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                t: T0 + i,
+                target: None,
+                ..Default::default()
+            },
+        );
     }
     w.flush(T0 + 5000);
-    assert!(started.elapsed() < Duration::from_secs(5), "recording waited on the sink");
-    assert!(hub.log_records_dropped() >= 1900, "dropped {}", hub.log_records_dropped());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "recording waited on the sink"
+    );
+    assert!(
+        hub.log_records_dropped() >= 1900,
+        "dropped {}",
+        hub.log_records_dropped()
+    );
     drop(stall);
     hub.shutdown();
     assert_eq!(hub.log_records_written() + hub.log_records_dropped(), 2000);
     let (m, _) = metrics(&hub);
-    assert_eq!(m.get("mcpgate_log_records_dropped_total"), Some(&(hub.log_records_dropped() as f64)));
+    assert_eq!(
+        m.get("mcpgate_log_records_dropped_total"),
+        Some(&(hub.log_records_dropped() as f64))
+    );
 }
 
 // ---- summary and routes ----
@@ -582,15 +881,69 @@ fn summary_has_series_top_targets_errors_and_percentiles() {
     let now = T0 + 600_000;
     // Three buckets ago: 3 calls; last bucket: 5 calls, one an error.
     for _ in 0..3 {
-        record(&mut w, Ex { t: now - 30_000, total_us: 1_000, ..Default::default() });
+        record(
+            &mut w,
+            Ex {
+                t: now - 30_000,
+                total_us: 1_000,
+                ..Default::default()
+            },
+        );
     }
-    record(&mut w, Ex { t: now, target: Some("get_alerts"), total_us: 2_000, ..Default::default() });
-    record(&mut w, Ex { t: now, target: Some("get_alerts"), total_us: 3_000, ..Default::default() });
-    record(&mut w, Ex { t: now, target: Some("get_alerts"), error: Some(-32603), total_us: 100_000, ..Default::default() });
-    record(&mut w, Ex { t: now, method: "resources/read", target: Some("file:///a.txt"), ..Default::default() });
-    record(&mut w, Ex { t: now, method: "prompts/get", target: Some("review"), ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            t: now,
+            target: Some("get_alerts"),
+            total_us: 2_000,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: now,
+            target: Some("get_alerts"),
+            total_us: 3_000,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: now,
+            target: Some("get_alerts"),
+            error: Some(-32603),
+            total_us: 100_000,
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: now,
+            method: "resources/read",
+            target: Some("file:///a.txt"),
+            ..Default::default()
+        },
+    );
+    record(
+        &mut w,
+        Ex {
+            t: now,
+            method: "prompts/get",
+            target: Some("review"),
+            ..Default::default()
+        },
+    );
     // Older than the 15-minute window: counted in totals, absent from the series.
-    record(&mut w, Ex { t: now - 1_000_000, ..Default::default() });
+    record(
+        &mut w,
+        Ex {
+            t: now - 1_000_000,
+            ..Default::default()
+        },
+    );
     w.flush(now);
     let s = summary_for(&hub, now);
     assert_eq!(s["apis"].as_array().map(Vec::len), Some(1));
@@ -630,7 +983,10 @@ fn admin_routes_answer_their_paths_only() {
     let hub = hub_with(|_| {});
     assert!(handle_admin("GET", "/healthz", &hub).is_none());
     assert!(handle_admin("GET", "/api/other", &hub).is_none());
-    assert_eq!(handle_admin("POST", "/metrics", &hub).map(|r| r.0), Some(405));
+    assert_eq!(
+        handle_admin("POST", "/metrics", &hub).map(|r| r.0),
+        Some(405)
+    );
     let (status, ct, body) = get(&hub, "/");
     assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
     assert!(body.contains("console.js"));
@@ -654,6 +1010,9 @@ fn session_tags_are_stable_and_do_not_contain_the_id() {
 
 #[test]
 fn percent_decoding_handles_plus_escapes_and_garbage() {
-    assert_eq!(admin::percent_decode("tools%2Fcall+x%zz%4"), "tools/call x%zz%4");
+    assert_eq!(
+        admin::percent_decode("tools%2Fcall+x%zz%4"),
+        "tools/call x%zz%4"
+    );
     assert_eq!(admin::percent_decode("%E2%9C%93"), "✓");
 }

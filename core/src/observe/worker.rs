@@ -134,7 +134,10 @@ impl Interner {
     /// The label a method gets in metrics: itself when it is a known MCP method, else `other`.
     fn method_label(&self, method: &Label) -> Label {
         if KNOWN_METHODS.contains(&&**method) {
-            self.set.get(&**method).cloned().unwrap_or_else(|| method.clone())
+            self.set
+                .get(&**method)
+                .cloned()
+                .unwrap_or_else(|| method.clone())
         } else {
             self.other.clone()
         }
@@ -221,7 +224,9 @@ impl WorkerObserver {
 
     /// Counts a connection until the guard drops.
     pub fn connection_opened(&self) -> ConnectionGuard {
-        self.shared.connections_active.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .connections_active
+            .fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(self.shared.clone())
     }
 
@@ -234,7 +239,11 @@ impl WorkerObserver {
     /// Records one exchange. Never blocks; may publish (see the module docs).
     pub fn record(&mut self, record: ExchangeRecord) {
         self.tally(&record);
-        let stored = Arc::new(StoredRecord { worker: self.shared.index, seq: self.next_seq, record });
+        let stored = Arc::new(StoredRecord {
+            worker: self.shared.index,
+            seq: self.next_seq,
+            record,
+        });
         self.next_seq += 1;
         let time_ms = stored.record.time_ms;
         if self.hub.sink.is_some() {
@@ -243,7 +252,10 @@ impl WorkerObserver {
         self.push_to_ring(stored);
         self.delta_records += 1;
         if self.to_ring.len() >= self.hub.config.flush_batch
-            || time_ms >= self.last_flush_ms.saturating_add(self.hub.config.flush_interval_ms)
+            || time_ms
+                >= self
+                    .last_flush_ms
+                    .saturating_add(self.hub.config.flush_interval_ms)
         {
             self.flush(time_ms);
         }
@@ -253,7 +265,10 @@ impl WorkerObserver {
     /// (100 ms–1 s) so an idle worker's last records become visible.
     pub fn tick(&mut self, now_ms: u64) {
         if (self.delta_records > 0 || !self.to_ring.is_empty() || !self.to_sink.is_empty())
-            && now_ms >= self.last_flush_ms.saturating_add(self.hub.config.flush_interval_ms)
+            && now_ms
+                >= self
+                    .last_flush_ms
+                    .saturating_add(self.hub.config.flush_interval_ms)
         {
             self.flush(now_ms);
         }
@@ -265,7 +280,10 @@ impl WorkerObserver {
         if let Some(sink) = &self.hub.sink {
             if !self.to_sink.is_empty() {
                 let cap = self.hub.config.flush_batch;
-                sink.offer(std::mem::replace(&mut self.to_sink, Vec::with_capacity(cap)));
+                sink.offer(std::mem::replace(
+                    &mut self.to_sink,
+                    Vec::with_capacity(cap),
+                ));
             }
         }
         let Ok(mut published) = self.shared.published.try_lock() else {
@@ -298,17 +316,34 @@ impl WorkerObserver {
         *self
             .delta
             .requests
-            .entry(RequestKey { api: r.api.clone(), method: method.clone(), target, outcome })
+            .entry(RequestKey {
+                api: r.api.clone(),
+                method: method.clone(),
+                target,
+                outcome,
+            })
             .or_default() += 1;
         if let Some(code) = r.jsonrpc_error {
             let code = self.bounded_code(&r.api, code);
-            *self.delta.jsonrpc_errors.entry((r.api.clone(), code)).or_default() += 1;
+            *self
+                .delta
+                .jsonrpc_errors
+                .entry((r.api.clone(), code))
+                .or_default() += 1;
         }
         if r.acl_decision == Some(AclDecision::Deny) {
-            *self.delta.acl_denials.entry((r.api.clone(), r.acl_rule.clone())).or_default() += 1;
+            *self
+                .delta
+                .acl_denials
+                .entry((r.api.clone(), r.acl_rule.clone()))
+                .or_default() += 1;
         }
         if let Some(f) = r.upstream_failure {
-            *self.delta.upstream_errors.entry((r.api.clone(), f)).or_default() += 1;
+            *self
+                .delta
+                .upstream_errors
+                .entry((r.api.clone(), f))
+                .or_default() += 1;
         }
         if r.kind.has_latency() {
             self.delta
