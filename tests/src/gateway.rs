@@ -81,24 +81,25 @@ fn build_mcpgate() -> Result<PathBuf, String> {
             Err(format!("MCPGATE_BIN={} is not a file", path.display()))
         };
     }
-    // `cargo test` keeps its own target directory locked while tests run, so the binary is built
-    // into a directory of its own beside it (incremental: a second run only re-links).
-    let target = profile_dir_of_current_exe()
-        .and_then(|profile| profile.parent().map(Path::to_path_buf))
+    // Built into the same target directory and profile as the running test binary, so the
+    // dependencies `cargo test` just compiled are reused (cargo releases its build lock before
+    // running tests).
+    let profile_dir = profile_dir_of_current_exe();
+    let release = profile_dir
+        .as_deref()
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == "release");
+    let target_dir = profile_dir
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| repo_root().join("target"));
-    let target_dir = target.join("e2e-mcpgate");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
     build
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "mcpgate-core",
-            "--bin",
-            "mcpgate",
-            "--target-dir",
-        ])
+        .args(["build", "--quiet", "-p", "mcpgate-core", "--bin", "mcpgate"])
+        .args(release.then_some("--release"))
+        .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(repo_root());
     let finished = run_to_completion(build, Duration::from_secs(1800))
@@ -109,7 +110,9 @@ fn build_mcpgate() -> Result<PathBuf, String> {
             finished.status, finished.timed_out, finished.stderr
         ));
     }
-    let binary = target_dir.join("debug").join("mcpgate");
+    let binary = target_dir
+        .join(if release { "release" } else { "debug" })
+        .join("mcpgate");
     if binary.is_file() {
         Ok(binary)
     } else {

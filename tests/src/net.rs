@@ -120,3 +120,183 @@ impl Drop for SilentUpstream {
         }
     }
 }
+
+/// One request as an upstream received it.
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// The request line and header lines, exactly as sent (CRLF-separated, no final blank line).
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl CapturedRequest {
+    pub fn request_line(&self) -> &str {
+        self.head.split("\r\n").next().unwrap_or_default()
+    }
+
+    /// Every value of the header `name` (case-insensitive), in order.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        self.head
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+}
+
+/// An upstream that records every request it receives (keep-alive connections included) and
+/// answers each with the same canned response: it shows what the gateway actually sent.
+pub struct CapturingUpstream {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    captured: Arc<Mutex<Vec<CapturedRequest>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<CapturedRequest> {
+    use std::io::Read;
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(pos) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(chunk.get(..n)?),
+        }
+    };
+    let head = String::from_utf8_lossy(pending.get(..head_end)?).into_owned();
+    let mut rest = pending.split_off(head_end + 4);
+    std::mem::swap(pending, &mut rest);
+    let probe = CapturedRequest {
+        head,
+        body: Vec::new(),
+    };
+    let length: usize = probe
+        .headers("content-length")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while pending.len() < length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(chunk.get(..n)?),
+        }
+    }
+    let remainder = pending.split_off(length);
+    let body = std::mem::replace(pending, remainder);
+    Some(CapturedRequest {
+        head: probe.head,
+        body,
+    })
+}
+
+impl CapturingUpstream {
+    /// Starts it; `response` is written verbatim after each request.
+    pub fn start(response: &'static [u8]) -> Self {
+        let listener = match TcpListener::bind("127.0.0.1:0") {
+            Ok(listener) => listener,
+            Err(error) => panic!("cannot bind the capturing upstream: {error}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => panic!("capturing upstream has no address: {error}"),
+        };
+        if let Err(error) = listener.set_nonblocking(true) {
+            panic!("cannot make the capturing upstream non-blocking: {error}");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let captured = Arc::clone(&captured);
+            std::thread::spawn(move || {
+                let mut connections = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let captured = Arc::clone(&captured);
+                            let stop = Arc::clone(&stop);
+                            connections.push(std::thread::spawn(move || {
+                                use std::io::Write;
+                                let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                                let mut pending = Vec::new();
+                                while !stop.load(Ordering::Relaxed) {
+                                    match read_request(&mut stream, &mut pending) {
+                                        Some(request) => {
+                                            captured
+                                                .lock()
+                                                .unwrap_or_else(|p| p.into_inner())
+                                                .push(request);
+                                            if stream.write_all(response).is_err() {
+                                                return;
+                                            }
+                                        }
+                                        // A read timeout with nothing pending: keep the
+                                        // keep-alive connection and look at `stop` again.
+                                        None if pending.is_empty() => {
+                                            let mut probe = [0u8; 1];
+                                            match stream.peek(&mut probe) {
+                                                Ok(0) => return,
+                                                Ok(_) => {}
+                                                Err(e)
+                                                    if e.kind()
+                                                        == std::io::ErrorKind::WouldBlock
+                                                        || e.kind()
+                                                            == std::io::ErrorKind::TimedOut => {}
+                                                Err(_) => return,
+                                            }
+                                        }
+                                        None => return,
+                                    }
+                                }
+                            }));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+                for connection in connections {
+                    let _ = connection.join();
+                }
+            })
+        };
+        Self {
+            addr,
+            stop,
+            captured,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until at least `count` requests arrived, then returns them all.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<CapturedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self
+                .captured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if seen.len() >= count || Instant::now() >= deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for CapturingUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
