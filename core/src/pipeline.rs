@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mcpgate_codec::http::RequestHead;
+use mcpgate_codec::http::{HttpError, RequestHead};
 use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind};
 
 use crate::config::{Api, Config};
@@ -137,7 +137,14 @@ impl Pipeline {
 
     /// Phase 1: pick the API by longest entrypoint prefix; unknown paths are answered 404.
     pub fn route(&mut self, ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow {
-        match route::route(&ctx.config.apis, head.path(buf)) {
+        let target = route::origin_form(head.target(buf));
+        let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+        if route::has_dot_segment(path) {
+            return Flow::Respond(GatewayError::Request(HttpError::Malformed(
+                "dot segment in the request path",
+            )));
+        }
+        match route::route(&ctx.config.apis, path) {
             Some(i) => {
                 ctx.api = Some(i);
                 Flow::Continue

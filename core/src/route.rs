@@ -4,6 +4,48 @@
 
 use crate::config::Api;
 
+/// The origin-form part of a request-target: `http://host/p?q` -> `/p?q` (absolute-form is legal
+/// in requests to a server too); origin-form targets are returned unchanged. `*` and an
+/// authority without a path give an empty slice, which no API matches.
+pub fn origin_form(target: &[u8]) -> &[u8] {
+    if target.first() == Some(&b'/') {
+        return target;
+    }
+    let scheme_end = match target.windows(3).position(|w| w == b"://") {
+        Some(i) if target[..i].iter().all(|b| b.is_ascii_alphabetic()) => i + 3,
+        _ => return &[],
+    };
+    let rest = target.get(scheme_end..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'/') {
+        Some(i) => rest.get(i..).unwrap_or_default(),
+        None => &[],
+    }
+}
+
+/// Whether `path` (no query) holds a `.` or `..` segment, literally or percent-encoded. Such a
+/// path could name something outside the API's upstream endpoint once the upstream normalizes
+/// it, so the gateway refuses it rather than guess.
+pub fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|segment| {
+        let mut dots = 0;
+        let mut i = 0;
+        while i < segment.len() {
+            if segment[i] == b'.' {
+                i += 1;
+            } else if segment
+                .get(i..i + 3)
+                .is_some_and(|e| e.eq_ignore_ascii_case(b"%2e"))
+            {
+                i += 3;
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
+    })
+}
+
 /// Index of the matching API in `apis`, if any.
 pub fn route(apis: &[Api], path: &[u8]) -> Option<usize> {
     let mut best: Option<(usize, usize)> = None;
@@ -91,6 +133,39 @@ mod tests {
         assert_eq!(route(&apis, b"/"), None);
         assert_eq!(route(&apis, b""), None);
         assert_eq!(route(&apis, b"/othe"), None);
+    }
+
+    #[test]
+    fn absolute_form_targets_route_by_their_path() {
+        assert_eq!(origin_form(b"/mcp?x"), b"/mcp?x");
+        assert_eq!(origin_form(b"http://gw:8080/mcp/x?y"), b"/mcp/x?y");
+        assert_eq!(origin_form(b"HTTP://gw"), b"");
+        assert_eq!(origin_form(b"*"), b"");
+        assert_eq!(origin_form(b"gw:80"), b"");
+    }
+
+    #[test]
+    fn dot_segments_are_detected() {
+        for bad in [
+            &b"/mcp/.."[..],
+            b"/mcp/../x",
+            b"/mcp/./x",
+            b"/mcp/%2e%2E/x",
+            b"/mcp/.%2e",
+            b"/%2E",
+        ] {
+            assert!(has_dot_segment(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        for good in [
+            &b"/mcp"[..],
+            b"/mcp/",
+            b"/mcp/...",
+            b"/mcp/.well-known/x",
+            b"/a.b/c",
+            b"/%2e%2e%2e",
+        ] {
+            assert!(!has_dot_segment(good), "{}", String::from_utf8_lossy(good));
+        }
     }
 
     #[test]

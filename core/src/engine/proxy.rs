@@ -202,7 +202,7 @@ impl Exchange<'_> {
         route::rewrite_target(
             &api.path,
             &api.upstream.path,
-            head.target(self.buf),
+            route::origin_form(head.target(self.buf)),
             &mut target,
         );
         // The upstream request is built in the connection's output buffer (no allocation per request).
