@@ -15,5 +15,6 @@ pub mod config;
 pub mod engine;
 pub mod errors;
 pub mod headers;
+pub mod observe;
 pub mod pipeline;
 pub mod route;
