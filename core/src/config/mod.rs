@@ -201,7 +201,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let rest = match url.get(..7) {
         Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
-        _ if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") => {
+        _ if url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://")) =>
+        {
             return Err(
                 "only http:// is supported (TLS to upstreams is not implemented yet)".into(),
             )

@@ -184,6 +184,9 @@ fn upstream_urls() {
         "http://127.0.0.1/mcp?x=1",
         "http://[::1/",
         "127.0.0.1:80",
+        "httpé://x/",
+        "http:/€",
+        "http://[€]:1/",
     ] {
         assert!(parse_upstream(bad).is_err(), "{bad} accepted");
     }
