@@ -204,6 +204,7 @@ pub struct Gateway {
     process: ManagedChild,
     addr: SocketAddr,
     admin: SocketAddr,
+    config_file: Option<PathBuf>,
     _scratch: ScratchDir,
 }
 
@@ -218,6 +219,7 @@ impl Gateway {
             let scratch = ScratchDir::new();
             let mut command = Command::new(&binary);
             command.arg("run");
+            let mut config_file = None;
             match &spec.config {
                 Some(template) => {
                     let text = template
@@ -228,6 +230,7 @@ impl Gateway {
                         panic!("cannot write {}: {error}", file.display());
                     }
                     command.arg("--config").arg(&file);
+                    config_file = Some(file);
                 }
                 None => {
                     command
@@ -254,6 +257,7 @@ impl Gateway {
                         process,
                         addr,
                         admin,
+                        config_file,
                         _scratch: scratch,
                     }
                 }
@@ -274,6 +278,11 @@ impl Gateway {
     /// `http://<listen><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The config file it was started with (rewrite it, then SIGHUP, to test reloads).
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.config_file.clone()
     }
 
     /// What the gateway printed so far.

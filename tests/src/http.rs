@@ -281,3 +281,204 @@ fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, Str
         buf.drain(..size + 2);
     }
 }
+
+/// One event of a `text/event-stream` body.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    /// When the event's last byte was read.
+    pub received_at: Instant,
+}
+
+impl SseEvent {
+    /// The event's data as JSON (`Null` for an empty priming event or non-JSON data).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// A response read incrementally: its head at once, then one SSE event at a time as the bytes
+/// arrive (chunked or close-delimited), so a test sees each event when the gateway sends it.
+pub struct SseStream {
+    stream: TcpStream,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    raw: Vec<u8>,
+    text: Vec<u8>,
+    chunked: bool,
+    chunk_remaining: usize,
+    chunk_needs_crlf: bool,
+    finished: bool,
+}
+
+impl SseStream {
+    /// Sends `request` and reads the response head.
+    pub fn open(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<Self, String> {
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(request)
+            .map_err(|e| format!("write to {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        let head_end = loop {
+            if let Some(pos) = find(&raw, b"\r\n\r\n") {
+                break pos + 4;
+            }
+            if read_more(&mut stream, &mut raw)? == 0 {
+                return Err(format!(
+                    "closed before a response head: {:?}",
+                    String::from_utf8_lossy(&raw)
+                ));
+            }
+        };
+        let head = String::from_utf8_lossy(raw.get(..head_end).unwrap_or_default()).into_owned();
+        let rest = raw.split_off(head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let headers: Vec<(String, String)> = lines
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+            .collect();
+        let chunked = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+        });
+        let mut sse = Self {
+            stream,
+            status,
+            headers,
+            raw: rest,
+            text: Vec::new(),
+            chunked,
+            chunk_remaining: 0,
+            chunk_needs_crlf: false,
+            finished: false,
+        };
+        sse.decode()?;
+        Ok(sse)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Moves decoded body bytes from `raw` to `text`.
+    fn decode(&mut self) -> Result<(), String> {
+        if !self.chunked {
+            self.text.append(&mut self.raw);
+            return Ok(());
+        }
+        loop {
+            if self.chunk_remaining > 0 {
+                let take = self.chunk_remaining.min(self.raw.len());
+                if take == 0 {
+                    return Ok(());
+                }
+                self.text.extend(self.raw.drain(..take));
+                self.chunk_remaining -= take;
+                if self.chunk_remaining == 0 {
+                    self.chunk_needs_crlf = true;
+                }
+                continue;
+            }
+            if self.chunk_needs_crlf {
+                if self.raw.len() < 2 {
+                    return Ok(());
+                }
+                self.raw.drain(..2);
+                self.chunk_needs_crlf = false;
+            }
+            let Some(line_end) = find(&self.raw, b"\r\n") else {
+                return Ok(());
+            };
+            let line =
+                String::from_utf8_lossy(self.raw.get(..line_end).unwrap_or_default()).into_owned();
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or_default().trim(), 16)
+                .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
+            self.raw.drain(..line_end + 2);
+            if size == 0 {
+                self.finished = true;
+                return Ok(());
+            }
+            self.chunk_remaining = size;
+        }
+    }
+
+    fn take_event(&mut self) -> Option<SseEvent> {
+        let (end, delimiter) = [&b"\r\n\r\n"[..], b"\n\n"]
+            .iter()
+            .filter_map(|d| find(&self.text, d).map(|pos| (pos, d.len())))
+            .min()?;
+        let block: Vec<u8> = self.text.drain(..end + delimiter).collect();
+        let block = String::from_utf8_lossy(&block).into_owned();
+        let mut event = SseEvent {
+            id: None,
+            event: None,
+            data: String::new(),
+            received_at: Instant::now(),
+        };
+        let mut has_data = false;
+        for line in block.lines() {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => event.id = Some(value.to_owned()),
+                "event" => event.event = Some(value.to_owned()),
+                "data" => {
+                    if has_data {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                    has_data = true;
+                }
+                _ => {}
+            }
+        }
+        Some(event)
+    }
+
+    /// The next event (comments and keep-alives skipped), or `None` once the body ended.
+    pub fn next_event(&mut self, deadline: Instant) -> Result<Option<SseEvent>, String> {
+        loop {
+            while let Some(event) = self.take_event() {
+                if event.id.is_some() || event.event.is_some() || !event.data.is_empty() {
+                    return Ok(Some(event));
+                }
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "no complete event before the deadline; pending {:?}",
+                    String::from_utf8_lossy(&self.text)
+                ));
+            }
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .map_err(|e| e.to_string())?;
+            if read_more(&mut self.stream, &mut self.raw)? == 0 {
+                self.finished = true;
+            }
+            self.decode()?;
+        }
+    }
+}
