@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::net::{free_port, wait_for_listener};
 use crate::peers::repo_root;
@@ -199,6 +199,28 @@ impl GatewaySpec {
     }
 }
 
+/// Checks the ready line (`mcpgate: listening on ADDR (N workers, DRIVER)`) names the driver
+/// asked for, so an engine that silently fell back to epoll cannot pass the io_uring tests.
+fn confirm_driver(process: &ManagedChild, driver: Driver) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = process.output();
+        if let Some(line) = output.lines().find(|line| line.contains("listening on")) {
+            assert!(
+                line.contains(driver.flag()),
+                "asked for --driver {} but the gateway says: {line}",
+                driver.flag()
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never printed its 'listening on' line:\n{output}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running `mcpgate`.
 pub struct Gateway {
     process: ManagedChild,
@@ -253,13 +275,16 @@ impl Gateway {
             };
             match wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
                 Ok(()) => {
+                    if let Some(driver) = spec.driver {
+                        confirm_driver(&process, driver);
+                    }
                     return Self {
                         process,
                         addr,
                         admin,
                         config_file,
                         _scratch: scratch,
-                    }
+                    };
                 }
                 Err(error) => last_error = error,
             }
