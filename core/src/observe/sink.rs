@@ -205,10 +205,7 @@ impl Writer {
     fn write_batch(&mut self, batch: &Batch) {
         for rec in batch {
             self.line.clear();
-            if serde_json::to_writer(&mut self.line, &rec.full()).is_err() {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
+            rec.write_json(&mut self.line);
             self.line.push(b'\n');
             if self.out.writer().write_all(&self.line).is_err() {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);

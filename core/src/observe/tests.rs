@@ -1016,3 +1016,57 @@ fn percent_decoding_handles_plus_escapes_and_garbage() {
     );
     assert_eq!(admin::percent_decode("%E2%9C%93"), "✓");
 }
+
+#[test]
+fn the_sink_writer_produces_the_same_document_as_serde() {
+    let hub = hub_with(|_| {});
+    let mut w = hub.worker();
+    let mut full = ExchangeRecord::new(
+        T0,
+        w.label("we\"ird\\api\n"),
+        w.label("tools/call"),
+        ExchangeKind::ServerRequest,
+    );
+    full.session = Some(SessionTag::from_secret(b"s"));
+    full.subject = Some(w.label("ünïcødé \u{1}"));
+    full.client = Some(
+        "2001:db8::1"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    );
+    full.target = Some(w.label("file:///a b.txt"));
+    full.acl_decision = Some(AclDecision::Allow);
+    full.acl_rule = Some(w.label("r1"));
+    full.http_status = 200;
+    full.jsonrpc_error = Some(-32_000);
+    full.request_bytes = u64::MAX;
+    full.total_us = 0;
+    full.upstream = Some(w.label("http://u:1/mcp"));
+    full.upstream_failure = Some(UpstreamFailure::Reset);
+    full.capture = Some(Box::new(Capture {
+        request_body: Some(w.redactor().body(br#"{"a":"b"}"#, 100, &[])),
+        ..Capture::default()
+    }));
+    let mut v4 = ExchangeRecord::new(
+        T0 + 1,
+        w.label("api"),
+        w.label("ping"),
+        ExchangeKind::Notification,
+    );
+    v4.client = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 255, 7)));
+    v4.jsonrpc_error = Some(7);
+    let bare = ExchangeRecord::new(0, w.label(""), w.label(""), ExchangeKind::Request);
+    for (seq, record) in [full, v4, bare].into_iter().enumerate() {
+        let stored = record::StoredRecord {
+            worker: 3,
+            seq: seq as u64 * 1_000_003,
+            record,
+        };
+        let mut mine = Vec::new();
+        stored.write_json(&mut mine);
+        let mine: Value = serde_json::from_slice(&mine)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&mine)));
+        let serde: Value = serde_json::to_value(stored.full()).unwrap_or_default();
+        assert_eq!(mine, serde);
+    }
+}

@@ -11,7 +11,7 @@
 //! hands the batch to the JSON-lines sink with a non-blocking `try_send`.
 
 use std::cell::Cell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,34 +95,35 @@ impl WorkerShared {
     }
 }
 
-/// Hands out shared labels so records and tallies do not allocate a string per exchange.
+/// Hands out shared labels so records and tallies do not allocate a string per exchange. Each
+/// label remembers whether it is a known MCP method, so folding costs one lookup, not a scan.
 #[derive(Debug)]
 pub struct Interner {
-    set: HashSet<Label, ahash::RandomState>,
+    map: HashMap<Label, bool, ahash::RandomState>,
     other: Label,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        let mut set: HashSet<Label, ahash::RandomState> = HashSet::default();
+        let mut map: HashMap<Label, bool, ahash::RandomState> = HashMap::default();
         for m in KNOWN_METHODS {
-            set.insert(Label::from(*m));
+            map.insert(Label::from(*m), true);
         }
         let other = Label::from(OTHER);
-        set.insert(other.clone());
-        Self { set, other }
+        map.insert(other.clone(), false);
+        Self { map, other }
     }
 }
 
 impl Interner {
     pub fn label(&mut self, s: &str) -> Label {
         let s = cut(s, MAX_LABEL_BYTES);
-        if let Some(l) = self.set.get(s) {
+        if let Some((l, _)) = self.map.get_key_value(s) {
             return l.clone();
         }
         let l = Label::from(s);
-        if self.set.len() < INTERNER_CAP {
-            self.set.insert(l.clone());
+        if self.map.len() < INTERNER_CAP {
+            self.map.insert(l.clone(), false);
         }
         l
     }
@@ -133,13 +134,9 @@ impl Interner {
 
     /// The label a method gets in metrics: itself when it is a known MCP method, else `other`.
     fn method_label(&self, method: &Label) -> Label {
-        if KNOWN_METHODS.contains(&&**method) {
-            self.set
-                .get(&**method)
-                .cloned()
-                .unwrap_or_else(|| method.clone())
-        } else {
-            self.other.clone()
+        match self.map.get_key_value(&**method) {
+            Some((known, true)) => known.clone(),
+            _ => self.other.clone(),
         }
     }
 }
