@@ -3,6 +3,8 @@
 //! workers at read time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
@@ -17,13 +19,50 @@ pub const SERIES_BUCKETS: u64 = 90;
 /// Latencies above this (µs) are recorded as this: long SSE streams must not widen the histograms.
 const LATENCY_MAX_US: u64 = 600_000_000;
 
+/// A label compared and hashed by identity: a worker's delta is keyed by the interned `Arc`s it
+/// hands out, so the per-exchange map updates hash a pointer instead of a string. Two distinct
+/// `Arc`s with the same text are two keys here and merge when the delta is absorbed (by text).
+#[derive(Debug, Clone)]
+pub struct ByPtr(pub Label);
+
+impl PartialEq for ByPtr {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ByPtr {}
+
+impl Hash for ByPtr {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(h);
+    }
+}
+
+/// What a tally can be keyed by: text (published, merged) or identity (a worker's delta).
+pub trait LabelKey: Clone + Eq + Hash {
+    fn into_label(self) -> Label;
+}
+
+impl LabelKey for Label {
+    fn into_label(self) -> Label {
+        self
+    }
+}
+
+impl LabelKey for ByPtr {
+    fn into_label(self) -> Label {
+        self.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestKey {
-    pub api: Label,
+pub struct RequestKey<L = Label> {
+    pub api: L,
     /// Folded: a known MCP method or `other`.
-    pub method: Label,
+    pub method: L,
     /// Bounded per worker; `None` when the method has no target.
-    pub target: Option<Label>,
+    pub target: Option<L>,
     pub outcome: Outcome,
 }
 
@@ -69,18 +108,31 @@ pub struct SeriesPoint {
     pub errors: u64,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Tallies {
-    pub requests: Map<RequestKey, u64>,
+#[derive(Debug, Clone)]
+pub struct Tallies<L = Label> {
+    pub requests: Map<RequestKey<L>, u64>,
     /// `(api, code)`; `None` is the `other` bucket for codes past the per-api cap.
-    pub jsonrpc_errors: Map<(Label, Option<i64>), u64>,
+    pub jsonrpc_errors: Map<(L, Option<i64>), u64>,
     /// `(api, rule)`; `None` is the implicit deny.
-    pub acl_denials: Map<(Label, Option<Label>), u64>,
-    pub upstream_errors: Map<(Label, UpstreamFailure), u64>,
+    pub acl_denials: Map<(L, Option<L>), u64>,
+    pub upstream_errors: Map<(L, UpstreamFailure), u64>,
     /// `(api, folded method)`, only for exchanges that wait for an answer.
-    pub latency: Map<(Label, Label), Latency>,
+    pub latency: Map<(L, L), Latency>,
     /// Per api, bucket index (`time_ms / SERIES_BUCKET_MS`) → counts.
-    pub series: Map<Label, BTreeMap<u64, SeriesPoint>>,
+    pub series: Map<L, BTreeMap<u64, SeriesPoint>>,
+}
+
+impl<L> Default for Tallies<L> {
+    fn default() -> Self {
+        Self {
+            requests: Map::default(),
+            jsonrpc_errors: Map::default(),
+            acl_denials: Map::default(),
+            upstream_errors: Map::default(),
+            latency: Map::default(),
+            series: Map::default(),
+        }
+    }
 }
 
 impl Tallies {
@@ -88,30 +140,40 @@ impl Tallies {
         self.requests.is_empty()
     }
 
-    /// Adds `delta` into `self` and empties `delta`, keeping the delta's histogram allocations.
-    pub fn absorb_and_clear(&mut self, delta: &mut Tallies) {
+    /// Adds `delta` into `self` and empties `delta`.
+    pub fn absorb_and_clear<L: LabelKey>(&mut self, delta: &mut Tallies<L>) {
         for (k, n) in delta.requests.drain() {
+            let k = RequestKey {
+                api: k.api.into_label(),
+                method: k.method.into_label(),
+                target: k.target.map(LabelKey::into_label),
+                outcome: k.outcome,
+            };
             *self.requests.entry(k).or_default() += n;
         }
-        for (k, n) in delta.jsonrpc_errors.drain() {
-            *self.jsonrpc_errors.entry(k).or_default() += n;
+        for ((api, code), n) in delta.jsonrpc_errors.drain() {
+            *self
+                .jsonrpc_errors
+                .entry((api.into_label(), code))
+                .or_default() += n;
         }
-        for (k, n) in delta.acl_denials.drain() {
-            *self.acl_denials.entry(k).or_default() += n;
+        for ((api, rule), n) in delta.acl_denials.drain() {
+            let key = (api.into_label(), rule.map(LabelKey::into_label));
+            *self.acl_denials.entry(key).or_default() += n;
         }
-        for (k, n) in delta.upstream_errors.drain() {
-            *self.upstream_errors.entry(k).or_default() += n;
+        for ((api, kind), n) in delta.upstream_errors.drain() {
+            *self
+                .upstream_errors
+                .entry((api.into_label(), kind))
+                .or_default() += n;
         }
-        for (k, lat) in delta.latency.iter_mut() {
-            if lat.hist.is_empty() {
-                continue;
-            }
-            self.latency.entry(k.clone()).or_default().absorb(lat);
-            lat.hist.reset();
-            lat.sum_us = 0;
+        // Drained like the rest, so a delta never outgrows one flush's records.
+        for ((api, method), lat) in delta.latency.drain() {
+            let key = (api.into_label(), method.into_label());
+            self.latency.entry(key).or_default().absorb(&lat);
         }
         for (api, points) in delta.series.drain() {
-            let mine = self.series.entry(api).or_default();
+            let mine = self.series.entry(api.into_label()).or_default();
             for (bucket, p) in points {
                 let m = mine.entry(bucket).or_default();
                 m.requests += p.requests;

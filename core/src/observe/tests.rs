@@ -1070,3 +1070,30 @@ fn the_sink_writer_produces_the_same_document_as_serde() {
         assert_eq!(mine, serde);
     }
 }
+
+#[test]
+fn a_recorder_moves_to_its_thread_and_publishes_when_dropped() {
+    fn assert_send<T: Send>(_: &T) {}
+    let hub = hub_with(|c| c.flush_interval_ms = 60_000);
+    let mut w = hub.worker();
+    assert_send(&w);
+    record(&mut w, Ex::default()); // the first record publishes
+    let handle = std::thread::spawn(move || {
+        record(
+            &mut w,
+            Ex {
+                t: T0 + 1,
+                ..Default::default()
+            },
+        );
+        record(
+            &mut w,
+            Ex {
+                t: T0 + 2,
+                ..Default::default()
+            },
+        );
+    });
+    assert!(handle.join().is_ok());
+    assert_eq!(ids(&get_json(&hub, "/api/logs")).len(), 3);
+}

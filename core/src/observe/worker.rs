@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use super::hub::HubInner;
 use super::record::{AclDecision, ExchangeRecord, Label, StoredRecord};
-use super::tally::{Map, RequestKey, Tallies, SERIES_BUCKET_MS};
+use super::tally::{ByPtr, Map, RequestKey, Tallies, SERIES_BUCKET_MS};
 
 /// The name unknown methods, targets past the cap and rare error codes fold into.
 pub const OTHER: &str = "other";
@@ -177,14 +177,18 @@ pub struct WorkerObserver {
     hub: Arc<HubInner>,
     shared: Arc<WorkerShared>,
     interner: Interner,
-    delta: Tallies,
+    delta: Tallies<ByPtr>,
     /// Records not yet handed to the sink.
     to_sink: Vec<Arc<StoredRecord>>,
     /// Records not yet in the published ring (longer than `to_sink` only when a reader held the lock).
     to_ring: VecDeque<Arc<StoredRecord>>,
     delta_records: u64,
+    // Keyed by text, not identity: they live for the process, so labels the engine did not
+    // intern must not grow them.
     targets_seen: Map<Label, HashSet<Label, ahash::RandomState>>,
     codes_seen: Map<Label, HashSet<i64, ahash::RandomState>>,
+    /// Method label → its metric label, by identity (saves hashing the method text).
+    method_labels: Map<ByPtr, Label>,
     next_seq: u64,
     last_flush_ms: u64,
     _not_sync: PhantomData<Cell<()>>,
@@ -203,6 +207,7 @@ impl WorkerObserver {
             delta_records: 0,
             targets_seen: Map::default(),
             codes_seen: Map::default(),
+            method_labels: Map::default(),
             next_seq: 0,
             last_flush_ms: 0,
             _not_sync: PhantomData,
@@ -308,13 +313,14 @@ impl WorkerObserver {
 
     fn tally(&mut self, r: &ExchangeRecord) {
         let outcome = r.outcome();
-        let method = self.interner.method_label(&r.method);
+        let api = ByPtr(r.api.clone());
+        let method = ByPtr(self.method_label(&r.method));
         let target = r.target.as_ref().map(|t| self.bounded_target(&r.api, t));
         *self
             .delta
             .requests
             .entry(RequestKey {
-                api: r.api.clone(),
+                api: api.clone(),
                 method: method.clone(),
                 target,
                 outcome,
@@ -325,34 +331,35 @@ impl WorkerObserver {
             *self
                 .delta
                 .jsonrpc_errors
-                .entry((r.api.clone(), code))
+                .entry((api.clone(), code))
                 .or_default() += 1;
         }
         if r.acl_decision == Some(AclDecision::Deny) {
+            let rule = r.acl_rule.clone().map(ByPtr);
             *self
                 .delta
                 .acl_denials
-                .entry((r.api.clone(), r.acl_rule.clone()))
+                .entry((api.clone(), rule))
                 .or_default() += 1;
         }
         if let Some(f) = r.upstream_failure {
             *self
                 .delta
                 .upstream_errors
-                .entry((r.api.clone(), f))
+                .entry((api.clone(), f))
                 .or_default() += 1;
         }
         if r.kind.has_latency() {
             self.delta
                 .latency
-                .entry((r.api.clone(), method))
+                .entry((api.clone(), method))
                 .or_default()
                 .record(r.total_us);
         }
         let point = self
             .delta
             .series
-            .entry(r.api.clone())
+            .entry(api)
             .or_default()
             .entry(r.time_ms / SERIES_BUCKET_MS)
             .or_default();
@@ -362,17 +369,30 @@ impl WorkerObserver {
         }
     }
 
-    fn bounded_target(&mut self, api: &Label, target: &Label) -> Label {
+    fn method_label(&mut self, method: &Label) -> Label {
+        let key = ByPtr(method.clone());
+        if let Some(l) = self.method_labels.get(&key) {
+            return l.clone();
+        }
+        let folded = self.interner.method_label(method);
+        // Bounded like the interner: past it, fold without remembering.
+        if self.method_labels.len() < INTERNER_CAP {
+            self.method_labels.insert(key, folded.clone());
+        }
+        folded
+    }
+
+    fn bounded_target(&mut self, api: &Label, target: &Label) -> ByPtr {
         let cap = self.hub.config.targets_tracked_per_worker;
         let seen = self.targets_seen.entry(api.clone()).or_default();
         if seen.contains(target) {
-            return target.clone();
+            return ByPtr(target.clone());
         }
         if seen.len() < cap {
             seen.insert(target.clone());
-            return target.clone();
+            return ByPtr(target.clone());
         }
-        self.interner.other()
+        ByPtr(self.interner.other())
     }
 
     fn bounded_code(&mut self, api: &Label, code: i64) -> Option<i64> {
@@ -383,5 +403,12 @@ impl WorkerObserver {
         } else {
             None
         }
+    }
+}
+
+impl Drop for WorkerObserver {
+    /// A worker that stops (drain, panic unwinding) still hands over what it recorded.
+    fn drop(&mut self) {
+        self.flush(super::now_unix_ms());
     }
 }
