@@ -1,1 +1,2 @@
 //! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks).
+pub mod auth;

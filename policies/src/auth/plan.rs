@@ -115,8 +115,8 @@ pub enum AuthStep<'r> {
 }
 
 /// The request as the plans see it.
-pub struct AuthRequest<'r> {
-    pub headers: &'r dyn HeaderLookup,
+pub struct AuthRequest<'h, 'r> {
+    pub headers: &'h dyn HeaderLookup<'r>,
     /// The query string (after `?`), if any.
     pub query: Option<&'r str>,
 }
@@ -226,7 +226,7 @@ impl ApiAuth {
     /// Decides one request. Call again after performing the I/O a returned step asks for.
     pub fn authenticate<'r>(
         &self,
-        req: &AuthRequest<'r>,
+        req: &AuthRequest<'_, 'r>,
         state: &mut WorkerAuthState,
         now: u64,
     ) -> AuthStep<'r> {

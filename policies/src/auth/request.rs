@@ -9,22 +9,33 @@ use super::error::AuthError;
 
 /// Header access the engine provides: every value of a header (names compared
 /// case-insensitively), in order.
-pub trait HeaderLookup {
-    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]>;
+/// `'a` is the lifetime of the header bytes, which may outlive the lookup object itself.
+pub trait HeaderLookup<'a> {
+    fn header_values(&self, name: &str) -> SmallVec<[&'a [u8]; 2]>;
 }
 
-impl HeaderLookup for [(&str, &str)] {
-    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]> {
-        self.iter()
+/// Headers as `(name, value)` string pairs (tests, simple callers).
+#[derive(Debug, Clone, Copy)]
+pub struct StrHeaders<'a>(pub &'a [(&'a str, &'a str)]);
+
+impl<'a> HeaderLookup<'a> for StrHeaders<'a> {
+    fn header_values(&self, name: &str) -> SmallVec<[&'a [u8]; 2]> {
+        self.0
+            .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_bytes())
             .collect()
     }
 }
 
-impl HeaderLookup for [(&[u8], &[u8])] {
-    fn header_values(&self, name: &str) -> SmallVec<[&[u8]; 2]> {
-        self.iter()
+/// Headers as `(name, value)` byte pairs (what an HTTP head parser yields).
+#[derive(Debug, Clone, Copy)]
+pub struct ByteHeaders<'a>(pub &'a [(&'a [u8], &'a [u8])]);
+
+impl<'a> HeaderLookup<'a> for ByteHeaders<'a> {
+    fn header_values(&self, name: &str) -> SmallVec<[&'a [u8]; 2]> {
+        self.0
+            .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| *v)
             .collect()
@@ -44,7 +55,7 @@ pub enum Authorization<'a> {
 /// token must be a b64token (RFC 6750 §2.1). Two `Authorization` headers, or a Bearer header with
 /// a malformed token, is an invalid request.
 pub fn authorization<'a>(
-    headers: &'a (impl HeaderLookup + ?Sized),
+    headers: &(impl HeaderLookup<'a> + ?Sized),
 ) -> Result<Authorization<'a>, AuthError> {
     let values = headers.header_values("authorization");
     let value = match values.as_slice() {
