@@ -1,7 +1,8 @@
 //! The per-worker recorder. A [`WorkerObserver`] is owned by one worker thread (`Send`, not `Sync`)
-//! and records into plain worker-local maps: no lock, no atomic read-modify-write, no syscall per
-//! exchange. Each record costs one `Arc` allocation (the record, shared by ring and sink) plus a few
-//! hash-map updates on keys whose number is bounded.
+//! and records into plain worker-local maps: no lock, no shared write, no syscall per exchange
+//! (the only atomics are reference counts of this worker's own labels). Each record costs one `Arc`
+//! allocation (the record, shared by ring and sink) plus a few hash-map updates keyed by label
+//! identity, whose number per flush is bounded.
 //!
 //! Publication: every `flush_interval_ms` (checked against the record's own timestamp, so no clock
 //! read) or every `flush_batch` records, the worker moves its delta into its [`WorkerShared`] under a
