@@ -175,25 +175,8 @@ fn console_renders_in_headless_chromium() {
         Err(e) => panic!("{e}"),
     };
     populate(&hub);
-    let listener = match TcpListener::bind("127.0.0.1:0") {
-        Ok(l) => l,
-        Err(e) => panic!("bind: {e}"),
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = {
-        let (hub, stop) = (hub.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for s in listener.incoming() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                if let Ok(s) = s {
-                    serve_one(s, &hub);
-                }
-            }
-        })
-    };
+    let server = Server::start(&hub);
+    let port = server.port;
 
     let dom = browser(port, "", &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&dom.stdout);
@@ -257,7 +240,64 @@ fn console_renders_in_headless_chromium() {
         println!("serving http://127.0.0.1:{port}/ for {hold} s");
         std::thread::sleep(Duration::from_secs(hold));
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = TcpStream::connect(("127.0.0.1", port));
-    let _ = server.join();
+    drop(server);
+
+    // With no traffic, the page says so instead of drawing empty charts.
+    let empty_hub = match ObserveHub::start(ObserveConfig::default()) {
+        Ok(h) => h,
+        Err(e) => panic!("{e}"),
+    };
+    let empty = Server::start(&empty_hub);
+    let dom = browser(empty.port, "", &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains(r#"<section id="empty" class="empty">"#),
+        "empty state not shown"
+    );
+    assert!(dom.contains(r#"<section id="overview" class="hidden">"#));
+    assert!(dom.contains(r#"<div id="log-empty" class="empty-row">"#));
+}
+
+/// The admin handler on a loopback port, one connection at a time, until dropped.
+struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(hub: &ObserveHub) -> Self {
+        let listener = match TcpListener::bind("127.0.0.1:0") {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (hub, flag) = (hub.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for s in listener.incoming() {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(s) = s {
+                    serve_one(s, &hub);
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
