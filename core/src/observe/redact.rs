@@ -8,6 +8,7 @@
 //! caller knows for this exchange (its bearer token, session id, cookie values). Redaction happens
 //! before capping, so a cut can never leave half a secret behind.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::Serialize;
@@ -219,6 +220,13 @@ impl Redactor {
                         self.redact_value(v, secrets);
                     }
                 }
+                // A credential can be a key too (`{"<token>": …}`): rebuild only when one is.
+                if map.keys().any(|k| scrub_text(k, secrets) != *k) {
+                    let old = std::mem::take(map);
+                    for (k, v) in old {
+                        map.insert(scrub_text(&k, secrets), v);
+                    }
+                }
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v, secrets)),
             Value::String(s) => {
@@ -275,6 +283,65 @@ impl Redactor {
         }
         out.push_str(&text[copied..]);
         out
+    }
+}
+
+impl Redactor {
+    /// A target name fit for records and labels: resource URIs can carry credentials
+    /// (`https://user:pass@host/…`, `?access_token=…`). Userinfo and the values of secret-named
+    /// query parameters are replaced; anything else (including ordinary query strings) is kept.
+    pub fn target<'a>(&self, target: &'a str) -> Cow<'a, str> {
+        if !target.contains('@') && !target.contains('?') && !target.contains("eyJ") {
+            return Cow::Borrowed(target);
+        }
+        let mut out = String::with_capacity(target.len());
+        let (before_fragment, fragment) = match target.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (target, None),
+        };
+        let (base, query) = match before_fragment.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (before_fragment, None),
+        };
+        match base.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find('/').unwrap_or(rest.len());
+                let (authority, path) = rest.split_at(authority_end);
+                out.push_str(scheme);
+                out.push_str("://");
+                match authority.rsplit_once('@') {
+                    Some((_, host)) => {
+                        out.push_str(REDACTED);
+                        out.push('@');
+                        out.push_str(host);
+                    }
+                    None => out.push_str(authority),
+                }
+                out.push_str(path);
+            }
+            None => out.push_str(base),
+        }
+        if let Some(q) = query {
+            out.push('?');
+            for (i, pair) in q.split('&').enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                match pair.split_once('=') {
+                    Some((k, _)) if self.is_secret_field(k) => {
+                        out.push_str(k);
+                        out.push('=');
+                        out.push_str(REDACTED);
+                    }
+                    _ => out.push_str(pair),
+                }
+            }
+        }
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+        Cow::Owned(scrub_text(&out, &[]))
     }
 }
 
@@ -477,6 +544,36 @@ mod tests {
         assert!(
             out.starts_with("call with bearer [REDACTED] or [REDACTED];"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_target_uris_are_redacted() {
+        let r = Redactor::default();
+        assert!(matches!(
+            r.target("get_weather"),
+            Cow::Borrowed("get_weather")
+        ));
+        assert!(matches!(r.target("file:///a/b.txt"), Cow::Borrowed(_)));
+        assert_eq!(
+            r.target(&format!(
+                "https://bob:{TOKEN}@api.example/x?id=4&access_token={TOKEN}#top"
+            )),
+            "https://[REDACTED]@api.example/x?id=4&access_token=[REDACTED]#top"
+        );
+        assert_eq!(r.target("db://customers?id=42"), "db://customers?id=42");
+    }
+
+    #[test]
+    fn a_secret_used_as_a_key_is_redacted() {
+        let r = Redactor::default();
+        let body = format!(r#"{{"sessions":{{"{TOKEN}":{{"n":1}}}}}}"#);
+        let c = r.body(body.as_bytes(), 10_000, &[TOKEN.as_bytes()]);
+        assert!(!c.text().contains(TOKEN), "{}", c.text());
+        assert!(
+            c.text().contains(r#"{"[REDACTED]":{"n":1}}"#),
+            "{}",
+            c.text()
         );
     }
 

@@ -220,6 +220,13 @@ impl WorkerObserver {
         self.interner.label(s)
     }
 
+    /// A shared label for a target (tool name, resource URI, prompt name), with credentials a URI
+    /// may carry redacted first (see [`Redactor::target`](super::Redactor::target)).
+    pub fn target_label(&mut self, target: &str) -> Label {
+        let clean = self.hub.redactor.target(target);
+        self.interner.label(&clean)
+    }
+
     /// The redaction rules, for building a [`Capture`](super::Capture).
     pub fn redactor(&self) -> &super::Redactor {
         &self.hub.redactor
