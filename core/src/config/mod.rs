@@ -118,7 +118,7 @@ pub struct Overrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read the file")]
     Io {
         path: String,
         #[source]
@@ -311,6 +311,7 @@ impl Validator<'_> {
                 let (line, column) = line_col(self.text, span.start);
                 format!("{}:{line}:{column}", self.source)
             }
+            None if field.starts_with("--") => "command line".to_string(),
             None => self.source.to_string(),
         };
         ConfigError::Invalid {
