@@ -267,7 +267,10 @@ fn parse_challenge_body(
         let value = match cur.peek() {
             Some(b'"') => cur.quoted()?,
             _ => {
-                let token = cur.take_while(is_tchar);
+                // Lenient: RFC 9110 wants a token here, but servers send bare URLs
+                // (`resource_metadata=https://…`); accept any visible character but the
+                // delimiters.
+                let token = cur.take_while(|b| b.is_ascii_graphic() && !b",\"\\".contains(&b));
                 if token.is_empty() {
                     return Err(ChallengeParseError::Malformed(cur.pos));
                 }
