@@ -1,5 +1,6 @@
 //! Loading ACLs: Gravitee JSON accepted verbatim and round-tripped, the native `[api.acl]` TOML
 //! form with the same meaning, and configuration errors that name the rule and field.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_policies::acl::{
     Acl, AclConfig, GraviteeAcl, ListKind, McpRequest, RequestInfo, Target, Verdict,
@@ -8,13 +9,22 @@ use serde::Deserialize;
 
 const EXAMPLES: [(&str, &str); 5] = [
     ("deny-all", include_str!("../../examples/acl/deny-all.json")),
-    ("tools-list-only", include_str!("../../examples/acl/tools-list-only.json")),
-    ("tools-echo-only", include_str!("../../examples/acl/tools-echo-only.json")),
+    (
+        "tools-list-only",
+        include_str!("../../examples/acl/tools-list-only.json"),
+    ),
+    (
+        "tools-echo-only",
+        include_str!("../../examples/acl/tools-echo-only.json"),
+    ),
     (
         "resources-and-prompts",
         include_str!("../../examples/acl/resources-and-prompts.json"),
     ),
-    ("conditional", include_str!("../../examples/acl/conditional.json")),
+    (
+        "conditional",
+        include_str!("../../examples/acl/conditional.json"),
+    ),
 ];
 
 /// The docs' own example, as Gravitee's UI saves it.
@@ -22,7 +32,11 @@ const GRAVITEE_DOC_EXAMPLE: &str = r#"{"authorizations":[{"authorizedFeatures":[
 
 #[test]
 fn gravitee_examples_round_trip() {
-    for (name, json) in EXAMPLES.iter().copied().chain([("doc", GRAVITEE_DOC_EXAMPLE)]) {
+    for (name, json) in EXAMPLES
+        .iter()
+        .copied()
+        .chain([("doc", GRAVITEE_DOC_EXAMPLE)])
+    {
         let parsed = Acl::parse_gravitee(json).unwrap_or_else(|e| panic!("{name}: {e}"));
         let written = serde_json::to_string(&parsed).unwrap();
         let reparsed: GraviteeAcl = Acl::parse_gravitee(&written).unwrap();
@@ -200,8 +214,14 @@ fn gravitee_errors_name_rule_and_field() {
     ];
     for (feature, at, needle) in cases {
         let (got_at, message) = gravitee_err(&wrap(feature));
-        assert!(got_at.starts_with(at), "{feature}: at {got_at:?}, want {at:?}");
-        assert!(message.contains(needle), "{feature}: {message:?} lacks {needle:?}");
+        assert!(
+            got_at.starts_with(at),
+            "{feature}: at {got_at:?}, want {at:?}"
+        );
+        assert!(
+            message.contains(needle),
+            "{feature}: {message:?} lacks {needle:?}"
+        );
     }
     let (at, message) = gravitee_err(
         r#"{"authorizations":[{"authorizedFeatures":[],"condition":"request.path =="}]}"#,
@@ -221,11 +241,15 @@ fn native_errors_name_rule_and_field() {
         Acl::compile(&config, None).unwrap_err()
     };
     let ok = "[[rule]]\nmethods = [\"tools/list\"]\n";
-    let err = compile(&format!("{ok}[[rule]]\ntype = \"TOOLS\"\nmethods = [\"prompts/get\"]\n"));
+    let err = compile(&format!(
+        "{ok}[[rule]]\ntype = \"TOOLS\"\nmethods = [\"prompts/get\"]\n"
+    ));
     assert_eq!(err.at, "rule[1].methods[0]");
     let err = compile(&format!("{ok}[[rule]]\nnames = [\"x\"]\n"));
     assert_eq!(err.at, "rule[1].methods");
-    let err = compile(&format!("{ok}[[rule]]\nmethods = [\"tools/call\"]\nnames = []\n"));
+    let err = compile(&format!(
+        "{ok}[[rule]]\nmethods = [\"tools/call\"]\nnames = []\n"
+    ));
     assert_eq!(err.at, "rule[1].names");
     let err = compile(&format!(
         "{ok}[[rule]]\nmethods = [\"tools/call\"]\nnames = [\"a\"]\npattern = \"a\"\n"

@@ -1,4 +1,5 @@
 //! Properties of the ACL over generated rule sets and names.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_policies::acl::{
     Acl, AclConfig, AclMethod, ListKind, McpRequest, RequestInfo, RuleConfig, Target, Verdict,
@@ -22,7 +23,9 @@ fn pat() -> impl Strategy<Value = Pat> {
         Just(Pat::Any),
         prop::collection::vec("[a-cX.]{1,4}", 1..4).prop_map(Pat::Names),
         // Regex fragments over the same alphabet, including alternation and dots.
-        "[a-c.|*]{1,5}".prop_filter_map("valid regex", |r| regex::Regex::new(&r).ok().map(|_| Pat::Regex(r))),
+        "[a-c.|*]{1,5}".prop_filter_map("valid regex", |r| regex::Regex::new(&r)
+            .ok()
+            .map(|_| Pat::Regex(r))),
     ]
 }
 

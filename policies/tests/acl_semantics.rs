@@ -1,5 +1,6 @@
 //! The ACL's behaviour as a client sees it: the seed guide's scenarios for tools, resources and
 //! prompts, patterns, conditions, dry-run, and the ways around the ACL that must stay closed.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
 use mcpgate_policies::acl::{
     Acl, AclConfig, AuthInfo, Basis, ListKind, McpRequest, Outcome, RequestInfo, Target, Verdict,
@@ -26,7 +27,8 @@ fn no_ctx() -> RequestInfo<'static> {
 }
 
 fn verdict(acl: &Acl, method: &str, target: Target<'_>) -> Verdict {
-    acl.decide(&McpRequest::new(method, target), &no_ctx()).verdict
+    acl.decide(&McpRequest::new(method, target), &no_ctx())
+        .verdict
 }
 
 fn visible(acl: &Acl, kind: ListKind, keys: &[&str]) -> Vec<String> {
@@ -73,16 +75,31 @@ fn no_rules_connects_but_sees_and_calls_nothing() {
             assert!(filter.keeps_none() && !filter.keeps_all());
             assert!(visible(&acl, kind, TOOLS).is_empty());
         }
-        let d = acl.decide(&McpRequest::new("tools/call", Target::Name("echo")), &no_ctx());
+        let d = acl.decide(
+            &McpRequest::new("tools/call", Target::Name("echo")),
+            &no_ctx(),
+        );
         assert_eq!(d.verdict, Verdict::Refuse);
         assert_eq!(d.basis, Basis::ImplicitDeny);
         let err = d.error.unwrap();
-        assert_eq!((err.code, err.message.as_ref()), (INVALID_PARAMS, "Unknown tool: echo"));
-        let d = acl.decide(&McpRequest::new("prompts/get", Target::Name("p")), &no_ctx());
+        assert_eq!(
+            (err.code, err.message.as_ref()),
+            (INVALID_PARAMS, "Unknown tool: echo")
+        );
+        let d = acl.decide(
+            &McpRequest::new("prompts/get", Target::Name("p")),
+            &no_ctx(),
+        );
         assert_eq!(d.error.unwrap().code, INVALID_PARAMS);
-        let d = acl.decide(&McpRequest::new("resources/read", Target::Uri("a://b")), &no_ctx());
+        let d = acl.decide(
+            &McpRequest::new("resources/read", Target::Uri("a://b")),
+            &no_ctx(),
+        );
         let err = d.error.unwrap();
-        assert_eq!((err.code, err.message.as_ref()), (RESOURCE_NOT_FOUND, "Resource not found"));
+        assert_eq!(
+            (err.code, err.message.as_ref()),
+            (RESOURCE_NOT_FOUND, "Resource not found")
+        );
     }
 }
 
@@ -93,7 +110,10 @@ fn tools_list_any_only_lists_everything_calls_nothing() {
     assert!(acl.list_filter(ListKind::Tools, &ctx).keeps_all());
     assert_eq!(visible(&acl, ListKind::Tools, TOOLS), TOOLS);
     for tool in TOOLS {
-        assert_eq!(verdict(&acl, "tools/call", Target::Name(tool)), Verdict::Refuse);
+        assert_eq!(
+            verdict(&acl, "tools/call", Target::Name(tool)),
+            Verdict::Refuse
+        );
     }
     // Granting tools says nothing about prompts or resources.
     assert!(visible(&acl, ListKind::Prompts, &["echo"]).is_empty());
@@ -106,7 +126,10 @@ fn tools_literal_echo_is_the_only_tool() {
         native("[[rule]]\nmethods = [\"tools/list\", \"tools/call\"]\nnames = [\"echo\"]\n"),
     ] {
         assert_eq!(visible(&acl, ListKind::Tools, TOOLS), ["echo"]);
-        let d = acl.decide(&McpRequest::new("tools/call", Target::Name("echo")), &no_ctx());
+        let d = acl.decide(
+            &McpRequest::new("tools/call", Target::Name("echo")),
+            &no_ctx(),
+        );
         assert_eq!((d.verdict, d.basis), (Verdict::Allow, Basis::Rule(0)));
         for other in ["add", "xecho", "echox", "Echo", "echo ", ""] {
             assert_eq!(
@@ -140,11 +163,19 @@ fn resources_and_prompts_follow_the_same_rules() {
         ["test://static/resource/{id}"]
     );
     assert_eq!(
-        verdict(&acl, "resources/read", Target::Uri("test://static/resource/7")),
+        verdict(
+            &acl,
+            "resources/read",
+            Target::Uri("test://static/resource/7")
+        ),
         Verdict::Allow
     );
     assert_eq!(
-        verdict(&acl, "resources/read", Target::Uri("test://static/resource/7/../secret")),
+        verdict(
+            &acl,
+            "resources/read",
+            Target::Uri("test://static/resource/7/../secret")
+        ),
         Verdict::Refuse
     );
     for method in ["resources/subscribe", "resources/unsubscribe"] {
@@ -152,43 +183,86 @@ fn resources_and_prompts_follow_the_same_rules() {
             verdict(&acl, method, Target::Uri("test://static/resource/7")),
             Verdict::Allow
         );
-        assert_eq!(verdict(&acl, method, Target::Uri("test://other")), Verdict::Refuse);
+        assert_eq!(
+            verdict(&acl, method, Target::Uri("test://other")),
+            Verdict::Refuse
+        );
     }
     assert_eq!(
-        visible(&acl, ListKind::Prompts, &["simple_prompt", "complex_prompt"]),
+        visible(
+            &acl,
+            ListKind::Prompts,
+            &["simple_prompt", "complex_prompt"]
+        ),
         ["simple_prompt"]
     );
     assert_eq!(
         verdict(&acl, "prompts/get", Target::Name("simple_prompt")),
         Verdict::Allow
     );
-    let d = acl.decide(&McpRequest::new("prompts/get", Target::Name("complex_prompt")), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("prompts/get", Target::Name("complex_prompt")),
+        &no_ctx(),
+    );
     let err = d.error.unwrap();
-    assert_eq!((err.code, err.message.as_ref()), (INVALID_PARAMS, "Unknown prompt: complex_prompt"));
+    assert_eq!(
+        (err.code, err.message.as_ref()),
+        (INVALID_PARAMS, "Unknown prompt: complex_prompt")
+    );
     // Tools were not granted at all.
-    assert_eq!(verdict(&acl, "tools/call", Target::Name("echo")), Verdict::Refuse);
+    assert_eq!(
+        verdict(&acl, "tools/call", Target::Name("echo")),
+        Verdict::Refuse
+    );
 }
 
 #[test]
 fn subscribe_needs_its_own_grant() {
     let read_only = native("[[rule]]\nmethods = [\"resources/read\"]\n");
-    assert_eq!(verdict(&read_only, "resources/read", Target::Uri("a://1")), Verdict::Allow);
-    assert_eq!(verdict(&read_only, "resources/subscribe", Target::Uri("a://1")), Verdict::Refuse);
+    assert_eq!(
+        verdict(&read_only, "resources/read", Target::Uri("a://1")),
+        Verdict::Allow
+    );
+    assert_eq!(
+        verdict(&read_only, "resources/subscribe", Target::Uri("a://1")),
+        Verdict::Refuse
+    );
     let subscribe = native("[[rule]]\nmethods = [\"RESOURCES_SUBSCRIBE\"]\n");
-    assert_eq!(verdict(&subscribe, "resources/subscribe", Target::Uri("a://1")), Verdict::Allow);
-    assert_eq!(verdict(&subscribe, "resources/read", Target::Uri("a://1")), Verdict::Refuse);
+    assert_eq!(
+        verdict(&subscribe, "resources/subscribe", Target::Uri("a://1")),
+        Verdict::Allow
+    );
+    assert_eq!(
+        verdict(&subscribe, "resources/read", Target::Uri("a://1")),
+        Verdict::Refuse
+    );
 }
 
 #[test]
 fn expression_patterns_are_anchored() {
     let acl = native("[[rule]]\nmethods = [\"tools/list\", \"tools/call\"]\npattern = \"ec.o\"\n");
     assert_eq!(visible(&acl, ListKind::Tools, TOOLS), ["echo"]);
-    assert_eq!(verdict(&acl, "tools/call", Target::Name("xecho")), Verdict::Refuse);
-    assert_eq!(verdict(&acl, "tools/call", Target::Name("echox")), Verdict::Refuse);
-    assert_eq!(verdict(&acl, "tools/call", Target::Name("ecXo")), Verdict::Allow);
+    assert_eq!(
+        verdict(&acl, "tools/call", Target::Name("xecho")),
+        Verdict::Refuse
+    );
+    assert_eq!(
+        verdict(&acl, "tools/call", Target::Name("echox")),
+        Verdict::Refuse
+    );
+    assert_eq!(
+        verdict(&acl, "tools/call", Target::Name("ecXo")),
+        Verdict::Allow
+    );
     let alternation = acl_json_expression("a|b");
-    assert_eq!(verdict(&alternation, "tools/call", Target::Name("ab")), Verdict::Refuse);
-    assert_eq!(verdict(&alternation, "tools/call", Target::Name("b")), Verdict::Allow);
+    assert_eq!(
+        verdict(&alternation, "tools/call", Target::Name("ab")),
+        Verdict::Refuse
+    );
+    assert_eq!(
+        verdict(&alternation, "tools/call", Target::Name("b")),
+        Verdict::Allow
+    );
 }
 
 fn acl_json_expression(regex: &str) -> Acl {
@@ -218,7 +292,10 @@ fn condition_on_a_header() {
     assert_eq!(d.verdict, Verdict::Refuse);
     assert_eq!(d.condition_failure.as_ref().map(|f| f.rule), Some(1));
     // The pattern is checked before the condition: a gold caller still cannot call `rm`.
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name("rm")), &with(GOLD));
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("rm")),
+        &with(GOLD),
+    );
     assert_eq!(d.verdict, Verdict::Refuse);
     assert_eq!(d.condition_failure, None);
 }
@@ -259,7 +336,10 @@ fn condition_on_a_claim_and_scopes() {
     let ctx = as_(&user);
     let mut filter = acl.list_filter(ListKind::Tools, &ctx);
     assert!(!filter.keep("deploy"));
-    assert!(filter.condition_failure().is_some(), "no such claim is an error");
+    assert!(
+        filter.condition_failure().is_some(),
+        "no such claim is an error"
+    );
 }
 
 #[test]
@@ -272,7 +352,11 @@ fn list_conditions_may_look_at_each_entry() {
         "#,
     );
     assert_eq!(
-        visible(&acl, ListKind::Tools, &["read_file", "write_file", "read_dir"]),
+        visible(
+            &acl,
+            ListKind::Tools,
+            &["read_file", "write_file", "read_dir"]
+        ),
         ["read_file", "read_dir"]
     );
 }
@@ -284,11 +368,17 @@ fn dry_run_decides_but_lets_through() {
     )
     .unwrap();
     let acl = Acl::compile(&config, None).unwrap();
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name("add")), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("add")),
+        &no_ctx(),
+    );
     assert_eq!(d.verdict, Verdict::Refuse);
     assert!(d.dry_run && d.lets_through());
     assert_eq!(d.record().outcome, Outcome::DryRunRefused);
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name("echo")), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("echo")),
+        &no_ctx(),
+    );
     assert!(!d.dry_run && d.lets_through());
     let ctx = no_ctx();
     let mut filter = acl.list_filter(ListKind::Tools, &ctx);
@@ -300,7 +390,14 @@ fn dry_run_decides_but_lets_through() {
 #[test]
 fn near_miss_method_names_are_refused() {
     let acl = acl(TOOLS_LIST_ONLY);
-    for method in ["Tools/Call", "TOOLS/CALL", "tools/call ", "\ttools/call", "tools/ｃall", "Resources/Read"] {
+    for method in [
+        "Tools/Call",
+        "TOOLS/CALL",
+        "tools/call ",
+        "\ttools/call",
+        "tools/ｃall",
+        "Resources/Read",
+    ] {
         let d = acl.decide(&McpRequest::new(method, Target::Name("echo")), &no_ctx());
         assert_eq!(d.verdict, Verdict::Refuse, "{method:?}");
         assert_eq!(d.basis, Basis::DisguisedMethod);
@@ -316,10 +413,16 @@ fn completion_refs_are_judged_like_their_targets() {
     let v = |t| verdict(&acl, "completion/complete", t);
     assert_eq!(v(Target::PromptRef("simple_prompt")), Verdict::Allow);
     assert_eq!(v(Target::PromptRef("complex_prompt")), Verdict::Refuse);
-    assert_eq!(v(Target::ResourceRef("test://static/resource/3")), Verdict::Allow);
+    assert_eq!(
+        v(Target::ResourceRef("test://static/resource/3")),
+        Verdict::Allow
+    );
     assert_eq!(v(Target::ResourceRef("test://secret/{x}")), Verdict::Refuse);
     let d = acl.decide(
-        &McpRequest::new("completion/complete", Target::ResourceRef("test://secret/{x}")),
+        &McpRequest::new(
+            "completion/complete",
+            Target::ResourceRef("test://secret/{x}"),
+        ),
         &no_ctx(),
     );
     assert_eq!(d.error.unwrap().code, RESOURCE_NOT_FOUND);
@@ -337,7 +440,11 @@ fn missing_or_wrong_targets_are_refused() {
         ("completion/complete", Target::Name("x")),
     ] {
         let d = acl.decide(&McpRequest::new(method, target), &no_ctx());
-        assert_eq!((d.verdict, d.basis), (Verdict::Refuse, Basis::MissingTarget), "{method}");
+        assert_eq!(
+            (d.verdict, d.basis),
+            (Verdict::Refuse, Basis::MissingTarget),
+            "{method}"
+        );
         assert_eq!(d.error.unwrap().code, INVALID_PARAMS);
     }
 }
@@ -356,9 +463,21 @@ fn server_messages() {
         acl.decide_server_message(&McpRequest::new(method, target), &no_ctx())
             .verdict
     };
-    assert_eq!(s("notifications/resources/updated", Target::Uri("file:///ok")), Verdict::Allow);
-    assert_eq!(s("notifications/resources/updated", Target::Uri("file:///secret")), Verdict::Drop);
-    assert_eq!(s("notifications/resources/updated", Target::None), Verdict::Drop);
+    assert_eq!(
+        s("notifications/resources/updated", Target::Uri("file:///ok")),
+        Verdict::Allow
+    );
+    assert_eq!(
+        s(
+            "notifications/resources/updated",
+            Target::Uri("file:///secret")
+        ),
+        Verdict::Drop
+    );
+    assert_eq!(
+        s("notifications/resources/updated", Target::None),
+        Verdict::Drop
+    );
     assert_eq!(s("sampling/createMessage", Target::None), Verdict::Refuse);
     assert_eq!(s("elicitation/create", Target::None), Verdict::Allow);
     assert_eq!(s("roots/list", Target::None), Verdict::Allow);
@@ -370,7 +489,11 @@ fn server_messages() {
         "notifications/progress",
         "ping",
     ] {
-        assert_eq!(s(list_changed, Target::None), Verdict::Allow, "{list_changed}");
+        assert_eq!(
+            s(list_changed, Target::None),
+            Verdict::Allow,
+            "{list_changed}"
+        );
     }
     assert_eq!(s("Sampling/CreateMessage", Target::None), Verdict::Refuse);
 }
@@ -386,11 +509,20 @@ fn explicit_refusal_replaces_the_default_error() {
         refusal = { code = -32001, message = "Upgrade to premium" }
         "#,
     );
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name("premium_x")), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("premium_x")),
+        &no_ctx(),
+    );
     let err = d.error.unwrap();
-    assert_eq!((err.code, err.message.as_ref()), (-32001, "Upgrade to premium"));
+    assert_eq!(
+        (err.code, err.message.as_ref()),
+        (-32001, "Upgrade to premium")
+    );
     // Outside the rule's pattern the default, revealing nothing, still applies.
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name("other")), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("other")),
+        &no_ctx(),
+    );
     assert_eq!(d.error.unwrap().code, INVALID_PARAMS);
 }
 
@@ -408,7 +540,13 @@ fn the_lowest_unconditional_rule_is_reported() {
         methods = ["tools/call"]
         "#,
     );
-    let rule = |name| acl.decide(&McpRequest::new("tools/call", Target::Name(name)), &no_ctx()).basis;
+    let rule = |name| {
+        acl.decide(
+            &McpRequest::new("tools/call", Target::Name(name)),
+            &no_ctx(),
+        )
+        .basis
+    };
     assert_eq!(rule("echo"), Basis::Rule(0));
     assert_eq!(rule("add"), Basis::Rule(2));
     assert_eq!(acl.rule_label(1), Some("rule[1]"));
@@ -418,7 +556,10 @@ fn the_lowest_unconditional_rule_is_reported() {
 fn default_refusal_does_not_echo_huge_names() {
     let acl = acl(DENY_ALL);
     let long = "x".repeat(10_000);
-    let d = acl.decide(&McpRequest::new("tools/call", Target::Name(&long)), &no_ctx());
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name(&long)),
+        &no_ctx(),
+    );
     assert!(d.error.unwrap().message.len() < 200);
 }
 
@@ -438,7 +579,13 @@ fn hundred_literal_names() {
     };
     let acl = Acl::compile(&config, None).unwrap();
     for name in &names {
-        assert_eq!(verdict(&acl, "tools/call", Target::Name(name)), Verdict::Allow);
+        assert_eq!(
+            verdict(&acl, "tools/call", Target::Name(name)),
+            Verdict::Allow
+        );
     }
-    assert_eq!(verdict(&acl, "tools/call", Target::Name("tool_100")), Verdict::Refuse);
+    assert_eq!(
+        verdict(&acl, "tools/call", Target::Name("tool_100")),
+        Verdict::Refuse
+    );
 }

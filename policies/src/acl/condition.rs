@@ -124,7 +124,13 @@ fn tree_depth(root: &cel::common::ast::IdedExpr, limit: usize) -> usize {
                 stack.extend(call.args.iter().map(|a| (a, next)));
             }
             Expr::Comprehension(c) => {
-                for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
                     stack.push((part, next));
                 }
             }
@@ -328,6 +334,7 @@ fn json_value(value: &serde_json::Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -368,7 +375,10 @@ mod tests {
             ("auth.subject == 'alice' && auth.client_id == 'cli'", true),
             ("'mcp:read' in auth.scopes", true),
             ("auth.claims.tier == 'gold' && auth.claims.level >= 3", true),
-            ("mcp.method == 'tools/call' && mcp.name == 'echo' && mcp.uri == ''", true),
+            (
+                "mcp.method == 'tools/call' && mcp.name == 'echo' && mcp.uri == ''",
+                true,
+            ),
             ("auth.claims.tier == 'silver'", false),
         ] {
             let cond = Condition::compile(&env, src).unwrap();
@@ -390,7 +400,9 @@ mod tests {
     #[test]
     fn uses_mcp_is_detected() {
         let env = env();
-        assert!(Condition::compile(&env, "mcp.name == 'x'").unwrap().uses_mcp());
+        assert!(Condition::compile(&env, "mcp.name == 'x'")
+            .unwrap()
+            .uses_mcp());
         assert!(!Condition::compile(&env, "request.path == '/'")
             .unwrap()
             .uses_mcp());
@@ -400,7 +412,10 @@ mod tests {
     fn hostile_sources_are_refused_not_crashing() {
         let env = env();
         assert!(Condition::compile(&env, &"!".repeat(3000)).is_err());
-        assert!(Condition::compile(&env, &format!("{}true{}", "(".repeat(500), ")".repeat(500))).is_err());
+        assert!(
+            Condition::compile(&env, &format!("{}true{}", "(".repeat(500), ")".repeat(500)))
+                .is_err()
+        );
         assert!(Condition::compile(&env, &"a".repeat(MAX_CONDITION_LEN + 1)).is_err());
         assert!(Condition::compile(&env, "request.path ==").is_err());
         // Long but flat expressions within the size limit compile (or fail) without crashing,

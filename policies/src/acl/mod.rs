@@ -360,9 +360,10 @@ impl Acl {
                     "give either `gravitee` or `gravitee_file`, not both",
                 ))
             }
-            (Some(inline), None, _) => Some(Acl::parse_gravitee(inline).map_err(|e| {
-                AclError::new(format!("gravitee: {}", e.at), e.message)
-            })?),
+            (Some(inline), None, _) => Some(
+                Acl::parse_gravitee(inline)
+                    .map_err(|e| AclError::new(format!("gravitee: {}", e.at), e.message))?,
+            ),
             (None, Some(path), Some(text)) => Some(Acl::parse_gravitee(text).map_err(|e| {
                 AclError::new(format!("gravitee_file {path}: {}", e.at), e.message)
             })?),
@@ -407,9 +408,8 @@ impl Acl {
             let rule = index as u32; // bounded above
             let condition = match spec.condition.as_deref().map(str::trim) {
                 Some(source) if !source.is_empty() => {
-                    let compiled = Condition::compile(&acl.env, source).map_err(|e| {
-                        AclError::new(format!("{}.condition", spec.label), e)
-                    })?;
+                    let compiled = Condition::compile(&acl.env, source)
+                        .map_err(|e| AclError::new(format!("{}.condition", spec.label), e))?;
                     acl.conditions.push(compiled);
                     Some(acl.conditions.len() - 1)
                 }
@@ -628,7 +628,11 @@ impl Acl {
 
     /// The filter for one list answer (`tools/list`, …) of one request. Cheap to build: it
     /// evaluates nothing until [`ListFilter::keep`] needs a condition.
-    pub fn list_filter<'s>(&'s self, kind: ListKind, ctx: &'s dyn ConditionContext) -> ListFilter<'s> {
+    pub fn list_filter<'s>(
+        &'s self,
+        kind: ListKind,
+        ctx: &'s dyn ConditionContext,
+    ) -> ListFilter<'s> {
         let method = match kind {
             ListKind::Tools => AclMethod::ToolsList,
             ListKind::Prompts => AclMethod::PromptsList,
@@ -816,9 +820,7 @@ fn gravitee_rule(
         let pattern = match feature.pattern_type {
             PatternType::Any => {
                 if value.is_some_and(|v| !v.is_empty()) {
-                    warnings.push(format!(
-                        "{at}.patternValue: ignored, patternType is ANY"
-                    ));
+                    warnings.push(format!("{at}.patternValue: ignored, patternType is ANY"));
                 }
                 Pattern::Any
             }
@@ -844,7 +846,11 @@ fn gravitee_rule(
                 }
             },
         };
-        features.push((feature.feature_type, feature.methods.clone(), Arc::new(pattern)));
+        features.push((
+            feature.feature_type,
+            feature.methods.clone(),
+            Arc::new(pattern),
+        ));
     }
     if features.is_empty() {
         warnings.push(format!("{label}: no authorizedFeatures, grants nothing"));
@@ -881,10 +887,7 @@ fn native_rule(
     };
     let pattern = match (&rule.names, &rule.pattern) {
         (Some(_), Some(_)) => {
-            return Err(AclError::new(
-                label,
-                "`names` and `pattern` are exclusive",
-            ))
+            return Err(AclError::new(label, "`names` and `pattern` are exclusive"))
         }
         (Some(names), None) => {
             if names.is_empty() || names.iter().any(String::is_empty) {
@@ -919,7 +922,11 @@ fn native_rule(
             Some((refusal.code, Box::from(refusal.message.as_str())))
         }
     };
-    if rule.condition.as_deref().is_some_and(|c| c.trim().is_empty()) {
+    if rule
+        .condition
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
         warnings.push(format!("{label}.condition: empty, rule is unconditional"));
     }
     Ok(RuleSpec {
@@ -952,6 +959,7 @@ fn check_methods(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -58,6 +58,7 @@ fn build(source: &str) -> Result<Regex, PatternError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
