@@ -77,7 +77,7 @@ fn cached(c: &mut Criterion) {
         })
         .expect("config");
     let mut state = auth.new_worker_state();
-    state.install_jwks(0, Arc::new(key_set(&signer)));
+    state.install_jwks(0, Arc::new(key_set(&signer)), NOW);
     let header = format!("Bearer {token}");
     let pairs = [
         ("host", "gw.example.com"),

@@ -79,6 +79,12 @@ fn refused(auth: &ApiAuth, outcome: AuthStep<'_>) -> (AuthError, u16, Option<Str
     }
 }
 
+fn key_set(signer: &Signer) -> KeySet {
+    let key =
+        mcpgate_policies::auth::VerifyingKey::from_jwk(&signer.jwk(Some("k")), false).expect("jwk");
+    KeySet::new(vec![key]).expect("set")
+}
+
 const PRM_URL: &str = "https://gw.example.com/.well-known/oauth-protected-resource/mcp";
 
 fn oauth_config() -> String {
@@ -114,7 +120,7 @@ fn run_oauth(
             AuthStep::Refused(refusal) => return Err(refusal.error),
             AuthStep::FetchJwks { plan } => {
                 *fetches += 1;
-                state.install_jwks(plan, Arc::new(jwks.clone()));
+                state.install_jwks(plan, Arc::new(jwks.clone()), now);
             }
             AuthStep::Introspect { .. } => panic!("no introspection configured"),
         }
@@ -183,7 +189,7 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
     )
     .expect("jwk")])
     .expect("set");
-    state.install_jwks(0, Arc::new(jwks));
+    state.install_jwks(0, Arc::new(jwks), NOW);
 
     // Missing token: 401, resource_metadata + scope, no error.
     let (error, status, challenge) = refused(&auth, step(&auth, &mut state, &[], None, NOW));
@@ -258,8 +264,8 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
             TokenProblem::AlgorithmRefused,
         ),
     ];
-    // The refetch interval was consumed by install at time 0 of this state? No: install_jwks does
-    // not count as an attempt, so the first unknown kid may ask for one fetch; answer it.
+    // install_jwks does not count as a fetch attempt, so the first unknown kid may ask for one
+    // refetch; the simulated fetch fails, and later unknown kids are refused straight away.
     for (name, token, expected) in corpus {
         let header = bearer(token);
         let headers = [("Authorization", header.as_str())];
@@ -355,17 +361,7 @@ fn cache_hits_and_never_outlives_exp() {
     let auth = compile(&oauth_config());
     let mut state = auth.new_worker_state();
     let signer = Signer::ed25519();
-    state.install_jwks(
-        0,
-        Arc::new(
-            KeySet::new(vec![mcpgate_policies::auth::VerifyingKey::from_jwk(
-                &signer.jwk(Some("k")),
-                false,
-            )
-            .expect("jwk")])
-            .expect("set"),
-        ),
-    );
+    state.install_jwks(0, Arc::new(key_set(&signer)), NOW);
     let claims = with(good_claims(), "exp", (NOW + 100).into());
     let header = format!("Bearer {}", signer.token("EdDSA", Some("k"), &claims));
     let headers = [("Authorization", header.as_str())];
@@ -387,17 +383,7 @@ fn cache_hits_and_never_outlives_exp() {
     // A new JWKS (rotation) empties the cache.
     admitted(step(&auth, &mut state, &headers, None, NOW));
     assert_eq!(state.cached_entries(), 1);
-    state.install_jwks(
-        0,
-        Arc::new(
-            KeySet::new(vec![mcpgate_policies::auth::VerifyingKey::from_jwk(
-                &signer.jwk(Some("k")),
-                false,
-            )
-            .expect("jwk")])
-            .expect("set"),
-        ),
-    );
+    state.install_jwks(0, Arc::new(key_set(&signer)), NOW);
     assert_eq!(state.cached_entries(), 0);
 }
 
@@ -905,4 +891,34 @@ fn sessions_are_bound_to_their_subject() {
     assert!(random
         .open(Some("alice"), &random.seal(Some("alice"), "s"))
         .is_ok());
+}
+
+#[test]
+fn jwks_is_refreshed_when_older_than_max_age() {
+    let auth = compile(&format!("{}jwks_max_age_seconds = 600\n", oauth_config()));
+    let mut state = auth.new_worker_state();
+    let signer = Signer::ed25519();
+    let jwks = key_set(&signer);
+    let mut fetches = 0;
+    let token = signer.token(
+        "EdDSA",
+        Some("k"),
+        &with(good_claims(), "exp", (NOW + 10_000).into()),
+    );
+    run_oauth(&auth, &mut state, &jwks, &mut fetches, &token, NOW).expect("admitted");
+    run_oauth(&auth, &mut state, &jwks, &mut fetches, &token, NOW + 599).expect("admitted");
+    assert_eq!(fetches, 1, "fresh set: no refetch");
+    run_oauth(&auth, &mut state, &jwks, &mut fetches, &token, NOW + 600).expect("admitted");
+    assert_eq!(fetches, 2, "stale set: refreshed in-band");
+    // If the refresh fails, the old set keeps serving.
+    let header = format!("Bearer {token}");
+    let headers = [("Authorization", header.as_str())];
+    match step(&auth, &mut state, &headers, None, NOW + 1300) {
+        AuthStep::FetchJwks { plan } => state.jwks_fetch_failed(plan),
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+    assert!(matches!(
+        step(&auth, &mut state, &headers, None, NOW + 1300),
+        AuthStep::Authenticated(_)
+    ));
 }

@@ -15,6 +15,8 @@ use super::plan::{ApiAuth, IntrospectionClient, JwtPlan, OAuth2Plan, Plan, Token
 
 /// Default lifetime of a cached positive introspection answer (never beyond the token's `exp`).
 pub const DEFAULT_INTROSPECTION_CACHE_SECS: u64 = 60;
+/// Default maximum age of a JWKS before the next request refreshes it.
+pub const DEFAULT_JWKS_MAX_AGE_SECS: u64 = 3600;
 /// Default lifetime of a cached negative introspection answer.
 pub const DEFAULT_INTROSPECTION_NEGATIVE_CACHE_SECS: u64 = 10;
 
@@ -160,6 +162,9 @@ pub struct OAuth2User {
     pub max_token_bytes: Option<usize>,
     #[serde(default)]
     pub jwks_refetch_interval_seconds: Option<u64>,
+    /// Default 3600: the JWKS is refreshed at least this often.
+    #[serde(default)]
+    pub jwks_max_age_seconds: Option<u64>,
     #[serde(default)]
     pub introspection_cache_seconds: Option<u64>,
     #[serde(default)]
@@ -602,6 +607,10 @@ fn compile_oauth2(
         validation,
         introspection,
         jwks_refetch_interval_secs: refetch,
+        jwks_max_age_secs: user
+            .jwks_max_age_seconds
+            .unwrap_or(DEFAULT_JWKS_MAX_AGE_SECS)
+            .max(refetch),
         introspection_cache_secs: user
             .introspection_cache_seconds
             .unwrap_or(DEFAULT_INTROSPECTION_CACHE_SECS),

@@ -65,6 +65,9 @@ pub struct OAuth2Plan {
     pub validation: TokenValidation,
     pub introspection: Option<IntrospectionClient>,
     pub jwks_refetch_interval_secs: u64,
+    /// A JWKS older than this is refreshed in-band by the next request (rotation that removes a
+    /// key takes effect within this time even if no unknown `kid` shows up).
+    pub jwks_max_age_secs: u64,
     pub introspection_cache_secs: u64,
     pub introspection_negative_cache_secs: u64,
     pub cache_capacity: usize,
@@ -139,15 +142,17 @@ struct PlanState {
     verified: TokenCache<Rc<Principal>>,
     introspected: TokenCache<Rc<Result<Principal, AuthError>>>,
     jwks: Option<Arc<KeySet>>,
+    jwks_installed_at: u64,
     refetch: RefetchPolicy,
 }
 
 impl WorkerAuthState {
     /// Installs a freshly fetched key set for an OAuth2 plan. Tokens verified with the previous
     /// set are forgotten, so a key the authorization server withdrew stops working at once.
-    pub fn install_jwks(&mut self, plan: usize, keys: Arc<KeySet>) {
+    pub fn install_jwks(&mut self, plan: usize, keys: Arc<KeySet>, now: u64) {
         if let Some(state) = self.plans.get_mut(plan) {
             state.jwks = Some(keys);
+            state.jwks_installed_at = now;
             state.verified.clear();
         }
     }
@@ -216,6 +221,7 @@ impl ApiAuth {
                         verified: TokenCache::new(capacity),
                         introspected: TokenCache::new(capacity),
                         jwks: None,
+                        jwks_installed_at: 0,
                         refetch: RefetchPolicy::new(interval),
                     }
                 })
@@ -455,6 +461,10 @@ fn oauth_jwt(
         }
         return Ok(Err(TokenProblem::NoUsableKey.into()));
     };
+    let stale = now.saturating_sub(state.jwks_installed_at) >= oauth.jwks_max_age_secs;
+    if stale && state.refetch.try_begin(now) {
+        return Err(());
+    }
     match verify_cached(token, &keys, &oauth.rules, PlanKind::OAuth2, state, now) {
         Err(AuthError::InvalidToken(TokenProblem::UnknownKid)) if state.refetch.try_begin(now) => {
             Err(())
