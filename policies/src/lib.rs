@@ -1,2 +1,3 @@
 //! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks).
+pub mod acl;
 pub mod auth;
