@@ -133,6 +133,13 @@ pub struct ApiAuth {
     pub(crate) prm: Option<(String, String)>,
 }
 
+// The snapshot is shared by every worker thread.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<ApiAuth>();
+    shared::<KeySet>();
+};
+
 /// Per-worker mutable state for one API: caches and JWKS. `!Sync`; one per worker.
 pub struct WorkerAuthState {
     plans: Vec<PlanState>,
