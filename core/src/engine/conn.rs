@@ -15,6 +15,9 @@ use super::worker::{InFlight, Worker};
 use crate::config::Config;
 use crate::errors::{write_error_response, GatewayError};
 
+/// Buffers larger than this are shrunk back between requests.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
 struct ConnGuard(Rc<Worker>);
 
 impl Drop for ConnGuard {
@@ -53,6 +56,14 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         .await;
         if outcome == Outcome::Close || worker.draining() {
             return;
+        }
+        // A large body grew the buffers; idle keep-alive connections should not keep that memory.
+        if buf.capacity() > SHRINK_ABOVE && buf.len() <= READ_CHUNK {
+            buf.shrink_to(READ_CHUNK);
+        }
+        if out.capacity() > SHRINK_ABOVE {
+            out.clear();
+            out.shrink_to(4096);
         }
     }
 }

@@ -76,6 +76,9 @@ impl Pool {
             return;
         }
         conn.buf.clear();
+        if conn.buf.capacity() > 256 * 1024 {
+            conn.buf.shrink_to(super::io::READ_CHUNK);
+        }
         let list = self.idle.entry(addr).or_default();
         if list.len() >= max_idle {
             // Oldest first out: it is the likeliest to be closed by the upstream soon.
