@@ -709,9 +709,11 @@ pub struct ListFilter<'a> {
 }
 
 impl ListFilter<'_> {
-    /// Every entry stays: the engine may relay the answer without parsing it.
+    /// Every entry is visible: the engine may relay the answer without parsing it. (In dry-run
+    /// mode this stays false when entries would be hidden, so the engine still runs the filter
+    /// — which keeps everything — and can record the would-be removals.)
     pub fn keeps_all(&self) -> bool {
-        self.acl.dry_run || self.grants.any.is_some()
+        self.grants.any.is_some()
     }
 
     /// No entry stays (no rule grants this list at all).
