@@ -234,11 +234,13 @@ fn jwks_parsing_skips_what_it_cannot_use() {
         {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "kid": "p521"},
         {"kty": "RSA", "n": b64(&[0xff; 64]), "e": "AQAB", "kid": "weak"},
         {"kty": "future", "kid": "f"},
+        {"kty": "RSA", "n": "", "e": "", "kid": "empty"},
+        {"kty": "RSA", "n": "AAAA", "e": "AQAB", "kid": "zeros"},
     ]});
     let (set, skipped) =
         KeySet::from_jwks_json_with(doc.to_string().as_bytes(), false).expect("jwks");
     assert_eq!(set.len(), 3);
-    assert_eq!(skipped.len(), 5);
+    assert_eq!(skipped.len(), 7);
     assert!(set.by_kid("r").is_some() && set.by_kid("e").is_some() && set.by_kid("d").is_some());
     assert!(
         set.by_kid("secret").is_none(),
@@ -445,6 +447,22 @@ mod properties {
             let _ = parse_bearer(input.as_bytes());
             let _ = VerifyingKey::from_pem(&input);
             let _ = KeySet::from_jwks_json(input.as_bytes());
+        }
+
+        #[test]
+        fn arbitrary_jwks_never_panic(
+            kty in prop::sample::select(vec!["RSA", "EC", "OKP", "oct", "x"]),
+            crv in prop::sample::select(vec!["P-256", "P-384", "Ed25519", "P-521"]),
+            a in prop::collection::vec(any::<u8>(), 0..300),
+            b in prop::collection::vec(any::<u8>(), 0..70),
+        ) {
+            let jwk = serde_json::json!({"kty": kty, "crv": crv, "n": b64(&a), "e": b64(&b),
+                "x": b64(&b), "y": b64(&a), "k": b64(&a)});
+            if let Ok(key) = VerifyingKey::from_jwk(&jwk, true) {
+                for alg in mcpgate_policies::auth::Algorithm::ALL {
+                    let _ = key.verify(alg, b"message", &a);
+                }
+            }
         }
 
         #[test]

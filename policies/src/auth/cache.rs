@@ -65,8 +65,9 @@ impl<V: Clone> TokenCache<V> {
         TokenCache {
             capacity,
             seed: ahash::RandomState::new(),
-            map: HashMap::with_capacity_and_hasher(capacity, BuildPassThrough),
-            order: VecDeque::with_capacity(capacity),
+            // Grow on demand: most workers never see `capacity` distinct tokens.
+            map: HashMap::with_capacity_and_hasher(capacity.min(64), BuildPassThrough),
+            order: VecDeque::with_capacity(capacity.min(64)),
             next_seq: 0,
         }
     }

@@ -254,7 +254,10 @@ impl VerifyingKey {
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyError> {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        let Some(first) = n.first() else {
+            return Err(KeyError::RsaSize);
+        };
+        let bits = n.len() * 8 - first.leading_zeros() as usize;
         if !(2048..=8192).contains(&bits) {
             return Err(KeyError::RsaSize);
         }
