@@ -58,8 +58,12 @@ fn framing_from(headers: &[httparse::Header<'_>]) -> Result<Option<Framing>, Htt
     let mut framing = None;
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value).map_err(|_| HttpError::Malformed("content-length"))?;
-            let n = text.trim().parse::<u64>().map_err(|_| HttpError::Malformed("content-length"))?;
+            let text =
+                std::str::from_utf8(h.value).map_err(|_| HttpError::Malformed("content-length"))?;
+            let n = text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| HttpError::Malformed("content-length"))?;
             if framing.is_some() {
                 return Err(HttpError::Malformed("duplicate framing headers"));
             }
@@ -108,11 +112,21 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> 
     let framing = framing_from(req.headers)?.unwrap_or(Framing::None);
     let accepts_sse = header_has_token(req.headers, "accept", b"text/event-stream");
     let close = header_has_token(req.headers, "connection", b"close") || req.version == Some(0);
-    Ok(Some(RequestHead { method, path, framing, accepts_sse, close, len }))
+    Ok(Some(RequestHead {
+        method,
+        path,
+        framing,
+        accepts_sse,
+        close,
+        len,
+    }))
 }
 
 /// Parses a response head from the start of `buf`; `Ok(None)` means more bytes are needed.
-pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, HttpError> {
+pub fn parse_response_head(
+    buf: &[u8],
+    request_was_head: bool,
+) -> Result<Option<ResponseHead>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -121,16 +135,16 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
         Err(_) => return Err(HttpError::Malformed("response head")),
     };
     let status = resp.code.ok_or(HttpError::Malformed("status"))?;
-    let bodyless = request_was_head || status == 204 || status == 304 || (100..200).contains(&status);
+    let bodyless =
+        request_was_head || status == 204 || status == 304 || (100..200).contains(&status);
     let framing = if bodyless {
         Framing::None
     } else {
         framing_from(resp.headers)?.unwrap_or(Framing::UntilClose)
     };
-    let is_sse = resp
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("content-type") && h.value.starts_with(b"text/event-stream"));
+    let is_sse = resp.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-type") && h.value.starts_with(b"text/event-stream")
+    });
     let session_id = resp
         .headers
         .iter()
@@ -138,7 +152,14 @@ pub fn parse_response_head(buf: &[u8], request_was_head: bool) -> Result<Option<
         .and_then(|h| std::str::from_utf8(h.value).ok())
         .map(str::to_owned);
     let close = header_has_token(resp.headers, "connection", b"close") || resp.version == Some(0);
-    Ok(Some(ResponseHead { status, framing, is_sse, session_id, close, len }))
+    Ok(Some(ResponseHead {
+        status,
+        framing,
+        is_sse,
+        session_id,
+        close,
+        len,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +192,12 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
-        Self { state: ChunkState::Size { value: 0, digits: 0 } }
+        Self {
+            state: ChunkState::Size {
+                value: 0,
+                digits: 0,
+            },
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -180,7 +206,11 @@ impl ChunkedDecoder {
 
     /// Consumes body bytes from `input`; returns how many were used (less than `input.len()` only
     /// once the body is complete).
-    pub fn feed(&mut self, input: &[u8], mut payload: Option<&mut Vec<u8>>) -> Result<usize, HttpError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut payload: Option<&mut Vec<u8>>,
+    ) -> Result<usize, HttpError> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -192,7 +222,10 @@ impl ChunkedDecoder {
                             return Err(HttpError::BadChunk("size too long"));
                         }
                         let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                        ChunkState::Size { value: value * 16 + d, digits: digits + 1 }
+                        ChunkState::Size {
+                            value: value * 16 + d,
+                            digits: digits + 1,
+                        }
                     }
                     b';' | b' ' | b'\t' if digits > 0 => ChunkState::Extension { value },
                     b'\r' if digits > 0 => ChunkState::SizeLf { value },
@@ -221,7 +254,11 @@ impl ChunkedDecoder {
                     }
                     i += take;
                     let left = remaining - take as u64;
-                    self.state = if left == 0 { ChunkState::DataCr } else { ChunkState::Data { remaining: left } };
+                    self.state = if left == 0 {
+                        ChunkState::DataCr
+                    } else {
+                        ChunkState::Data { remaining: left }
+                    };
                     continue;
                 }
                 ChunkState::DataCr => {
@@ -234,7 +271,10 @@ impl ChunkedDecoder {
                     if b != b'\n' {
                         return Err(HttpError::BadChunk("data end"));
                     }
-                    ChunkState::Size { value: 0, digits: 0 }
+                    ChunkState::Size {
+                        value: 0,
+                        digits: 0,
+                    }
                 }
                 ChunkState::TrailerLineStart => match b {
                     b'\r' => ChunkState::TrailerLf { empty: true },
@@ -317,9 +357,15 @@ mod tests {
         assert_eq!(h.framing, Framing::Chunked);
         assert!(h.is_sse);
         assert_eq!(h.session_id.as_deref(), Some("s1"));
-        assert_eq!(parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(None));
+        assert_eq!(
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Le", false),
+            Ok(None)
+        );
         let h = parse_response_head(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n", false);
-        assert_eq!(h.map(|h| h.map(|h| h.framing)), Ok(Some(Framing::Length(0))));
+        assert_eq!(
+            h.map(|h| h.map(|h| h.framing)),
+            Ok(Some(Framing::Length(0)))
+        );
         assert!(parse_response_head(
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
             false

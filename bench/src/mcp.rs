@@ -23,7 +23,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::CallJson, Scenario::CallSse, Scenario::List, Scenario::IdleSse];
+    pub const ALL: [Scenario; 4] = [
+        Scenario::CallJson,
+        Scenario::CallSse,
+        Scenario::List,
+        Scenario::IdleSse,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -47,7 +52,9 @@ impl FromStr for Scenario {
         Scenario::ALL
             .into_iter()
             .find(|sc| sc.name() == s)
-            .ok_or_else(|| format!("unknown scenario {s:?} (expected call-json, call-sse, list or idle-sse)"))
+            .ok_or_else(|| {
+                format!("unknown scenario {s:?} (expected call-json, call-sse, list or idle-sse)")
+            })
     }
 }
 
@@ -79,7 +86,10 @@ pub fn write_request_body(scenario: Scenario, id: u64, out: &mut Vec<u8>) {
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{SSE_TOOL_PREFIX}tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
         ),
         Scenario::List | Scenario::IdleSse => {
-            write!(out, r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#)
+            write!(
+                out,
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#
+            )
         }
     };
 }
@@ -108,8 +118,13 @@ impl MockAnswers {
         }
         list.push_str("]}}");
         let text: String = std::iter::repeat_n('x', result_bytes).collect();
-        let call = format!(r#","result":{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}}}"#);
-        Self { list_suffix: list.into_bytes(), call_suffix: call.into_bytes() }
+        let call = format!(
+            r#","result":{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}}}"#
+        );
+        Self {
+            list_suffix: list.into_bytes(),
+            call_suffix: call.into_bytes(),
+        }
     }
 
     pub fn write_list(&self, id: &[u8], out: &mut Vec<u8>) {
@@ -177,10 +192,18 @@ struct RawMeta {
 pub fn parse_envelope(body: &[u8]) -> Option<Envelope> {
     let raw: RawEnvelope = serde_json::from_slice(body).ok()?;
     let (tool_name, progress_token) = match raw.params {
-        Some(p) => (p.name, p.meta.and_then(|m| m.progress_token).map(|t| t.to_string())),
+        Some(p) => (
+            p.name,
+            p.meta.and_then(|m| m.progress_token).map(|t| t.to_string()),
+        ),
         None => (None, None),
     };
-    Some(Envelope { method: raw.method, id: raw.id.map(|v| v.to_string()), tool_name, progress_token })
+    Some(Envelope {
+        method: raw.method,
+        id: raw.id.map(|v| v.to_string()),
+        tool_name,
+        progress_token,
+    })
 }
 
 #[cfg(test)]
@@ -196,7 +219,10 @@ mod tests {
             assert_eq!(env.id.as_deref(), Some("41"));
             match sc {
                 Scenario::CallSse => {
-                    assert!(env.tool_name.as_deref().is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX)))
+                    assert!(env
+                        .tool_name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX)))
                 }
                 Scenario::CallJson => assert_eq!(env.progress_token.as_deref(), Some("\"p41\"")),
                 _ => assert_eq!(env.method.as_deref(), Some("tools/list")),
@@ -215,7 +241,10 @@ mod tests {
         out.clear();
         answers.write_call(b"5", &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-        assert_eq!(v["result"]["content"][0]["text"].as_str().map(str::len), Some(256));
+        assert_eq!(
+            v["result"]["content"][0]["text"].as_str().map(str::len),
+            Some(256)
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub struct BufConn {
 
 impl BufConn {
     pub fn new(stream: TcpStream) -> Self {
-        Self { stream, buf: Vec::with_capacity(2 * READ_CHUNK), start: 0 }
+        Self {
+            stream,
+            buf: Vec::with_capacity(2 * READ_CHUNK),
+            start: 0,
+        }
     }
 
     /// Bytes received and not yet consumed.
@@ -93,7 +97,11 @@ impl BufConn {
                 return Err(ConnError::HeadTooLarge);
             }
             if self.fill().await? == 0 {
-                return Err(if self.pending().is_empty() { ConnError::Closed } else { ConnError::Truncated });
+                return Err(if self.pending().is_empty() {
+                    ConnError::Closed
+                } else {
+                    ConnError::Truncated
+                });
             }
         }
     }
@@ -113,7 +121,10 @@ impl BufConn {
                 Ok(true)
             }
             Framing::Length(n) => {
-                let total = usize::try_from(n).ok().and_then(|n| n.checked_add(head_len)).ok_or(ConnError::HeadTooLarge)?;
+                let total = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| n.checked_add(head_len))
+                    .ok_or(ConnError::HeadTooLarge)?;
                 while self.pending().len() < total {
                     if self.fill().await? == 0 {
                         return Err(ConnError::Truncated);

@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct Sample {
     pub cpu_ticks: u64,
     pub rss_kb: u64,
+    /// Proportional set size: shared pages split between the processes sharing them, so a
+    /// master + workers group is not counted several times over.
+    pub pss_kb: u64,
 }
 
 /// Clock ticks per second, the unit of utime/stime in /proc.
@@ -36,7 +39,8 @@ fn stat_fields(text: &str) -> Option<Vec<&str>> {
 /// utime + stime of `pid` in clock ticks.
 pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_cpu_ticks(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc stat"))
+    parse_cpu_ticks(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc stat"))
 }
 
 fn parse_cpu_ticks(text: &str) -> Option<u64> {
@@ -61,9 +65,23 @@ pub fn rss_kb(pid: u32) -> io::Result<u64> {
         .unwrap_or(0))
 }
 
+/// Pss of `pid` in KiB from smaps_rollup (0 when the kernel does not provide it).
+pub fn pss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Direct children of `pid` (nginx workers of a master).
 pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|child| {
             std::fs::read_to_string(format!("/proc/{child}/stat"))
@@ -80,6 +98,7 @@ pub fn sample(pids: &[u32]) -> io::Result<Sample> {
     for &pid in pids {
         s.cpu_ticks += cpu_ticks(pid)?;
         s.rss_kb += rss_kb(pid)?;
+        s.pss_kb += pss_kb(pid);
     }
     Ok(s)
 }
@@ -101,6 +120,10 @@ mod tests {
         let me = std::process::id();
         let before = sample(&[me]).unwrap_or_default();
         assert!(before.rss_kb > 0);
+        assert!(
+            before.pss_kb > 0 && before.pss_kb <= before.rss_kb,
+            "{before:?}"
+        );
         // Burn a little CPU (more than one clock tick) and check the counter moves.
         let start = std::time::Instant::now();
         let mut x = 0u64;
@@ -108,6 +131,9 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         let after = sample(&[me]).unwrap_or_default();
-        assert!(after.cpu_ticks > before.cpu_ticks, "cpu ticks {before:?} -> {after:?}");
+        assert!(
+            after.cpu_ticks > before.cpu_ticks,
+            "cpu ticks {before:?} -> {after:?}"
+        );
     }
 }

@@ -42,6 +42,7 @@ pub struct Watched {
     pub cpu_percent: f64,
     pub rss_kb_start: u64,
     pub rss_kb_end: u64,
+    pub pss_kb_end: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -87,7 +88,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
 }
 
 #[cfg(test)]
@@ -104,8 +109,19 @@ mod tests {
 
     #[test]
     fn report_roundtrips_through_json() {
-        let mut r = LoadReport { scenario: "call-json".into(), requests: 7, ..Default::default() };
-        r.watched.insert("proxy".into(), Watched { pids: vec![1, 2], cpu_us: 10, ..Default::default() });
+        let mut r = LoadReport {
+            scenario: "call-json".into(),
+            requests: 7,
+            ..Default::default()
+        };
+        r.watched.insert(
+            "proxy".into(),
+            Watched {
+                pids: vec![1, 2],
+                cpu_us: 10,
+                ..Default::default()
+            },
+        );
         let text = serde_json::to_string(&r).unwrap_or_default();
         let back: LoadReport = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(back, r);

@@ -20,7 +20,9 @@ impl FromStr for Driver {
             "auto" => Ok(Driver::Auto),
             "uring" => Ok(Driver::Uring),
             "epoll" => Ok(Driver::Epoll),
-            other => Err(format!("unknown driver {other:?} (expected auto, uring or epoll)")),
+            other => Err(format!(
+                "unknown driver {other:?} (expected auto, uring or epoll)"
+            )),
         }
     }
 }
@@ -41,35 +43,53 @@ impl Driver {
 pub fn block_on<F: Future>(driver: Driver, fut: F) -> io::Result<F::Output> {
     match driver {
         Driver::Auto => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                .enable_timer()
+                .build()?;
             Ok(rt.block_on(fut))
         }
         Driver::Uring => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .enable_timer()
+                .build()?;
             Ok(rt.block_on(fut))
         }
         Driver::Epoll => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
             Ok(rt.block_on(fut))
         }
     }
 }
 
-/// Raises the soft open-files limit to the hard limit (and the hard limit too when we may), so
-/// 10,000 streams fit; returns the resulting soft limit.
+/// Raises the soft open-files limit to `wanted` (and the hard limit too when we may), so 10,000
+/// streams fit; returns the resulting soft limit.
 pub fn raise_nofile_limit(wanted: u64) -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let wanted = libc::rlim_t::from(wanted);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 0;
         }
-        let try_both = libc::rlimit { rlim_cur: wanted as libc::rlim_t, rlim_max: (wanted as libc::rlim_t).max(lim.rlim_max) };
-        if lim.rlim_cur < wanted as libc::rlim_t && libc::setrlimit(libc::RLIMIT_NOFILE, &try_both) != 0 {
-            let soft_only = libc::rlimit { rlim_cur: lim.rlim_max.min(wanted as libc::rlim_t), rlim_max: lim.rlim_max };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &soft_only);
+        if lim.rlim_cur < wanted {
+            let both = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: wanted.max(lim.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &both) != 0 {
+                let soft_only = libc::rlimit {
+                    rlim_cur: lim.rlim_max.min(wanted),
+                    rlim_max: lim.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &soft_only);
+            }
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }

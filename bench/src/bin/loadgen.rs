@@ -20,7 +20,9 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use mcpgate_bench::http::{parse_response_head, ResponseHead};
-use mcpgate_bench::mcp::{initialize_body, initialized_notification, write_request_body, Scenario, PROTOCOL_VERSION};
+use mcpgate_bench::mcp::{
+    initialize_body, initialized_notification, write_request_body, Scenario, PROTOCOL_VERSION,
+};
 use mcpgate_bench::net::{BufConn, ConnError};
 use mcpgate_bench::procstat::{self, Sample};
 use mcpgate_bench::report::{IdleStreams, LoadReport, Percentiles, Watched};
@@ -28,7 +30,9 @@ use mcpgate_bench::runtime::{block_on, raise_nofile_limit, Driver};
 use monoio::net::TcpStream;
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "MCP load generator: closed loop, open loop (no coordinated omission), idle SSE streams")]
+#[command(
+    about = "MCP load generator: closed loop, open loop (no coordinated omission), idle SSE streams"
+)]
 struct Args {
     /// Target MCP endpoint, e.g. http://127.0.0.1:8080/mcp-proxy
     #[arg(long)]
@@ -60,6 +64,9 @@ struct Args {
     /// Processes to measure over the window: NAME=PID[,PID...] (repeatable).
     #[arg(long = "watch")]
     watch: Vec<String>,
+    /// Extra request header "Name: value" on every request (e.g. Authorization for a JWT plan).
+    #[arg(long = "header")]
+    headers: Vec<String>,
     /// Skip `initialize` (no Mcp-Session-Id header).
     #[arg(long)]
     no_session: bool,
@@ -72,21 +79,34 @@ struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
+    /// Extra header lines, each ending in CRLF.
+    extra_headers: String,
 }
 
 fn parse_url(url: &str) -> anyhow::Result<Target> {
-    let rest = url.strip_prefix("http://").context("only http:// URLs are supported")?;
+    let rest = url
+        .strip_prefix("http://")
+        .context("only http:// URLs are supported")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let with_port = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let with_port = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
     let addr = with_port
         .to_socket_addrs()
         .with_context(|| format!("resolving {authority}"))?
         .next()
         .with_context(|| format!("{authority} resolves to nothing"))?;
-    Ok(Target { addr, host: authority.to_owned(), path: path.to_owned() })
+    Ok(Target {
+        addr,
+        host: authority.to_owned(),
+        path: path.to_owned(),
+        extra_headers: String::new(),
+    })
 }
 
 /// Timing and stop signal shared by the measuring thread and the load threads.
@@ -147,6 +167,7 @@ fn request_prefix(target: &Target, session: Option<&str>) -> Vec<u8> {
     if let Some(s) = session {
         let _ = write!(p, "Mcp-Session-Id: {s}\r\n");
     }
+    p.extend_from_slice(target.extra_headers.as_bytes());
     p.extend_from_slice(b"Content-Length: ");
     p
 }
@@ -160,7 +181,11 @@ fn build_request(prefix: &[u8], body: &[u8], out: &mut Vec<u8>) {
 
 /// One request/response exchange on `conn`; returns the response head and whether the
 /// connection may be reused. `payload` receives the (de-chunked) body.
-async fn exchange(conn: &mut BufConn, req: Vec<u8>, payload: &mut Vec<u8>) -> (Result<(ResponseHead, bool), ConnError>, Vec<u8>) {
+async fn exchange(
+    conn: &mut BufConn,
+    req: Vec<u8>,
+    payload: &mut Vec<u8>,
+) -> (Result<(ResponseHead, bool), ConnError>, Vec<u8>) {
     let (res, req) = conn.write_all(req).await;
     if let Err(e) = res {
         return (Err(e.into()), req);
@@ -168,7 +193,10 @@ async fn exchange(conn: &mut BufConn, req: Vec<u8>, payload: &mut Vec<u8>) -> (R
     let result = async {
         let head = conn.read_head(|b| parse_response_head(b, false)).await?;
         payload.clear();
-        let reusable = conn.read_body(head.len, head.framing, Some(payload)).await? && !head.close;
+        let reusable = conn
+            .read_body(head.len, head.framing, Some(payload))
+            .await?
+            && !head.close;
         Ok((head, reusable))
     }
     .await;
@@ -185,7 +213,9 @@ async fn connect(addr: SocketAddr) -> std::io::Result<BufConn> {
 fn open_session(args: &Args, target: &Target) -> anyhow::Result<Option<String>> {
     let timeout = Duration::from_millis(args.timeout_ms);
     block_on(args.driver, async {
-        let mut conn = connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
+        let mut conn = connect(target.addr)
+            .await
+            .with_context(|| format!("connecting to {}", target.addr))?;
         let mut req = Vec::new();
         build_request(&request_prefix(target, None), &initialize_body(0), &mut req);
         let mut payload = Vec::new();
@@ -194,11 +224,19 @@ fn open_session(args: &Args, target: &Target) -> anyhow::Result<Option<String>> 
             .context("initialize timed out")?;
         let (head, _) = res.context("initialize exchange")?;
         if head.status != 200 {
-            bail!("initialize answered HTTP {}: {}", head.status, String::from_utf8_lossy(&payload));
+            bail!(
+                "initialize answered HTTP {}: {}",
+                head.status,
+                String::from_utf8_lossy(&payload)
+            );
         }
         let session = head.session_id;
         let mut req = Vec::new();
-        build_request(&request_prefix(target, session.as_deref()), &initialized_notification(), &mut req);
+        build_request(
+            &request_prefix(target, session.as_deref()),
+            &initialized_notification(),
+            &mut req,
+        );
         let (res, _) = monoio::time::timeout(timeout, exchange(&mut conn, req, &mut payload))
             .await
             .context("notifications/initialized timed out")?;
@@ -217,8 +255,8 @@ struct ConnPlan {
     interval: Option<Duration>,
 }
 
-async fn request_loop(
-    plan: ConnPlan,
+/// What every connection task of one thread shares.
+struct LoopCtx {
     scenario: Scenario,
     target: Rc<Target>,
     prefix: Rc<Vec<u8>>,
@@ -227,7 +265,19 @@ async fn request_loop(
     start: Instant,
     timeout: Duration,
     rate: Option<f64>,
-) {
+}
+
+async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
+    let LoopCtx {
+        scenario,
+        ref target,
+        ref prefix,
+        ref shared,
+        ref stats,
+        start,
+        timeout,
+        rate,
+    } = *ctx;
     let mut conn: Option<BufConn> = None;
     let mut body = Vec::with_capacity(512);
     let mut req = Vec::with_capacity(1024);
@@ -262,9 +312,13 @@ async fn request_loop(
         let mut c = c;
         id += 1;
         write_request_body(scenario, id, &mut body);
-        build_request(&prefix, &body, &mut req);
+        build_request(prefix, &body, &mut req);
         let sent = Instant::now();
-        let outcome = monoio::time::timeout(timeout, exchange(&mut c, std::mem::take(&mut req), &mut payload)).await;
+        let outcome = monoio::time::timeout(
+            timeout,
+            exchange(&mut c, std::mem::take(&mut req), &mut payload),
+        )
+        .await;
         let done = Instant::now();
         let measured = done >= shared.warm_end && !shared.stopped();
         let verdict = match outcome {
@@ -278,9 +332,16 @@ async fn request_loop(
                             conn = Some(c);
                         }
                         if head.status != 200 {
-                            Err(format!("HTTP {}: {}", head.status, String::from_utf8_lossy(&payload[..payload.len().min(200)])))
+                            Err(format!(
+                                "HTTP {}: {}",
+                                head.status,
+                                String::from_utf8_lossy(&payload[..payload.len().min(200)])
+                            ))
                         } else if memchr::memmem::find(&payload, b"\"result\"").is_none() {
-                            Err(format!("answer without a result: {}", String::from_utf8_lossy(&payload[..payload.len().min(200)])))
+                            Err(format!(
+                                "answer without a result: {}",
+                                String::from_utf8_lossy(&payload[..payload.len().min(200)])
+                            ))
                         } else {
                             Ok(())
                         }
@@ -321,7 +382,14 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// One idle GET stream: open it, then read keep-alives until told to stop.
-async fn idle_stream(target: Rc<Target>, session: Option<Rc<str>>, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>, pending: Rc<Cell<u64>>, timeout: Duration) {
+async fn idle_stream(
+    target: Rc<Target>,
+    session: Option<Rc<str>>,
+    shared: Arc<Shared>,
+    stats: Rc<RefCell<ThreadStats>>,
+    pending: Rc<Cell<u64>>,
+    timeout: Duration,
+) {
     let opened = async {
         let mut conn = connect(target.addr).await?;
         let mut req = Vec::new();
@@ -333,6 +401,7 @@ async fn idle_stream(target: Rc<Target>, session: Option<Rc<str>>, shared: Arc<S
         if let Some(s) = &session {
             let _ = write!(req, "Mcp-Session-Id: {s}\r\n");
         }
+        req.extend_from_slice(target.extra_headers.as_bytes());
         req.extend_from_slice(b"\r\n");
         let (res, _) = conn.write_all(req).await;
         res?;
@@ -352,7 +421,10 @@ async fn idle_stream(target: Rc<Target>, session: Option<Rc<str>>, shared: Arc<S
         Ok(Ok((_, head))) => {
             let mut st = stats.borrow_mut();
             st.streams.failed += 1;
-            st.error(format!("GET stream answered HTTP {} (sse: {})", head.status, head.is_sse));
+            st.error(format!(
+                "GET stream answered HTTP {} (sse: {})",
+                head.status, head.is_sse
+            ));
             return;
         }
         Ok(Err(e)) => {
@@ -401,7 +473,9 @@ async fn run_thread(
 ) -> anyhow::Result<ThreadStats> {
     let stats = Rc::new(RefCell::new(ThreadStats::new()?));
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let mine: Vec<u64> = (0..args.connections).filter(|c| c % args.threads == thread).collect();
+    let mine: Vec<u64> = (0..args.connections)
+        .filter(|c| c % args.threads == thread)
+        .collect();
     if args.scenario == Scenario::IdleSse {
         let session: Option<Rc<str>> = session.map(Rc::from);
         let pending = Rc::new(Cell::new(0u64));
@@ -410,7 +484,14 @@ async fn run_thread(
                 monoio::time::sleep(Duration::from_millis(1)).await;
             }
             pending.set(pending.get() + 1);
-            monoio::spawn(idle_stream(target.clone(), session.clone(), shared.clone(), stats.clone(), pending.clone(), timeout));
+            monoio::spawn(idle_stream(
+                target.clone(),
+                session.clone(),
+                shared.clone(),
+                stats.clone(),
+                pending.clone(),
+                timeout,
+            ));
         }
         while pending.get() > 0 {
             monoio::time::sleep(Duration::from_millis(2)).await;
@@ -422,19 +503,24 @@ async fn run_thread(
         }
     } else {
         let prefix = Rc::new(request_prefix(&target, session.as_deref()));
-        let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 / r.max(0.001)));
+        let interval = args
+            .rate
+            .map(|r| Duration::from_secs_f64(args.connections as f64 / r.max(0.001)));
+        let ctx = Rc::new(LoopCtx {
+            scenario: args.scenario,
+            target: target.clone(),
+            prefix,
+            shared: shared.clone(),
+            stats: stats.clone(),
+            start,
+            timeout,
+            rate: args.rate,
+        });
         let mut tasks = Vec::new();
         for index in mine {
             tasks.push(monoio::spawn(request_loop(
                 ConnPlan { index, interval },
-                args.scenario,
-                target.clone(),
-                prefix.clone(),
-                shared.clone(),
-                stats.clone(),
-                start,
-                timeout,
-                args.rate,
+                ctx.clone(),
             )));
         }
         for t in tasks {
@@ -451,18 +537,30 @@ struct WatchGroup {
 }
 
 fn parse_watch(spec: &str) -> anyhow::Result<WatchGroup> {
-    let (name, pids) = spec.split_once('=').context("--watch wants NAME=PID[,PID...]")?;
+    let (name, pids) = spec
+        .split_once('=')
+        .context("--watch wants NAME=PID[,PID...]")?;
     let pids = pids
         .split(',')
-        .map(|p| p.trim().parse::<u32>().with_context(|| format!("bad pid {p:?} in --watch")))
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .with_context(|| format!("bad pid {p:?} in --watch"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(WatchGroup { name: name.to_owned(), pids })
+    Ok(WatchGroup {
+        name: name.to_owned(),
+        pids,
+    })
 }
 
 fn sample_all(groups: &[WatchGroup]) -> anyhow::Result<Vec<Sample>> {
     groups
         .iter()
-        .map(|g| procstat::sample(&g.pids).with_context(|| format!("reading /proc for {} {:?}", g.name, g.pids)))
+        .map(|g| {
+            procstat::sample(&g.pids)
+                .with_context(|| format!("reading /proc for {} {:?}", g.name, g.pids))
+        })
         .collect()
 }
 
@@ -474,12 +572,31 @@ fn main() -> anyhow::Result<()> {
     if args.scenario == Scenario::IdleSse {
         let limit = raise_nofile_limit(args.connections + 1024);
         if limit < args.connections + 64 {
-            bail!("open-files limit is {limit}, too low for {} streams (raise ulimit -n)", args.connections);
+            bail!(
+                "open-files limit is {limit}, too low for {} streams (raise ulimit -n)",
+                args.connections
+            );
         }
     }
-    let target = parse_url(&args.url)?;
-    let groups = args.watch.iter().map(|w| parse_watch(w)).collect::<anyhow::Result<Vec<_>>>()?;
-    let session = if args.no_session { None } else { open_session(&args, &target)? };
+    let mut target = parse_url(&args.url)?;
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .with_context(|| format!("--header {h:?} is not \"Name: value\""))?;
+        target
+            .extra_headers
+            .push_str(&format!("{}: {}\r\n", name.trim(), value.trim()));
+    }
+    let groups = args
+        .watch
+        .iter()
+        .map(|w| parse_watch(w))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let session = if args.no_session {
+        None
+    } else {
+        open_session(&args, &target)?
+    };
 
     let start = Instant::now();
     let warmup = Duration::from_secs_f64(args.warmup.max(0.0));
@@ -488,7 +605,11 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         warm_end: if idle { start } else { start + warmup },
         // Idle streams are held until the measuring thread says stop.
-        end: if idle { start + Duration::from_secs(24 * 3600) } else { start + warmup + measure },
+        end: if idle {
+            start + Duration::from_secs(24 * 3600)
+        } else {
+            start + warmup + measure
+        },
         stop: AtomicBool::new(false),
         measured: AtomicU64::new(0),
         cap: args.requests,
@@ -497,17 +618,27 @@ fn main() -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for thread in 0..args.threads {
         let (args, shared, session) = (args.clone(), shared.clone(), session.clone());
-        let target = Target { addr: target.addr, host: target.host.clone(), path: target.path.clone() };
+        let target = Target {
+            addr: target.addr,
+            host: target.host.clone(),
+            path: target.path.clone(),
+            extra_headers: target.extra_headers.clone(),
+        };
         handles.push(std::thread::spawn(move || {
             let driver = args.driver;
-            block_on(driver, run_thread(args, thread, Rc::new(target), session, shared, start))
+            block_on(
+                driver,
+                run_thread(args, thread, Rc::new(target), session, shared, start),
+            )
         }));
     }
 
     let mut open_seconds = 0.0;
     if idle {
         let open_deadline = Instant::now() + Duration::from_secs(120);
-        while shared.opened_threads.load(Ordering::SeqCst) < args.threads && Instant::now() < open_deadline {
+        while shared.opened_threads.load(Ordering::SeqCst) < args.threads
+            && Instant::now() < open_deadline
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         open_seconds = start.elapsed().as_secs_f64();
@@ -520,7 +651,10 @@ fn main() -> anyhow::Result<()> {
     let before = sample_all(&groups)?;
     let window_end_planned = window_start + measure;
     while !shared.stopped() && Instant::now() < window_end_planned {
-        std::thread::sleep(Duration::from_millis(2).min(window_end_planned.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(2)
+                .min(window_end_planned.saturating_duration_since(Instant::now())),
+        );
     }
     let after = sample_all(&groups)?;
     shared.stop.store(true, Ordering::SeqCst);
@@ -528,7 +662,9 @@ fn main() -> anyhow::Result<()> {
 
     let mut total = ThreadStats::new()?;
     for h in handles {
-        let st = h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))???;
+        let st = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))???;
         total.latency.add(&st.latency)?;
         total.service.add(&st.service)?;
         total.requests += st.requests;
@@ -548,23 +684,35 @@ fn main() -> anyhow::Result<()> {
     let window_s = window.as_secs_f64().max(1e-9);
     let mut watched = BTreeMap::new();
     for ((g, b), a) in groups.iter().zip(&before).zip(&after) {
-        let cpu_us = u64::try_from(procstat::ticks_to_duration(a.cpu_ticks.saturating_sub(b.cpu_ticks)).as_micros()).unwrap_or(u64::MAX);
+        let cpu_us = u64::try_from(
+            procstat::ticks_to_duration(a.cpu_ticks.saturating_sub(b.cpu_ticks)).as_micros(),
+        )
+        .unwrap_or(u64::MAX);
         watched.insert(
             g.name.clone(),
             Watched {
                 pids: g.pids.clone(),
                 cpu_us,
-                cpu_us_per_request: (total.requests > 0 && !idle).then(|| cpu_us as f64 / total.requests as f64),
+                cpu_us_per_request: (total.requests > 0 && !idle)
+                    .then(|| cpu_us as f64 / total.requests as f64),
                 cpu_percent: cpu_us as f64 / (window_s * 1e6) * 100.0,
                 rss_kb_start: b.rss_kb,
                 rss_kb_end: a.rss_kb,
+                pss_kb_end: a.pss_kb,
             },
         );
     }
     let open_loop = args.rate.is_some();
     let report = LoadReport {
         scenario: args.scenario.to_string(),
-        mode: if idle { "idle" } else if open_loop { "open" } else { "closed" }.to_owned(),
+        mode: if idle {
+            "idle"
+        } else if open_loop {
+            "open"
+        } else {
+            "closed"
+        }
+        .to_owned(),
         url: args.url.clone(),
         driver: args.driver.effective().to_owned(),
         connections: args.connections,

@@ -61,7 +61,11 @@ fn main() -> anyhow::Result<()> {
     raise_nofile_limit(65_536);
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .max(1);
     let answers = Arc::new(MockAnswers::new(args.tools, args.result_bytes));
     let mut addr = args.listen;
@@ -80,13 +84,14 @@ fn main() -> anyhow::Result<()> {
                 sessions: Cell::new(0),
             });
             let run = block_on(args.driver, async move {
-                let listener = match TcpListener::bind_with_config(bind, &ListenerOpts::new().backlog(8192)) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
+                let listener =
+                    match TcpListener::bind_with_config(bind, &ListenerOpts::new().backlog(8192)) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
                 let _ = tx.send(listener.local_addr());
                 loop {
                     match listener.accept().await {
@@ -127,7 +132,10 @@ fn main() -> anyhow::Result<()> {
 const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 fn json_head(out: &mut Vec<u8>, status: &str, body_len: usize, session: Option<&str>) {
-    let _ = write!(out, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n");
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n"
+    );
     if let Some(s) = session {
         let _ = write!(out, "Mcp-Session-Id: {s}\r\n");
     }
@@ -146,7 +154,10 @@ async fn serve(mut conn: BufConn, ctx: Rc<Ctx>) -> Result<(), ConnError> {
     loop {
         let head = conn.read_head(parse_request_head).await?;
         body.clear();
-        if !conn.read_body(head.len, head.framing, Some(&mut body)).await? {
+        if !conn
+            .read_body(head.len, head.framing, Some(&mut body))
+            .await?
+        {
             return Ok(());
         }
         out.clear();
@@ -177,7 +188,12 @@ async fn serve(mut conn: BufConn, ctx: Rc<Ctx>) -> Result<(), ConnError> {
 
 /// Writes the answer to one POST into `out`. For an SSE answer, returns the second part (result
 /// event and last chunk), to be written after `out`.
-fn answer_post(ctx: &Ctx, body: &[u8], payload: &mut Vec<u8>, out: &mut Vec<u8>) -> Option<Vec<u8>> {
+fn answer_post(
+    ctx: &Ctx,
+    body: &[u8],
+    payload: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
     let Some(env) = parse_envelope(body) else {
         let msg = br#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"}}"#;
         json_head(out, "400 Bad Request", msg.len(), None);
@@ -199,11 +215,18 @@ fn answer_post(ctx: &Ctx, body: &[u8], payload: &mut Vec<u8>, out: &mut Vec<u8>)
         }
         Some("tools/list") => ctx.answers.write_list(id.as_bytes(), payload),
         Some("tools/call") => {
-            let wants_sse = ctx.call_sse || env.tool_name.as_deref().is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX));
+            let wants_sse = ctx.call_sse
+                || env
+                    .tool_name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX));
             if wants_sse {
                 out.extend_from_slice(SSE_HEAD);
                 let mut event = b"event: message\ndata: ".to_vec();
-                MockAnswers::write_progress(env.progress_token.as_deref().unwrap_or("\"p\""), &mut event);
+                MockAnswers::write_progress(
+                    env.progress_token.as_deref().unwrap_or("\"p\""),
+                    &mut event,
+                );
                 event.extend_from_slice(b"\n\n");
                 write_chunk(out, &event);
                 event.clear();

@@ -49,11 +49,26 @@ struct Args {
     #[arg(long, default_value = "direct,mcpgate,nginx", value_delimiter = ',')]
     legs: Vec<String>,
     /// Scenarios, comma-separated: call-json, call-sse, list, idle-sse.
-    #[arg(long, default_value = "call-json,call-sse,list,idle-sse", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "call-json,call-sse,list,idle-sse",
+        value_delimiter = ','
+    )]
     scenarios: Vec<Scenario>,
     /// The mcpgate binary. Default: `mcpgate` next to this binary (same target dir).
     #[arg(long)]
     mcpgate: Option<PathBuf>,
+    /// mcpgate configuration template (hook for ACL / JWT runs): `{upstream}` in it is replaced by
+    /// the mock's URL; it must route /mcp-proxy. Without it mcpgate runs `--upstream ... --path /mcp-proxy`.
+    #[arg(long)]
+    mcpgate_config: Option<PathBuf>,
+    /// Extra request header "Name: value" sent on every leg (e.g. `Authorization: Bearer ...`).
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Niceness for the harness and everything it starts (e.g. -10 on a machine shared with
+    /// builds: lowers scheduling noise; needs root).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
     /// `--driver` passed to mcpgate (auto = do not pass one).
     #[arg(long, default_value = "auto", value_parser = ["auto", "uring", "epoll"])]
     mcpgate_driver: String,
@@ -110,7 +125,8 @@ impl Proc {
     }
 
     fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
@@ -127,18 +143,33 @@ impl Proc {
     }
 
     /// Waits until `ready` holds, failing early (with the log) if the process exits.
-    fn wait_ready(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut(&str) -> bool) -> anyhow::Result<()> {
+    fn wait_ready(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&str) -> bool,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited ({status}) before {what}; log {}:\n{}", self.name, self.log.display(), self.log_tail());
+                bail!(
+                    "{} exited ({status}) before {what}; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail()
+                );
             }
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             if ready(&log) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{} not {what} after {timeout:?}; log {}:\n{}", self.name, self.log.display(), self.log_tail());
+                bail!(
+                    "{} not {what} after {timeout:?}; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -146,7 +177,12 @@ impl Proc {
 
     fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("{} died during the run ({status}); log {}:\n{}", self.name, self.log.display(), self.log_tail());
+            bail!(
+                "{} died during the run ({status}); log {}:\n{}",
+                self.name,
+                self.log.display(),
+                self.log_tail()
+            );
         }
         Ok(())
     }
@@ -210,14 +246,28 @@ fn start_mcpgate(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> any
     let admin = free_port()?;
     let mut cmd = Command::new(&bin);
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--upstream", &format!("http://127.0.0.1:{mock_port}/mcp")])
-        .args(["--path", "/mcp-proxy", "--admin", &format!("127.0.0.1:{admin}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
         .args(["--workers", &workers.to_string()]);
+    let upstream = format!("http://127.0.0.1:{mock_port}/mcp");
+    match &args.mcpgate_config {
+        Some(template) => {
+            let text = std::fs::read_to_string(template)
+                .with_context(|| format!("reading {}", template.display()))?;
+            let conf = dir.join("mcpgate.toml");
+            std::fs::write(&conf, text.replace("{upstream}", &upstream))?;
+            cmd.arg("--config").arg(conf);
+        }
+        None => {
+            cmd.args(["--upstream", &upstream, "--path", "/mcp-proxy"]);
+        }
+    }
     if args.mcpgate_driver != "auto" {
         cmd.args(["--driver", &args.mcpgate_driver]);
     }
     let mut proc = Proc::spawn("mcpgate", cmd, dir.join("mcpgate.log"))?;
-    proc.wait_ready("listening", Duration::from_secs(20), |log| log.contains("mcpgate: listening on"))?;
+    proc.wait_ready("listening", Duration::from_secs(20), |log| {
+        log.contains("mcpgate: listening on")
+    })?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     proc.wait_ready("accepting", Duration::from_secs(5), |_| accepts(addr))?;
     Ok(Leg {
@@ -228,8 +278,11 @@ fn start_mcpgate(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> any
     })
 }
 
-fn nginx_conf(dir: &Path, port: u16, mock_port: u16, workers: usize) -> String {
+fn nginx_conf(dir: &Path, port: u16, mock_port: u16, workers: usize, idle_streams: u64) -> String {
     let d = dir.display();
+    // nginx preallocates its connection table, so size it for the idle scenario (a client and an
+    // upstream connection per stream, spread unevenly over reuseport workers) and no larger.
+    let worker_connections = (idle_streams * 2 * 3 / 2 / workers.max(1) as u64).max(1024) + 512;
     format!(
         r#"# Generated by mcpgate-bench sidebyside: nginx as a blind keep-alive reverse proxy.
 worker_processes {workers};
@@ -238,7 +291,7 @@ master_process on;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
 worker_rlimit_nofile 65536;
-events {{ worker_connections 32768; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {d}/client_body;
@@ -288,9 +341,14 @@ fn start_nginx(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyho
     })?;
     let port = free_port()?;
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir, port, mock_port, workers))?;
+    std::fs::write(&conf, nginx_conf(dir, port, mock_port, workers, args.idle_streams))?;
     let mut cmd = Command::new(&bin);
-    cmd.arg("-p").arg(dir).arg("-e").arg(dir.join("nginx-error.log")).arg("-c").arg(&conf);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .arg("-c")
+        .arg(&conf);
     let mut proc = Proc::spawn("nginx", cmd, dir.join("nginx.log"))?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     proc.wait_ready("accepting", Duration::from_secs(10), |_| accepts(addr))?;
@@ -301,7 +359,12 @@ fn start_nginx(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyho
         pids.len() >= workers
     })?;
     pids.insert(0, master);
-    Ok(Leg { name: "nginx".into(), url: format!("http://127.0.0.1:{port}/mcp-proxy"), proxy_pids: pids, _procs: vec![proc] })
+    Ok(Leg {
+        name: "nginx".into(),
+        url: format!("http://127.0.0.1:{port}/mcp-proxy"),
+        proxy_pids: pids,
+        _procs: vec![proc],
+    })
 }
 
 /// One load generator run, its report and who it was against.
@@ -310,6 +373,8 @@ struct Run {
     rep: usize,
     leg: String,
     scenario: Scenario,
+    /// Proxy memory (PSS) just before an idle-streams run, to get the cost per stream.
+    proxy_pss_kb_before: Option<u64>,
     report: LoadReport,
 }
 
@@ -322,7 +387,13 @@ struct Harness {
 }
 
 impl Harness {
-    fn loadgen(&mut self, leg: &Leg, scenario: Scenario, rep: usize, rate: Option<f64>) -> anyhow::Result<Option<LoadReport>> {
+    fn loadgen(
+        &mut self,
+        leg: &Leg,
+        scenario: Scenario,
+        rep: usize,
+        rate: Option<f64>,
+    ) -> anyhow::Result<Option<LoadReport>> {
         let a = &self.args;
         let mut cmd = Command::new(&self.loadgen);
         cmd.args(["--url", &leg.url, "--scenario", scenario.name()])
@@ -333,29 +404,74 @@ impl Harness {
             cmd.args(["--watch", &format!("proxy={}", pids.join(","))]);
         }
         if scenario == Scenario::IdleSse {
-            cmd.args(["--connections", &a.idle_streams.to_string(), "--duration", &a.idle_hold.to_string()])
-                .args(["--timeout-ms", "30000"]);
+            cmd.args([
+                "--connections",
+                &a.idle_streams.to_string(),
+                "--duration",
+                &a.idle_hold.to_string(),
+            ])
+            .args(["--timeout-ms", "30000"]);
         } else {
             cmd.args(["--connections", &a.connections.to_string()])
-                .args(["--duration", &a.duration.to_string(), "--warmup", &a.warmup.to_string()]);
+                .args([
+                    "--duration",
+                    &a.duration.to_string(),
+                    "--warmup",
+                    &a.warmup.to_string(),
+                ]);
         }
         if let Some(r) = rate {
             cmd.args(["--rate", &format!("{r:.0}")]);
         }
-        let mode = if scenario == Scenario::IdleSse { "idle" } else if rate.is_some() { "open" } else { "closed" };
+        for h in &a.headers {
+            cmd.args(["--header", h]);
+        }
+        let mode = if scenario == Scenario::IdleSse {
+            "idle"
+        } else if rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        };
         let label = format!("{} {} {} (rep {})", leg.name, scenario, mode, rep + 1);
         eprintln!("sidebyside: {label} ...");
-        let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {}", self.loadgen.display()))?;
+        let proxy_pss_kb_before = if scenario == Scenario::IdleSse && !leg.proxy_pids.is_empty() {
+            Some(
+                procstat::sample(&leg.proxy_pids)
+                    .with_context(|| format!("{label}: reading proxy memory"))?
+                    .pss_kb,
+            )
+        } else {
+            None
+        };
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.loadgen.display()))?;
         if !out.status.success() {
-            self.failures.push(format!("{label}: loadgen failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+            self.failures.push(format!(
+                "{label}: loadgen failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
             return Ok(None);
         }
-        let report: LoadReport = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("{label}: loadgen output is not a report: {}", String::from_utf8_lossy(&out.stdout)))?;
+        let report: LoadReport = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "{label}: loadgen output is not a report: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
         if let Some(problem) = judge(scenario, &report) {
             self.failures.push(format!("{label}: {problem}"));
         }
-        self.runs.push(Run { rep, leg: leg.name.clone(), scenario, report: report.clone() });
+        self.runs.push(Run {
+            rep,
+            leg: leg.name.clone(),
+            scenario,
+            proxy_pss_kb_before,
+            report: report.clone(),
+        });
         Ok(Some(report))
     }
 }
@@ -376,11 +492,19 @@ fn judge(scenario: Scenario, r: &LoadReport) -> Option<String> {
         return None;
     }
     if r.requests == 0 {
-        return Some(format!("no request succeeded; first error: {}", r.first_error.as_deref().unwrap_or("-")));
+        return Some(format!(
+            "no request succeeded; first error: {}",
+            r.first_error.as_deref().unwrap_or("-")
+        ));
     }
     // A proxy that fails a few requests in a thousand is broken, not slow.
     if r.errors * 1000 > r.requests {
-        return Some(format!("{} errors for {} requests; first: {}", r.errors, r.requests, r.first_error.as_deref().unwrap_or("-")));
+        return Some(format!(
+            "{} errors for {} requests; first: {}",
+            r.errors,
+            r.requests,
+            r.first_error.as_deref().unwrap_or("-")
+        ));
     }
     None
 }
@@ -402,21 +526,32 @@ struct Summary {
     p999_us: Option<f64>,
     added_p50_us_vs_direct: Option<f64>,
     added_p99_us_vs_direct: Option<f64>,
+    /// Proxy memory: PSS summed over its processes (nginx: master + workers), MiB.
+    proxy_mem_mb: Option<f64>,
     proxy_rss_mb: Option<f64>,
     idle_streams_open: Option<f64>,
     idle_proxy_cpu_percent: Option<f64>,
-    idle_proxy_rss_kb_per_stream: Option<f64>,
+    /// (PSS while holding the streams - PSS before opening them) / streams.
+    idle_proxy_kb_per_stream: Option<f64>,
     errors: u64,
 }
 
-fn summarize(runs: &[Run], scenario: Scenario, leg: &str, rates: &BTreeMap<String, f64>) -> Summary {
-    let mine = |mode: &str| -> Vec<&LoadReport> {
+fn summarize(
+    runs: &[Run],
+    scenario: Scenario,
+    leg: &str,
+    rates: &BTreeMap<String, f64>,
+) -> Summary {
+    let runs_of = |mode: &str| -> Vec<&Run> {
         runs.iter()
             .filter(|r| r.scenario == scenario && r.leg == leg && r.report.mode == mode)
-            .map(|r| &r.report)
             .collect()
     };
-    let med = |rs: &[&LoadReport], f: &dyn Fn(&LoadReport) -> Option<f64>| median(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
+    let mine =
+        |mode: &str| -> Vec<&LoadReport> { runs_of(mode).into_iter().map(|r| &r.report).collect() };
+    let med = |rs: &[&LoadReport], f: &dyn Fn(&LoadReport) -> Option<f64>| {
+        median(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
     let proxy_cpu = |r: &LoadReport| r.watched.get("proxy").and_then(|w| w.cpu_us_per_request);
     let closed = mine("closed");
     let open = mine("open");
@@ -426,26 +561,47 @@ fn summarize(runs: &[Run], scenario: Scenario, leg: &str, rates: &BTreeMap<Strin
         leg: leg.to_owned(),
         reps: closed.len().max(idle.len()),
         rate: rates.get(scenario.name()).copied(),
-        errors: runs.iter().filter(|r| r.scenario == scenario && r.leg == leg).map(|r| r.report.errors).sum(),
+        errors: runs
+            .iter()
+            .filter(|r| r.scenario == scenario && r.leg == leg)
+            .map(|r| r.report.errors)
+            .sum(),
         ..Default::default()
     };
     s.rps = med(&closed, &|r| Some(r.rps));
     s.proxy_cpu_us_per_req = med(&closed, &proxy_cpu);
     s.proxy_cpu_us_per_req_at_rate = med(&open, &proxy_cpu);
-    s.mock_cpu_us_per_req = med(&closed, &|r| r.watched.get("mock").and_then(|w| w.cpu_us_per_request));
+    s.mock_cpu_us_per_req = med(&closed, &|r| {
+        r.watched.get("mock").and_then(|w| w.cpu_us_per_request)
+    });
     s.p50_us = med(&open, &|r| Some(r.latency_us.p50 as f64));
     s.p99_us = med(&open, &|r| Some(r.latency_us.p99 as f64));
     s.p999_us = med(&open, &|r| Some(r.latency_us.p999 as f64));
-    s.proxy_rss_mb = med(&closed, &|r| r.watched.get("proxy").map(|w| w.rss_kb_end as f64 / 1024.0));
+    s.proxy_rss_mb = med(&closed, &|r| {
+        r.watched.get("proxy").map(|w| w.rss_kb_end as f64 / 1024.0)
+    });
+    s.proxy_mem_mb = med(&closed, &|r| {
+        r.watched.get("proxy").map(|w| w.pss_kb_end as f64 / 1024.0)
+    });
     if scenario == Scenario::IdleSse {
         s.idle_streams_open = med(&idle, &|r| r.streams.as_ref().map(|st| st.opened as f64));
         s.idle_proxy_cpu_percent = med(&idle, &|r| r.watched.get("proxy").map(|w| w.cpu_percent));
-        s.proxy_rss_mb = med(&idle, &|r| r.watched.get("proxy").map(|w| w.rss_kb_end as f64 / 1024.0));
-        s.idle_proxy_rss_kb_per_stream = med(&idle, &|r| {
-            let w = r.watched.get("proxy")?;
-            let n = r.streams.as_ref()?.opened;
-            (n > 0).then(|| w.rss_kb_end as f64 / n as f64)
+        s.proxy_rss_mb = med(&idle, &|r| {
+            r.watched.get("proxy").map(|w| w.rss_kb_end as f64 / 1024.0)
         });
+        s.proxy_mem_mb = med(&idle, &|r| {
+            r.watched.get("proxy").map(|w| w.pss_kb_end as f64 / 1024.0)
+        });
+        let per_stream: Vec<f64> = runs_of("idle")
+            .into_iter()
+            .filter_map(|run| {
+                let w = run.report.watched.get("proxy")?;
+                let n = run.report.streams.as_ref()?.opened;
+                let before = run.proxy_pss_kb_before?;
+                (n > 0).then(|| (w.pss_kb_end as f64 - before as f64) / n as f64)
+            })
+            .collect();
+        s.idle_proxy_kb_per_stream = median(&per_stream);
     }
     s
 }
@@ -453,8 +609,15 @@ fn summarize(runs: &[Run], scenario: Scenario, leg: &str, rates: &BTreeMap<Strin
 fn add_comparisons(summaries: &mut [Summary]) {
     let snapshot = summaries.to_vec();
     for s in summaries.iter_mut() {
-        let same = |leg: &str| snapshot.iter().find(|o| o.scenario == s.scenario && o.leg == leg);
-        if let (Some(mine), Some(nginx)) = (s.proxy_cpu_us_per_req, same("nginx").and_then(|n| n.proxy_cpu_us_per_req)) {
+        let same = |leg: &str| {
+            snapshot
+                .iter()
+                .find(|o| o.scenario == s.scenario && o.leg == leg)
+        };
+        if let (Some(mine), Some(nginx)) = (
+            s.proxy_cpu_us_per_req,
+            same("nginx").and_then(|n| n.proxy_cpu_us_per_req),
+        ) {
             s.cpu_vs_nginx = (nginx > 0.0).then(|| mine / nginx);
         }
         if let Some(direct) = same("direct") {
@@ -475,7 +638,18 @@ fn table(summaries: &[Summary]) -> String {
     let _ = writeln!(
         t,
         "{:<10} {:<8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
-        "scenario", "leg", "max rps", "cpu µs/req", "@rate", "vs nginx", "rate", "p50", "p99", "p99.9", "+p99", "RSS MB"
+        "scenario",
+        "leg",
+        "max rps",
+        "cpu µs/req",
+        "@rate",
+        "vs nginx",
+        "rate",
+        "p50",
+        "p99",
+        "p99.9",
+        "+p99",
+        "mem MB"
     );
     for s in summaries.iter().filter(|s| s.scenario != "idle-sse") {
         let _ = writeln!(
@@ -492,12 +666,19 @@ fn table(summaries: &[Summary]) -> String {
             fmt_opt(s.p99_us, 0),
             fmt_opt(s.p999_us, 0),
             fmt_opt(s.added_p99_us_vs_direct, 0),
-            fmt_opt(s.proxy_rss_mb, 1),
+            fmt_opt(s.proxy_mem_mb, 1),
         );
     }
-    let idle: Vec<&Summary> = summaries.iter().filter(|s| s.scenario == "idle-sse").collect();
+    let idle: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.scenario == "idle-sse")
+        .collect();
     if !idle.is_empty() {
-        let _ = writeln!(t, "\n{:<10} {:<8} {:>12} {:>12} {:>14} {:>16}", "scenario", "leg", "streams open", "proxy RSS MB", "KB/stream", "proxy CPU % idle");
+        let _ = writeln!(
+            t,
+            "\n{:<10} {:<8} {:>12} {:>12} {:>14} {:>16}",
+            "scenario", "leg", "streams open", "proxy mem MB", "KB/stream", "proxy CPU % idle"
+        );
         for s in idle {
             let _ = writeln!(
                 t,
@@ -505,8 +686,8 @@ fn table(summaries: &[Summary]) -> String {
                 s.scenario,
                 s.leg,
                 fmt_opt(s.idle_streams_open, 0),
-                fmt_opt(s.proxy_rss_mb, 1),
-                fmt_opt(s.idle_proxy_rss_kb_per_stream, 2),
+                fmt_opt(s.proxy_mem_mb, 1),
+                fmt_opt(s.idle_proxy_kb_per_stream, 2),
                 fmt_opt(s.idle_proxy_cpu_percent, 2),
             );
         }
@@ -526,15 +707,30 @@ struct Machine {
 }
 
 fn machine(nofile: u64) -> Machine {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_owned();
-    let date = Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let cpu_model = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
         .unwrap_or_default();
     Machine {
         date_utc: date,
-        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         kernel: read("/proc/sys/kernel/osrelease"),
         cpu_model,
         io_uring_available: monoio::utils::detect_uring(),
@@ -562,12 +758,25 @@ fn main() -> anyhow::Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
+    if args.nice != 0 {
+        // SAFETY: setpriority on our own process; children inherit the niceness.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
+        if rc != 0 {
+            bail!(
+                "setpriority({}) failed: {}",
+                args.nice,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     // 10,000 streams through a proxy: 10k client fds in the loadgen, 20k in the proxy, 10k in the mock.
     let nofile = raise_nofile_limit(65_536);
     if args.scenarios.contains(&Scenario::IdleSse) && nofile < 2 * args.idle_streams + 1024 {
         bail!("open-files limit {nofile} is too low for {} idle streams; run as root or raise `ulimit -n`", args.idle_streams);
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let workers = args.workers.unwrap_or(cores);
     let loadgen = sibling("loadgen")?;
     let mock_bin = sibling("mock_upstream")?;
@@ -584,16 +793,28 @@ fn main() -> anyhow::Result<()> {
     mock_cmd
         .args(["--listen", &format!("127.0.0.1:{mock_port}")])
         .args(["--threads", &args.mock_threads.unwrap_or(cores).to_string()])
-        .args(["--tools", &args.tools.to_string(), "--result-bytes", &args.result_bytes.to_string()])
+        .args([
+            "--tools",
+            &args.tools.to_string(),
+            "--result-bytes",
+            &args.result_bytes.to_string(),
+        ])
         .args(["--sse-keepalive-ms", &args.sse_keepalive_ms.to_string()]);
     let mut mock = Proc::spawn("mock_upstream", mock_cmd, dir.join("mock.log"))?;
-    mock.wait_ready("listening", Duration::from_secs(10), |log| log.contains("listening on"))?;
+    mock.wait_ready("listening", Duration::from_secs(10), |log| {
+        log.contains("listening on")
+    })?;
 
     let mut failures = Vec::new();
     let mut legs = Vec::new();
     for name in &args.legs {
         let leg = match name.as_str() {
-            "direct" => Ok(Leg { name: "direct".into(), url: format!("http://127.0.0.1:{mock_port}/mcp"), proxy_pids: vec![], _procs: vec![] }),
+            "direct" => Ok(Leg {
+                name: "direct".into(),
+                url: format!("http://127.0.0.1:{mock_port}/mcp"),
+                proxy_pids: vec![],
+                _procs: vec![],
+            }),
             "mcpgate" => start_mcpgate(&args, &dir, mock_port, workers),
             "nginx" => start_nginx(&args, &dir, mock_port, workers),
             other => bail!("unknown leg {other:?} (expected direct, mcpgate or nginx)"),
@@ -604,11 +825,19 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    let mut h = Harness { args: args.clone(), loadgen, mock_pid: mock.pid(), failures, runs: Vec::new() };
+    let mut h = Harness {
+        args: args.clone(),
+        loadgen,
+        mock_pid: mock.pid(),
+        failures,
+        runs: Vec::new(),
+    };
     let mut rates: BTreeMap<String, f64> = BTreeMap::new();
     for rep in 0..args.reps {
         // Rotating the order spreads drift of a shared machine over all legs.
-        let order: Vec<usize> = (0..legs.len()).map(|i| (i + rep) % legs.len().max(1)).collect();
+        let order: Vec<usize> = (0..legs.len())
+            .map(|i| (i + rep) % legs.len().max(1))
+            .collect();
         for &scenario in &args.scenarios {
             if scenario == Scenario::IdleSse {
                 for &i in &order {
@@ -627,7 +856,11 @@ fn main() -> anyhow::Result<()> {
             let rate = match (args.rate, rates.get(scenario.name())) {
                 (Some(r), _) => Some(r),
                 (None, Some(r)) => Some(*r),
-                (None, None) => max_rps.iter().copied().reduce(f64::min).map(|m| (m * args.rate_fraction).max(1.0)),
+                (None, None) => max_rps
+                    .iter()
+                    .copied()
+                    .reduce(f64::min)
+                    .map(|m| (m * args.rate_fraction).max(1.0)),
             };
             let Some(rate) = rate else { continue };
             rates.insert(scenario.name().to_owned(), rate);
@@ -661,11 +894,20 @@ fn main() -> anyhow::Result<()> {
         "{} · nproc {} · kernel {} · {} · io_uring available: {} · workers {} · reps {} (medians)",
         m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers, args.reps
     );
-    let output = Output { machine: m, args: &args, workers, rates: &rates, summary: &summaries, failures: &h.failures, runs: &h.runs };
+    let output = Output {
+        machine: m,
+        args: &args,
+        workers,
+        rates: &rates,
+        summary: &summaries,
+        failures: &h.failures,
+        runs: &h.runs,
+    };
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&output)?).with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, serde_json::to_string_pretty(&output)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!("JSON written to {}", args.out.display());
     drop(legs);
     drop(mock);
