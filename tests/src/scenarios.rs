@@ -480,3 +480,89 @@ macro_rules! sdk_suite {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checks must reject what a broken gateway would produce; these feed them such
+    //! observations (shaped like the drivers' output) and expect a failure.
+
+    use super::*;
+    use serde_json::json;
+
+    fn observed(value: &Value) -> Observed<'_> {
+        Observed {
+            sdk: Sdk::TypeScript,
+            route: Route::Through(Driver::Epoll),
+            value,
+        }
+    }
+
+    fn progress_at(times: [f64; 4], result_at: f64) -> Value {
+        json!({
+            "scenario": "progress",
+            "progress": times.iter().enumerate().map(|(i, t)| json!({"progress": i + 1, "total": 4, "atMs": t})).collect::<Vec<_>>(),
+            "resultAtMs": result_at,
+            "resultText": "Long running operation completed. Duration: 2 seconds, Steps: 4.",
+            "stepIntervalMs": 500
+        })
+    }
+
+    #[test]
+    fn progress_relayed_as_it_happens_passes() {
+        check(
+            "progress",
+            &observed(&progress_at([510.0, 1010.0, 1512.0, 2013.0], 2016.0)),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "buffered?")]
+    fn progress_buffered_until_the_result_fails() {
+        check(
+            "progress",
+            &observed(&progress_at([2010.0, 2010.5, 2011.0, 2011.5], 2012.0)),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "after the result")]
+    fn progress_after_the_result_fails() {
+        check(
+            "progress",
+            &observed(&progress_at([510.0, 1010.0, 1512.0, 2020.0], 2016.0)),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not on the GET stream")]
+    fn roots_request_on_a_post_stream_fails() {
+        let value = json!({
+            "scenario": "roots", "rootsRequestAfterListChanged": true, "countBeforeListChanged": 0,
+            "rootsRequests": [{"atMs": 900.0, "clientRequestsInFlight": 1}],
+            "rootsUpdatedLogged": true, "rootsToolText": "1. root URI: file:///r", "rootUri": "file:///r"
+        });
+        check("roots", &observed(&value));
+    }
+
+    #[test]
+    #[should_panic(expected = "terminated session was answered with 200")]
+    fn terminated_session_still_served_fails() {
+        let value = json!({
+            "scenario": "terminate", "sessionIdPresent": true, "pingBeforeTerminate": {},
+            "sessionIdAfterTerminate": null, "followUpStatus": 200,
+            "followUpBody": "{\"jsonrpc\":\"2.0\",\"id\":4242,\"result\":{}}"
+        });
+        check("terminate", &observed(&value));
+    }
+
+    #[test]
+    #[should_panic(expected = "did not reach the server")]
+    fn sampling_answer_lost_on_the_way_back_fails() {
+        let value = json!({
+            "scenario": "sampling", "model": "m",
+            "samplingRequests": [{"maxTokens": 77, "firstMessageText": "ctx: what is a gateway?"}],
+            "resultText": "LLM sampling result: m (error: request timed out)"
+        });
+        check("sampling", &observed(&value));
+    }
+}
