@@ -152,6 +152,7 @@ pub struct CapturingUpstream {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     captured: Arc<Mutex<Vec<CapturedRequest>>>,
+    connections: Arc<Mutex<usize>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -209,14 +210,17 @@ impl CapturingUpstream {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let captured = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
         let thread = {
             let stop = Arc::clone(&stop);
             let captured = Arc::clone(&captured);
+            let accepted = Arc::clone(&connections);
             std::thread::spawn(move || {
                 let mut connections = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((mut stream, _)) => {
+                            *accepted.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                             let captured = Arc::clone(&captured);
                             let stop = Arc::clone(&stop);
                             connections.push(std::thread::spawn(move || {
@@ -267,12 +271,18 @@ impl CapturingUpstream {
             addr,
             stop,
             captured,
+            connections,
             thread: Some(thread),
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many TCP connections the gateway opened to us.
+    pub fn connections(&self) -> usize {
+        *self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits until at least `count` requests arrived, then returns them all.
