@@ -47,6 +47,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     if g.driver == Driver::Uring && !monoio::utils::detect_uring() {
         return Err(EngineError::UringUnavailable);
     }
+    raise_fd_limit();
     let listeners = bind_reuseport(g.listen, g.workers)?;
     let local = listeners
         .first()
@@ -146,6 +147,28 @@ fn reload(shared: &Shared, source: &ConfigSource) {
             );
         }
         Err(e) => crate::error!("reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit: every client connection and every pooled
+/// upstream connection is a descriptor, and the usual soft default (1024) is far below
+/// `max_connections`.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                crate::debug!(
+                    "cannot raise the open-files limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
     }
 }
 
