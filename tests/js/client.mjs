@@ -5,7 +5,7 @@
 //
 // Usage: node client.mjs <mcp-url> <scenario>
 // Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
-//            roots ping terminate
+//            roots ping terminate concurrent
 // Exit status: 0 with the observations, 1 with {"error": ...} when the SDK threw.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -254,6 +254,32 @@ const scenarios = {
     const rttMs = Math.round((performance.now() - t0) * 10) / 10;
     await client.close();
     return { pingResult: result, rttMs };
+  },
+
+  // Many sessions at once, each with its own traffic, so a gateway that mixes up pooled
+  // upstream connections, streams or session ids across workers shows it as cross-talk.
+  async concurrent() {
+    const CLIENTS = 12;
+    const runOne = async (index) => {
+      const { client, transport } = await connect();
+      const echoes = [];
+      for (let round = 0; round < 3; round += 1) {
+        const message = `client-${index}-round-${round}`;
+        const result = await client.callTool({ name: "echo", arguments: { message } });
+        echoes.push({ sent: message, got: textOf(result) });
+      }
+      const progress = [];
+      const long = await client.callTool(
+        { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 2 } },
+        undefined,
+        { onprogress: (p) => progress.push(p.progress), timeout: 60000 },
+      );
+      const sessionId = transport.sessionId;
+      await client.close();
+      return { index, sessionId, echoes, progress, longText: textOf(long) };
+    };
+    const results = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => runOne(i)));
+    return { clients: CLIENTS, results };
   },
 
   async terminate() {

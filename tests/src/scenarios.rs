@@ -137,6 +137,7 @@ pub fn check(scenario: &str, o: &Observed<'_>) {
         "roots" => check_roots(o),
         "ping" => check_ping(o),
         "terminate" => check_terminate(o),
+        "concurrent" => check_concurrent(o),
         other => o.fail(&format!("no checks for scenario {other:?}")),
     }
 }
@@ -443,6 +444,55 @@ fn check_terminate(o: &Observed<'_>) {
         body.get("error").is_some() && body.get("result").is_none(),
         "the refusal is not a JSON-RPC error",
     );
+}
+
+fn check_concurrent(o: &Observed<'_>) {
+    let clients = o.f64("clients") as usize;
+    let results = o.array("results");
+    o.ensure(
+        results.len() == clients,
+        "not every concurrent client finished",
+    );
+    let mut sessions = std::collections::HashSet::new();
+    for result in results {
+        let index = num(result, "index").unwrap_or(-1.0);
+        let session = result
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        o.ensure(
+            !session.is_empty(),
+            &format!("client {index} had no session"),
+        );
+        o.ensure(
+            sessions.insert(session.to_owned()),
+            &format!("client {index} shares a session id"),
+        );
+        for echo in result
+            .get("echoes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let sent = echo.get("sent").and_then(Value::as_str).unwrap_or("?");
+            let got = echo.get("got").and_then(Value::as_str).unwrap_or_default();
+            o.ensure(
+                got == format!("Echo: {sent}"),
+                &format!("client {index} sent {sent:?} but got {got:?}"),
+            );
+        }
+        o.ensure(
+            result.get("progress") == Some(&serde_json::json!([1, 2])),
+            &format!("client {index} saw another progress sequence"),
+        );
+        o.ensure(
+            result
+                .get("longText")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("Duration: 1 seconds, Steps: 2")),
+            &format!("client {index} got another long operation's result"),
+        );
+    }
 }
 
 /// Generates one `#[test]` per scenario for one SDK and one route.
