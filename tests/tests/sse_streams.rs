@@ -1,7 +1,8 @@
 //! SSE streams on the wire: resumption of a POST stream with `GET` + `Last-Event-ID` after the
 //! client's connection dropped, and the gateway's signals: SIGTERM lets an in-flight stream
 //! finish while new connections are refused; SIGHUP swaps the config without failing an
-//! in-flight stream and keeps the old config when the new file is bad.
+//! in-flight stream and keeps the old config when the new file is bad; a response-head timeout
+//! never cuts a stream whose head has arrived.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -340,4 +341,32 @@ fn sighup_reloads_without_failing_an_in_flight_stream() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_long_stream_is_not_cut_by_the_response_head_timeout() {
+    let server = ServerEverything::start();
+    // Events 1 s apart, a 300 ms response-head timeout: the head comes at once, and the timeout
+    // must not apply to the gaps between events that follow it.
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 2\n\n\
+         [gateway.timeouts]\nupstream_response_head = \"300ms\"\n\n\
+         [[api]]\nname = \"slow-events\"\npath = \"{API}\"\nupstream = \"{}\"\n",
+        server.upstream_url()
+    );
+    let gateway = Gateway::start(&GatewaySpec::config(config));
+    let session = Session::open(gateway.addr(), API);
+    let started = Instant::now();
+    let mut stream = session.start_long_operation(51, 3, 3);
+    let events = read_until_response(&mut stream, 51, Duration::from_secs(20));
+    assert_eq!(
+        progress_values(&events),
+        [1.0, 2.0, 3.0],
+        "the stream was cut or lost events"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "the operation ended early: {:?}",
+        started.elapsed()
+    );
 }
