@@ -74,6 +74,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cel_condition_allow", |b| {
         b.iter(|| black_box(conditional.decide(black_box(&weather), &cond_ctx).verdict))
     });
+    let header_only: AclConfig = AclConfig {
+        rules: vec![RuleConfig {
+            methods: vec![AclMethod::ToolsCall],
+            names: Some(vec!["get_weather".into()]),
+            condition: Some("request.headers['x-tier'] == 'gold'".into()),
+            ..RuleConfig::default()
+        }],
+        ..AclConfig::default()
+    };
+    let header_only = Acl::compile(&header_only, None).expect("header ACL");
+    g.bench_function("cel_header_condition_allow", |b| {
+        b.iter(|| black_box(header_only.decide(black_box(&weather), &cond_ctx).verdict))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("acl_list_filter");

@@ -80,6 +80,9 @@ pub struct Condition {
     /// Whether the expression may read `mcp` (over-approximated): if not, a list filter evaluates
     /// it once per list instead of once per entry.
     uses_mcp: bool,
+    /// Whether it reads `request` / `auth`: only those variables are built for it.
+    uses_request: bool,
+    uses_auth: bool,
 }
 
 impl Condition {
@@ -96,8 +99,17 @@ impl Condition {
                 "expression nested deeper than {MAX_CONDITION_DEPTH} levels"
             ));
         }
-        let uses_mcp = program.references().has_variable("mcp");
-        Ok(Condition { program, uses_mcp })
+        let references = program.references();
+        let uses_mcp = references.has_variable("mcp");
+        let uses_request = references.has_variable("request");
+        let uses_auth = references.has_variable("auth");
+        drop(references);
+        Ok(Condition {
+            program,
+            uses_mcp,
+            uses_request,
+            uses_auth,
+        })
     }
 
     pub fn uses_mcp(&self) -> bool {
@@ -217,11 +229,14 @@ pub struct ConditionFailure {
     pub message: Box<str>,
 }
 
-/// Per-message evaluation state: the CEL context is built on first use and reused.
+/// Per-message evaluation state: the CEL context is built on first use and reused, and each of
+/// `request` / `auth` is bound only once a condition that reads it is evaluated.
 pub struct Evaluator<'a> {
     env: &'a Arc<Env>,
     ctx: &'a dyn ConditionContext,
     cel: Option<cel::Context<'static, 'static>>,
+    has_request: bool,
+    has_auth: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -230,15 +245,28 @@ impl<'a> Evaluator<'a> {
             env,
             ctx,
             cel: None,
+            has_request: false,
+            has_auth: false,
         }
     }
 
     /// `Ok(true)` only when the condition evaluated to the boolean `true`.
     pub fn eval(&mut self, condition: &Condition, mcp: McpFacts<'_>) -> Result<bool, String> {
         let env = self.env;
-        let ctx = self.ctx;
-        let cel = self.cel.get_or_insert_with(|| base_context(env, ctx));
-        cel.add_variable_from_value("mcp", mcp_value(mcp));
+        let cel = self
+            .cel
+            .get_or_insert_with(|| cel::Context::with_env(Arc::clone(env)));
+        if condition.uses_request && !self.has_request {
+            cel.add_variable_from_value("request", request_value(self.ctx));
+            self.has_request = true;
+        }
+        if condition.uses_auth && !self.has_auth {
+            cel.add_variable_from_value("auth", auth_value(self.ctx));
+            self.has_auth = true;
+        }
+        if condition.uses_mcp {
+            cel.add_variable_from_value("mcp", mcp_value(mcp));
+        }
         match condition.program.execute(cel) {
             Ok(Value::Bool(holds)) => Ok(holds),
             Ok(other) => Err(format!(
@@ -250,7 +278,7 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn base_context(env: &Arc<Env>, ctx: &dyn ConditionContext) -> cel::Context<'static, 'static> {
+fn request_value(ctx: &dyn ConditionContext) -> Value {
     let mut headers: HashMap<String, String> = HashMap::new();
     ctx.for_each_header(&mut |name, value| {
         let name = name.to_ascii_lowercase();
@@ -264,7 +292,7 @@ fn base_context(env: &Arc<Env>, ctx: &dyn ConditionContext) -> cel::Context<'sta
             }
         }
     });
-    let mut request: HashMap<&str, Value> = HashMap::new();
+    let mut request: HashMap<&str, Value> = HashMap::with_capacity(4);
     request.insert("method", ctx.request_method().into());
     request.insert("path", ctx.request_path().into());
     request.insert("headers", headers.into());
@@ -275,10 +303,13 @@ fn base_context(env: &Arc<Env>, ctx: &dyn ConditionContext) -> cel::Context<'sta
             .unwrap_or_default()
             .into(),
     );
+    request.into()
+}
 
+fn auth_value(ctx: &dyn ConditionContext) -> Value {
     let empty = AuthInfo::default();
     let auth_info = ctx.auth().unwrap_or(&empty);
-    let mut auth: HashMap<&str, Value> = HashMap::new();
+    let mut auth: HashMap<&str, Value> = HashMap::with_capacity(4);
     auth.insert("subject", auth_info.subject.as_str().into());
     auth.insert("client_id", auth_info.client_id.as_str().into());
     auth.insert(
@@ -291,11 +322,7 @@ fn base_context(env: &Arc<Env>, ctx: &dyn ConditionContext) -> cel::Context<'sta
             .into(),
     );
     auth.insert("claims", json_object(&auth_info.claims));
-
-    let mut cel = cel::Context::with_env(Arc::clone(env));
-    cel.add_variable_from_value("request", request);
-    cel.add_variable_from_value("auth", auth);
-    cel
+    auth.into()
 }
 
 fn mcp_value(mcp: McpFacts<'_>) -> Value {
