@@ -589,3 +589,54 @@ fn hundred_literal_names() {
         Verdict::Refuse
     );
 }
+
+#[test]
+fn refusal_of_a_rule_that_covers_but_does_not_grant_the_method() {
+    let acl = native(
+        r#"
+        [[rule]]
+        methods = ["tools/list"]
+        names = ["deploy"]
+        refusal = { code = -32003, message = "deploy is read-only here" }
+        "#,
+    );
+    assert_eq!(
+        visible(&acl, ListKind::Tools, &["deploy", "echo"]),
+        ["deploy"]
+    );
+    let d = acl.decide(
+        &McpRequest::new("tools/call", Target::Name("deploy")),
+        &no_ctx(),
+    );
+    let err = d.error.unwrap();
+    assert_eq!(
+        (err.code, err.message.as_ref()),
+        (-32003, "deploy is read-only here")
+    );
+    // A refusal on a tools rule says nothing about prompts of the same name.
+    let d = acl.decide(
+        &McpRequest::new("prompts/get", Target::Name("deploy")),
+        &no_ctx(),
+    );
+    assert_eq!(d.error.unwrap().code, INVALID_PARAMS);
+}
+
+#[test]
+fn gravitee_el_conditions_are_refused_not_ignored() {
+    let err = Acl::from_gravitee_json(
+        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.headers['x'][0] == 'y'}"}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.at, "authorizations[0].condition");
+}
+
+#[test]
+fn dry_run_still_runs_the_list_filter_to_count() {
+    let config: AclConfig = toml::from_str("dry_run = true\n").unwrap();
+    let acl = Acl::compile(&config, None).unwrap();
+    let ctx = no_ctx();
+    let mut filter = acl.list_filter(ListKind::Prompts, &ctx);
+    assert!(!filter.keeps_all() && !filter.keeps_none());
+    assert!(filter.keep("p1") && filter.keep("p2"));
+    assert_eq!(filter.record().filtered, 2);
+}
