@@ -293,7 +293,7 @@ impl ApiAuth {
                         &jwt_plan.keys,
                         &jwt_plan.rules,
                         PlanKind::Jwt,
-                        plan_state,
+                        &mut plan_state.verified,
                         now,
                     )
                 }
@@ -432,19 +432,17 @@ fn verify_cached(
     keys: &KeySet,
     rules: &JwtRules,
     kind: PlanKind,
-    state: &mut PlanState,
+    cache: &mut TokenCache<Rc<Principal>>,
     now: u64,
 ) -> Result<Rc<Principal>, AuthError> {
-    let principal = match state.verified.get(token.as_bytes(), now) {
+    let principal = match cache.get(token.as_bytes(), now) {
         Some(principal) => principal,
         None => {
             let mut principal = jwt::verify_jwt(token, keys, rules, now)?;
             principal.plan = kind;
             let principal = Rc::new(principal);
             if let Some(exp) = principal.expires_at {
-                state
-                    .verified
-                    .insert(token.as_bytes(), principal.clone(), exp, now);
+                cache.insert(token.as_bytes(), principal.clone(), exp, now);
             }
             principal
         }
@@ -462,17 +460,23 @@ fn oauth_jwt(
     state: &mut PlanState,
     now: u64,
 ) -> Result<Result<Rc<Principal>, AuthError>, ()> {
-    let Some(keys) = state.jwks.clone() else {
-        if state.refetch.try_begin(now) {
-            return Err(());
-        }
-        return Ok(Err(TokenProblem::NoUsableKey.into()));
-    };
     let stale = now.saturating_sub(state.jwks_installed_at) >= oauth.jwks_max_age_secs;
-    if stale && state.refetch.try_begin(now) {
+    if (state.jwks.is_none() || stale) && state.refetch.try_begin(now) {
         return Err(());
     }
-    match verify_cached(token, &keys, &oauth.rules, PlanKind::OAuth2, state, now) {
+    // Disjoint field borrows: no Arc clone on the hot path.
+    let Some(keys) = state.jwks.as_deref() else {
+        return Ok(Err(TokenProblem::NoUsableKey.into()));
+    };
+    let outcome = verify_cached(
+        token,
+        keys,
+        &oauth.rules,
+        PlanKind::OAuth2,
+        &mut state.verified,
+        now,
+    );
+    match outcome {
         Err(AuthError::InvalidToken(TokenProblem::UnknownKid)) if state.refetch.try_begin(now) => {
             Err(())
         }
