@@ -113,8 +113,15 @@ impl RequestCtx {
 #[derive(Debug)]
 pub enum Flow {
     Continue,
-    /// Stop here and answer the client with this error (the engine writes it).
+    /// Stop here and answer the client with this error (the engine writes it as JSON-RPC).
     Respond(GatewayError),
+    /// Stop here: the phase built the complete HTTP response itself (e.g. a 401 with its
+    /// `WWW-Authenticate` challenge); the engine writes these bytes as they are. Set
+    /// `close` when the request body may be unread.
+    RespondRaw {
+        response: Vec<u8>,
+        close: bool,
+    },
 }
 
 /// The per-worker pipeline: owns the reusable scratch the phases need (the JSON-RPC classifier).
@@ -160,14 +167,14 @@ impl Pipeline {
 
     /// Phase 3: classify a POST body (JSON-RPC message or batch). An unparsable body is not refused
     /// here: with no ACL there is nothing to protect, and the upstream answers it faithfully.
-    pub fn inspect(&mut self, ctx: &mut RequestCtx, body: &[u8]) {
+    /// Returns the classification for `decide` (offsets index `body`).
+    pub fn inspect(&mut self, ctx: &mut RequestCtx, body: &[u8]) -> Option<Classified> {
         if ctx.method != HttpMethod::Post || body.is_empty() {
-            return;
+            return None;
         }
         match self.classifier.classify(body) {
             Ok(classified) => {
                 let messages = classified.messages();
-                let first = messages.first();
                 let id_raw = match &classified {
                     Classified::Single(m) if m.kind == Kind::Request => {
                         m.id_bytes(body).map(<[u8]>::to_vec)
@@ -176,20 +183,30 @@ impl Pipeline {
                 };
                 ctx.rpc = Some(RpcInfo {
                     id_raw,
-                    method: first.and_then(|m| m.method.clone()),
+                    method: messages.first().and_then(|m| m.method.clone()),
                     no_request: messages.iter().all(|m| m.kind != Kind::Request),
                     messages: messages.len(),
                 });
+                Some(classified)
             }
-            Err(e) => crate::debug!(
-                "inspect: body is not JSON-RPC ({}); passed to the upstream as is",
-                e.message()
-            ),
+            Err(e) => {
+                crate::debug!(
+                    "inspect: body is not JSON-RPC ({}); passed to the upstream as is",
+                    e.message()
+                );
+                None
+            }
         }
     }
 
-    /// Phase 4: judge the classified message against the API's ACL. No ACL yet: everything passes.
-    pub fn decide(&mut self, _ctx: &mut RequestCtx, _body: &[u8]) -> Flow {
+    /// Phase 4: judge the classified message(s) against the API's ACL (`message` is `None` for
+    /// GET/DELETE and for bodies that are not JSON-RPC). No ACL yet: everything passes.
+    pub fn decide(
+        &mut self,
+        _ctx: &mut RequestCtx,
+        _body: &[u8],
+        _message: Option<&Classified>,
+    ) -> Flow {
         Flow::Continue
     }
 

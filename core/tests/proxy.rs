@@ -172,22 +172,30 @@ impl Drop for Gateway {
 }
 
 fn config_text(upstream: SocketAddr, extra_api: &str) -> String {
+    config_text_with(upstream, extra_api, "")
+}
+
+fn config_text_with(upstream: SocketAddr, extra_api: &str, extra_timeouts: &str) -> String {
     format!(
         "[gateway]\nlisten = \"127.0.0.1:0\"\n[gateway.limits]\nmax_body_bytes = 1000\n\
-         [gateway.timeouts]\nupstream_response_head = \"1s\"\nshutdown_grace = \"3s\"\n\
+         [gateway.timeouts]\nupstream_response_head = \"1s\"\nshutdown_grace = \"3s\"\n{extra_timeouts}\
          [[api]]\npath = \"/gw\"\nupstream = \"http://{upstream}/up\"\n\
          [[api]]\npath = \"/down\"\nupstream = \"http://127.0.0.1:1/mcp\"\n{extra_api}"
     )
 }
 
 fn start_gateway(driver: &str, upstream: SocketAddr) -> Gateway {
+    start_gateway_with(driver, upstream, "")
+}
+
+fn start_gateway_with(driver: &str, upstream: SocketAddr, extra_timeouts: &str) -> Gateway {
     static N: AtomicUsize = AtomicUsize::new(0);
     let config = std::env::temp_dir().join(format!(
         "mcpgate-core-test-{}-{}.toml",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     ));
-    std::fs::write(&config, config_text(upstream, "")).expect("write config");
+    std::fs::write(&config, config_text_with(upstream, "", extra_timeouts)).expect("write config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
         .args([
             "run",
@@ -527,6 +535,39 @@ fn client_disconnect_closes_the_upstream_stream() {
             "the upstream stream to close",
             Duration::from_secs(5),
             || state.hold_closed.load(Ordering::SeqCst),
+        );
+    }
+}
+
+#[test]
+fn a_silent_event_stream_ends_cleanly_after_sse_idle() {
+    for driver in DRIVERS {
+        let (up, state) = start_upstream();
+        let gw = start_gateway_with(driver, up, "sse_idle = \"1s\"\n");
+        let mut c = Client::connect(gw.addr);
+        let started = Instant::now();
+        let r = c.request(b"GET /gw/hold HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+        // `request` returns once the chunked body is complete (terminal chunk received).
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(900),
+            "{driver}: ended after {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "{driver}: ended after {elapsed:?}"
+        );
+        assert!(find(&r.body, b"data: {\"n\":1}").is_some(), "{driver}");
+        wait_until(
+            "the upstream stream to close",
+            Duration::from_secs(5),
+            || state.hold_closed.load(Ordering::SeqCst),
+        );
+        // The client connection survives the end of the stream.
+        assert_eq!(
+            c.request(&post("/gw/json", "{}", "")).status(),
+            200,
+            "{driver}"
         );
     }
 }

@@ -55,6 +55,8 @@ pub enum Outcome {
 enum Failure {
     /// Nothing was sent to the client yet: answer with this error.
     Answer(GatewayError),
+    /// Nothing was sent yet: write this complete response (built by a phase).
+    Raw { response: Vec<u8>, close: bool },
     /// A response is partly sent, or the client is gone: close the connection.
     Abort,
 }
@@ -62,6 +64,15 @@ enum Failure {
 impl From<GatewayError> for Failure {
     fn from(e: GatewayError) -> Self {
         Failure::Answer(e)
+    }
+}
+
+/// A phase's verdict as the engine's control flow.
+fn flow(f: Flow) -> Result<(), Failure> {
+    match f {
+        Flow::Continue => Ok(()),
+        Flow::Respond(err) => Err(Failure::Answer(err)),
+        Flow::RespondRaw { response, close } => Err(Failure::Raw { response, close }),
     }
 }
 
@@ -125,6 +136,23 @@ pub async fn handle(
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(Failure::Abort) => Outcome::Close,
+        Err(Failure::Raw { response, close }) => {
+            let close =
+                close || ex.request_end.is_none() || !ex.client_keep_alive || worker.draining();
+            ctx.local_answer = true;
+            ctx.status = response
+                .get(9..12)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            ctx.bytes_to_client += response.len() as u64;
+            ex.out.clear();
+            ex.out.extend_from_slice(&response);
+            match write_all(ex.wr, ex.out).await {
+                Ok(()) if !close => Outcome::KeepAlive,
+                _ => Outcome::Close,
+            }
+        }
         Err(Failure::Answer(err)) => {
             let close = err.closes_connection()
                 || ex.request_end.is_none()
@@ -166,19 +194,16 @@ impl Exchange<'_> {
 
         // route
         let route_flow = self.worker.pipeline.borrow_mut().route(ctx, self.buf, head);
-        if let Flow::Respond(err) = route_flow {
-            if framing == RequestBody::None {
-                self.request_end = Some(head.head_len);
-            }
-            return Err(err.into());
+        if framing == RequestBody::None {
+            // Nothing follows the head: an early answer still leaves the connection usable.
+            self.request_end = Some(head.head_len);
         }
+        flow(route_flow)?;
         if let RequestBody::Length(n) = framing {
             check_body_len(n, limits.max_body_bytes)?;
         }
         // plan
-        if let Flow::Respond(err) = self.worker.pipeline.borrow_mut().plan(ctx, self.buf, head) {
-            return Err(err.into());
-        }
+        flow(self.worker.pipeline.borrow_mut().plan(ctx, self.buf, head))?;
         let body = self.read_body(head, framing, &config).await?;
         // inspect, decide
         {
@@ -187,10 +212,8 @@ impl Exchange<'_> {
                 Body::Decoded(v) => v,
             };
             let mut pipeline = self.worker.pipeline.borrow_mut();
-            pipeline.inspect(ctx, body_bytes);
-            if let Flow::Respond(err) = pipeline.decide(ctx, body_bytes) {
-                return Err(err.into());
-            }
+            let message = pipeline.inspect(ctx, body_bytes);
+            flow(pipeline.decide(ctx, body_bytes, message.as_ref()))?;
         }
         let api = ctx
             .api
