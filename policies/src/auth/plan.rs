@@ -147,7 +147,7 @@ pub struct WorkerAuthState {
 
 struct PlanState {
     verified: TokenCache<Rc<Principal>>,
-    introspected: TokenCache<Rc<Result<Principal, AuthError>>>,
+    introspected: TokenCache<Result<Rc<Principal>, AuthError>>,
     jwks: Option<Arc<KeySet>>,
     jwks_installed_at: u64,
     refetch: RefetchPolicy,
@@ -313,7 +313,7 @@ impl ApiAuth {
                         Err(TokenProblem::TooLong.into())
                     } else {
                         match plan_state.introspected.get(token.as_bytes(), now) {
-                            Some(cached) => (*cached).clone().map(Rc::new),
+                            Some(cached) => cached,
                             None => return AuthStep::Introspect { plan: index, token },
                         }
                     }
@@ -367,7 +367,7 @@ impl ApiAuth {
         let cache_until = cache_until.max(now.saturating_add(1));
         plan_state
             .introspected
-            .insert(token.as_bytes(), Rc::new(result), cache_until, now);
+            .insert(token.as_bytes(), result.map(Rc::new), cache_until, now);
     }
 
     /// The `WWW-Authenticate` value for a refusal (`None` for a 404, or for an API whose only
