@@ -607,7 +607,7 @@ impl Acl {
         }
         let error = self
             .explicit_refusal(method.feature_type(), key)
-            .unwrap_or_else(|| default_refusal(method, req, key));
+            .unwrap_or_else(|| default_refusal(method, key));
         Decision {
             condition_failure: failure,
             ..Decision::refuse(Basis::ImplicitDeny, error)
@@ -677,18 +677,18 @@ fn mcp_facts<'r>(req: &McpRequest<'r>) -> McpFacts<'r> {
 }
 
 /// The refusal that reveals nothing: what the server says for a name it does not have.
-fn default_refusal(method: AclMethod, req: &McpRequest<'_>, key: &str) -> RpcError<'static> {
-    let echoed: String = key.chars().take(MAX_ECHOED_NAME_CHARS).collect();
-    match (method.feature_type(), req.target) {
-        (FeatureType::Tools, _) => RpcError {
+fn default_refusal(method: AclMethod, key: &str) -> RpcError<'static> {
+    let echoed = || key.chars().take(MAX_ECHOED_NAME_CHARS).collect::<String>();
+    match method.feature_type() {
+        FeatureType::Tools => RpcError {
             code: INVALID_PARAMS,
-            message: Cow::Owned(format!("Unknown tool: {echoed}")),
+            message: Cow::Owned(format!("Unknown tool: {}", echoed())),
         },
-        (FeatureType::Prompts, _) => RpcError {
+        FeatureType::Prompts => RpcError {
             code: INVALID_PARAMS,
-            message: Cow::Owned(format!("Unknown prompt: {echoed}")),
+            message: Cow::Owned(format!("Unknown prompt: {}", echoed())),
         },
-        (FeatureType::Resources, _) => RpcError {
+        FeatureType::Resources => RpcError {
             code: RESOURCE_NOT_FOUND,
             message: Cow::Borrowed("Resource not found"),
         },
