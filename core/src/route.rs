@@ -109,6 +109,7 @@ mod tests {
             upstream: Upstream {
                 url: format!("http://127.0.0.1:1{up_path}"),
                 addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
+                addrs: Vec::new(),
                 host_header: "127.0.0.1:1".into(),
                 path: up_path.into(),
             },

@@ -677,6 +677,27 @@ fn gateway_errors_are_json_rpc_with_the_request_id() {
 }
 
 #[test]
+fn a_host_name_upstream_is_resolved_and_served() {
+    // The scripted upstream listens on 127.0.0.1 only; where `localhost` resolves to ::1 first,
+    // this also exercises trying the next address.
+    let (up, _state) = start_upstream();
+    let gw = start_gateway("auto", up);
+    let extra = format!(
+        "[[api]]\npath = \"/lh\"\nupstream = \"http://localhost:{}/up\"\n",
+        up.port()
+    );
+    std::fs::write(&gw.config, config_text(up, &extra)).expect("write");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(gw.child.id() as libc::pid_t, libc::SIGHUP) };
+    wait_until("the localhost API", Duration::from_secs(5), || {
+        Client::connect(gw.addr)
+            .request(&post("/lh/json", "{}", ""))
+            .status()
+            == 200
+    });
+}
+
+#[test]
 fn sighup_reloads_and_a_bad_file_keeps_the_running_config() {
     let (up, _state) = start_upstream();
     let gw = start_gateway("auto", up);

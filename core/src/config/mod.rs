@@ -79,7 +79,10 @@ pub struct Gateway {
 pub struct Upstream {
     /// The URL as configured (for logs).
     pub url: String,
+    /// The first resolved address: identifies the upstream (pool key).
     pub addr: SocketAddr,
+    /// Every resolved address, tried in order when connecting (e.g. `localhost` -> ::1, 127.0.0.1).
+    pub addrs: Vec<SocketAddr>,
     /// Value of the `Host` header sent upstream (`host[:port]` as written in the URL).
     pub host_header: String,
     /// Path of the MCP endpoint on the upstream, starts with `/`, no query.
@@ -226,15 +229,18 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     }
     let (host, port) = split_host_port(authority)?;
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = (lookup_host, port)
+    let addrs: Vec<SocketAddr> = (lookup_host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-        .next()
+        .collect();
+    let addr = *addrs
+        .first()
         .ok_or_else(|| format!("`{host}` resolves to no address"))?;
     let path = if path.is_empty() { "/" } else { path };
     Ok(Upstream {
         url: url.to_string(),
         addr,
+        addrs,
         host_header: authority.to_string(),
         path: path.to_string(),
     })

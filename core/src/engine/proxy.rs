@@ -29,7 +29,7 @@ use monoio::net::TcpStream;
 use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
-use crate::config::{Config, Timeouts};
+use crate::config::{Config, Timeouts, Upstream};
 use crate::errors::{write_error_response, GatewayError};
 use crate::headers::{
     write_client_response, write_upstream_request, ClientFraming, UpstreamRequest,
@@ -258,13 +258,7 @@ impl Exchange<'_> {
             }
         };
         let forwarded = self
-            .forward(
-                ctx,
-                api.upstream.addr,
-                timeouts,
-                &mut request,
-                separate_body,
-            )
+            .forward(ctx, &api.upstream, timeouts, &mut request, separate_body)
             .await;
         *self.out = request;
         let (mut conn, response_head) = forwarded?;
@@ -404,7 +398,7 @@ impl Exchange<'_> {
     async fn forward(
         &mut self,
         ctx: &RequestCtx,
-        addr: SocketAddr,
+        up: &Upstream,
         timeouts: &Timeouts,
         request: &mut Vec<u8>,
         separate_body: Option<Range<usize>>,
@@ -421,11 +415,11 @@ impl Exchange<'_> {
                 self.worker
                     .pool
                     .borrow_mut()
-                    .take(addr, timeouts.upstream_idle)
+                    .take(up.addr, timeouts.upstream_idle)
             };
             let mut conn = match pooled {
                 Some(conn) => conn,
-                None => upstream::connect(addr, timeouts.upstream_connect).await?,
+                None => upstream::connect(&up.addrs, timeouts.upstream_connect).await?,
             };
             let may_retry = conn.reused && !retried;
             match send_request(&mut conn, request, self.buf, separate_body.clone()).await {

@@ -19,8 +19,19 @@ pub struct UpstreamConn {
     pub reused: bool,
 }
 
-pub async fn connect(addr: SocketAddr, limit: Duration) -> Result<UpstreamConn, GatewayError> {
-    match monoio::time::timeout(limit, TcpStream::connect_addr(addr)).await {
+/// Connects to the first address of `addrs` that accepts, all within `limit`.
+pub async fn connect(addrs: &[SocketAddr], limit: Duration) -> Result<UpstreamConn, GatewayError> {
+    let attempt = async {
+        let mut last = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+        for &addr in addrs {
+            match TcpStream::connect_addr(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    };
+    match monoio::time::timeout(limit, attempt).await {
         Ok(Ok(stream)) => {
             // Small requests must not wait for Nagle; failure to set it is harmless.
             let _ = stream.set_nodelay(true);
