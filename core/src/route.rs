@@ -97,6 +97,49 @@ pub fn rewrite_target(entry_path: &str, upstream_path: &str, target: &[u8], out:
     }
 }
 
+/// The legacy HTTP+SSE transport (2024-11-05) announces where to POST with an `endpoint` event
+/// whose data is a URL on the upstream (`/message?sessionId=..` or absolute). Clients resolve it
+/// against the gateway, so it is mapped back under the entrypoint: the upstream path prefix is
+/// replaced by the entrypoint path, an absolute URL becomes a path on the gateway. `None` when the
+/// data cannot be mapped (relative references resolve correctly as they are).
+pub fn rewrite_endpoint(entry_path: &str, upstream_path: &str, data: &[u8]) -> Option<Vec<u8>> {
+    let data = data.trim_ascii();
+    let target = if data.first() == Some(&b'/') {
+        if data.get(1) == Some(&b'/') {
+            // Scheme-relative `//host/p`: keep only the path.
+            let rest = data.get(2..).unwrap_or_default();
+            let slash = rest.iter().position(|&b| b == b'/')?;
+            rest.get(slash..)?
+        } else {
+            data
+        }
+    } else {
+        let t = origin_form(data);
+        if t.is_empty() {
+            return None;
+        }
+        t
+    };
+    let up = upstream_path.trim_end_matches('/').as_bytes();
+    let rest = if up.is_empty() {
+        target
+    } else {
+        let rest = target.strip_prefix(up)?;
+        match rest.first() {
+            None | Some(b'/' | b'?' | b'#') => rest,
+            Some(_) => return None,
+        }
+    };
+    let entry = entry_path.trim_end_matches('/').as_bytes();
+    let mut out = Vec::with_capacity(entry.len() + rest.len() + 1);
+    out.extend_from_slice(entry);
+    if out.is_empty() && rest.first() != Some(&b'/') {
+        out.push(b'/');
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +186,46 @@ mod tests {
         assert_eq!(origin_form(b"HTTP://gw"), b"");
         assert_eq!(origin_form(b"*"), b"");
         assert_eq!(origin_form(b"gw:80"), b"");
+    }
+
+    fn ep(entry: &str, up: &str, data: &str) -> Option<String> {
+        rewrite_endpoint(entry, up, data.as_bytes())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    #[test]
+    fn legacy_endpoint_urls_map_back_under_the_entrypoint() {
+        assert_eq!(
+            ep("/legacy", "/", "/message?sessionId=1").as_deref(),
+            Some("/legacy/message?sessionId=1")
+        );
+        assert_eq!(
+            ep("/legacy", "/", "http://127.0.0.1:3001/message?sessionId=1").as_deref(),
+            Some("/legacy/message?sessionId=1")
+        );
+        assert_eq!(
+            ep("/legacy", "/mcp", "/mcp/message?s=1").as_deref(),
+            Some("/legacy/message?s=1")
+        );
+        assert_eq!(
+            ep("/legacy", "/mcp", "/mcp?s=1").as_deref(),
+            Some("/legacy?s=1")
+        );
+        assert_eq!(
+            ep("/legacy", "/mcp", " /mcp/messages \n").as_deref(),
+            Some("/legacy/messages")
+        );
+        assert_eq!(
+            ep("/", "/mcp", "/mcp/messages").as_deref(),
+            Some("/messages")
+        );
+        assert_eq!(ep("/legacy", "/mcp", "/mcpx/messages"), None);
+        assert_eq!(ep("/legacy", "/mcp", "/other"), None);
+        assert_eq!(ep("/legacy", "/", "messages?x"), None);
+        assert_eq!(
+            ep("/legacy", "/", "//up:1/message?s").as_deref(),
+            Some("/legacy/message?s")
+        );
     }
 
     #[test]

@@ -138,6 +138,12 @@ fn serve_upstream(mut conn: TcpStream, st: &Upstream) {
                 }
                 return;
             }
+            "/up/legacy" => conn
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 58\r\n\r\n\
+                      event: endpoint\ndata: /up/message?sessionId=42\n\ndata: {}\n\n",
+                )
+                .is_ok(),
             "/up/close" => {
                 let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"closed\":true}");
                 return;
@@ -516,6 +522,19 @@ fn sse_events_are_relayed_as_the_upstream_sends_them() {
             "{driver}"
         );
     }
+}
+
+#[test]
+fn legacy_endpoint_event_points_at_the_gateway() {
+    let (up, _state) = start_upstream();
+    let gw = start_gateway("auto", up);
+    let r = Client::connect(gw.addr).request(b"GET /gw/legacy HTTP/1.1\r\nHost: x\r\n\r\n");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        text.starts_with("event: endpoint\ndata: /gw/message?sessionId=42\n\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("data: {}\n\n"), "{text:?}");
 }
 
 #[test]

@@ -606,6 +606,9 @@ impl Exchange<'_> {
             _ => u64::MAX,
         };
         let mut events: Vec<u8> = Vec::with_capacity(4096);
+        let mut rewritten: Vec<u8> = Vec::new();
+        let config = ctx.config.clone();
+        let api = ctx.api.and_then(|i| config.apis.get(i));
 
         // The head leaves at once: the client knows the stream is open before the first event.
         ctx.bytes_to_client += out.len() as u64;
@@ -662,7 +665,24 @@ impl Exchange<'_> {
                 let rest = events.get(pos..).unwrap_or_default();
                 match parser.next_event(rest) {
                     Ok(Some((event, consumed))) => {
-                        let raw = event.raw_bytes(rest);
+                        let mut raw = event.raw_bytes(rest);
+                        // Legacy HTTP+SSE: the POST endpoint must point at the gateway.
+                        if event.event_type(rest) == Some(b"endpoint") {
+                            let data = mcpgate_codec::sse::event_data(&event, rest);
+                            if let Some(url) = api.and_then(|a| {
+                                route::rewrite_endpoint(&a.path, &a.upstream.path, data)
+                            }) {
+                                rewritten.clear();
+                                mcpgate_codec::sse::write_event(
+                                    &mut rewritten,
+                                    Some(b"endpoint"),
+                                    event.id_value(rest),
+                                    event.retry,
+                                    &url,
+                                );
+                                raw = &rewritten;
+                            }
+                        }
                         match cframing {
                             ClientFraming::Chunked => encode_chunk(raw, out),
                             _ => out.extend_from_slice(raw),
