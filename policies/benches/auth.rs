@@ -93,6 +93,9 @@ fn cached(c: &mut Criterion) {
         auth.authenticate(&request, &mut state, NOW),
         AuthStep::Authenticated(_)
     ));
+    group.bench_function("bearer_extract", |b| {
+        b.iter(|| mcpgate_policies::auth::request::authorization(black_box(&headers)))
+    });
     group.bench_function("authenticate_hit", |b| {
         b.iter(|| auth.authenticate(black_box(&request), &mut state, NOW))
     });

@@ -662,6 +662,15 @@ keys = ["cccccccccccccccccccc"]
         NOW,
     );
     assert_eq!(admitted(ok).subject.as_deref(), Some("api-key-1"));
+    // A malformed bearer header is a 400 even when an API key is accepted alongside it.
+    let mixed = [
+        ("X-API-Key", "cccccccccccccccccccc"),
+        ("Authorization", "Bearer  spaced"),
+    ];
+    assert!(matches!(
+        refused(&auth, step(&auth, &mut state, &mixed, None, NOW)).0,
+        AuthError::InvalidRequest(_)
+    ));
     let twice = [
         ("X-API-Key", "cccccccccccccccccccc"),
         ("x-api-key", "cccccccccccccccccccc"),

@@ -15,7 +15,7 @@ use super::jwks::{KeySet, RefetchPolicy};
 use super::jwt::{self, JwtRules};
 use super::metadata::{ProtectedResourceMetadata, PublicUrl};
 use super::principal::{PlanKind, Principal};
-use super::request::{self, Authorization, HeaderLookup};
+use super::request::{self, HeaderLookup, RawAuthorization};
 
 /// A static-key JWT plan.
 #[derive(Debug)]
@@ -244,20 +244,23 @@ impl ApiAuth {
         now: u64,
     ) -> AuthStep<'r> {
         if let Err(error) = request::refuse_query_token(req.query) {
-            return AuthStep::Refused(Refusal {
-                error,
-                plan: self.first_token_plan(),
-            });
+            return self.refuse_request(error);
         }
-        let bearer = match request::authorization(req.headers) {
-            Ok(Authorization::Bearer(token)) => Some(token),
-            Ok(Authorization::Absent | Authorization::OtherScheme) => None,
-            Err(error) => {
-                return AuthStep::Refused(Refusal {
-                    error,
-                    plan: self.first_token_plan(),
-                })
+        let raw_bearer = match request::raw_authorization(req.headers) {
+            Ok(RawAuthorization::Bearer(token)) => Some(token),
+            Ok(RawAuthorization::Absent | RawAuthorization::OtherScheme) => None,
+            Err(error) => return self.refuse_request(error),
+        };
+        // Validated at most once, and only when a cache miss (or any other outcome than a
+        // cache hit) needs it: a malformed header is still a 400 whatever the plans say.
+        let mut bearer_text: Option<&'r str> = None;
+        let mut bearer = |raw: &'r [u8]| -> Result<&'r str, AuthError> {
+            if let Some(text) = bearer_text {
+                return Ok(text);
             }
+            let text = request::validate_token(raw)?;
+            bearer_text = Some(text);
+            Ok(text)
         };
         let mut best: Option<Refusal> = None;
         let mut record = |error: AuthError, plan: usize| {
@@ -287,42 +290,82 @@ impl ApiAuth {
                     }
                 }
                 Plan::Jwt(jwt_plan) => {
-                    let Some(token) = bearer else { continue };
-                    verify_cached(
-                        token,
-                        &jwt_plan.keys,
-                        &jwt_plan.rules,
-                        PlanKind::Jwt,
-                        &mut plan_state.verified,
-                        now,
-                    )
+                    let Some(raw) = raw_bearer else { continue };
+                    match plan_state.verified.get(raw, now) {
+                        Some(hit) => {
+                            jwt::check_scopes(&hit, &jwt_plan.rules.required_scopes).map(|()| hit)
+                        }
+                        None => match bearer(raw) {
+                            Err(error) => return self.refuse_request(error),
+                            Ok(token) => verify_cached(
+                                token,
+                                &jwt_plan.keys,
+                                &jwt_plan.rules,
+                                PlanKind::Jwt,
+                                &mut plan_state.verified,
+                                now,
+                            ),
+                        },
+                    }
                 }
                 Plan::OAuth2(oauth) => {
-                    let Some(token) = bearer else { continue };
-                    let use_jwt = match oauth.validation {
-                        TokenValidation::Jwt => true,
-                        TokenValidation::Introspection => false,
-                        TokenValidation::Auto => jwt::looks_like_jwt(token),
-                    };
-                    if use_jwt {
-                        match oauth_jwt(token, oauth, plan_state, now) {
-                            Ok(outcome) => outcome,
-                            Err(()) => return AuthStep::FetchJwks { plan: index },
+                    let Some(raw) = raw_bearer else { continue };
+                    // A stale (or absent) JWKS must be refreshed before any hit is served.
+                    let jwks_fresh = plan_state.jwks.is_some()
+                        && now.saturating_sub(plan_state.jwks_installed_at)
+                            < oauth.jwks_max_age_secs;
+                    let cached = match oauth.validation {
+                        TokenValidation::Introspection => None,
+                        TokenValidation::Jwt | TokenValidation::Auto if jwks_fresh => {
+                            plan_state.verified.get(raw, now)
                         }
-                    } else if token.len() > oauth.rules.max_token_bytes {
-                        Err(TokenProblem::TooLong.into())
+                        TokenValidation::Jwt | TokenValidation::Auto => None,
+                    };
+                    if let Some(hit) = cached {
+                        jwt::check_scopes(&hit, &oauth.rules.required_scopes).map(|()| hit)
                     } else {
-                        match plan_state.introspected.get(token.as_bytes(), now) {
-                            Some(cached) => cached,
-                            None => return AuthStep::Introspect { plan: index, token },
+                        let token = match bearer(raw) {
+                            Ok(token) => token,
+                            Err(error) => return self.refuse_request(error),
+                        };
+                        let use_jwt = match oauth.validation {
+                            TokenValidation::Jwt => true,
+                            TokenValidation::Introspection => false,
+                            TokenValidation::Auto => jwt::looks_like_jwt(token),
+                        };
+                        if use_jwt {
+                            match oauth_jwt(token, oauth, plan_state, now) {
+                                Ok(outcome) => outcome,
+                                Err(()) => return AuthStep::FetchJwks { plan: index },
+                            }
+                        } else if token.len() > oauth.rules.max_token_bytes {
+                            Err(TokenProblem::TooLong.into())
+                        } else {
+                            match plan_state.introspected.get(token.as_bytes(), now) {
+                                Some(cached) => cached,
+                                None => return AuthStep::Introspect { plan: index, token },
+                            }
                         }
                     }
                 }
             };
             credential_seen = true;
             match outcome {
-                Ok(principal) => return AuthStep::Authenticated(principal),
+                Ok(principal) => {
+                    // A malformed bearer header next to an accepted API key is still a 400.
+                    if let Some(raw) = raw_bearer {
+                        if let Err(error) = bearer(raw) {
+                            return self.refuse_request(error);
+                        }
+                    }
+                    return AuthStep::Authenticated(principal);
+                }
                 Err(error) => record(error, index),
+            }
+        }
+        if let Some(raw) = raw_bearer {
+            if let Err(error) = bearer(raw) {
+                return self.refuse_request(error);
             }
         }
         if let Some(refusal) = best {
@@ -333,6 +376,13 @@ impl ApiAuth {
         }
         AuthStep::Refused(Refusal {
             error: AuthError::MissingCredentials,
+            plan: self.first_token_plan(),
+        })
+    }
+
+    fn refuse_request<'r>(&self, error: AuthError) -> AuthStep<'r> {
+        AuthStep::Refused(Refusal {
+            error,
             plan: self.first_token_plan(),
         })
     }

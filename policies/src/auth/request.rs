@@ -57,34 +57,61 @@ pub enum Authorization<'a> {
 pub fn authorization<'a>(
     headers: &(impl HeaderLookup<'a> + ?Sized),
 ) -> Result<Authorization<'a>, AuthError> {
-    let values = headers.header_values("authorization");
-    let value = match values.as_slice() {
-        [] => return Ok(Authorization::Absent),
-        [one] => *one,
-        _ => {
-            return Err(AuthError::InvalidRequest(
-                "more than one Authorization header",
-            ))
-        }
-    };
-    parse_bearer(value)
+    match raw_authorization(headers)? {
+        RawAuthorization::Absent => Ok(Authorization::Absent),
+        RawAuthorization::OtherScheme => Ok(Authorization::OtherScheme),
+        RawAuthorization::Bearer(token) => validate_token(token).map(Authorization::Bearer),
+    }
 }
 
 pub fn parse_bearer(value: &[u8]) -> Result<Authorization<'_>, AuthError> {
+    match split_bearer(value) {
+        RawAuthorization::Bearer(token) => validate_token(token).map(Authorization::Bearer),
+        RawAuthorization::Absent => Ok(Authorization::Absent),
+        RawAuthorization::OtherScheme => Ok(Authorization::OtherScheme),
+    }
+}
+
+/// `Authorization` split but its token not yet checked: the hot path looks the raw bytes up in
+/// the validated-token cache first (a hit proves the bytes were valid), and only a miss pays for
+/// [`validate_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawAuthorization<'a> {
+    Absent,
+    Bearer(&'a [u8]),
+    OtherScheme,
+}
+
+pub fn raw_authorization<'a>(
+    headers: &(impl HeaderLookup<'a> + ?Sized),
+) -> Result<RawAuthorization<'a>, AuthError> {
+    let values = headers.header_values("authorization");
+    match values.as_slice() {
+        [] => Ok(RawAuthorization::Absent),
+        [one] => Ok(split_bearer(one)),
+        _ => Err(AuthError::InvalidRequest(
+            "more than one Authorization header",
+        )),
+    }
+}
+
+fn split_bearer(value: &[u8]) -> RawAuthorization<'_> {
     let scheme_len = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_len);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Ok(Authorization::OtherScheme);
+        return RawAuthorization::OtherScheme;
     }
-    // Exactly one space: with a second one the token would start with a space and fail below.
-    let token = rest.get(1..).unwrap_or_default();
+    // Exactly one space: with a second one the token starts with a space and fails validation.
+    RawAuthorization::Bearer(rest.get(1..).unwrap_or_default())
+}
+
+/// The token as text, if it is a b64token (RFC 6750 §2.1); else 400 `invalid_request`.
+pub fn validate_token(token: &[u8]) -> Result<&str, AuthError> {
     if !is_b64token(token) {
         return Err(AuthError::InvalidRequest("malformed bearer token"));
     }
     // b64token characters are ASCII.
-    std::str::from_utf8(token)
-        .map(Authorization::Bearer)
-        .map_err(|_| AuthError::InvalidRequest("malformed bearer token"))
+    std::str::from_utf8(token).map_err(|_| AuthError::InvalidRequest("malformed bearer token"))
 }
 
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
