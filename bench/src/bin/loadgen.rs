@@ -440,23 +440,22 @@ async fn idle_stream(
             return;
         }
     };
-    let mut bytes = conn.pending().len() as u64;
+    // Counted as they arrive: at the end of the hold the process exits with the streams open.
+    stats.borrow_mut().streams.keepalive_bytes += conn.pending().len() as u64;
     let n = conn.pending().len();
     conn.consume(n);
     loop {
         match conn.fill().await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                bytes += n as u64;
+            Ok(_) => {
                 let n = conn.pending().len();
+                stats.borrow_mut().streams.keepalive_bytes += n as u64;
                 conn.consume(n);
             }
         }
     }
-    let mut st = stats.borrow_mut();
-    st.streams.keepalive_bytes += bytes;
     if !shared.stopped() {
-        st.streams.dropped += 1;
+        stats.borrow_mut().streams.dropped += 1;
     }
 }
 
