@@ -81,6 +81,8 @@ pub struct RequestCtx {
     pub local_answer: bool,
     pub event_stream: bool,
     pub bytes_to_client: u64,
+    /// What the phases noted for the exchange log (`crate::engine::observe_glue`).
+    pub obs: crate::observe::exchange::ExchangeNotes,
 }
 
 impl RequestCtx {
@@ -96,6 +98,7 @@ impl RequestCtx {
             local_answer: false,
             event_stream: false,
             bytes_to_client: 0,
+            obs: Default::default(),
         }
     }
 

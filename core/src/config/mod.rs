@@ -5,6 +5,7 @@
 //! A snapshot is never mutated: a reload builds a new [`Config`] and swaps an `Arc` (see
 //! `crate::engine::shared`).
 
+mod log;
 mod user;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
 use user::{UserApi, UserGateway};
 
@@ -103,6 +105,8 @@ pub struct Api {
 pub struct Config {
     pub gateway: Gateway,
     pub apis: Vec<Api>,
+    /// `[gateway.log]` and, parallel to `apis`, each API's `[api.log]` (observability).
+    pub log: LogSettings,
     /// Where it came from (`<embedded default>` or the file path), for messages.
     pub source: String,
 }
@@ -327,7 +331,12 @@ impl Validator<'_> {
         }
     }
 
-    fn config(&self, user: UserConfig, ov: &Overrides) -> Result<Config, ConfigError> {
+    fn config(&self, mut user: UserConfig, ov: &Overrides) -> Result<Config, ConfigError> {
+        let gateway_log = self.gateway_log(user.gateway.log.take())?;
+        let mut api_logs = Vec::with_capacity(user.api.len());
+        for (i, api) in user.api.iter_mut().enumerate() {
+            api_logs.push(self.api_log(i, api.log.take())?);
+        }
         let gateway = self.gateway(user.gateway, ov)?;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
@@ -362,9 +371,17 @@ impl Validator<'_> {
                 ));
             }
         }
+        if ov.upstream.is_some() {
+            api_logs.clear(); // the command-line API replaced the file's
+        }
+        api_logs.resize(apis.len(), ApiLog::default());
         Ok(Config {
             gateway,
             apis,
+            log: LogSettings {
+                gateway: gateway_log,
+                apis: api_logs,
+            },
             source: self.source.to_string(),
         })
     }

@@ -28,6 +28,8 @@ pub struct UserGateway {
     pub limits: UserLimits,
     #[serde(default)]
     pub timeouts: UserTimeouts,
+    /// `[gateway.log]`: see `super::log`.
+    pub log: Option<super::log::UserGatewayLog>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,4 +67,6 @@ pub struct UserApi {
     pub plan: Option<Spanned<toml::Value>>,
     /// Extension point for the MCP ACL issue; refused by validation for now (see `plan`).
     pub acl: Option<Spanned<toml::Value>>,
+    /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
+    pub log: Option<super::log::UserApiLog>,
 }

@@ -1,6 +1,7 @@
 //! The admin listener, on its own thread with blocking I/O (it serves operators and probes, not
 //! traffic): `GET /healthz` (the process is up), `GET /readyz` (accepting traffic; 503 while
-//! starting or draining). Room is left in `respond` for `/metrics`, `/api/logs` and the console.
+//! starting or draining), and the observability routes of `crate::observe::handle_admin`
+//! (`/metrics`, `/api/logs`, `/api/summary`, the console at `/`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,15 +12,16 @@ use mcpgate_codec::http::RequestHead;
 
 use super::Shared;
 use crate::errors::write_response;
+use crate::observe::{self, ObserveHub};
 
-pub fn spawn(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+pub fn spawn(listener: TcpListener, shared: Arc<Shared>, hub: ObserveHub) -> std::io::Result<()> {
     listener.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("mcpgate-admin".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(stream) => serve(stream, &shared),
+                    Ok(stream) => serve(stream, &shared, &hub),
                     Err(e) => {
                         crate::warn!("admin: accept failed: {e}");
                         std::thread::sleep(Duration::from_millis(50));
@@ -31,7 +33,7 @@ pub fn spawn(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> 
 }
 
 /// One request per connection: probes do not need keep-alive.
-fn serve(mut stream: TcpStream, shared: &Shared) {
+fn serve(mut stream: TcpStream, shared: &Shared, hub: &ObserveHub) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut buf = Vec::with_capacity(1024);
@@ -47,6 +49,13 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
         }
     };
+    // The whole request-target: the log API reads its filters from the query.
+    let method = std::str::from_utf8(head.method(&buf)).unwrap_or("");
+    let target = std::str::from_utf8(head.target(&buf)).unwrap_or("/");
+    if let Some((status, content_type, body)) = observe::handle_admin(method, target, hub) {
+        let body = if method == "HEAD" { &[][..] } else { &body[..] };
+        return respond_raw(&mut stream, status, content_type, body);
+    }
     let (status, body): (u16, &[u8]) = respond(head.method(&buf), head.path(&buf), shared);
     respond_raw(&mut stream, status, "text/plain; charset=utf-8", body);
 }

@@ -31,6 +31,7 @@ impl Drop for ConnGuard {
 pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     worker.connections.set(worker.connections.get() + 1);
     let _guard = ConnGuard(worker.clone());
+    let _observed = super::observe_glue::connection_guard(&worker);
     // Responses are written whole; Nagle would only delay them.
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();

@@ -8,6 +8,7 @@
 mod admin;
 mod conn;
 mod io;
+mod observe_glue;
 mod proxy;
 mod shared;
 mod upstream;
@@ -37,6 +38,8 @@ pub enum EngineError {
     Signals(std::io::Error),
     #[error("cannot start a worker thread: {0}")]
     Spawn(std::io::Error),
+    #[error("cannot open the exchange log: {0}")]
+    ExchangeLog(#[from] crate::observe::SinkError),
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains in-flight requests (up to `shutdown_grace`).
@@ -59,6 +62,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         }
         None => None,
     };
+    let hub = observe_glue::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -66,7 +70,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     for (id, listener) in listeners.into_iter().enumerate() {
         let pin = g.pin_cpus.then_some(id % cores);
         workers.push(
-            worker::spawn(id, listener, shared.clone(), g.driver, pin)
+            worker::spawn(id, listener, shared.clone(), g.driver, pin, hub.clone())
                 .map_err(EngineError::Spawn)?,
         );
     }
@@ -92,14 +96,18 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         let addr = listener
             .local_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
-        admin::spawn(listener, shared.clone()).map_err(EngineError::Spawn)?;
+        admin::spawn(listener, shared.clone(), hub.clone()).map_err(EngineError::Spawn)?;
         eprintln!("mcpgate: admin listening on {addr}");
     }
     shared.set_ready();
 
     for signal in signals.forever() {
         match signal {
-            SIGHUP => reload(&shared, &source),
+            SIGHUP => {
+                reload(&shared, &source);
+                // logrotate moved the file and signalled: write to a fresh one at the same path.
+                hub.reopen_log();
+            }
             _ => {
                 crate::info!(
                     "{} received: no longer accepting, draining in-flight requests (up to {:?})",
@@ -120,6 +128,8 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
             crate::error!("a worker thread panicked during shutdown");
         }
     }
+    // The workers' recorders flushed as they stopped; write out what the sink still holds.
+    hub.shutdown();
     crate::info!("stopped");
     Ok(())
 }

@@ -27,6 +27,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 
 use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
+use super::observe_glue;
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
 use crate::config::{Config, Timeouts, Upstream};
@@ -160,6 +161,7 @@ pub async fn handle(
                 || worker.draining();
             ctx.status = err.status();
             ctx.local_answer = true;
+            observe_glue::note_gateway_error(&mut ctx, &err);
             if err.status() >= 500 {
                 let api = ctx.api().map_or("-", |a| a.name.as_str());
                 crate::warn!("api {api}: {} {}: {err}", ctx.method.as_str(), err.status());
@@ -174,6 +176,7 @@ pub async fn handle(
         }
     };
     worker.pipeline.borrow_mut().record(&ctx);
+    observe_glue::record(worker, &mut ctx);
     if outcome == Outcome::KeepAlive {
         match ex.request_end {
             Some(end) if end <= ex.buf.len() => {
@@ -213,6 +216,14 @@ impl Exchange<'_> {
             };
             let mut pipeline = self.worker.pipeline.borrow_mut();
             let message = pipeline.inspect(ctx, body_bytes);
+            observe_glue::note_request(
+                self.worker,
+                ctx,
+                self.buf,
+                head,
+                body_bytes,
+                message.as_ref(),
+            );
             flow(pipeline.decide(ctx, body_bytes, message.as_ref()))?;
         }
         let api = ctx
@@ -272,6 +283,7 @@ impl Exchange<'_> {
 
         // relay
         let rh = response_head;
+        observe_glue::note_response_head(ctx, &rh, &conn.buf);
         let method_bytes: &[u8] = match ctx.method {
             HttpMethod::Head => b"HEAD",
             _ => b"GET",
@@ -471,6 +483,10 @@ impl Exchange<'_> {
             ResponseBody::Length(n) => {
                 let initial = conn.buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
                 let mut extra = conn.buf.len() > initial;
+                if initial as u64 == n {
+                    let body = conn.buf.get(..initial).unwrap_or_default();
+                    observe_glue::note_body(self.worker, ctx, body);
+                }
                 ctx.bytes_to_client += out.len() as u64 + n;
                 if initial <= COPY_BODY_MAX {
                     out.extend_from_slice(conn.buf.get(..initial).unwrap_or_default());
@@ -609,6 +625,7 @@ impl Exchange<'_> {
         let mut rewritten: Vec<u8> = Vec::new();
         let config = ctx.config.clone();
         let api = ctx.api.and_then(|i| config.apis.get(i));
+        let _open_stream = observe_glue::sse_guard(worker);
 
         // The head leaves at once: the client knows the stream is open before the first event.
         ctx.bytes_to_client += out.len() as u64;
@@ -666,6 +683,10 @@ impl Exchange<'_> {
                 match parser.next_event(rest) {
                     Ok(Some((event, consumed))) => {
                         let mut raw = event.raw_bytes(rest);
+                        if ctx.obs.on {
+                            let data = mcpgate_codec::sse::event_data(&event, rest);
+                            observe_glue::note_sse_event(worker, ctx, data, raw);
+                        }
                         // Legacy HTTP+SSE: the POST endpoint must point at the gateway.
                         if event.event_type(rest) == Some(b"endpoint") {
                             let data = mcpgate_codec::sse::event_data(&event, rest);

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::observe_glue::{self, WorkerObs};
 use super::shared::{ConfigView, Shared};
 use super::upstream::Pool;
 use crate::config::{Config, Driver};
+use crate::observe::ObserveHub;
 use crate::pipeline::Pipeline;
 
 /// How often an idle worker looks at the draining flag (the only cross-thread signal it polls).
@@ -24,6 +26,8 @@ pub struct Worker {
     pub pipeline: RefCell<Pipeline>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
+    /// The exchange recorder (never borrowed across an `.await`).
+    pub observe: RefCell<WorkerObs>,
 }
 
 impl Worker {
@@ -61,6 +65,7 @@ pub fn spawn(
     shared: Arc<Shared>,
     driver: Driver,
     pin: Option<usize>,
+    hub: ObserveHub,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("mcpgate-w{id}"))
@@ -72,15 +77,15 @@ pub fn spawn(
                 Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                     .enable_timer()
                     .build()
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared))),
+                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
                 Driver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                     .enable_timer()
                     .build()
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared))),
+                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
                 Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                     .enable_timer()
                     .build()
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared))),
+                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
             };
             if let Err(e) = result {
                 crate::error!("worker {id}: cannot start its runtime: {e}");
@@ -103,7 +108,7 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
-async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>) {
+async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: ObserveHub) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -111,7 +116,9 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>) {
             return;
         }
     };
+    let recording = shared.config().log.gateway.enabled;
     let worker = Rc::new(Worker {
+        observe: RefCell::new(WorkerObs::new(&hub, recording)),
         view: RefCell::new(ConfigView::new(&shared)),
         shared,
         pool: RefCell::new(Pool::new()),
@@ -174,5 +181,6 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>) {
 async fn wait_for_drain(worker: &Worker) {
     while !worker.draining() {
         monoio::time::sleep(DRAIN_POLL).await;
+        observe_glue::tick(worker);
     }
 }

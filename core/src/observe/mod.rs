@@ -14,6 +14,7 @@
 //! the details.
 
 pub mod admin;
+pub mod exchange;
 pub mod hub;
 pub mod metrics;
 pub mod record;

@@ -1,0 +1,360 @@
+//! The engine's side of observability: builds the hub from `[gateway.log]`, gives each worker its
+//! recorder, and turns what the request phases note (`RequestCtx::obs`) into exchange records —
+//! one per JSON-RPC message of the request, plus one per server→client message relayed on an
+//! event stream. The recording API itself is `crate::observe` (see docs/observability.md).
+//!
+//! Cost rule: nothing here parses what the engine does not already have in hand, except event
+//! stream `data` (classified only when recording is on) and JSON bodies that mention `"error"`
+//! (a SIMD substring search first), to learn the JSON-RPC error code of an answer.
+
+use std::time::Instant;
+
+use mcpgate_codec::http::{RequestHead, ResponseHead};
+use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind, Message};
+
+use super::worker::Worker;
+use crate::config::{Config, LogSink};
+use crate::errors::GatewayError;
+use crate::observe::exchange::{NotedMessage, PendingCapture};
+use crate::observe::{
+    self, Capture, ExchangeKind, ExchangeRecord, ObserveConfig, ObserveHub, SessionTag, SinkError,
+    SinkTarget, UpstreamFailure, WorkerObserver,
+};
+use crate::pipeline::{HttpMethod, RequestCtx};
+
+/// Method label of a POST whose body was not JSON-RPC (or never read).
+const UNPARSED: &str = "(unparsed)";
+/// Raw response bytes kept for a capture beyond its cap, so redaction sees whole secrets.
+const CAPTURE_SLACK: usize = 1024;
+
+/// The hub's settings from the snapshot the gateway starts with (a reload does not change them).
+pub fn observe_config(config: &Config) -> ObserveConfig {
+    let log = &config.log.gateway;
+    let mut allow = std::collections::HashMap::new();
+    for (api, api_log) in config.apis.iter().zip(&config.log.apis) {
+        if let Some(list) = &api_log.target_allow_list {
+            allow.insert(api.name.clone(), list.clone());
+        }
+    }
+    ObserveConfig {
+        ring_capacity: log.ring_capacity,
+        sink: match &log.sink {
+            LogSink::Off => SinkTarget::None,
+            LogSink::Stdout => SinkTarget::Stdout,
+            LogSink::File(p) => SinkTarget::File(p.clone()),
+        },
+        target_labels_per_api: log.target_labels_per_api,
+        targets_tracked_per_worker: log.target_labels_per_api.max(256),
+        target_allow_list: allow,
+        redact_headers: log.redact_headers.clone(),
+        redact_fields: log.redact_fields.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..ObserveConfig::default()
+    }
+}
+
+pub fn start_hub(config: &Config) -> Result<ObserveHub, SinkError> {
+    ObserveHub::start(observe_config(config))
+}
+
+/// A worker's recorder plus the classifier it uses for answers (the pipeline's is busy with
+/// requests and lives in another `RefCell`).
+pub struct WorkerObs {
+    pub obs: WorkerObserver,
+    classifier: Classifier,
+    enabled: bool,
+}
+
+impl WorkerObs {
+    pub fn new(hub: &ObserveHub, enabled: bool) -> Self {
+        Self {
+            obs: hub.worker(),
+            classifier: Classifier::new(),
+            enabled,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+/// From the worker's periodic wake-up: publishes an idle worker's last records.
+pub fn tick(worker: &Worker) {
+    if let Ok(mut w) = worker.observe.try_borrow_mut() {
+        if w.enabled {
+            w.obs.tick(observe::now_unix_ms());
+        }
+    }
+}
+
+/// Counts the connection in `mcpgate_connections_active` until dropped.
+pub fn connection_guard(worker: &Worker) -> Option<observe::ConnectionGuard> {
+    let w = worker.observe.borrow();
+    w.enabled.then(|| w.obs.connection_opened())
+}
+
+/// Counts an event stream in `mcpgate_sse_streams_open` until dropped.
+pub fn sse_guard(worker: &Worker) -> Option<observe::SseStreamGuard> {
+    let w = worker.observe.borrow();
+    w.enabled.then(|| w.obs.sse_stream_opened())
+}
+
+/// After `inspect`: what the request is (messages, session, size) and, with capture on, its
+/// redacted headers and body. Also for GET/DELETE (no messages), so stream records carry the session.
+pub fn note_request(
+    worker: &Worker,
+    ctx: &mut RequestCtx,
+    buf: &[u8],
+    head: &RequestHead,
+    body: &[u8],
+    message: Option<&Classified>,
+) {
+    let mut w = worker.observe.borrow_mut();
+    if !w.enabled {
+        return;
+    }
+    let notes = &mut ctx.obs;
+    notes.on = true;
+    notes.request_bytes = (head.head_len + body.len()) as u64;
+    let session_id = head.header(buf, "mcp-session-id");
+    notes.session = session_id.map(SessionTag::from_secret);
+    if let Some(classified) = message {
+        for m in classified.messages() {
+            let kind = match m.kind {
+                Kind::Request => ExchangeKind::Request,
+                Kind::Notification => ExchangeKind::Notification,
+                // A client's answer to a server→client request: that exchange was recorded when
+                // the request went by on a stream.
+                Kind::Response | Kind::ErrorResponse => continue,
+            };
+            let Some(method) = m.method.as_deref() else {
+                continue;
+            };
+            let method = w.obs.label(method);
+            let target = m.target.as_str().map(|t| w.obs.target_label(t));
+            notes.messages.push(NotedMessage {
+                kind,
+                method,
+                target,
+            });
+        }
+    }
+    let Some(index) = ctx.api else { return };
+    let policy = ctx.config.log.api(index);
+    if !policy.capture {
+        return;
+    }
+    let authorization = head.header(buf, "authorization");
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    if let Some(a) = authorization {
+        secrets.push(a.to_vec());
+        if let Some(pos) = memchr::memchr(b' ', a) {
+            let credential = a.get(pos + 1..).unwrap_or_default().trim_ascii();
+            if !credential.is_empty() {
+                secrets.push(credential.to_vec());
+            }
+        }
+    }
+    if let Some(s) = session_id {
+        secrets.push(s.to_vec());
+    }
+    let secret_refs: Vec<&[u8]> = secrets.iter().map(Vec::as_slice).collect();
+    let red = w.obs.redactor();
+    let request_headers = red.headers(
+        head.headers(buf)
+            .map(|(n, v)| (std::str::from_utf8(n).unwrap_or("?"), v)),
+        &secret_refs,
+    );
+    let request_body =
+        (!body.is_empty()).then(|| red.body(body, policy.capture_max_bytes, &secret_refs));
+    ctx.obs.capture = Some(Box::new(PendingCapture {
+        request_headers,
+        request_body,
+        response_raw: Vec::new(),
+        raw_limit: policy.capture_max_bytes.saturating_add(CAPTURE_SLACK),
+        max_bytes: policy.capture_max_bytes,
+        secrets,
+    }));
+}
+
+/// The upstream's response head arrived: first byte, and the session a POST `initialize` opened.
+pub fn note_response_head(ctx: &mut RequestCtx, rh: &ResponseHead, upstream_buf: &[u8]) {
+    if !ctx.obs.on {
+        return;
+    }
+    ctx.obs.first_byte = Some(Instant::now());
+    if ctx.obs.session.is_none() {
+        if let Some(id) = rh.header(upstream_buf, "mcp-session-id") {
+            ctx.obs.session = Some(SessionTag::from_secret(id));
+            if let Some(c) = ctx.obs.capture.as_mut() {
+                c.secrets.push(id.to_vec());
+            }
+        }
+    }
+}
+
+/// A complete JSON (or other) body relayed as is: its error code when it is a JSON-RPC error.
+pub fn note_body(worker: &Worker, ctx: &mut RequestCtx, body: &[u8]) {
+    if !ctx.obs.on {
+        return;
+    }
+    if let Some(c) = ctx.obs.capture.as_mut() {
+        c.push_response(body);
+    }
+    if memchr::memmem::find(body, b"\"error\"").is_none() {
+        return;
+    }
+    let mut w = worker.observe.borrow_mut();
+    if let Ok(classified) = w.classifier.classify(body) {
+        ctx.obs.jsonrpc_error = classified.messages().iter().find_map(|m| m.error_code);
+    }
+}
+
+/// One event relayed on a stream: the answer to the POST (its error code), or a server→client
+/// request or notification, recorded as its own exchange.
+pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &[u8]) {
+    if !ctx.obs.on {
+        return;
+    }
+    if let Some(c) = ctx.obs.capture.as_mut() {
+        c.push_response(raw);
+    }
+    if data.is_empty() {
+        return;
+    }
+    let mut w = worker.observe.borrow_mut();
+    let w = &mut *w;
+    let Ok(classified) = w.classifier.classify(data) else {
+        return;
+    };
+    let config = ctx.config.clone();
+    let Some(api) = ctx.api.and_then(|i| config.apis.get(i)) else {
+        return;
+    };
+    for m in classified.messages() {
+        match m.kind {
+            Kind::ErrorResponse if ctx.method == HttpMethod::Post => {
+                ctx.obs.jsonrpc_error = ctx.obs.jsonrpc_error.or(m.error_code);
+            }
+            Kind::Response | Kind::ErrorResponse => {}
+            Kind::Request | Kind::Notification => {
+                let record = server_message(&mut w.obs, ctx, &api.name, &api.upstream.url, m, raw);
+                w.obs.record(record);
+            }
+        }
+    }
+}
+
+fn server_message(
+    obs: &mut WorkerObserver,
+    ctx: &RequestCtx,
+    api: &str,
+    upstream: &str,
+    m: &Message,
+    raw: &[u8],
+) -> ExchangeRecord {
+    let kind = if m.kind == Kind::Request {
+        ExchangeKind::ServerRequest
+    } else {
+        ExchangeKind::ServerNotification
+    };
+    let api = obs.label(api);
+    let method = obs.label(m.method.as_deref().unwrap_or(UNPARSED));
+    let mut r = ExchangeRecord::new(observe::now_unix_ms(), api, method, kind);
+    r.target = m.target.as_str().map(|t| obs.target_label(t));
+    r.session = ctx.obs.session;
+    r.client = Some(ctx.peer.ip());
+    r.response_bytes = raw.len() as u64;
+    r.upstream = Some(obs.label(upstream));
+    r
+}
+
+/// The gateway answered with an error: its JSON-RPC code, and which upstream failure it was.
+pub fn note_gateway_error(ctx: &mut RequestCtx, err: &GatewayError) {
+    if !ctx.obs.on {
+        return;
+    }
+    ctx.obs.first_byte.get_or_insert_with(Instant::now);
+    ctx.obs.jsonrpc_error = Some(err.jsonrpc_code());
+    ctx.obs.upstream_failure = match err {
+        GatewayError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
+        GatewayError::UpstreamConnectTimeout | GatewayError::UpstreamTimeout => {
+            Some(UpstreamFailure::Timeout)
+        }
+        GatewayError::UpstreamIo(_) | GatewayError::UpstreamClosed => Some(UpstreamFailure::Reset),
+        GatewayError::UpstreamMalformed(_) => Some(UpstreamFailure::BadResponse),
+        _ => None,
+    };
+}
+
+/// The record phase: one record per client→server message of the request (a POST that was not
+/// JSON-RPC gets one under `(unparsed)`); GET/DELETE leave only their streams' records.
+pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
+    // Not `ctx.obs.on`: a POST refused before `inspect` (413, timeouts) is recorded too.
+    if !worker.observe.borrow().enabled() {
+        return;
+    }
+    let config = ctx.config.clone();
+    let Some(api) = ctx.api.and_then(|i| config.apis.get(i)) else {
+        return;
+    };
+    let messages = std::mem::take(&mut ctx.obs.messages);
+    // Nothing to record: GET/DELETE (their streams' messages are recorded as they pass), and
+    // a POST carrying only the client's answers to server→client requests (recorded with those).
+    if messages.is_empty() && (ctx.method != HttpMethod::Post || ctx.rpc.is_some()) {
+        return;
+    }
+    let total = ctx.started.elapsed();
+    let total_us = u64::try_from(total.as_micros()).unwrap_or(u64::MAX);
+    let first_byte_us = ctx.obs.first_byte.map_or(total_us, |t| {
+        u64::try_from(t.saturating_duration_since(ctx.started).as_micros()).unwrap_or(u64::MAX)
+    });
+    let time_ms = observe::now_unix_ms().saturating_sub(total_us / 1000);
+    let mut w = worker.observe.borrow_mut();
+    let obs = &mut w.obs;
+    let api_label = obs.label(&api.name);
+    let upstream = obs.label(&api.upstream.url);
+    let mut capture = ctx.obs.capture.take().map(|c| {
+        let secrets: Vec<&[u8]> = c.secrets.iter().map(Vec::as_slice).collect();
+        let response_body = (!c.response_raw.is_empty())
+            .then(|| obs.redactor().body(&c.response_raw, c.max_bytes, &secrets));
+        Box::new(Capture {
+            request_headers: Some(c.request_headers),
+            request_body: c.request_body,
+            response_headers: None,
+            response_body,
+        })
+    });
+    let unparsed = [NotedMessage {
+        kind: ExchangeKind::Request,
+        method: obs.label(UNPARSED),
+        target: None,
+    }];
+    let list: &[NotedMessage] = if messages.is_empty() {
+        &unparsed
+    } else {
+        &messages
+    };
+    for (i, m) in list.iter().enumerate() {
+        let mut r = ExchangeRecord::new(time_ms, api_label.clone(), m.method.clone(), m.kind);
+        r.target = m.target.clone();
+        r.session = ctx.obs.session;
+        r.client = Some(ctx.peer.ip());
+        // TODO(acl): once the ACL stores its decision in `RequestCtx`, set `acl_decision` and
+        // `acl_rule` here (per message for a batch).
+        r.http_status = ctx.status;
+        r.upstream = Some(upstream.clone());
+        r.upstream_failure = ctx.obs.upstream_failure;
+        r.first_byte_us = first_byte_us;
+        r.total_us = total_us;
+        if i == 0 {
+            // A batch's bytes and answer are the HTTP exchange's; they go on its first message.
+            r.jsonrpc_error = ctx.obs.jsonrpc_error;
+            r.request_bytes = ctx.obs.request_bytes;
+            r.response_bytes = ctx.bytes_to_client;
+            r.capture = capture.take();
+        }
+        obs.record(r);
+    }
+}
