@@ -24,6 +24,10 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >
   missing+=(python3-venv)
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# Observability end-to-end tests: a real Prometheus scrapes the gateway; the console is loaded in
+# headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   apt-get update -qq
