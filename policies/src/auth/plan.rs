@@ -275,6 +275,8 @@ impl ApiAuth {
             }
         };
         let mut credential_seen = false;
+        // Set by a cache hit: those exact bytes were validated when first seen.
+        let mut bearer_proven = false;
         for (index, plan) in self.plans.iter().enumerate() {
             let Some(plan_state) = state.plans.get_mut(index) else {
                 continue;
@@ -293,6 +295,7 @@ impl ApiAuth {
                     let Some(raw) = raw_bearer else { continue };
                     match plan_state.verified.get(raw, now) {
                         Some(hit) => {
+                            bearer_proven = true;
                             jwt::check_scopes(&hit, &jwt_plan.rules.required_scopes).map(|()| hit)
                         }
                         None => match bearer(raw) {
@@ -322,6 +325,7 @@ impl ApiAuth {
                         TokenValidation::Jwt | TokenValidation::Auto => None,
                     };
                     if let Some(hit) = cached {
+                        bearer_proven = true;
                         jwt::check_scopes(&hit, &oauth.rules.required_scopes).map(|()| hit)
                     } else {
                         let token = match bearer(raw) {
@@ -353,7 +357,7 @@ impl ApiAuth {
             match outcome {
                 Ok(principal) => {
                     // A malformed bearer header next to an accepted API key is still a 400.
-                    if let Some(raw) = raw_bearer {
+                    if let Some(raw) = raw_bearer.filter(|_| !bearer_proven) {
                         if let Err(error) = bearer(raw) {
                             return self.refuse_request(error);
                         }
@@ -363,7 +367,7 @@ impl ApiAuth {
                 Err(error) => record(error, index),
             }
         }
-        if let Some(raw) = raw_bearer {
+        if let Some(raw) = raw_bearer.filter(|_| !bearer_proven) {
             if let Err(error) = bearer(raw) {
                 return self.refuse_request(error);
             }
