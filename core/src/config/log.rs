@@ -211,3 +211,108 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load_str, Config, ConfigError, Overrides};
+    use super::*;
+
+    const GATEWAY: &str = "[gateway]\nlisten = \"127.0.0.1:0\"\n";
+    const API: &str =
+        "[[api]]\nname = \"a\"\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n";
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        load_str(text, "test.toml", &Overrides::default())
+    }
+
+    fn err(text: &str) -> String {
+        match load(text) {
+            Ok(cfg) => panic!("expected an error, got {:?}", cfg.log),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn absent_tables_mean_recording_on_no_sink_no_capture() {
+        let cfg = load(&format!("{GATEWAY}{API}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.log.gateway, GatewayLog::default());
+        assert!(cfg.log.gateway.enabled);
+        assert_eq!(cfg.log.gateway.sink, LogSink::Off);
+        assert_eq!(cfg.log.apis, vec![ApiLog::default()]);
+        assert!(!cfg.log.api(0).capture);
+        // Out of range is the default, not a panic.
+        assert_eq!(cfg.log.api(7), ApiLog::default());
+    }
+
+    #[test]
+    fn gateway_and_api_tables_are_read() {
+        let text = format!(
+            "{GATEWAY}[gateway.log]\nenabled = false\nsink = \"file\"\nfile = \"/tmp/x.jsonl\"\n\
+             ring_capacity = 10\ntarget_labels_per_api = 5\nredact_headers = [\"x-secret-thing\"]\n\
+             {API}[api.log]\ncapture = true\ncapture_max_bytes = 100\ntarget_allow_list = [\"echo\"]\n\
+             [[api]]\npath = \"/two\"\nupstream = \"http://127.0.0.1:3002/mcp\"\n"
+        );
+        let cfg = load(&text).unwrap_or_else(|e| panic!("{e}"));
+        let g = &cfg.log.gateway;
+        assert!(!g.enabled);
+        assert_eq!(g.sink, LogSink::File(PathBuf::from("/tmp/x.jsonl")));
+        assert_eq!((g.ring_capacity, g.target_labels_per_api), (10, 5));
+        assert_eq!(g.redact_headers, vec!["x-secret-thing".to_string()]);
+        assert_eq!(
+            cfg.log.apis,
+            vec![
+                ApiLog {
+                    capture: true,
+                    capture_max_bytes: 100,
+                    target_allow_list: Some(vec!["echo".into()]),
+                },
+                ApiLog::default()
+            ]
+        );
+    }
+
+    #[test]
+    fn sink_forms() {
+        let sink = |table: &str| {
+            load(&format!("{GATEWAY}[gateway.log]\n{table}\n{API}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .log
+                .gateway
+                .sink
+        };
+        assert_eq!(sink("sink = \"stdout\""), LogSink::Stdout);
+        assert_eq!(sink("sink = \"off\"\nfile = \"/tmp/y\""), LogSink::Off);
+        assert_eq!(sink("file = \"/tmp/y\""), LogSink::File("/tmp/y".into()));
+        assert_eq!(sink("ring_capacity = 3"), LogSink::Off);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_line() {
+        let e = err(&format!("{GATEWAY}[gateway.log]\nsink = \"syslog\"\n{API}"));
+        assert!(
+            e.contains("test.toml:4:") && e.contains("gateway.log.sink"),
+            "{e}"
+        );
+        let e = err(&format!("{GATEWAY}[gateway.log]\nsink = \"file\"\n{API}"));
+        assert!(e.contains("gateway.log.file"), "{e}");
+        let e = err(&format!("{GATEWAY}[gateway.log]\nring_capacity = 0\n{API}"));
+        assert!(e.contains("gateway.log.ring_capacity"), "{e}");
+        let e = err(&format!("{GATEWAY}{API}[api.log]\ncapture_max_bytes = 0\n"));
+        assert!(e.contains("api[0].log.capture_max_bytes"), "{e}");
+        // Tables are closed: a typo is an error, not a silently ignored key.
+        let e = err(&format!("{GATEWAY}{API}[api.log]\ncaptur = true\n"));
+        assert!(e.contains("captur"), "{e}");
+    }
+
+    #[test]
+    fn command_line_api_gets_default_log_settings() {
+        let ov = Overrides {
+            upstream: Some("http://127.0.0.1:4000/mcp".into()),
+            ..Overrides::default()
+        };
+        let text = format!("{GATEWAY}{API}[api.log]\ncapture = true\n");
+        let cfg = load_str(&text, "test.toml", &ov).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.apis.len(), 1);
+        assert_eq!(cfg.log.apis, vec![ApiLog::default()]);
+    }
+}
