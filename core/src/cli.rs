@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// I/O driver: auto (io_uring, epoll fallback), uring, epoll.
     #[arg(long, value_name = "DRIVER", value_parser = ["auto", "uring", "epoll"])]
     pub driver: Option<String>,
+    /// A Gravitee MCP ACL JSON file applied to the API (the --upstream one, or the only one).
+    #[arg(long, value_name = "FILE")]
+    pub acl: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -64,6 +67,7 @@ impl RunArgs {
                 driver: self.driver.clone(),
                 upstream: self.upstream.clone(),
                 path: self.path.clone(),
+                acl: self.acl.clone(),
             },
         }
     }

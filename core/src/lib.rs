@@ -6,10 +6,12 @@
 //! - [`errors`]: every failure the gateway answers itself, mapped to a status and a JSON-RPC error.
 //! - [`headers`]: the request/response head rewrites of a proxy hop.
 //! - [`pipeline`]: the named request phases over a per-request context.
+//! - [`acl_phase`]: the MCP ACL's decide and relay work in those phases.
 //! - [`engine`]: workers, listeners, the connection loop, upstream pools, signals, admin.
 
 pub mod log;
 
+pub mod acl_phase;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -83,6 +83,8 @@ pub struct RequestCtx {
     pub bytes_to_client: u64,
     /// What the phases noted for the exchange log (`crate::engine::observe_glue`).
     pub obs: crate::observe::exchange::ExchangeNotes,
+    /// The MCP ACL's state and decisions for this exchange; `None` when the API has no ACL.
+    pub acl: Option<Box<crate::acl_phase::AclExchange>>,
 }
 
 impl RequestCtx {
@@ -99,6 +101,7 @@ impl RequestCtx {
             event_stream: false,
             bytes_to_client: 0,
             obs: Default::default(),
+            acl: None,
         }
     }
 
@@ -203,14 +206,17 @@ impl Pipeline {
     }
 
     /// Phase 4: judge the classified message(s) against the API's ACL (`message` is `None` for
-    /// GET/DELETE and for bodies that are not JSON-RPC). No ACL yet: everything passes.
+    /// GET/DELETE and for bodies that are not JSON-RPC; with an ACL such a body is refused).
+    /// `buf` holds the request head. See `crate::acl_phase`.
     pub fn decide(
         &mut self,
-        _ctx: &mut RequestCtx,
-        _body: &[u8],
-        _message: Option<&Classified>,
+        ctx: &mut RequestCtx,
+        buf: &[u8],
+        head: &RequestHead,
+        body: &[u8],
+        message: Option<&Classified>,
     ) -> Flow {
-        Flow::Continue
+        crate::acl_phase::decide(ctx, buf, head, body, message, &mut self.classifier)
     }
 
     /// Phase 7: the exchange is over (relayed, answered locally, or failed). Hook for the exchange

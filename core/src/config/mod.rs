@@ -5,6 +5,7 @@
 //! A snapshot is never mutated: a reload builds a new [`Config`] and swaps an `Arc` (see
 //! `crate::engine::shared`).
 
+mod acl;
 mod log;
 mod user;
 
@@ -100,11 +101,33 @@ pub struct Api {
     pub public_url: Option<String>,
 }
 
+/// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
+/// equal only when they are the same compiled object (a reload always recompiles).
+#[derive(Clone)]
+pub struct ApiAcl(pub std::sync::Arc<mcpgate_policies::acl::Acl>);
+
+impl PartialEq for ApiAcl {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ApiAcl {}
+
+impl fmt::Debug for ApiAcl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiAcl({} rules)", self.0.rule_count())
+    }
+}
+
 /// The validated, immutable runtime configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub gateway: Gateway,
     pub apis: Vec<Api>,
+    /// Parallel to `apis`: each API's ACL; `None` = no policy (everything passes, nothing is
+    /// buffered). Kept beside `Api` so code building an `Api` need not know about ACLs.
+    pub acls: Vec<Option<ApiAcl>>,
     /// `[gateway.log]` and, parallel to `apis`, each API's `[api.log]` (observability).
     pub log: LogSettings,
     /// Where it came from (`<embedded default>` or the file path), for messages.
@@ -121,6 +144,8 @@ pub struct Overrides {
     /// With `path`: replaces the file's APIs by this one.
     pub upstream: Option<String>,
     pub path: Option<String>,
+    /// `--acl FILE`: a Gravitee ACL JSON file for the command-line API.
+    pub acl: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +363,7 @@ impl Validator<'_> {
             api_logs.push(self.api_log(i, api.log.take())?);
         }
         let gateway = self.gateway(user.gateway, ov)?;
+        let mut acls = Vec::new();
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
             (None, Some(_)) => {
@@ -350,7 +376,9 @@ impl Validator<'_> {
             (None, None) => {
                 let mut apis = Vec::with_capacity(user.api.len());
                 for (i, api) in user.api.into_iter().enumerate() {
+                    let acl = self.api_acl(i, &api)?;
                     apis.push(self.api(i, api)?);
+                    acls.push(acl);
                 }
                 apis
             }
@@ -371,6 +399,19 @@ impl Validator<'_> {
                 ));
             }
         }
+        acls.resize(apis.len(), None);
+        if let Some(file) = &ov.acl {
+            match apis.len() {
+                1 => acls[0] = Some(self.command_line_acl(file)?),
+                _ => {
+                    return Err(self.invalid(
+                        None,
+                        "--acl",
+                        "applies to a single API: give --upstream, or a config with one [[api]]",
+                    ))
+                }
+            }
+        }
         if ov.upstream.is_some() {
             api_logs.clear(); // the command-line API replaced the file's
         }
@@ -378,6 +419,7 @@ impl Validator<'_> {
         Ok(Config {
             gateway,
             apis,
+            acls,
             log: LogSettings {
                 gateway: gateway_log,
                 apis: api_logs,
@@ -405,13 +447,6 @@ impl Validator<'_> {
                 Some(plan.span()),
                 &field("plan"),
                 "plans (API key, JWT, OAuth2) are not implemented in this version; every API is keyless. Remove the table",
-            ));
-        }
-        if let Some(acl) = &api.acl {
-            return Err(self.invalid(
-                Some(acl.span()),
-                &field("acl"),
-                "the MCP ACL is not implemented in this version; remove the table rather than run unprotected",
             ));
         }
         let path = normalize_entry_path(api.path.get_ref())

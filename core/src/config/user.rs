@@ -65,8 +65,11 @@ pub struct UserApi {
     /// Extension point for the plan (authentication) issue. Parsed as free-form TOML so the file
     /// shape is reserved; validation refuses it until plans are implemented.
     pub plan: Option<Spanned<toml::Value>>,
-    /// Extension point for the MCP ACL issue; refused by validation for now (see `plan`).
+    /// The MCP ACL in native form (`mcpgate_policies::acl::AclConfig`), checked by validation
+    /// so its errors carry the table's position.
     pub acl: Option<Spanned<toml::Value>>,
+    /// A Gravitee ACL JSON file (path relative to the config file), used as-is.
+    pub acl_file: Option<Spanned<String>>,
     /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
     pub log: Option<super::log::UserApiLog>,
 }

@@ -5,6 +5,7 @@
 //! SO_REUSEPORT listener and shares nothing mutable with the others except [`Shared`] (a config
 //! snapshot behind a generation counter, and the draining flag).
 
+mod acl_io;
 mod admin;
 mod conn;
 mod io;

@@ -28,7 +28,9 @@ use monoio::net::TcpStream;
 
 use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
 use super::observe_glue;
+use super::acl_io;
 use super::upstream::{self, UpstreamConn};
+use crate::acl_phase::EventVerdict;
 use super::worker::Worker;
 use crate::config::{Config, Timeouts, Upstream};
 use crate::errors::{write_error_response, GatewayError};
@@ -224,8 +226,13 @@ impl Exchange<'_> {
                 body_bytes,
                 message.as_ref(),
             );
-            flow(pipeline.decide(ctx, body_bytes, message.as_ref()))?;
+            flow(pipeline.decide(ctx, self.buf, head, body_bytes, message.as_ref()))?;
         }
+        // The ACL may forward a batch without its refused elements.
+        let body = match ctx.acl.as_mut().and_then(|a| a.rewritten_body.take()) {
+            Some(forwarded) => Body::Decoded(forwarded),
+            None => body,
+        };
         let api = ctx
             .api
             .and_then(|i| config.apis.get(i))
@@ -307,6 +314,43 @@ impl Exchange<'_> {
             }
             ResponseBody::Chunked | ResponseBody::CloseDelimited => ClientFraming::Chunked,
         };
+        if !event_stream && ctx.acl.as_ref().is_some_and(|a| a.rewrites_json()) {
+            // The ACL filters a list answer or merges refusals: read it whole, then rewrite.
+            let head_buf = conn.buf.get(..rh.head_len).unwrap_or_default().to_vec();
+            conn.buf.drain(..rh.head_len.min(conn.buf.len()));
+            let RequestCtx {
+                acl, bytes_to_client, ..
+            } = ctx;
+            let reusable = match acl.as_deref_mut() {
+                Some(acl) => acl_io::relay_rewritten_json(
+                    acl,
+                    &mut conn,
+                    &head_buf,
+                    &rh,
+                    rframing,
+                    close_client,
+                    limits.max_body_bytes,
+                    timeouts.upstream_response_head,
+                    &mut *self.wr,
+                    self.out,
+                    bytes_to_client,
+                )
+                .await
+                .map_err(|e| e.map_or(Failure::Abort, Failure::Answer))?,
+                None => false,
+            };
+            if reusable && upstream_keep_alive {
+                self.worker
+                    .pool
+                    .borrow_mut()
+                    .put(api.upstream.addr, conn, limits.upstream_pool_idle);
+            }
+            return Ok(if close_client {
+                Outcome::Close
+            } else {
+                Outcome::KeepAlive
+            });
+        }
         self.out.clear();
         write_client_response(
             &conn.buf,
@@ -625,6 +669,20 @@ impl Exchange<'_> {
         let mut rewritten: Vec<u8> = Vec::new();
         let config = ctx.config.clone();
         let api = ctx.api.and_then(|i| config.apis.get(i));
+        // With an ACL every event is judged (list answers filtered, server→client messages).
+        let mut acl = ctx.acl.take();
+        let mut acl_classifier = acl
+            .as_ref()
+            .map(|_| mcpgate_codec::jsonrpc::Classifier::new());
+        let mut acl_rewritten: Vec<u8> = Vec::new();
+        if let Some(a) = acl.as_deref_mut() {
+            // Refusals of a batch's elements lead the stream of its answers.
+            a.injected_events(&mut acl_rewritten);
+            match cframing {
+                ClientFraming::Chunked => encode_chunk(&acl_rewritten, out),
+                _ => out.extend_from_slice(&acl_rewritten),
+            }
+        }
         let _open_stream = observe_glue::sse_guard(worker);
 
         // The head leaves at once: the client knows the stream is open before the first event.
@@ -704,6 +762,43 @@ impl Exchange<'_> {
                                 raw = &rewritten;
                             }
                         }
+                        if let (Some(a), Some(classifier)) =
+                            (acl.as_deref_mut(), acl_classifier.as_mut())
+                        {
+                            if !event.is_comment_only {
+                                let data = mcpgate_codec::sse::event_data(&event, rest);
+                                match a.judge_event(data, classifier) {
+                                    EventVerdict::Forward => {}
+                                    EventVerdict::Rewrite(data) => {
+                                        acl_rewritten.clear();
+                                        mcpgate_codec::sse::write_event(
+                                            &mut acl_rewritten,
+                                            event.event_type(rest),
+                                            event.id_value(rest),
+                                            event.retry,
+                                            &data,
+                                        );
+                                        raw = &acl_rewritten;
+                                    }
+                                    EventVerdict::Drop => {
+                                        pos += consumed;
+                                        continue;
+                                    }
+                                    EventVerdict::AnswerUpstream(answer) => {
+                                        if let Some(api) = api {
+                                            acl_io::answer_upstream(
+                                                &api.upstream,
+                                                a,
+                                                answer,
+                                                timeouts.upstream_connect,
+                                            );
+                                        }
+                                        pos += consumed;
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
                         match cframing {
                             ClientFraming::Chunked => encode_chunk(raw, out),
                             _ => out.extend_from_slice(raw),
@@ -779,6 +874,7 @@ impl Exchange<'_> {
             }
         }
         **buf = returned.unwrap_or_default();
+        ctx.acl = acl;
         let reusable = result?;
         if client_gone {
             return Err(Failure::Abort);

@@ -1,0 +1,484 @@
+//! The MCP ACL in the request pipeline: the `decide` verdict on every classified client message
+//! (each batch element), and the `relay` rewrites of what comes back — list answers filtered in
+//! JSON bodies and SSE events, server→client messages about hidden things dropped, refused
+//! server→client requests answered upstream instead of shown. Pure (no I/O): the engine owns the
+//! reads and writes (`crate::engine::acl_io`) and calls in here with bytes.
+//!
+//! An API without an ACL never reaches this module beyond one `Option` check, so it pays no
+//! classification, copying or buffering.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter, ListKind as CodecKind};
+use mcpgate_codec::http::RequestHead;
+use mcpgate_codec::jsonrpc::{
+    error_response, Classified, Classifier, Kind, Message, Target as CodecTarget,
+};
+use mcpgate_policies::acl::{
+    Acl, ConditionContext, DecisionRecord, ListKind, McpRequest, Target, Verdict,
+};
+
+use crate::errors::write_response;
+use crate::pipeline::{Flow, HttpMethod, RequestCtx};
+
+/// 2026-07-28 `HeaderMismatch`: an `Mcp-Method` / `Mcp-Name` header disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// JSON-RPC "Internal error", for a list answer the gateway could not filter.
+const INTERNAL_ERROR: i64 = -32603;
+
+/// The request facts a condition may read, owned so list answers (read after the request buffer
+/// has moved on) are judged against the same request.
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    client_ip: Option<IpAddr>,
+}
+
+impl ConditionContext for RequestFacts {
+    fn request_method(&self) -> &str {
+        self.method
+    }
+    fn request_path(&self) -> &str {
+        &self.path
+    }
+    fn for_each_header(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in &self.headers {
+            visit(name, value);
+        }
+    }
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+}
+
+/// The ACL's state for one exchange, kept in [`RequestCtx::acl`] (also what the exchange log
+/// reads: [`AclExchange::records`]).
+#[derive(Debug)]
+pub struct AclExchange {
+    pub acl: Arc<Acl>,
+    pub facts: RequestFacts,
+    /// List requests let through: the answer with this raw id is filtered with this kind.
+    pub lists: Vec<(ListKind, Vec<u8>)>,
+    /// Gateway-written error answers for refused elements of a batch whose other elements went
+    /// upstream; merged into the upstream's answer.
+    pub injected: Vec<Vec<u8>>,
+    /// The body to forward instead of the client's (a batch without its refused elements).
+    pub rewritten_body: Option<Vec<u8>>,
+    /// Headers a gateway-written answer to a refused server→client request carries upstream.
+    pub upstream_headers: Vec<(&'static str, Vec<u8>)>,
+    /// Every decision of this exchange, in order: one per judged message, one per filtered list.
+    pub records: Vec<DecisionRecord>,
+}
+
+/// Which request headers the gateway repeats when it answers the upstream itself.
+const UPSTREAM_ANSWER_HEADERS: [&str; 3] =
+    ["mcp-session-id", "mcp-protocol-version", "authorization"];
+
+impl AclExchange {
+    fn new(acl: Arc<Acl>, ctx: &RequestCtx, buf: &[u8], head: &RequestHead) -> Self {
+        let mut headers = Vec::new();
+        let mut upstream_headers = Vec::new();
+        for (name, value) in head.headers(buf) {
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if let Some(keep) = UPSTREAM_ANSWER_HEADERS.iter().find(|h| **h == name) {
+                upstream_headers.push((*keep, value.to_vec()));
+            }
+            headers.push((name, String::from_utf8_lossy(value).into_owned()));
+        }
+        AclExchange {
+            acl,
+            facts: RequestFacts {
+                method: ctx.method.as_str(),
+                path: String::from_utf8_lossy(head.path(buf)).into_owned(),
+                headers,
+                client_ip: Some(ctx.peer.ip()),
+            },
+            lists: Vec::new(),
+            injected: Vec::new(),
+            rewritten_body: None,
+            upstream_headers,
+            records: Vec::new(),
+        }
+    }
+
+    /// Whether a JSON answer must be buffered and rewritten.
+    pub fn rewrites_json(&self) -> bool {
+        !self.lists.is_empty() || !self.injected.is_empty()
+    }
+
+    /// Whether an event stream must be looked into (list answers to filter, server→client
+    /// messages to judge). Always, with an ACL: server→client messages may come on any stream.
+    pub fn judges_events(&self) -> bool {
+        true
+    }
+}
+
+/// The ACL of the routed API, if it has one.
+pub fn api_acl(ctx: &RequestCtx) -> Option<Arc<Acl>> {
+    let i = ctx.api?;
+    ctx.config.acls.get(i)?.as_ref().map(|a| a.0.clone())
+}
+
+fn acl_target(t: &CodecTarget) -> Target<'_> {
+    match t {
+        CodecTarget::None => Target::None,
+        CodecTarget::Name(s) => Target::Name(s),
+        CodecTarget::Uri(s) => Target::Uri(s),
+        CodecTarget::PromptRef(s) => Target::PromptRef(s),
+        CodecTarget::ResourceRef(s) => Target::ResourceRef(s),
+    }
+}
+
+fn codec_kind(kind: ListKind) -> CodecKind {
+    match kind {
+        ListKind::Tools => CodecKind::Tools,
+        ListKind::Prompts => CodecKind::Prompts,
+        ListKind::Resources => CodecKind::Resources,
+        ListKind::ResourceTemplates => CodecKind::ResourceTemplates,
+    }
+}
+
+fn json_answer(status: u16, body: &[u8]) -> Flow {
+    let mut response = Vec::with_capacity(body.len() + 96);
+    write_response(status, "application/json", body, false, &mut response);
+    Flow::RespondRaw {
+        response,
+        close: false,
+    }
+}
+
+fn accepted() -> Flow {
+    let mut response = Vec::with_capacity(64);
+    response.extend_from_slice(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+    Flow::RespondRaw {
+        response,
+        close: false,
+    }
+}
+
+/// Every `name` header value equals `expected` (and there is at least one); `None` when absent.
+fn header_agrees(
+    buf: &[u8],
+    head: &RequestHead,
+    name: &str,
+    expected: Option<&str>,
+) -> Option<bool> {
+    let mut seen = false;
+    let mut agrees = true;
+    for (n, v) in head.headers(buf) {
+        if n.eq_ignore_ascii_case(name.as_bytes()) {
+            seen = true;
+            agrees &= expected.is_some_and(|e| e.as_bytes() == v);
+        }
+    }
+    seen.then_some(agrees)
+}
+
+/// 2026-07-28 mirrored headers: never trusted alone, and a disagreement with the body is refused
+/// (an upstream or an intermediary might route on the header).
+fn headers_mismatch(
+    buf: &[u8],
+    head: &RequestHead,
+    classified: &Classified,
+) -> Option<&'static str> {
+    let single = match classified {
+        Classified::Single(m) => Some(m),
+        Classified::Batch(_) => None,
+    };
+    let method = single.and_then(|m| m.method.as_deref());
+    if header_agrees(buf, head, "mcp-method", method) == Some(false) {
+        return Some("Header mismatch: Mcp-Method does not match the body");
+    }
+    let name = single.and_then(|m| m.target.as_str());
+    if header_agrees(buf, head, "mcp-name", name) == Some(false) {
+        return Some("Header mismatch: Mcp-Name does not match the body");
+    }
+    None
+}
+
+/// The `decide` phase for an API with an ACL (`Continue` at once for one without).
+pub fn decide(
+    ctx: &mut RequestCtx,
+    buf: &[u8],
+    head: &RequestHead,
+    body: &[u8],
+    message: Option<&Classified>,
+    classifier: &mut Classifier,
+) -> Flow {
+    let Some(acl) = api_acl(ctx) else {
+        return Flow::Continue;
+    };
+    let mut ex = AclExchange::new(acl, ctx, buf, head);
+    let flow = if ctx.method == HttpMethod::Post && !body.is_empty() {
+        match message {
+            None => refuse_unreadable(body, classifier),
+            Some(classified) => match headers_mismatch(buf, head, classified) {
+                Some(why) => {
+                    let mut err = Vec::with_capacity(128);
+                    error_response(ctx.id_raw(), HEADER_MISMATCH, why, &mut err);
+                    json_answer(400, &err)
+                }
+                None => judge(&mut ex, body, classified),
+            },
+        }
+    } else {
+        Flow::Continue
+    };
+    ctx.acl = Some(Box::new(ex));
+    flow
+}
+
+/// A body the classifier refused (bad JSON, duplicate keys, bad envelope) is never forwarded to
+/// an API with an ACL: the upstream might read it differently from the gateway.
+fn refuse_unreadable(body: &[u8], classifier: &mut Classifier) -> Flow {
+    let (code, message) = match classifier.classify(body) {
+        Err(e) => (e.code(), e.message().to_string()),
+        Ok(_) => (-32600, "Invalid Request".to_string()),
+    };
+    let mut err = Vec::with_capacity(96);
+    error_response(None, code, &message, &mut err);
+    json_answer(400, &err)
+}
+
+/// Judges each message; refused requests are answered by the gateway, refused notifications
+/// dropped, and a batch with both kinds of elements forwarded without the refused ones.
+fn judge(ex: &mut AclExchange, body: &[u8], classified: &Classified) -> Flow {
+    let messages = classified.messages();
+    let mut allowed: Vec<bool> = Vec::with_capacity(messages.len());
+    let mut refusals: Vec<Vec<u8>> = Vec::new();
+    for m in messages {
+        allowed.push(judge_one(ex, body, m, &mut refusals));
+    }
+    let allowed_count = allowed.iter().filter(|a| **a).count();
+    match classified {
+        Classified::Single(_) if allowed_count == 1 => Flow::Continue,
+        Classified::Single(_) => match refusals.first() {
+            Some(err) => json_answer(200, err),
+            None => accepted(),
+        },
+        Classified::Batch(_) if allowed_count == messages.len() => Flow::Continue,
+        Classified::Batch(_) if allowed_count == 0 => {
+            if refusals.is_empty() {
+                accepted()
+            } else {
+                json_answer(200, &join_array(&refusals))
+            }
+        }
+        Classified::Batch(_) => {
+            let mut forwarded = Vec::with_capacity(body.len());
+            forwarded.push(b'[');
+            for (m, _) in messages.iter().zip(&allowed).filter(|(_, a)| **a) {
+                if forwarded.len() > 1 {
+                    forwarded.push(b',');
+                }
+                forwarded.extend_from_slice(body.get(m.span.clone()).unwrap_or_default());
+            }
+            forwarded.push(b']');
+            ex.rewritten_body = Some(forwarded);
+            ex.injected = refusals;
+            Flow::Continue
+        }
+    }
+}
+
+/// One message: `true` when it goes upstream. A refused request's error is pushed on `refusals`.
+fn judge_one(ex: &mut AclExchange, body: &[u8], m: &Message, refusals: &mut Vec<Vec<u8>>) -> bool {
+    if !matches!(m.kind, Kind::Request | Kind::Notification) {
+        // The client's answers to server→client requests are not governed.
+        return true;
+    }
+    let method = m.method.as_deref().unwrap_or_default();
+    let decision = ex
+        .acl
+        .decide(&McpRequest::new(method, acl_target(&m.target)), &ex.facts);
+    ex.records.push(decision.record());
+    if decision.lets_through() {
+        if let (Some(kind), Kind::Request, Some(id)) = (decision.list, m.kind, m.id_bytes(body)) {
+            ex.lists.push((kind, id.to_vec()));
+        }
+        return true;
+    }
+    if m.kind == Kind::Request {
+        let mut err = Vec::with_capacity(96);
+        let (code, message) = match &decision.error {
+            Some(e) => (e.code, e.message.as_ref()),
+            None => (mcpgate_policies::acl::INVALID_PARAMS, "Invalid params"),
+        };
+        error_response(m.id_bytes(body), code, message, &mut err);
+        refusals.push(err);
+    }
+    false
+}
+
+fn join_array(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
+}
+
+/// JSON ids compare by value: the upstream may write the id it received differently.
+fn same_id(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_slice::<serde_json::Value>(a),
+        serde_json::from_slice::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+impl AclExchange {
+    /// The list kind the response with this raw id answers, if it is a pending list request.
+    fn list_for(&self, id: &[u8]) -> Option<ListKind> {
+        self.lists
+            .iter()
+            .find(|(_, pending)| same_id(pending, id))
+            .map(|(kind, _)| *kind)
+    }
+
+    /// Filters one JSON-RPC response (`message`) if it answers a pending list; appends the result
+    /// to `out`. On a filter error nothing is appended.
+    fn filter_response(
+        &mut self,
+        message: &[u8],
+        m: &Message,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, FilterError> {
+        let kind = match (m.kind, m.id_bytes(message)) {
+            (Kind::Response, Some(id)) => self.list_for(id),
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            return Ok(false);
+        };
+        let acl = self.acl.clone();
+        let mut keep = acl.list_filter(kind, &self.facts);
+        if keep.keeps_all() {
+            out.extend_from_slice(message);
+            self.records.push(keep.record());
+            return Ok(true);
+        }
+        CodecListFilter::new().filter(message, codec_kind(kind), |key| keep.keep(key), out)?;
+        self.records.push(keep.record());
+        Ok(true)
+    }
+
+    /// Rewrites a buffered JSON answer: list results filtered, injected refusals merged (into the
+    /// array of a batch answer, or as the answer itself when the upstream sent none).
+    pub fn rewrite_json(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
+        let trimmed = body.trim_ascii();
+        let mut elements: Vec<Vec<u8>> = Vec::new();
+        if !trimmed.is_empty() {
+            let classified = Classifier::new()
+                .classify(body)
+                .map_err(|_| FilterError::InvalidJson { offset: 0 })?;
+            for m in classified.messages() {
+                let element = body.get(m.span.clone()).unwrap_or_default();
+                let mut filtered = Vec::with_capacity(element.len());
+                // Spans of a single message cover the whole body; ids are relative to `body`.
+                let rebased = Message {
+                    id: m.id.clone().map(|r| {
+                        r.start.saturating_sub(m.span.start)..r.end.saturating_sub(m.span.start)
+                    }),
+                    ..m.clone()
+                };
+                if !self.filter_response(element, &rebased, &mut filtered)? {
+                    filtered.extend_from_slice(element);
+                }
+                elements.push(filtered);
+            }
+            if self.injected.is_empty() {
+                if let (Classified::Single(_), Some(only)) = (&classified, elements.first()) {
+                    out.extend_from_slice(only);
+                    return Ok(());
+                }
+            }
+        }
+        elements.append(&mut self.injected);
+        out.extend_from_slice(&join_array(&elements));
+        Ok(())
+    }
+
+    /// Injected refusals as SSE events, written at the start of a batch's event stream.
+    pub fn injected_events(&mut self, out: &mut Vec<u8>) {
+        for err in self.injected.drain(..) {
+            mcpgate_codec::sse::write_event(out, Some(b"message"), None, None, &err);
+        }
+    }
+
+    /// Judges one SSE event's data (a JSON-RPC message from the upstream).
+    pub fn judge_event(&mut self, data: &[u8], classifier: &mut Classifier) -> EventVerdict {
+        let Ok(Classified::Single(m)) = classifier.classify(data) else {
+            return EventVerdict::Forward;
+        };
+        match m.kind {
+            Kind::Response => {
+                let mut out = Vec::with_capacity(data.len());
+                match self.filter_response(data, &m, &mut out) {
+                    Ok(true) => EventVerdict::Rewrite(out),
+                    Ok(false) => EventVerdict::Forward,
+                    Err(e) => {
+                        crate::warn!("list answer cannot be filtered ({e}); replaced by an error");
+                        let mut err = Vec::with_capacity(128);
+                        error_response(
+                            m.id_bytes(data),
+                            INTERNAL_ERROR,
+                            "the gateway could not filter the upstream's answer",
+                            &mut err,
+                        );
+                        EventVerdict::Rewrite(err)
+                    }
+                }
+            }
+            Kind::ErrorResponse => EventVerdict::Forward,
+            Kind::Request | Kind::Notification => {
+                let method = m.method.as_deref().unwrap_or_default();
+                let decision = self.acl.decide_server_message(
+                    &McpRequest::new(method, acl_target(&m.target)),
+                    &self.facts,
+                );
+                if decision.lets_through() {
+                    if decision.verdict != Verdict::Allow {
+                        self.records.push(decision.record());
+                    }
+                    return EventVerdict::Forward;
+                }
+                self.records.push(decision.record());
+                match (m.kind, &decision.error) {
+                    (Kind::Request, Some(e)) => {
+                        let mut err = Vec::with_capacity(96);
+                        error_response(m.id_bytes(data), e.code, &e.message, &mut err);
+                        EventVerdict::AnswerUpstream(err)
+                    }
+                    _ => EventVerdict::Drop,
+                }
+            }
+        }
+    }
+}
+
+/// What the relay does with one upstream event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventVerdict {
+    /// Relay it byte for byte.
+    Forward,
+    /// Relay an event with this data instead (same event type and id).
+    Rewrite(Vec<u8>),
+    /// Do not relay it.
+    Drop,
+    /// Do not relay it; POST this JSON-RPC error answer to the upstream.
+    AnswerUpstream(Vec<u8>),
+}

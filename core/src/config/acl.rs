@@ -1,0 +1,102 @@
+//! The per-API MCP ACL in the configuration: `[api.acl]` (native TOML, optionally with inline or
+//! file Gravitee JSON), `acl_file = "x.json"` (Gravitee JSON as-is) and `mcpgate run --acl FILE`,
+//! compiled once at load into the snapshot. Errors name the API and the rule; warnings are logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mcpgate_policies::acl::{Acl, AclConfig, AclError};
+use serde::Deserialize;
+
+use super::user::UserApi;
+use super::{ApiAcl, ConfigError, Validator};
+
+impl Validator<'_> {
+    /// Files named in the config are relative to the config file's directory.
+    fn relative_to_config(&self, file: &str) -> PathBuf {
+        let path = Path::new(file);
+        if path.is_absolute() || self.source.starts_with('<') {
+            return path.to_path_buf();
+        }
+        match Path::new(self.source).parent() {
+            Some(dir) => dir.join(path),
+            None => path.to_path_buf(),
+        }
+    }
+
+    fn read_acl_file(&self, path: &Path, field: &str) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            location: self.source.to_string(),
+            field: field.to_string(),
+            message: format!("cannot read `{}`: {e}", path.display()),
+        })
+    }
+
+    fn acl_error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        field: &str,
+        e: AclError,
+    ) -> ConfigError {
+        self.invalid(span, field, e.to_string())
+    }
+
+    fn loaded(&self, field: &str, acl: Acl) -> ApiAcl {
+        for warning in acl.warnings() {
+            crate::warn!("{}: {field}: {warning}", self.source);
+        }
+        ApiAcl(Arc::new(acl))
+    }
+
+    /// `[api.acl]` and / or `acl_file` of api `i`; `None` when it has neither (no policy).
+    pub(super) fn api_acl(&self, i: usize, api: &UserApi) -> Result<Option<ApiAcl>, ConfigError> {
+        let field = format!("api[{i}].acl");
+        match (&api.acl, &api.acl_file) {
+            (None, None) => Ok(None),
+            (Some(table), Some(file)) => Err(self.invalid(
+                Some(file.span()),
+                &format!("api[{i}].acl_file"),
+                format!(
+                    "give either [api.acl] or acl_file, not both (put the file in the table as \
+                     gravitee_file; the table is at byte {})",
+                    table.span().start
+                ),
+            )),
+            (None, Some(file)) => {
+                let path = self.relative_to_config(file.get_ref());
+                let text = self.read_acl_file(&path, &format!("api[{i}].acl_file"))?;
+                let acl = Acl::from_gravitee_json(&text).map_err(|e| {
+                    self.acl_error(
+                        Some(file.span()),
+                        &format!("api[{i}].acl_file ({})", path.display()),
+                        e,
+                    )
+                })?;
+                Ok(Some(self.loaded(&field, acl)))
+            }
+            (Some(table), None) => {
+                let config = AclConfig::deserialize(table.get_ref().clone()).map_err(|e| {
+                    self.invalid(Some(table.span()), &field, e.message().trim_end())
+                })?;
+                let file_text = match &config.gravitee_file {
+                    Some(file) => {
+                        let path = self.relative_to_config(file);
+                        Some(self.read_acl_file(&path, &format!("{field}.gravitee_file"))?)
+                    }
+                    None => None,
+                };
+                let acl = Acl::compile(&config, file_text.as_deref())
+                    .map_err(|e| self.acl_error(Some(table.span()), &field, e))?;
+                Ok(Some(self.loaded(&field, acl)))
+            }
+        }
+    }
+
+    /// `mcpgate run --acl FILE`.
+    pub(super) fn command_line_acl(&self, file: &Path) -> Result<ApiAcl, ConfigError> {
+        let text = self.read_acl_file(file, "--acl")?;
+        let acl = Acl::from_gravitee_json(&text)
+            .map_err(|e| self.acl_error(None, &format!("--acl ({})", file.display()), e))?;
+        Ok(self.loaded("--acl", acl))
+    }
+}
