@@ -29,6 +29,11 @@ pub struct Stack {
 impl Stack {
     /// `capture`: payload capture on for the API (off is the default).
     pub fn start(name: &str, capture: bool) -> Self {
+        Self::start_with(name, capture, "")
+    }
+
+    /// `gateway_log`: extra lines for the `[gateway.log]` table.
+    pub fn start_with(name: &str, capture: bool, gateway_log: &str) -> Self {
         let upstream = ServerEverything::start();
         let scratch = Scratch::new(name);
         let log_file = scratch.path.join("exchanges.jsonl");
@@ -42,6 +47,7 @@ workers = 2
 [gateway.log]
 sink = "file"
 file = "{log}"
+{gateway_log}
 
 [[api]]
 name = "{API_NAME}"
