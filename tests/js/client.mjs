@@ -311,6 +311,68 @@ const scenarios = {
       followUpBody,
     };
   },
+
+  // MCP ACL (issue 5): what a client behind an ACL can see and do. Lists every page of every
+  // list, then tries a fixed set of calls; each outcome is "ok" or the JSON-RPC error's code.
+  async acl_probe() {
+    const { client } = await connect();
+    const all = async (list, key, pick) => {
+      const out = [];
+      let cursor;
+      do {
+        const page = await list(cursor ? { cursor } : {});
+        out.push(...page[key].map(pick));
+        cursor = page.nextCursor;
+      } while (cursor);
+      return out.sort();
+    };
+    const outcome = async (promise) => {
+      try {
+        await promise;
+        return "ok";
+      } catch (error) {
+        return { code: error && error.code, message: String((error && error.message) || error) };
+      }
+    };
+    const out = {
+      tools: await all((p) => client.listTools(p), "tools", (t) => t.name),
+      resources: await all((p) => client.listResources(p), "resources", (r) => r.uri),
+      templates: await all((p) => client.listResourceTemplates(p), "resourceTemplates", (t) => t.uriTemplate),
+      prompts: await all((p) => client.listPrompts(p), "prompts", (p) => p.name),
+      calls: {
+        echo: await outcome(client.callTool({ name: "echo", arguments: { message: "acl" } })),
+        "get-sum": await outcome(client.callTool({ name: "get-sum", arguments: { a: 1, b: 2 } })),
+      },
+      reads: {
+        "architecture.md": await outcome(client.readResource({ uri: "demo://resource/static/document/architecture.md" })),
+        "features.md": await outcome(client.readResource({ uri: "demo://resource/static/document/features.md" })),
+      },
+      gets: {
+        "simple-prompt": await outcome(client.getPrompt({ name: "simple-prompt" })),
+        "args-prompt": await outcome(client.getPrompt({ name: "args-prompt", arguments: { city: "Paris" } })),
+      },
+      ping: await outcome(client.ping()),
+    };
+    await client.close();
+    return out;
+  },
+
+  // MCP ACL: a tool that makes the server ask the client for sampling, behind an ACL that
+  // refuses sampling. Observes whether the request reached the client and how the call ended.
+  async acl_sampling() {
+    const { client } = await connect();
+    let outcome;
+    try {
+      const result = await tracked(
+        client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "acl?", maxTokens: 5 } }),
+      );
+      outcome = { isError: result.isError === true, text: textOf(result) };
+    } catch (error) {
+      outcome = { code: error && error.code, message: String((error && error.message) || error) };
+    }
+    await client.close();
+    return { samplingRequests: seen.samplingRequests.length, outcome };
+  },
 };
 
 async function main() {

@@ -100,3 +100,102 @@ impl Validator<'_> {
         Ok(self.loaded("--acl", acl))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load_file, load_str, Overrides};
+
+    const API: &str =
+        "[[api]]\nname = \"weather\"\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n";
+
+    fn load(extra: &str) -> Result<super::super::Config, String> {
+        load_str(&format!("{API}{extra}"), "test.toml", &Overrides::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_acl_is_no_policy_and_an_empty_acl_compiles() {
+        let cfg = load("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.acls, vec![None]);
+        let cfg = load("[api.acl]\n").unwrap_or_else(|e| panic!("{e}"));
+        let acl = cfg
+            .acls
+            .first()
+            .and_then(|a| a.as_ref())
+            .map(|a| a.0.rule_count());
+        assert_eq!(acl, Some(0));
+    }
+
+    #[test]
+    fn errors_name_the_api_and_the_rule() {
+        let err =
+            load("[api.acl]\n[[api.acl.rule]]\nmethods = [\"tools/call\"]\npattern = \"a)|(b\"\n")
+                .err()
+                .unwrap_or_default();
+        assert!(
+            err.contains("api[0].acl") && err.contains("rule[0]"),
+            "{err}"
+        );
+        let err = load("[api.acl]\n[[api.acl.rule]]\ntype = \"TOOLS\"\ncondition = \"{#request.headers['x'][0] == 'a'}\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("api[0].acl") && err.contains("rule[0].condition"),
+            "{err}"
+        );
+        let err = load("[api.acl]\nbogus = 1\n").err().unwrap_or_default();
+        assert!(err.contains("api[0].acl") && err.contains("bogus"), "{err}");
+        let err = load("acl_file = \"/nonexistent/acl.json\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("api[0].acl_file"), "{err}");
+    }
+
+    #[test]
+    fn acl_file_is_relative_to_the_config_and_cli_acl_applies_to_the_single_api() {
+        let dir = std::env::temp_dir().join(format!("mcpgate-acl-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let json = r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_LIST"]}]}]}"#;
+        std::fs::write(dir.join("acl.json"), json).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.join("gw.toml"),
+            format!("{API}acl_file = \"acl.json\"\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = load_file(&dir.join("gw.toml"), &Overrides::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cfg.acls
+                .first()
+                .and_then(|a| a.as_ref())
+                .map(|a| a.0.rule_count()),
+            Some(1)
+        );
+
+        let ov = Overrides {
+            upstream: Some("http://127.0.0.1:4000/mcp".into()),
+            acl: Some(dir.join("acl.json")),
+            ..Overrides::default()
+        };
+        let cfg = super::super::load_default(&ov).unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.acls.first().is_some_and(|a| a.is_some()));
+        std::fs::write(
+            dir.join("bad.json"),
+            r#"{"authorizations":[{"authorizedFeatures":[{"methods":["TOOLS_LIST"]}]}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ov = Overrides {
+            acl: Some(dir.join("bad.json")),
+            ..ov
+        };
+        let err = super::super::load_default(&ov)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("--acl") && err.contains("authorizations[0]"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

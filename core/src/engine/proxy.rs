@@ -314,6 +314,14 @@ impl Exchange<'_> {
             }
             ResponseBody::Chunked | ResponseBody::CloseDelimited => ClientFraming::Chunked,
         };
+        // The ACL may rewrite or drop events: the upstream's Content-Length no longer holds.
+        let cframing = match cframing {
+            ClientFraming::AsIs if event_stream && ctx.acl.is_some() && self.http10 => {
+                ClientFraming::Close
+            }
+            ClientFraming::AsIs if event_stream && ctx.acl.is_some() => ClientFraming::Chunked,
+            other => other,
+        };
         if !event_stream && ctx.acl.as_ref().is_some_and(|a| a.rewrites_json()) {
             // The ACL filters a list answer or merges refusals: read it whole, then rewrite.
             let head_buf = conn.buf.get(..rh.head_len).unwrap_or_default().to_vec();
