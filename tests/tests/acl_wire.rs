@@ -1,0 +1,112 @@
+//! The MCP ACL on the wire, against an upstream that records what it receives and answers a
+//! canned `application/json` list: what the gateway forwards (never a refused call; a batch
+//! without its refused elements) and how it rewrites a JSON list answer (entries removed, every
+//! other byte kept, Content-Length fixed).
+
+use std::time::Duration;
+
+use mcpgate_tests::http::post_mcp;
+use mcpgate_tests::net::CapturingUpstream;
+use mcpgate_tests::peers::repo_root;
+use mcpgate_tests::{Gateway, GatewaySpec};
+use serde_json::{json, Value};
+
+const API: &str = "/mcp-proxy";
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get-sum","inputSchema":{"type":"object"}}, {"name":"echo","inputSchema":{"type":"object"}},{"name":"\u0065cho2"}],"nextCursor":"page-2","_meta":{"x":1}}}"#;
+
+fn canned_list() -> &'static [u8] {
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{LIST}",
+        LIST.len()
+    );
+    Box::leak(response.into_bytes().into_boxed_slice())
+}
+
+fn gateway_for(upstream: &CapturingUpstream) -> Gateway {
+    let acl = repo_root().join("examples/acl/tools-echo-only.json");
+    Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\npath = \"{API}\"\nupstream = \"http://{}/mcp\"\nacl_file = \"{}\"\n",
+        upstream.addr(),
+        acl.display()
+    )))
+}
+
+#[test]
+fn json_list_answer_is_filtered_byte_preserving_with_a_fixed_length() {
+    let upstream = CapturingUpstream::start(canned_list());
+    let gateway = gateway_for(&upstream);
+    let response = post_mcp(
+        gateway.addr(),
+        API,
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    let expected = LIST.replace(
+        r#"{"name":"get-sum","inputSchema":{"type":"object"}}, "#,
+        "",
+    );
+    let expected = expected.replace(r#",{"name":"\u0065cho2"}"#, "");
+    assert_eq!(response.body_text(), expected);
+    assert_eq!(
+        response.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
+    let body: Value = response.json().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["result"]["nextCursor"], json!("page-2"));
+}
+
+#[test]
+fn refused_calls_never_reach_the_upstream_and_batches_are_trimmed() {
+    let upstream = CapturingUpstream::start(canned_list());
+    let gateway = gateway_for(&upstream);
+    let refused = post_mcp(
+        gateway.addr(),
+        API,
+        &[],
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-sum","arguments":{}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let body: Value = refused.json().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["error"]["code"], json!(-32602), "{body}");
+    assert_eq!(body["id"], json!(2), "{body}");
+
+    let batch = r#"[{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-sum"}}, {"jsonrpc":"2.0","id":1,"method":"tools/list"} ,{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}}]"#;
+    let answer = post_mcp(gateway.addr(), API, &[], batch).unwrap_or_else(|e| panic!("{e}"));
+    let seen = upstream.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        seen.len(),
+        1,
+        "the refused call reached the upstream: {seen:?}"
+    );
+    let forwarded = String::from_utf8_lossy(&seen[0].body).into_owned();
+    assert_eq!(
+        forwarded,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}}]"#
+    );
+    assert_eq!(
+        seen[0].headers("content-length"),
+        vec![forwarded.len().to_string().as_str()]
+    );
+    // The upstream's (single) answer is filtered and merged with the gateway's refusal.
+    let merged: Value = answer.json().unwrap_or_else(|e| panic!("{e}"));
+    let items = merged.as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 2, "{merged}");
+    let list = items
+        .iter()
+        .find(|m| m["id"] == json!(1))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        list["result"]["tools"],
+        json!([{"name":"echo","inputSchema":{"type":"object"}}])
+    );
+    let refusal = items
+        .iter()
+        .find(|m| m["id"] == json!(3))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(refusal["error"]["code"], json!(-32602), "{merged}");
+}
