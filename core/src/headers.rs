@@ -20,6 +20,10 @@ pub struct UpstreamRequest<'a> {
     pub peer: SocketAddr,
     /// `Some(len)` when the body is re-framed (a chunked client body forwarded with its length).
     pub reframed_body_len: Option<usize>,
+    /// The gateway is the resource server (the API has plans): the client's credentials stay here.
+    pub strip_authorization: bool,
+    /// The upstream's session id to send instead of the (sealed) one the client presented.
+    pub session_id: Option<&'a [u8]>,
 }
 
 /// Writes the upstream request head for the client request `head` (parsed from `buf`) into `out`.
@@ -54,6 +58,12 @@ pub fn write_upstream_request(
     if let Some(len) = req.reframed_body_len {
         len_text = len.to_string();
         writer = writer.set("content-length", len_text.as_bytes());
+    }
+    if req.strip_authorization {
+        writer = writer.remove("authorization");
+    }
+    if let Some(id) = req.session_id {
+        writer = writer.set("mcp-session-id", id);
     }
     writer.write(out);
 }
@@ -110,6 +120,8 @@ mod tests {
             host: "upstream.local:3001",
             peer: "10.1.2.3:5555".parse().unwrap_or_else(|_| unreachable!()),
             reframed_body_len: reframed,
+            strip_authorization: false,
+            session_id: None,
         };
         write_upstream_request(buf, &head, &req, &mut out);
         String::from_utf8(out)

@@ -7,11 +7,13 @@
 //! - [`headers`]: the request/response head rewrites of a proxy hop.
 //! - [`pipeline`]: the named request phases over a per-request context.
 //! - [`acl_phase`]: the MCP ACL's decide and relay work in those phases.
+//! - [`auth_phase`]: plans (authentication), challenges, session binding, well-known metadata.
 //! - [`engine`]: workers, listeners, the connection loop, upstream pools, signals, admin.
 
 pub mod log;
 
 pub mod acl_phase;
+pub mod auth_phase;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -85,6 +85,11 @@ pub struct RequestCtx {
     pub obs: crate::observe::exchange::ExchangeNotes,
     /// The MCP ACL's state and decisions for this exchange; `None` when the API has no ACL.
     pub acl: Option<Box<crate::acl_phase::AclExchange>>,
+    /// Who the `plan` phase authenticated (subject, client id, scopes, claims): the ACL's `auth`
+    /// variable. `None` when the API has no plans.
+    pub principal: Option<std::rc::Rc<mcpgate_policies::auth::Principal>>,
+    /// The upstream's session id behind the sealed one the client presented (APIs with plans).
+    pub upstream_session: Option<Box<str>>,
 }
 
 impl RequestCtx {
@@ -102,6 +107,8 @@ impl RequestCtx {
             bytes_to_client: 0,
             obs: Default::default(),
             acl: None,
+            principal: None,
+            upstream_session: None,
         }
     }
 

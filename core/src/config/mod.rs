@@ -6,6 +6,7 @@
 //! `crate::engine::shared`).
 
 mod acl;
+mod auth;
 mod log;
 mod user;
 
@@ -15,6 +16,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use auth::ApiAuthCfg;
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
 use user::{UserApi, UserGateway};
@@ -128,6 +130,8 @@ pub struct Config {
     /// Parallel to `apis`: each API's ACL; `None` = no policy (everything passes, nothing is
     /// buffered). Kept beside `Api` so code building an `Api` need not know about ACLs.
     pub acls: Vec<Option<ApiAcl>>,
+    /// Parallel to `apis`: each API's plans (`[api.plan]`); `None` = open (keyless, no challenge).
+    pub auths: Vec<Option<ApiAuthCfg>>,
     /// `[gateway.log]` and, parallel to `apis`, each API's `[api.log]` (observability).
     pub log: LogSettings,
     /// Where it came from (`<embedded default>` or the file path), for messages.
@@ -362,8 +366,10 @@ impl Validator<'_> {
         for (i, api) in user.api.iter_mut().enumerate() {
             api_logs.push(self.api_log(i, api.log.take())?);
         }
+        let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
         let gateway = self.gateway(user.gateway, ov)?;
         let mut acls = Vec::new();
+        let mut auths = Vec::new();
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
             (None, Some(_)) => {
@@ -377,8 +383,16 @@ impl Validator<'_> {
                 let mut apis = Vec::with_capacity(user.api.len());
                 for (i, api) in user.api.into_iter().enumerate() {
                     let acl = self.api_acl(i, &api)?;
+                    let public_url = auth::effective_public_url(
+                        api.public_url.as_ref().map(|u| u.get_ref().as_str()),
+                        gateway_public_url.as_deref(),
+                        gateway.listen,
+                        &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
+                    );
+                    let auth = self.api_auth(i, &api, &public_url)?;
                     apis.push(self.api(i, api)?);
                     acls.push(acl);
+                    auths.push(auth);
                 }
                 apis
             }
@@ -400,6 +414,7 @@ impl Validator<'_> {
             }
         }
         acls.resize(apis.len(), None);
+        auths.resize(apis.len(), None);
         if let Some(file) = &ov.acl {
             match apis.len() {
                 1 => acls[0] = Some(self.command_line_acl(file)?),
@@ -420,6 +435,7 @@ impl Validator<'_> {
             gateway,
             apis,
             acls,
+            auths,
             log: LogSettings {
                 gateway: gateway_log,
                 apis: api_logs,
@@ -442,13 +458,6 @@ impl Validator<'_> {
 
     fn api(&self, i: usize, api: UserApi) -> Result<Api, ConfigError> {
         let field = |name: &str| format!("api[{i}].{name}");
-        if let Some(plan) = &api.plan {
-            return Err(self.invalid(
-                Some(plan.span()),
-                &field("plan"),
-                "plans (API key, JWT, OAuth2) are not implemented in this version; every API is keyless. Remove the table",
-            ));
-        }
         let path = normalize_entry_path(api.path.get_ref())
             .map_err(|m| self.invalid(Some(api.path.span()), &field("path"), m))?;
         let upstream = parse_upstream(api.upstream.get_ref())

@@ -28,6 +28,9 @@ pub struct UserGateway {
     pub limits: UserLimits,
     #[serde(default)]
     pub timeouts: UserTimeouts,
+    /// The gateway's public base URL (behind a balancer / TLS terminator); an API's public URL
+    /// defaults to it + the API path.
+    pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
 }
@@ -62,8 +65,8 @@ pub struct UserApi {
     pub path: Spanned<String>,
     pub upstream: Spanned<String>,
     pub public_url: Option<Spanned<String>>,
-    /// Extension point for the plan (authentication) issue. Parsed as free-form TOML so the file
-    /// shape is reserved; validation refuses it until plans are implemented.
+    /// Authentication plans (`mcpgate_policies::auth`), compiled by `super::auth` so errors carry
+    /// the table's position.
     pub plan: Option<Spanned<toml::Value>>,
     /// The MCP ACL in native form (`mcpgate_policies::acl::AclConfig`), checked by validation
     /// so its errors carry the table's position.

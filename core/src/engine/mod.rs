@@ -7,7 +7,9 @@
 
 mod acl_io;
 mod admin;
+mod auth_io;
 mod conn;
+mod http_client;
 mod io;
 mod observe_glue;
 mod proxy;

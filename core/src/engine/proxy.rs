@@ -198,7 +198,10 @@ impl Exchange<'_> {
         let framing = head.body_framing(self.buf)?;
 
         // route
-        let route_flow = self.worker.pipeline.borrow_mut().route(ctx, self.buf, head);
+        let route_flow = match super::auth_io::well_known(ctx, self.buf, head).await {
+            Some(answer) => answer,
+            None => self.worker.pipeline.borrow_mut().route(ctx, self.buf, head),
+        };
         if framing == RequestBody::None {
             // Nothing follows the head: an early answer still leaves the connection usable.
             self.request_end = Some(head.head_len);
@@ -209,6 +212,7 @@ impl Exchange<'_> {
         }
         // plan
         flow(self.worker.pipeline.borrow_mut().plan(ctx, self.buf, head))?;
+        flow(super::auth_io::plan(ctx, self.buf, head).await)?;
         let body = self.read_body(head, framing, &config).await?;
         // inspect, decide
         {
@@ -261,6 +265,11 @@ impl Exchange<'_> {
                 host: &api.upstream.host_header,
                 peer: self.peer,
                 reframed_body_len,
+                strip_authorization: ctx
+                    .api
+                    .and_then(|i| config.auths.get(i))
+                    .is_some_and(Option::is_some),
+                session_id: ctx.upstream_session.as_deref().map(str::as_bytes),
             },
             &mut request,
         );
@@ -289,7 +298,7 @@ impl Exchange<'_> {
         self.request_end = Some(0);
 
         // relay
-        let rh = response_head;
+        let rh = super::auth_io::rewrite_response_head(ctx, &mut conn.buf, response_head);
         observe_glue::note_response_head(ctx, &rh, &conn.buf);
         let method_bytes: &[u8] = match ctx.method {
             HttpMethod::Head => b"HEAD",

@@ -1,0 +1,271 @@
+//! The synchronous half of the `plan` phase (authentication, issue 6) over
+//! `mcpgate_policies::auth`: header access for the plans, the gateway-written refusals (401/403
+//! with their `WWW-Authenticate` challenge, 400, 404 for another subject's session), the RFC 9728
+//! protected-resource metadata served at the well-known paths (with CORS), session-id sealing
+//! (the client sees `<upstream id>.<HMAC(subject ‖ id)>`, so any worker or replica checks the
+//! binding without shared state), and the Mode A rewrite of an upstream's challenge. The I/O half
+//! (JWKS / metadata / introspection fetches, the per-worker state) is `crate::engine::auth_io`.
+
+use std::sync::OnceLock;
+
+use mcpgate_codec::http::{HeadWriter, RequestHead, ResponseHead};
+use mcpgate_policies::auth::challenge::rewrite_resource_metadata;
+use mcpgate_policies::auth::metadata::PRM_WELL_KNOWN;
+use mcpgate_policies::auth::request::HeaderLookup;
+use mcpgate_policies::auth::{AuthError, PublicUrl, Refusal, SessionBinder};
+use smallvec::SmallVec;
+
+use crate::config::{ApiAuthCfg, Config};
+use crate::errors::reason;
+use crate::pipeline::{Flow, HttpMethod, RequestCtx};
+
+/// The parsed request head as the plans' header source (no copy).
+pub struct HeadHeaders<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a RequestHead,
+}
+
+impl<'a> HeaderLookup<'a> for HeadHeaders<'a> {
+    fn header_values(&self, name: &str) -> SmallVec<[&'a [u8]; 2]> {
+        self.head
+            .headers(self.buf)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+/// The key sealing session ids: one per process (random), or derived from
+/// `MCPGATE_SESSION_SECRET` (≥ 32 bytes) so several replicas accept each other's session ids.
+pub fn session_binder() -> Option<&'static SessionBinder> {
+    static BINDER: OnceLock<Option<SessionBinder>> = OnceLock::new();
+    BINDER
+        .get_or_init(|| match std::env::var("MCPGATE_SESSION_SECRET") {
+            Ok(secret) => SessionBinder::from_secret(secret.as_bytes())
+                .map_err(|e| crate::warn!("MCPGATE_SESSION_SECRET: {e}; using a random key"))
+                .ok()
+                .or_else(|| SessionBinder::random().ok()),
+            Err(_) => SessionBinder::random().ok(),
+        })
+        .as_ref()
+}
+
+/// The API's plans, when it has any.
+pub fn api_auth(ctx: &RequestCtx) -> Option<&ApiAuthCfg> {
+    ctx.api
+        .and_then(|i| ctx.config.auths.get(i))
+        .and_then(Option::as_ref)
+}
+
+fn json_rpc_error_body(code: i32, message: &str) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    })
+    .to_string()
+}
+
+/// A complete gateway-written response with optional extra header lines (each `name: value`).
+pub fn raw_response(
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    if !content_type.is_empty() {
+        out.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
+    }
+    for (name, value) in extra {
+        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            continue;
+        }
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The answer to a refused request: status, challenge and a JSON-RPC error body.
+pub fn refusal_flow(auth: &ApiAuthCfg, refusal: &Refusal) -> Flow {
+    let status = refusal.error.http_status();
+    let challenge = auth.auth.challenge(refusal);
+    let message = match &refusal.error {
+        AuthError::MissingCredentials | AuthError::InvalidApiKey | AuthError::InvalidToken(_) => {
+            "Unauthorized"
+        }
+        AuthError::InsufficientScope => "Forbidden: insufficient scope",
+        AuthError::InvalidRequest(_) => "Invalid request",
+        AuthError::SessionNotFound => "Session not found",
+    };
+    let body = json_rpc_error_body(refusal.error.jsonrpc_code(), message);
+    let mut extra: SmallVec<[(&str, &str); 2]> = SmallVec::new();
+    if let Some(value) = challenge.as_deref() {
+        extra.push(("www-authenticate", value));
+        // Browser-based clients must be able to read the challenge.
+        extra.push(("access-control-expose-headers", "WWW-Authenticate"));
+    }
+    Flow::RespondRaw {
+        response: raw_response(status, "application/json", &extra, body.as_bytes()),
+        close: false,
+    }
+}
+
+/// 404 for a session id that is not this subject's (or not one the gateway minted).
+pub fn session_not_found() -> Flow {
+    let body = json_rpc_error_body(
+        AuthError::SessionNotFound.jsonrpc_code(),
+        "Session not found",
+    );
+    Flow::RespondRaw {
+        response: raw_response(404, "application/json", &[], body.as_bytes()),
+        close: false,
+    }
+}
+
+/// Checks the presented `Mcp-Session-Id` against the authenticated subject and keeps the
+/// upstream's id for the forward phase. Runs after the plans admitted the request.
+pub fn open_session(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow {
+    let Some(presented) = head.header(buf, "mcp-session-id") else {
+        return Flow::Continue;
+    };
+    let Some(binder) = session_binder() else {
+        return Flow::Continue;
+    };
+    let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
+    let Ok(presented) = std::str::from_utf8(presented) else {
+        return session_not_found();
+    };
+    match binder.open(subject, presented) {
+        Ok(upstream_id) => {
+            ctx.upstream_session = Some(upstream_id.into());
+            Flow::Continue
+        }
+        Err(_) => session_not_found(),
+    }
+}
+
+/// The public URL of every API that would answer at `path` under the well-known prefix: the
+/// path-suffixed form for each API, and the root form when exactly one API is served.
+fn well_known_api(config: &Config, path: &[u8]) -> Option<usize> {
+    let rest = path.strip_prefix(PRM_WELL_KNOWN.as_bytes())?;
+    if rest.is_empty() || rest == b"/" {
+        return (config.apis.len() == 1).then_some(0);
+    }
+    config.apis.iter().position(|api| {
+        let api_path = if api.path == "/" {
+            ""
+        } else {
+            api.path.as_str()
+        };
+        rest == api_path.as_bytes()
+    })
+}
+
+/// Which API a request under `/.well-known/oauth-protected-resource` is about, if any.
+pub fn well_known_target(config: &Config, path: &[u8]) -> Option<usize> {
+    well_known_api(config, path)
+}
+
+const CORS: &[(&str, &str)] = &[
+    ("access-control-allow-origin", "*"),
+    ("access-control-allow-methods", "GET, OPTIONS"),
+    ("access-control-allow-headers", "*"),
+    ("access-control-max-age", "86400"),
+    ("cache-control", "max-age=300"),
+];
+
+/// Mode B: serves the PRM of an API with an OAuth2 plan (GET/HEAD), its CORS preflight
+/// (OPTIONS), 405 for other methods. `None`: not a well-known path of an API with a local PRM.
+pub fn serve_prm(ctx: &RequestCtx, method: &[u8], path: &[u8]) -> Option<Flow> {
+    let api = well_known_api(&ctx.config, path)?;
+    let auth = ctx.config.auths.get(api)?.as_ref()?;
+    let document = auth.auth.protected_resource_metadata()?;
+    Some(prm_answer(method, ctx.method, document.as_bytes()))
+}
+
+/// The answer at a well-known path for `document`.
+pub fn prm_answer(method: &[u8], kind: HttpMethod, document: &[u8]) -> Flow {
+    let response = match (method, kind) {
+        (b"OPTIONS", _) => raw_response(204, "", CORS, b""),
+        (_, HttpMethod::Get) => raw_response(200, "application/json", CORS, document),
+        (_, HttpMethod::Head) => {
+            let mut r = raw_response(200, "application/json", CORS, document);
+            r.truncate(r.len() - document.len());
+            r
+        }
+        _ => raw_response(405, "", &[("allow", "GET, HEAD, OPTIONS")], b""),
+    };
+    Flow::RespondRaw {
+        response,
+        close: false,
+    }
+}
+
+/// What the relay phase changes in the upstream's response head for an API with plans or a
+/// secured upstream. `None`: nothing to change (the common case; no copy).
+pub fn rewrite_response_head(ctx: &RequestCtx, buf: &[u8], head: &ResponseHead) -> Option<Vec<u8>> {
+    let api = ctx.api?;
+    let auth = ctx.config.auths.get(api).and_then(Option::as_ref);
+    // Mode B: seal the upstream's session id to the subject.
+    let sealed = match (auth, head.header(buf, "mcp-session-id"), session_binder()) {
+        (Some(_), Some(id), Some(binder)) => {
+            let id = std::str::from_utf8(id).ok()?;
+            let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
+            Some(binder.seal(subject, id))
+        }
+        _ => None,
+    };
+    // Mode A: the upstream's challenge points at its own metadata; point it at the gateway's.
+    let mut challenges: SmallVec<[String; 1]> = SmallVec::new();
+    let mode_a = auth.is_none() && matches!(head.status, 401 | 403);
+    if mode_a {
+        let public = mode_a_public_url(ctx)?;
+        for (name, value) in head.headers(buf) {
+            if name.eq_ignore_ascii_case(b"www-authenticate") {
+                if let Some(v) = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| rewrite_resource_metadata(v, &public.prm_url()))
+                {
+                    challenges.push(v);
+                }
+            }
+        }
+    }
+    if sealed.is_none() && !mode_a {
+        return None;
+    }
+    let mut writer = HeadWriter::response(buf, head);
+    if let Some(sealed) = sealed.as_deref() {
+        writer = writer.set("mcp-session-id", sealed.as_bytes());
+    }
+    if mode_a {
+        writer = writer.remove("www-authenticate");
+        for c in &challenges {
+            writer = writer.add("www-authenticate", c.as_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(head.head_len + 64);
+    writer.write(&mut out);
+    Some(out)
+}
+
+/// Mode A: the API's public URL (its `public_url`, the gateway's, or the listen address).
+pub fn mode_a_public_url(ctx: &RequestCtx) -> Option<PublicUrl> {
+    let api = ctx.api()?;
+    let url = match &api.public_url {
+        Some(u) => u.clone(),
+        None => {
+            let path = if api.path == "/" {
+                ""
+            } else {
+                api.path.as_str()
+            };
+            format!("http://{}{path}", ctx.config.gateway.listen)
+        }
+    };
+    PublicUrl::parse(&url).ok()
+}

@@ -1,0 +1,289 @@
+//! A minimal HTTP/1.1 client on monoio for the gateway's own control-plane requests (JWKS, AS
+//! metadata, token introspection, an upstream's protected-resource metadata): one request per
+//! connection (`Connection: close`), `http://` only, the whole exchange bounded by one deadline
+//! and the body by a size limit. Never used for proxied traffic.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mcpgate_codec::http::{ChunkedDecoder, ResponseBody, ResponseHead};
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use super::io::{read_more, ReadError};
+
+/// Largest control-plane response body accepted (a JWKS with many keys is a few tens of KiB).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("unsupported URL {0:?} (only http:// is fetched; https is not implemented yet)")]
+    Url(String),
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+    #[error("malformed response")]
+    Malformed,
+    #[error("response body larger than {MAX_BODY} bytes")]
+    TooLarge,
+}
+
+/// A parsed `http://host[:port]/path?query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// `host[:port]` as written (the `Host` header).
+    pub authority: String,
+    pub host: String,
+    pub port: u16,
+    /// Starts with `/`; includes the query.
+    pub target: String,
+}
+
+impl HttpUrl {
+    pub fn parse(url: &str) -> Result<HttpUrl, FetchError> {
+        let bad = || FetchError::Url(url.to_owned());
+        let rest = match url.get(..7) {
+            Some(s) if s.eq_ignore_ascii_case("http://") => url.get(7..).ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        let rest = rest.split('#').next().unwrap_or_default();
+        let (authority, target) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty()
+            || authority.contains('@')
+            || target.bytes().any(|b| b <= b' ' || b == 0x7f)
+        {
+            return Err(bad());
+        }
+        let target = if target.starts_with('?') {
+            format!("/{target}")
+        } else {
+            target.to_owned()
+        };
+        let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
+            let (h, after) = stripped.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None if after.is_empty() => 80,
+                None => return Err(bad()),
+            };
+            (h.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad())?),
+                None => (authority.to_owned(), 80),
+            }
+        };
+        Ok(HttpUrl {
+            authority: authority.to_owned(),
+            host,
+            port,
+            target,
+        })
+    }
+
+    fn addrs(&self) -> Result<Vec<SocketAddr>, FetchError> {
+        // Resolution of a literal address does not block; names are resolved by the OS resolver,
+        // which may (bounded by its own timeout). Control-plane fetches are rare.
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .map_err(|_| FetchError::Resolve(self.authority.clone()))
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// `GET url` with `Accept: application/json`.
+pub async fn get(url: &str, limit: Duration) -> Result<HttpResponse, FetchError> {
+    request("GET", url, &[("accept", "application/json")], b"", limit).await
+}
+
+/// One request; the whole exchange (connect, write, read to the end) must finish within `limit`.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<HttpResponse, FetchError> {
+    let url = HttpUrl::parse(url)?;
+    let deadline = Instant::now() + limit;
+    let addrs = url.addrs()?;
+    let mut stream = None;
+    let mut last_error = None;
+    for addr in addrs {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(FetchError::Connect(e)),
+            Err(_) => return Err(FetchError::Timeout),
+        }
+    }
+    let mut stream = match (stream, last_error) {
+        (Some(s), _) => s,
+        (None, Some(e)) => return Err(e),
+        (None, None) => return Err(FetchError::Resolve(url.authority)),
+    };
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(url.authority.as_bytes());
+    out.extend_from_slice(b"\r\nconnection: close\r\nuser-agent: mcpgate\r\n");
+    for (name, value) in headers {
+        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match monoio::time::timeout(wait, stream.write_all(out)).await {
+        Ok((Ok(_), _)) => {}
+        Ok((Err(e), _)) => return Err(FetchError::Io(e)),
+        Err(_) => return Err(FetchError::Timeout),
+    }
+    read_response(&mut stream, method, deadline).await
+}
+
+async fn read_more_until(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<usize, FetchError> {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    if wait.is_zero() {
+        return Err(FetchError::Timeout);
+    }
+    match read_more(stream, buf, wait).await {
+        Ok(n) => Ok(n),
+        Err(ReadError::Timeout) => Err(FetchError::Timeout),
+        Err(ReadError::Io(e)) => Err(FetchError::Io(e)),
+    }
+}
+
+async fn read_response(
+    stream: &mut TcpStream,
+    method: &str,
+    deadline: Instant,
+) -> Result<HttpResponse, FetchError> {
+    let mut buf = Vec::with_capacity(8192);
+    let head = loop {
+        match ResponseHead::parse(&buf) {
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                let n = h.head_len.min(buf.len());
+                buf.drain(..n);
+                continue;
+            }
+            Ok(Some(h)) => break h,
+            Ok(None) if buf.len() >= mcpgate_codec::limits::MAX_HEAD_BYTES => {
+                return Err(FetchError::Malformed)
+            }
+            Ok(None) => {}
+            Err(_) => return Err(FetchError::Malformed),
+        }
+        if read_more_until(stream, &mut buf, deadline).await? == 0 {
+            return Err(FetchError::Malformed);
+        }
+    };
+    let framing = head
+        .body_framing(&buf, method.as_bytes())
+        .map_err(|_| FetchError::Malformed)?;
+    let status = head.status;
+    buf.drain(..head.head_len.min(buf.len()));
+    let body = match framing {
+        ResponseBody::None => Vec::new(),
+        ResponseBody::Length(n) => {
+            let n = usize::try_from(n).map_err(|_| FetchError::TooLarge)?;
+            if n > MAX_BODY {
+                return Err(FetchError::TooLarge);
+            }
+            while buf.len() < n {
+                if read_more_until(stream, &mut buf, deadline).await? == 0 {
+                    return Err(FetchError::Malformed);
+                }
+            }
+            buf.truncate(n);
+            buf
+        }
+        ResponseBody::CloseDelimited => {
+            while read_more_until(stream, &mut buf, deadline).await? > 0 {
+                if buf.len() > MAX_BODY {
+                    return Err(FetchError::TooLarge);
+                }
+            }
+            buf
+        }
+        ResponseBody::Chunked => {
+            let mut decoder = ChunkedDecoder::with_max_body(MAX_BODY as u64);
+            let mut body = Vec::new();
+            loop {
+                let input = &buf;
+                let consumed = decoder
+                    .decode(input, |r| {
+                        body.extend_from_slice(input.get(r).unwrap_or_default())
+                    })
+                    .map_err(|_| FetchError::Malformed)?;
+                buf.drain(..consumed.min(buf.len()));
+                if decoder.is_done() {
+                    break body;
+                }
+                if read_more_until(stream, &mut buf, deadline).await? == 0 {
+                    return Err(FetchError::Malformed);
+                }
+            }
+        }
+    };
+    Ok(HttpResponse { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u =
+            HttpUrl::parse("http://127.0.0.1:8080/a/b?c=d#frag").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("127.0.0.1", 8080, "/a/b?c=d")
+        );
+        let u = HttpUrl::parse("HTTP://[::1]/x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((u.host.as_str(), u.port), ("::1", 80));
+        let u = HttpUrl::parse("http://h").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.target, "/");
+        for bad in [
+            "https://h/x",
+            "http://",
+            "http://u@h/",
+            "http://h:x/",
+            "http://h/a b",
+        ] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
