@@ -93,13 +93,16 @@ pub struct ApiLog {
     pub target_allow_list: Option<Vec<String>>,
 }
 
+/// What an API without an `[api.log]` table gets.
+static DEFAULT_API_LOG: ApiLog = ApiLog {
+    capture: false,
+    capture_max_bytes: 4096,
+    target_allow_list: None,
+};
+
 impl Default for ApiLog {
     fn default() -> Self {
-        Self {
-            capture: false,
-            capture_max_bytes: 4096,
-            target_allow_list: None,
-        }
+        DEFAULT_API_LOG.clone()
     }
 }
 
@@ -111,9 +114,10 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
-    /// The capture settings of API `index` (defaults when out of range).
-    pub fn api(&self, index: usize) -> ApiLog {
-        self.apis.get(index).cloned().unwrap_or_default()
+    /// The capture settings of API `index` (defaults when out of range). No clone: the engine
+    /// reads this per request.
+    pub fn api(&self, index: usize) -> &ApiLog {
+        self.apis.get(index).unwrap_or(&DEFAULT_API_LOG)
     }
 }
 
@@ -241,7 +245,7 @@ mod tests {
         assert_eq!(cfg.log.apis, vec![ApiLog::default()]);
         assert!(!cfg.log.api(0).capture);
         // Out of range is the default, not a panic.
-        assert_eq!(cfg.log.api(7), ApiLog::default());
+        assert_eq!(*cfg.log.api(7), ApiLog::default());
     }
 
     #[test]

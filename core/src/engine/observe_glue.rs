@@ -145,6 +145,7 @@ pub fn note_request(
     if !policy.capture {
         return;
     }
+    let max_bytes = policy.capture_max_bytes;
     let authorization = head.header(buf, "authorization");
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     if let Some(a) = authorization {
@@ -166,14 +167,13 @@ pub fn note_request(
             .map(|(n, v)| (std::str::from_utf8(n).unwrap_or("?"), v)),
         &secret_refs,
     );
-    let request_body =
-        (!body.is_empty()).then(|| red.body(body, policy.capture_max_bytes, &secret_refs));
+    let request_body = (!body.is_empty()).then(|| red.body(body, max_bytes, &secret_refs));
     ctx.obs.capture = Some(Box::new(PendingCapture {
         request_headers,
         request_body,
         response_raw: Vec::new(),
-        raw_limit: policy.capture_max_bytes.saturating_add(CAPTURE_SLACK),
-        max_bytes: policy.capture_max_bytes,
+        raw_limit: max_bytes.saturating_add(CAPTURE_SLACK),
+        max_bytes,
         secrets,
     }));
 }
@@ -228,10 +228,6 @@ pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &
     let Ok(classified) = w.classifier.classify(data) else {
         return;
     };
-    let config = ctx.config.clone();
-    let Some(api) = ctx.api.and_then(|i| config.apis.get(i)) else {
-        return;
-    };
     for m in classified.messages() {
         match m.kind {
             Kind::ErrorResponse if ctx.method == HttpMethod::Post => {
@@ -239,8 +235,9 @@ pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &
             }
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
-                let record = server_message(&mut w.obs, ctx, &api.name, &api.upstream.url, m, raw);
-                w.obs.record(record);
+                if let Some(record) = server_message(&mut w.obs, ctx, m, raw) {
+                    w.obs.record(record);
+                }
             }
         }
     }
@@ -249,25 +246,24 @@ pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &
 fn server_message(
     obs: &mut WorkerObserver,
     ctx: &RequestCtx,
-    api: &str,
-    upstream: &str,
     m: &Message,
     raw: &[u8],
-) -> ExchangeRecord {
+) -> Option<ExchangeRecord> {
+    let api = ctx.api()?;
     let kind = if m.kind == Kind::Request {
         ExchangeKind::ServerRequest
     } else {
         ExchangeKind::ServerNotification
     };
-    let api = obs.label(api);
+    let api_label = obs.label(&api.name);
     let method = obs.label(m.method.as_deref().unwrap_or(UNPARSED));
-    let mut r = ExchangeRecord::new(observe::now_unix_ms(), api, method, kind);
+    let mut r = ExchangeRecord::new(observe::now_unix_ms(), api_label, method, kind);
     r.target = m.target.as_str().map(|t| obs.target_label(t));
     r.session = ctx.obs.session;
     r.client = Some(ctx.peer.ip());
     r.response_bytes = raw.len() as u64;
-    r.upstream = Some(obs.label(upstream));
-    r
+    r.upstream = Some(obs.label(&api.upstream.url));
+    Some(r)
 }
 
 /// The gateway answered with an error: its JSON-RPC code, and which upstream failure it was.
@@ -295,8 +291,12 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
     if !worker.observe.borrow().enabled() {
         return;
     }
-    let config = ctx.config.clone();
-    let Some(api) = ctx.api.and_then(|i| config.apis.get(i)) else {
+    let mut w = worker.observe.borrow_mut();
+    let obs = &mut w.obs;
+    let Some((api_label, upstream)) = ctx
+        .api()
+        .map(|api| (obs.label(&api.name), obs.label(&api.upstream.url)))
+    else {
         return;
     };
     let messages = std::mem::take(&mut ctx.obs.messages);
@@ -311,10 +311,6 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         u64::try_from(t.saturating_duration_since(ctx.started).as_micros()).unwrap_or(u64::MAX)
     });
     let time_ms = observe::now_unix_ms().saturating_sub(total_us / 1000);
-    let mut w = worker.observe.borrow_mut();
-    let obs = &mut w.obs;
-    let api_label = obs.label(&api.name);
-    let upstream = obs.label(&api.upstream.url);
     let mut capture = ctx.obs.capture.take().map(|c| {
         let secrets: Vec<&[u8]> = c.secrets.iter().map(Vec::as_slice).collect();
         let response_body = (!c.response_raw.is_empty())
