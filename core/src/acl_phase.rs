@@ -482,3 +482,165 @@ pub enum EventVerdict {
     /// Do not relay it; POST this JSON-RPC error answer to the upstream.
     AnswerUpstream(Vec<u8>),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpgate_policies::acl::{AclConfig, Outcome, Permission};
+
+    fn exchange(acl: Acl) -> AclExchange {
+        AclExchange {
+            acl: Arc::new(acl),
+            facts: RequestFacts::default(),
+            lists: Vec::new(),
+            injected: Vec::new(),
+            rewritten_body: None,
+            upstream_headers: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    fn echo_only() -> AclExchange {
+        let json = r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_LIST","TOOLS_CALL"],"patternType":"LITERAL","patternValue":"echo"},{"type":"RESOURCES","methods":["RESOURCES_READ"],"patternType":"LITERAL","patternValue":"file:///ok"}]}]}"#;
+        exchange(Acl::from_gravitee_json(json).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn judged(ex: &mut AclExchange, body: &str) -> Flow {
+        let classified = Classifier::new()
+            .classify(body.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        judge(ex, body.as_bytes(), &classified)
+    }
+
+    fn raw_body(flow: &Flow) -> (String, String) {
+        match flow {
+            Flow::RespondRaw { response, .. } => {
+                let text = String::from_utf8_lossy(response).into_owned();
+                let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+                (head.to_owned(), body.to_owned())
+            }
+            other => panic!("expected a gateway answer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refused_request_is_answered_with_its_id_and_recorded() {
+        let mut ex = echo_only();
+        let flow = judged(
+            &mut ex,
+            r#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"get-sum"}}"#,
+        );
+        let (head, body) = raw_body(&flow);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert_eq!(
+            body,
+            r#"{"jsonrpc":"2.0","id":"a\"b","error":{"code":-32602,"message":"Unknown tool: get-sum"}}"#
+        );
+        assert_eq!(ex.records.len(), 1);
+        assert_eq!(
+            ex.records.first().map(|r| r.outcome),
+            Some(Outcome::Refused)
+        );
+    }
+
+    #[test]
+    fn allowed_list_request_is_remembered_for_its_answer() {
+        let mut ex = echo_only();
+        let flow = judged(
+            &mut ex,
+            r#"{"jsonrpc":"2.0","id":"a7","method":"tools/list"}"#,
+        );
+        assert!(matches!(flow, Flow::Continue), "{flow:?}");
+        assert_eq!(ex.lists, vec![(ListKind::Tools, br#""a7""#.to_vec())]);
+        let mut out = Vec::new();
+        let answer =
+            br#"{"jsonrpc":"2.0","id":"\u0061\u0037","result":{"tools":[{"name":"a"},{"name":"echo"}]}}"#;
+        ex.rewrite_json(answer, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#"{"jsonrpc":"2.0","id":"\u0061\u0037","result":{"tools":[{"name":"echo"}]}}"#
+        );
+        assert_eq!(ex.records.last().map(|r| r.filtered), Some(1));
+    }
+
+    #[test]
+    fn mixed_batch_forwards_the_allowed_elements_only() {
+        let mut ex = echo_only();
+        let flow = judged(
+            &mut ex,
+            r#"[ {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}} , {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nope"}} ]"#,
+        );
+        assert!(matches!(flow, Flow::Continue), "{flow:?}");
+        assert_eq!(
+            ex.rewritten_body.as_deref().map(String::from_utf8_lossy),
+            Some(
+                r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}]"#
+                    .into()
+            )
+        );
+        assert_eq!(ex.injected.len(), 1);
+        let mut events = Vec::new();
+        ex.injected_events(&mut events);
+        assert!(
+            String::from_utf8_lossy(&events)
+                .starts_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,"),
+            "{}",
+            String::from_utf8_lossy(&events)
+        );
+    }
+
+    #[test]
+    fn server_messages_about_hidden_things_are_dropped_or_answered_upstream() {
+        let mut ex = echo_only();
+        let mut classifier = Classifier::new();
+        let hidden = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///secret"}}"#;
+        assert_eq!(ex.judge_event(hidden, &mut classifier), EventVerdict::Drop);
+        let visible = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///ok"}}"#;
+        assert_eq!(
+            ex.judge_event(visible, &mut classifier),
+            EventVerdict::Forward
+        );
+
+        let config = AclConfig {
+            server_requests: mcpgate_policies::acl::ServerRequestsConfig {
+                sampling: Permission::Deny,
+                ..Default::default()
+            },
+            ..AclConfig::default()
+        };
+        let mut ex = exchange(Acl::compile(&config, None).unwrap_or_else(|e| panic!("{e}")));
+        let sampling =
+            br#"{"jsonrpc":"2.0","id":42,"method":"sampling/createMessage","params":{}}"#;
+        match ex.judge_event(sampling, &mut classifier) {
+            EventVerdict::AnswerUpstream(answer) => assert_eq!(
+                String::from_utf8_lossy(&answer),
+                r#"{"jsonrpc":"2.0","id":42,"error":{"code":-32601,"message":"Method not found"}}"#
+            ),
+            other => panic!("sampling was not refused: {other:?}"),
+        }
+        let roots = br#"{"jsonrpc":"2.0","id":43,"method":"roots/list"}"#;
+        assert_eq!(
+            ex.judge_event(roots, &mut classifier),
+            EventVerdict::Forward
+        );
+    }
+
+    #[test]
+    fn an_unfilterable_list_answer_becomes_an_error_for_its_id() {
+        let mut ex = echo_only();
+        ex.lists.push((ListKind::Tools, b"3".to_vec()));
+        let mut classifier = Classifier::new();
+        let bad = br#"{"jsonrpc":"2.0","id":3,"result":{"tools":{"name":"x"}}}"#;
+        match ex.judge_event(bad, &mut classifier) {
+            EventVerdict::Rewrite(data) => {
+                let text = String::from_utf8_lossy(&data);
+                assert!(
+                    text.contains(r#""id":3"#) && text.contains("-32603"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
