@@ -7,6 +7,7 @@
 //! builds `mcpgate` itself. The npm and PyPI peers are installed from the committed lockfiles in
 //! `tests/js` and `tests/py` when missing or stale.
 
+pub mod auth;
 pub mod gateway;
 pub mod http;
 pub mod net;

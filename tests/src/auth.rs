@@ -1,0 +1,226 @@
+//! Test-side OAuth parts for the plan tests: an ES256 signing key minting JWT access tokens
+//! (and the malformed ones of the negative corpus), and a tiny authorization server on loopback
+//! that serves RFC 8414 metadata and its JWKS, counting JWKS fetches so tests can see discovery,
+//! caching and the unknown-`kid` refetch happen.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A P-256 key that signs ES256 tokens.
+pub struct SigningKey {
+    pair: EcdsaKeyPair,
+    pub kid: String,
+}
+
+impl SigningKey {
+    pub fn generate(kid: &str) -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap_or_else(|e| panic!("cannot generate a P-256 key: {e}"));
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap_or_else(|e| panic!("cannot load the P-256 key: {e}"));
+        SigningKey {
+            pair,
+            kid: kid.to_owned(),
+        }
+    }
+
+    /// The uncompressed public point `04 ‖ x ‖ y`.
+    pub fn public_point(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    pub fn jwk(&self) -> Value {
+        let point = self.public_point();
+        json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
+            "x": b64(point.get(1..33).unwrap_or_default()),
+            "y": b64(point.get(33..65).unwrap_or_default()),
+        })
+    }
+
+    /// A compact JWS over `header` and `claims` (the header is used as given).
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap_or_else(|e| panic!("ES256 signing failed: {e}"));
+        format!("{input}.{}", b64(signature.as_ref()))
+    }
+
+    /// ES256 with this key's `kid`.
+    pub fn mint(&self, claims: &Value) -> String {
+        self.sign(
+            &json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}),
+            claims,
+        )
+    }
+}
+
+/// `alg: none`, empty signature.
+pub fn unsigned(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"}).to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+/// HS256 with `secret` as the HMAC key (the key-confusion attack uses public key bytes).
+pub fn hs256(kid: &str, secret: &[u8], claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(json!({"alg": "HS256", "typ": "JWT", "kid": kid})
+            .to_string()
+            .as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", b64(tag.as_ref()))
+}
+
+/// A minimal authorization server: `/.well-known/oauth-authorization-server` and `/jwks`.
+pub struct TestAuthServer {
+    addr: SocketAddr,
+    jwks: Arc<std::sync::Mutex<Value>>,
+    jwks_fetches: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestAuthServer {
+    pub fn start(keys: &[&SigningKey]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind the test authorization server: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no address: {e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("set_nonblocking: {e}"));
+        let jwks = Arc::new(std::sync::Mutex::new(json!({
+            "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()
+        })));
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let issuer = format!("http://{addr}");
+        let thread = {
+            let (jwks, fetches, stop) = (jwks.clone(), jwks_fetches.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((mut stream, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split(' ').nth(1).unwrap_or_default();
+                    let (status, body) = match path {
+                        "/.well-known/oauth-authorization-server" => (
+                            "200 OK",
+                            json!({
+                                "issuer": issuer,
+                                "jwks_uri": format!("{issuer}/jwks"),
+                                "token_endpoint": format!("{issuer}/token"),
+                                "response_types_supported": ["code"],
+                            })
+                            .to_string(),
+                        ),
+                        "/jwks" => {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            (
+                                "200 OK",
+                                jwks.lock().map(|j| j.to_string()).unwrap_or_default(),
+                            )
+                        }
+                        _ => ("404 Not Found", "{}".to_owned()),
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            })
+        };
+        TestAuthServer {
+            addr,
+            jwks,
+            jwks_fetches,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Key rotation: the next JWKS fetch serves these keys.
+    pub fn set_keys(&self, keys: &[&SigningKey]) {
+        if let Ok(mut jwks) = self.jwks.lock() {
+            *jwks = json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()});
+        }
+    }
+}
+
+impl Drop for TestAuthServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The `param="value"` of a `WWW-Authenticate` value (quoted or token form).
+pub fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    let at = challenge.find(&format!("{name}="))?;
+    let rest = challenge.get(at + name.len() + 1..)?;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.split('"').next().map(str::to_owned)
+    } else {
+        rest.split([',', ' ']).next().map(str::to_owned)
+    }
+}
