@@ -760,6 +760,8 @@ fn machine(nofile: u64) -> Machine {
 #[derive(Serialize)]
 struct Output<'a> {
     machine: Machine,
+    /// mcpgate's own startup line (workers, driver actually used).
+    mcpgate_banner: Option<String>,
     args: &'a Args,
     workers: usize,
     rates: &'a BTreeMap<String, f64>,
@@ -866,6 +868,13 @@ fn main() -> anyhow::Result<()> {
         failures,
         runs: Vec::new(),
     };
+    let mcpgate_banner = std::fs::read_to_string(dir.join("mcpgate.log"))
+        .ok()
+        .and_then(|log| {
+            log.lines()
+                .find(|l| l.contains("listening on"))
+                .map(str::to_owned)
+        });
     let request_scenarios: Vec<Scenario> = args
         .scenarios
         .iter()
@@ -941,8 +950,12 @@ fn main() -> anyhow::Result<()> {
         "{} · nproc {} · kernel {} · {} · io_uring available: {} · workers {} · reps {} (medians)",
         m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers, args.reps
     );
+    if let Some(b) = &mcpgate_banner {
+        println!("{b}");
+    }
     let output = Output {
         machine: m,
+        mcpgate_banner,
         args: &args,
         workers,
         rates: &rates,
