@@ -224,3 +224,114 @@ pub fn challenge_param(challenge: &str, name: &str) -> Option<String> {
         rest.split([',', ' ']).next().map(str::to_owned)
     }
 }
+
+/// A secured MCP server stand-in for Mode A: serves its protected-resource metadata at the
+/// well-known path, answers 401 with a challenge pointing at it to requests without
+/// `Authorization: Bearer upstream-token`, and 200 otherwise; records every request head.
+pub struct SecuredUpstream {
+    addr: SocketAddr,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SecuredUpstream {
+    pub const TOKEN: &'static str = "upstream-token";
+
+    pub fn start(authorization_server: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind the secured upstream: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no address: {e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("set_nonblocking: {e}"));
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let prm = json!({
+            "resource": format!("http://{addr}/mcp"),
+            "authorization_servers": [authorization_server],
+            "scopes_supported": ["files:read"],
+        })
+        .to_string();
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\", scope=\"files:read\""
+        );
+        let thread = {
+            let (heads, stop) = (heads.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((mut stream, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let authorized = text.lines().any(|l| {
+                        l.to_ascii_lowercase()
+                            .starts_with("authorization: bearer upstream-token")
+                    });
+                    if let Ok(mut h) = heads.lock() {
+                        h.push(text.clone());
+                    }
+                    let (status, extra, body) =
+                        if path.starts_with("/.well-known/oauth-protected-resource") {
+                            ("200 OK", String::new(), prm.clone())
+                        } else if authorized {
+                            (
+                                "200 OK",
+                                String::new(),
+                                r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_owned(),
+                            )
+                        } else {
+                            (
+                                "401 Unauthorized",
+                                format!("www-authenticate: {challenge}\r\n"),
+                                r#"{"error":"invalid_token"}"#.to_owned(),
+                            )
+                        };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            })
+        };
+        SecuredUpstream {
+            addr,
+            heads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request head received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for SecuredUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
