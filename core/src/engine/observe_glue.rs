@@ -11,14 +11,16 @@ use std::time::Instant;
 
 use mcpgate_codec::http::{RequestHead, ResponseHead};
 use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind, Message};
+use mcpgate_policies::acl::{Basis, Outcome as AclOutcome};
 
 use super::worker::Worker;
+use crate::acl_phase::AclExchange;
 use crate::config::{Config, LogSink};
 use crate::errors::GatewayError;
 use crate::observe::exchange::{NotedMessage, PendingCapture};
 use crate::observe::{
-    self, Capture, ExchangeKind, ExchangeRecord, ObserveConfig, ObserveHub, SessionTag, SinkError,
-    SinkTarget, UpstreamFailure, WorkerObserver,
+    self, AclDecision, Capture, ExchangeKind, ExchangeRecord, Label, ObserveConfig, ObserveHub,
+    SessionTag, SinkError, SinkTarget, UpstreamFailure, WorkerObserver,
 };
 use crate::pipeline::{HttpMethod, RequestCtx};
 
@@ -118,7 +120,14 @@ pub fn note_request(
     notes.on = true;
     notes.request_bytes = (head.head_len + body.len()) as u64;
     let session_id = head.header(buf, "mcp-session-id");
-    notes.session = session_id.map(SessionTag::from_secret);
+    // With plans the client holds a sealed id; tag the upstream's, which `initialize`'s answer
+    // also carries, so every record of a session has the same tag.
+    notes.session = ctx
+        .upstream_session
+        .as_deref()
+        .map(str::as_bytes)
+        .or(session_id)
+        .map(SessionTag::from_secret);
     if let Some(classified) = message {
         for m in classified.messages() {
             let kind = match m.kind {
@@ -159,6 +168,9 @@ pub fn note_request(
     }
     if let Some(s) = session_id {
         secrets.push(s.to_vec());
+    }
+    if let Some(s) = ctx.upstream_session.as_deref() {
+        secrets.push(s.as_bytes().to_vec());
     }
     let secret_refs: Vec<&[u8]> = secrets.iter().map(Vec::as_slice).collect();
     let red = w.obs.redactor();
@@ -266,6 +278,19 @@ fn server_message(
     Some(r)
 }
 
+/// The gateway wrote a complete response itself (an ACL refusal, a plan's 401/403): its
+/// JSON-RPC error code when its body has one.
+pub fn note_raw_answer(worker: &Worker, ctx: &mut RequestCtx, response: &[u8]) {
+    if !ctx.obs.on {
+        return;
+    }
+    ctx.obs.first_byte.get_or_insert_with(Instant::now);
+    let body = memchr::memmem::find(response, b"\r\n\r\n")
+        .and_then(|i| response.get(i + 4..))
+        .unwrap_or_default();
+    note_body(worker, ctx, body);
+}
+
 /// The gateway answered with an error: its JSON-RPC code, and which upstream failure it was.
 pub fn note_gateway_error(ctx: &mut RequestCtx, err: &GatewayError) {
     if !ctx.obs.on {
@@ -311,6 +336,11 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         u64::try_from(t.saturating_duration_since(ctx.started).as_micros()).unwrap_or(u64::MAX)
     });
     let time_ms = observe::now_unix_ms().saturating_sub(total_us / 1000);
+    let subject = ctx
+        .principal
+        .as_ref()
+        .and_then(|p| p.subject.as_deref())
+        .map(|s| obs.label(s));
     let mut capture = ctx.obs.capture.take().map(|c| {
         let secrets: Vec<&[u8]> = c.secrets.iter().map(Vec::as_slice).collect();
         let response_body = (!c.response_raw.is_empty())
@@ -336,9 +366,11 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         let mut r = ExchangeRecord::new(time_ms, api_label.clone(), m.method.clone(), m.kind);
         r.target = m.target.clone();
         r.session = ctx.obs.session;
+        r.subject = subject.clone();
         r.client = Some(ctx.peer.ip());
-        // TODO(acl): once the ACL stores its decision in `RequestCtx`, set `acl_decision` and
-        // `acl_rule` here (per message for a batch).
+        if let Some(acl) = ctx.acl.as_deref() {
+            (r.acl_decision, r.acl_rule) = acl_fields(obs, acl, i);
+        }
         r.http_status = ctx.status;
         r.upstream = Some(upstream.clone());
         r.upstream_failure = ctx.obs.upstream_failure;
@@ -353,4 +385,31 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         }
         obs.record(r);
     }
+}
+
+/// The ACL's verdict on the `i`-th client→server message: `decide` judged exactly the requests and
+/// notifications, in order, before any list filter or server message added its own decisions.
+/// Messages outside the ACL (`initialize`, `ping`…) have none; a denial without a rule is the
+/// implicit deny, other refusals name why.
+fn acl_fields(
+    obs: &mut WorkerObserver,
+    acl: &AclExchange,
+    i: usize,
+) -> (Option<AclDecision>, Option<Label>) {
+    let Some(d) = acl.records.get(i) else {
+        return (None, None);
+    };
+    let decision = match d.outcome {
+        AclOutcome::Refused | AclOutcome::Dropped => AclDecision::Deny,
+        _ => AclDecision::Allow,
+    };
+    let rule = match d.basis {
+        Basis::NotGoverned => return (None, None),
+        Basis::Rule(r) => acl.acl.rule_label(r).map(|l| obs.label(l)),
+        Basis::DisguisedMethod => Some(obs.label("disguised_method")),
+        Basis::MissingTarget => Some(obs.label("missing_target")),
+        Basis::ServerRequests => Some(obs.label("server_requests")),
+        _ => None,
+    };
+    (Some(decision), rule)
 }

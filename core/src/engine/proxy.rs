@@ -149,6 +149,7 @@ pub async fn handle(
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             ctx.bytes_to_client += response.len() as u64;
+            observe_glue::note_raw_answer(worker, &mut ctx, &response);
             ex.out.clear();
             ex.out.extend_from_slice(&response);
             match write_all(ex.wr, ex.out).await {

@@ -34,6 +34,11 @@ impl Stack {
 
     /// `gateway_log`: extra lines for the `[gateway.log]` table.
     pub fn start_with(name: &str, capture: bool, gateway_log: &str) -> Self {
+        Self::start_full(name, capture, gateway_log, "")
+    }
+
+    /// `api_tables`: more tables of the `[[api]]` (e.g. `[api.acl]`), after `[api.log]`.
+    pub fn start_full(name: &str, capture: bool, gateway_log: &str, api_tables: &str) -> Self {
         let upstream = ServerEverything::start();
         let scratch = Scratch::new(name);
         let log_file = scratch.path.join("exchanges.jsonl");
@@ -57,6 +62,7 @@ upstream = "{up}"
 [api.log]
 capture = {capture}
 capture_max_bytes = 8192
+{api_tables}
 "#,
             log = log_file.display(),
             up = upstream.upstream_url(),
