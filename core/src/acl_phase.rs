@@ -71,6 +71,9 @@ pub struct AclExchange {
     pub upstream_headers: Vec<(&'static str, Vec<u8>)>,
     /// Every decision of this exchange, in order: one per judged message, one per filtered list.
     pub records: Vec<DecisionRecord>,
+    /// A GET stream: answers to requests POSTed elsewhere (legacy HTTP+SSE, replays) arrive
+    /// here with no id to expect, so every response carrying a list is filtered.
+    pub filter_every_list: bool,
 }
 
 /// Which request headers the gateway repeats when it answers the upstream itself.
@@ -101,6 +104,7 @@ impl AclExchange {
             rewritten_body: None,
             upstream_headers,
             records: Vec::new(),
+            filter_every_list: ctx.method == HttpMethod::Get,
         }
     }
 
@@ -362,7 +366,10 @@ impl AclExchange {
             _ => None,
         };
         let Some(kind) = kind else {
-            return Ok(false);
+            return match m.kind {
+                Kind::Response if self.filter_every_list => self.filter_any_list(message, out),
+                _ => Ok(false),
+            };
         };
         let acl = self.acl.clone();
         let mut keep = acl.list_filter(kind, &self.facts);
@@ -374,6 +381,38 @@ impl AclExchange {
         CodecListFilter::new().filter(message, codec_kind(kind), |key| keep.keep(key), out)?;
         self.records.push(keep.record());
         Ok(true)
+    }
+
+    /// A response of unknown origin: every list it carries (`result.tools`, `result.prompts`,
+    /// `result.resources`, `result.resourceTemplates`) is filtered by its kind.
+    fn filter_any_list(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<bool, FilterError> {
+        let acl = self.acl.clone();
+        let mut current = message.to_vec();
+        let mut touched = false;
+        for kind in [
+            ListKind::Tools,
+            ListKind::Prompts,
+            ListKind::Resources,
+            ListKind::ResourceTemplates,
+        ] {
+            let mut keep = acl.list_filter(kind, &self.facts);
+            let mut next = Vec::with_capacity(current.len());
+            let outcome = CodecListFilter::new().filter(
+                &current,
+                codec_kind(kind),
+                |key| keep.keep(key),
+                &mut next,
+            )?;
+            if outcome.kept + outcome.removed > 0 {
+                touched = true;
+                self.records.push(keep.record());
+            }
+            current = next;
+        }
+        if touched {
+            out.extend_from_slice(&current);
+        }
+        Ok(touched)
     }
 
     /// Rewrites a buffered JSON answer: list results filtered, injected refusals merged (into the
@@ -497,6 +536,7 @@ mod tests {
             rewritten_body: None,
             upstream_headers: Vec::new(),
             records: Vec::new(),
+            filter_every_list: false,
         }
     }
 
@@ -622,6 +662,30 @@ mod tests {
         let roots = br#"{"jsonrpc":"2.0","id":43,"method":"roots/list"}"#;
         assert_eq!(
             ex.judge_event(roots, &mut classifier),
+            EventVerdict::Forward
+        );
+    }
+
+    #[test]
+    fn a_get_stream_filters_every_list_answer_without_knowing_its_id() {
+        let mut ex = echo_only();
+        let mut classifier = Classifier::new();
+        let answer =
+            br#"{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"x"},{"name":"echo"}]}}"#;
+        assert_eq!(
+            ex.judge_event(answer, &mut classifier),
+            EventVerdict::Forward
+        );
+        ex.filter_every_list = true;
+        assert_eq!(
+            ex.judge_event(answer, &mut classifier),
+            EventVerdict::Rewrite(
+                br#"{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"echo"}]}}"#.to_vec()
+            )
+        );
+        let other = br#"{"jsonrpc":"2.0","id":10,"result":{"content":[]}}"#;
+        assert_eq!(
+            ex.judge_event(other, &mut classifier),
             EventVerdict::Forward
         );
     }
