@@ -175,10 +175,50 @@ fn header_agrees(
     for (n, v) in head.headers(buf) {
         if n.eq_ignore_ascii_case(name.as_bytes()) {
             seen = true;
-            agrees &= expected.is_some_and(|e| e.as_bytes() == v);
+            agrees &= expected.is_some_and(|e| header_value_is(v, e));
         }
     }
     seen.then_some(agrees)
+}
+
+/// A mirrored header value equals `expected`, literally or in its `=?base64?…?=` form (how
+/// 2026-07-28 clients send values that are not safe header text). An undecodable value differs.
+fn header_value_is(value: &[u8], expected: &str) -> bool {
+    match value
+        .strip_prefix(b"=?base64?")
+        .and_then(|v| v.strip_suffix(b"?="))
+    {
+        Some(encoded) => decode_base64(encoded).is_some_and(|d| d == expected.as_bytes()),
+        None => value == expected.as_bytes(),
+    }
+}
+
+/// Standard base64 with optional padding; `None` on any other byte.
+fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
+    let input = input
+        .strip_suffix(b"==")
+        .or_else(|| input.strip_suffix(b"="))
+        .unwrap_or(input);
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// 2026-07-28 mirrored headers: never trusted alone, and a disagreement with the body is refused
@@ -688,6 +728,16 @@ mod tests {
             ex.judge_event(other, &mut classifier),
             EventVerdict::Forward
         );
+    }
+
+    #[test]
+    fn mirrored_header_values_compare_literally_or_base64_decoded() {
+        assert!(header_value_is(b"echo", "echo"));
+        assert!(!header_value_is(b"Echo", "echo"));
+        assert!(header_value_is(b"=?base64?ZWNobw==?=", "echo"));
+        assert!(header_value_is(b"=?base64?5pel5pys?=", "日本"));
+        assert!(!header_value_is(b"=?base64?Z2V0LXN1bQ==?=", "echo"));
+        assert!(!header_value_is(b"=?base64?!!?=", "echo"));
     }
 
     #[test]

@@ -26,12 +26,12 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 
+use super::acl_io;
 use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
 use super::observe_glue;
-use super::acl_io;
 use super::upstream::{self, UpstreamConn};
-use crate::acl_phase::EventVerdict;
 use super::worker::Worker;
+use crate::acl_phase::EventVerdict;
 use crate::config::{Config, Timeouts, Upstream};
 use crate::errors::{write_error_response, GatewayError};
 use crate::headers::{
@@ -337,7 +337,9 @@ impl Exchange<'_> {
             let head_buf = conn.buf.get(..rh.head_len).unwrap_or_default().to_vec();
             conn.buf.drain(..rh.head_len.min(conn.buf.len()));
             let RequestCtx {
-                acl, bytes_to_client, ..
+                acl,
+                bytes_to_client,
+                ..
             } = ctx;
             let reusable = match acl.as_deref_mut() {
                 Some(acl) => acl_io::relay_rewritten_json(
@@ -358,10 +360,11 @@ impl Exchange<'_> {
                 None => false,
             };
             if reusable && upstream_keep_alive {
-                self.worker
-                    .pool
-                    .borrow_mut()
-                    .put(api.upstream.addr, conn, limits.upstream_pool_idle);
+                self.worker.pool.borrow_mut().put(
+                    api.upstream.addr,
+                    conn,
+                    limits.upstream_pool_idle,
+                );
             }
             return Ok(if close_client {
                 Outcome::Close
