@@ -653,22 +653,25 @@ fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
 
 fn table(summaries: &[Summary]) -> String {
     let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "{:<10} {:<8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
-        "scenario",
-        "leg",
-        "max rps",
-        "cpu µs/req",
-        "@rate",
-        "vs nginx",
-        "rate",
-        "p50",
-        "p99",
-        "p99.9",
-        "+p99",
-        "mem MB"
-    );
+    let has_requests = summaries.iter().any(|s| s.scenario != "idle-sse");
+    if has_requests {
+        let _ = writeln!(
+            t,
+            "{:<10} {:<8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
+            "scenario",
+            "leg",
+            "max rps",
+            "cpu µs/req",
+            "@rate",
+            "vs nginx",
+            "rate",
+            "p50",
+            "p99",
+            "p99.9",
+            "+p99",
+            "mem MB"
+        );
+    }
     for s in summaries.iter().filter(|s| s.scenario != "idle-sse") {
         let _ = writeln!(
             t,
