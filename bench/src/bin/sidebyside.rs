@@ -69,6 +69,10 @@ struct Args {
     /// builds: lowers scheduling noise; needs root).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
+    /// Pin with taskset: the proxy on CPU 1, the mock and the load generator on CPU 0 (pair it with
+    /// `--workers 1`). Default: nothing pinned, everything shares all cores.
+    #[arg(long)]
+    pin: bool,
     /// `--driver` passed to mcpgate (auto = do not pass one).
     #[arg(long, default_value = "auto", value_parser = ["auto", "uring", "epoll"])]
     mcpgate_driver: String,
@@ -206,6 +210,27 @@ impl Drop for Proc {
     }
 }
 
+/// Who a process is, for CPU placement under `--pin`.
+#[derive(Clone, Copy)]
+enum Role {
+    Proxy,
+    Fixture,
+}
+
+/// A command for `bin`, run under `taskset` on its role's CPU when `--pin` is on.
+fn placed(args: &Args, role: Role, bin: &Path) -> Command {
+    if !args.pin {
+        return Command::new(bin);
+    }
+    let cpu = match role {
+        Role::Proxy => "1",
+        Role::Fixture => "0",
+    };
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", cpu]).arg(bin);
+    cmd
+}
+
 /// Fds a proxy needs besides two per stream (listeners, io_uring/epoll, admin, logs).
 const PROXY_SPARE_FDS: u64 = 200;
 
@@ -247,7 +272,7 @@ fn start_mcpgate(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> any
     require_file(&bin, "build it with `cargo build -p mcpgate-core --release` (same CARGO_TARGET_DIR) or pass --mcpgate")?;
     let port = free_port()?;
     let admin = free_port()?;
-    let mut cmd = Command::new(&bin);
+    let mut cmd = placed(args, Role::Proxy, &bin);
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
         .args(["--workers", &workers.to_string()]);
@@ -348,7 +373,7 @@ fn start_nginx(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyho
         &conf,
         nginx_conf(dir, port, mock_port, workers, args.idle_streams),
     )?;
-    let mut cmd = Command::new(&bin);
+    let mut cmd = placed(args, Role::Proxy, &bin);
     cmd.arg("-p")
         .arg(dir)
         .arg("-e")
@@ -413,7 +438,7 @@ impl Harness {
         rate: Option<f64>,
     ) -> anyhow::Result<Option<LoadReport>> {
         let a = &self.args;
-        let mut cmd = Command::new(&self.loadgen);
+        let mut cmd = placed(&self.args, Role::Fixture, &self.loadgen);
         cmd.args(["--url", &leg.url, "--scenario", scenario.name()])
             .args(["--threads", &a.loadgen_threads.to_string()])
             .args(["--watch", &format!("mock={}", self.mock_pid)]);
@@ -822,7 +847,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("sidebyside: logs and configs in {}", dir.display());
 
     let mock_port = free_port()?;
-    let mut mock_cmd = Command::new(&mock_bin);
+    let mut mock_cmd = placed(&args, Role::Fixture, &mock_bin);
     mock_cmd
         .args(["--listen", &format!("127.0.0.1:{mock_port}")])
         .args(["--threads", &args.mock_threads.unwrap_or(cores).to_string()])
