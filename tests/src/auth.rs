@@ -112,6 +112,8 @@ pub struct TestAuthServer {
     addr: SocketAddr,
     jwks: Arc<std::sync::Mutex<Value>>,
     jwks_fetches: Arc<AtomicUsize>,
+    introspection_audience: Arc<std::sync::Mutex<String>>,
+    introspections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -130,10 +132,14 @@ impl TestAuthServer {
             "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()
         })));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let introspection_audience = Arc::new(std::sync::Mutex::new(String::new()));
+        let introspections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let issuer = format!("http://{addr}");
         let thread = {
             let (jwks, fetches, stop) = (jwks.clone(), jwks_fetches.clone(), stop.clone());
+            let (audience, introspections) =
+                (introspection_audience.clone(), introspections.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let Ok((mut stream, _)) = listener.accept() else {
@@ -150,7 +156,27 @@ impl TestAuthServer {
                             Ok(n) => request.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                         }
                     }
-                    let text = String::from_utf8_lossy(&request);
+                    let head_end = request
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(request.len(), |p| p + 4);
+                    let length: usize =
+                        String::from_utf8_lossy(request.get(..head_end).unwrap_or_default())
+                            .lines()
+                            .find_map(|l| {
+                                let (n, v) = l.split_once(':')?;
+                                n.trim()
+                                    .eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                    while request.len() < head_end + length {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
                     let path = text.split(' ').nth(1).unwrap_or_default();
                     let (status, body) = match path {
                         "/.well-known/oauth-authorization-server" => (
@@ -159,6 +185,7 @@ impl TestAuthServer {
                                 "issuer": issuer,
                                 "jwks_uri": format!("{issuer}/jwks"),
                                 "token_endpoint": format!("{issuer}/token"),
+                                "introspection_endpoint": format!("{issuer}/introspect"),
                                 "response_types_supported": ["code"],
                             })
                             .to_string(),
@@ -169,6 +196,10 @@ impl TestAuthServer {
                                 "200 OK",
                                 jwks.lock().map(|j| j.to_string()).unwrap_or_default(),
                             )
+                        }
+                        "/introspect" => {
+                            introspections.fetch_add(1, Ordering::SeqCst);
+                            introspection_answer(&text, &issuer, &audience)
                         }
                         _ => ("404 Not Found", "{}".to_owned()),
                     };
@@ -184,6 +215,8 @@ impl TestAuthServer {
             addr,
             jwks,
             jwks_fetches,
+            introspection_audience,
+            introspections,
             stop,
             thread: Some(thread),
         }
@@ -191,6 +224,17 @@ impl TestAuthServer {
 
     pub fn issuer(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// RFC 7662: the `aud` introspection answers carry (the gateway's public URL).
+    pub fn set_introspection_audience(&self, audience: &str) {
+        if let Ok(mut a) = self.introspection_audience.lock() {
+            *a = audience.to_owned();
+        }
+    }
+
+    pub fn introspections(&self) -> usize {
+        self.introspections.load(Ordering::SeqCst)
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -203,6 +247,52 @@ impl TestAuthServer {
             *jwks = json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()});
         }
     }
+}
+
+/// The gateway's client credentials at the test AS's introspection endpoint.
+pub const INTROSPECTION_CLIENT: (&str, &str) = ("gateway", "gw-secret-0123456789");
+
+/// `opaque-<subject>-<word>` tokens are active for that subject with scope `mcp:<word>`; `opaque-revoked` is
+/// not; the caller must authenticate with [`INTROSPECTION_CLIENT`].
+fn introspection_answer(
+    request: &str,
+    issuer: &str,
+    audience: &std::sync::Mutex<String>,
+) -> (&'static str, String) {
+    let expected = format!(
+        "basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            INTROSPECTION_CLIENT.0, INTROSPECTION_CLIENT.1
+        ))
+    )
+    .to_ascii_lowercase();
+    let authenticated = request
+        .lines()
+        .any(|l| l.to_ascii_lowercase() == format!("authorization: {expected}"));
+    if !authenticated {
+        return (
+            "401 Unauthorized",
+            r#"{"error":"invalid_client"}"#.to_owned(),
+        );
+    }
+    let body = request.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let token = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .unwrap_or_default();
+    let aud = audience.lock().map(|a| a.clone()).unwrap_or_default();
+    let answer = match token
+        .strip_prefix("opaque-")
+        .and_then(|t| t.split_once('-'))
+    {
+        Some((sub, scope)) if sub != "revoked" => json!({
+            "active": true, "sub": sub, "scope": format!("mcp:{scope}"), "iss": issuer,
+            "aud": aud, "client_id": "some-client", "exp": now() + 300,
+        }),
+        _ => json!({"active": false}),
+    };
+    ("200 OK", answer.to_string())
 }
 
 impl Drop for TestAuthServer {

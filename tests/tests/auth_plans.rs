@@ -516,3 +516,53 @@ fn a_valid_token_reaches_server_everything() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 401, "{}", show(&r));
 }
+
+#[test]
+fn introspection_plan_with_discovered_endpoint_and_cache() {
+    let key = SigningKey::generate("k1");
+    let auth = TestAuthServer::start(&[&key]);
+    let upstream = CapturingUpstream::start(CANNED);
+    let (client_id, client_secret) = mcpgate_tests::auth::INTROSPECTION_CLIENT;
+    let gateway = Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\npath = \"/mcp\"\nupstream = \"http://{}/mcp\"\n\n\
+         [[api.plan]]\ntype = \"oauth2\"\nissuer = \"{}\"\nvalidation = \"introspection\"\n\
+         client_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n\
+         required_scopes = [\"mcp:read\"]\n",
+        upstream.addr(),
+        auth.issuer()
+    )));
+    auth.set_introspection_audience(&format!("http://{}/mcp", gateway.addr()));
+    let post = |token: &str| {
+        post_mcp(
+            gateway.addr(),
+            "/mcp",
+            &[("Authorization", &bearer(token))],
+            PING,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let r = post("opaque-alice-read");
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let calls = auth.introspections();
+    assert_eq!(
+        calls, 1,
+        "endpoint discovered from the AS metadata and called once"
+    );
+    // Cached per worker: the same token again costs no call.
+    let r = post("opaque-alice-read");
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(auth.introspections(), calls);
+    let r = post("opaque-revoked-x");
+    assert_eq!(r.status, 401, "{}", show(&r));
+    assert_eq!(
+        r.header("www-authenticate")
+            .and_then(|c| challenge_param(c, "error")),
+        Some("invalid_token".to_owned())
+    );
+    let r = post("opaque-bob-write");
+    assert_eq!(r.status, 403, "{}", show(&r));
+    let seen = upstream.wait_for(3, Duration::from_millis(300));
+    assert_eq!(seen.len(), 2, "refused tokens reached the upstream");
+    assert!(seen.iter().all(|r| r.headers("authorization").is_empty()));
+}
