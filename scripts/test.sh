@@ -85,6 +85,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$test_log"
 status=${PIPESTATUS[0]}
 set -e
 
+# The side-by-side load harness in smoke mode (seconds): it must run and its output must parse;
+# no speed is asserted here (figures live in bench/README.md).
+log "bench/harness/smoke.sh"
+smoke_status=0
+bench/harness/smoke.sh || smoke_status=$?
+
 if [[ -s "$skip_log" ]]; then
   printf '\nSkipped (reason printed by each test):\n' >&2
   sort "$skip_log" >&2
@@ -92,7 +98,7 @@ fi
 
 # One closing line over every test binary: libtest prints one "test result:" per binary.
 # Tests that skipped themselves reported "ok" to libtest; they are counted as skipped here.
-python3 - "$test_log" "$skip_log" "$status" <<'PY'
+python3 - "$test_log" "$skip_log" "$status" "$smoke_status" <<'PY'
 import re, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 skipped_by_harness = sum(1 for line in open(sys.argv[2], encoding="utf-8") if line.strip())
@@ -102,6 +108,13 @@ for m in re.finditer(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ign
 status = int(sys.argv[3])
 if status != 0 and failed == 0:
     failed = 1  # a build error or a crashed test binary: no result line, still a failure
+if int(sys.argv[4]) == 0:
+    passed += 1  # the bench harness smoke
+else:
+    failed += 1
 print(f"total: {passed - skipped_by_harness} passed, {failed} failed, {ignored + skipped_by_harness} skipped")
 PY
+if ((status == 0 && smoke_status != 0)); then
+  status=$smoke_status
+fi
 exit "$status"
