@@ -20,8 +20,9 @@ pub struct UpstreamRequest<'a> {
     pub peer: SocketAddr,
     /// `Some(len)` when the body is re-framed (a chunked client body forwarded with its length).
     pub reframed_body_len: Option<usize>,
-    /// The gateway is the resource server (the API has plans): the client's credentials stay here.
-    pub strip_authorization: bool,
+    /// Credential headers that stay at the gateway (the API has plans: the gateway is the
+    /// resource server): `authorization` and the API-key plans' headers.
+    pub strip_headers: &'a [String],
     /// The upstream's session id to send instead of the (sealed) one the client presented.
     pub session_id: Option<&'a [u8]>,
 }
@@ -59,8 +60,8 @@ pub fn write_upstream_request(
         len_text = len.to_string();
         writer = writer.set("content-length", len_text.as_bytes());
     }
-    if req.strip_authorization {
-        writer = writer.remove("authorization");
+    for name in req.strip_headers {
+        writer = writer.remove(name);
     }
     if let Some(id) = req.session_id {
         writer = writer.set("mcp-session-id", id);
@@ -120,7 +121,7 @@ mod tests {
             host: "upstream.local:3001",
             peer: "10.1.2.3:5555".parse().unwrap_or_else(|_| unreachable!()),
             reframed_body_len: reframed,
-            strip_authorization: false,
+            strip_headers: &[],
             session_id: None,
         };
         write_upstream_request(buf, &head, &req, &mut out);
@@ -164,6 +165,34 @@ mod tests {
             assert!(!out.contains(dropped), "{dropped:?} forwarded in {out}");
         }
         assert!(out.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn credentials_stripped_and_session_id_replaced_for_apis_with_plans() {
+        let raw = "POST /mcp HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer t\r\nX-Api-Key: k\r\n\
+                   Mcp-Session-Id: sealed.tag\r\nContent-Length: 0\r\n\r\n";
+        let head = match RequestHead::parse(raw.as_bytes()) {
+            Ok(Some(h)) => h,
+            other => panic!("test request does not parse: {other:?}"),
+        };
+        let strip = ["authorization".to_owned(), "x-api-key".to_owned()];
+        let req = UpstreamRequest {
+            target: b"/mcp",
+            host: "up",
+            peer: "10.1.2.3:5555".parse().unwrap_or_else(|_| unreachable!()),
+            reframed_body_len: None,
+            strip_headers: &strip,
+            session_id: Some(b"upstream-1"),
+        };
+        let mut out = Vec::new();
+        write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
+        let out = String::from_utf8(out)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(!out.contains("authorization"), "{out}");
+        assert!(!out.contains("x-api-key"), "{out}");
+        assert_eq!(out.matches("mcp-session-id").count(), 1, "{out}");
+        assert!(out.contains("mcp-session-id: upstream-1\r\n"), "{out}");
     }
 
     #[test]

@@ -444,7 +444,13 @@ fn api_key_plan_with_keyless_fallback_refuses_bad_keys() {
         // No token plan: no Bearer challenge to offer.
         assert!(r.header("www-authenticate").is_none(), "{}", show(&r));
     }
-    assert_eq!(upstream.wait_for(2, Duration::from_millis(300)).len(), 1);
+    let seen = upstream.wait_for(2, Duration::from_millis(300));
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].headers("x-api-key").is_empty(),
+        "API key forwarded: {}",
+        seen[0].head
+    );
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub struct ApiAuthCfg {
     pub auth: Arc<ApiAuth>,
     /// The API's public URL (the resource identifier and the base of its well-known URLs).
     pub public_url: String,
+    /// Request headers carrying credentials for the plans, never forwarded upstream
+    /// (`authorization` and each API-key plan's header), lowercase.
+    pub credential_headers: Vec<String>,
 }
 
 impl PartialEq for ApiAuthCfg {
@@ -128,9 +131,19 @@ impl Validator<'_> {
             .resource()
             .map(|r| r.as_resource())
             .unwrap_or_else(|| public_url.to_string());
+        let mut credential_headers = vec!["authorization".to_owned()];
+        for plan in auth.plans() {
+            if let mcpgate_policies::auth::Plan::ApiKey(p) = plan {
+                let name = p.header().to_ascii_lowercase();
+                if !credential_headers.contains(&name) {
+                    credential_headers.push(name);
+                }
+            }
+        }
         Ok(Some(ApiAuthCfg {
             auth: Arc::new(auth),
             public_url,
+            credential_headers,
         }))
     }
 }

@@ -266,10 +266,11 @@ impl Exchange<'_> {
                 host: &api.upstream.host_header,
                 peer: self.peer,
                 reframed_body_len,
-                strip_authorization: ctx
+                strip_headers: ctx
                     .api
                     .and_then(|i| config.auths.get(i))
-                    .is_some_and(Option::is_some),
+                    .and_then(Option::as_ref)
+                    .map_or(&[], |a| a.credential_headers.as_slice()),
                 session_id: ctx.upstream_session.as_deref().map(str::as_bytes),
             },
             &mut request,
