@@ -373,6 +373,29 @@ const scenarios = {
     await client.close();
     return { samplingRequests: seen.samplingRequests.length, outcome };
   },
+
+  // MCP ACL: subscribes to two static documents, turns on server-everything's simulated updates
+  // (one round at once, then every 5 s) and reports which URIs the client was told about, after
+  // at least two rounds for the first URI (so a second URI sent in the same rounds had its chance).
+  async acl_updates() {
+    const { ResourceUpdatedNotificationSchema } = await import("@modelcontextprotocol/sdk/types.js");
+    const client = newClient();
+    const updates = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updates.push(n.params.uri);
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    const first = "demo://resource/static/document/architecture.md";
+    const second = "demo://resource/static/document/features.md";
+    const subscribed = {
+      [first]: await client.subscribeResource({ uri: first }).then(() => "ok", (e) => String(e && e.code)),
+      [second]: await client.subscribeResource({ uri: second }).then(() => "ok", (e) => String(e && e.code)),
+    };
+    await client.callTool({ name: "toggle-subscriber-updates", arguments: {} });
+    const rounds = await waitFor(() => updates.filter((u) => u === first).length >= 2, 15000);
+    await client.close();
+    return { subscribed, twoRounds: rounds, updatedUris: [...new Set(updates)].sort() };
+  },
 };
 
 async function main() {

@@ -72,8 +72,12 @@ fn assert_upstream_has(direct: &Value) {
             "server-everything has no {needed}: {direct}"
         );
     }
-    assert!(strings(&direct["resources"]).iter().any(|r| r == ARCHITECTURE));
-    assert!(strings(&direct["prompts"]).iter().any(|p| p == "simple-prompt"));
+    assert!(strings(&direct["resources"])
+        .iter()
+        .any(|r| r == ARCHITECTURE));
+    assert!(strings(&direct["prompts"])
+        .iter()
+        .any(|p| p == "simple-prompt"));
     assert_eq!(direct["calls"]["get-sum"], json!("ok"), "{direct}");
 }
 
@@ -83,12 +87,32 @@ fn empty_acl_connects_lists_nothing_and_refuses_every_call() {
     let (through, direct) = probe(&server, &gateway);
     assert_upstream_has(&direct);
     for list in ["tools", "resources", "templates", "prompts"] {
-        assert_eq!(through[list], json!([]), "{list} through an empty ACL: {through}");
+        assert_eq!(
+            through[list],
+            json!([]),
+            "{list} through an empty ACL: {through}"
+        );
     }
-    assert_eq!(error_code(&through["calls"]["echo"]), Some(-32602), "{through}");
-    assert_eq!(error_code(&through["calls"]["get-sum"]), Some(-32602), "{through}");
-    assert_eq!(error_code(&through["reads"]["architecture.md"]), Some(-32002), "{through}");
-    assert_eq!(error_code(&through["gets"]["simple-prompt"]), Some(-32602), "{through}");
+    assert_eq!(
+        error_code(&through["calls"]["echo"]),
+        Some(-32602),
+        "{through}"
+    );
+    assert_eq!(
+        error_code(&through["calls"]["get-sum"]),
+        Some(-32602),
+        "{through}"
+    );
+    assert_eq!(
+        error_code(&through["reads"]["architecture.md"]),
+        Some(-32002),
+        "{through}"
+    );
+    assert_eq!(
+        error_code(&through["gets"]["simple-prompt"]),
+        Some(-32602),
+        "{through}"
+    );
     assert_eq!(through["ping"], json!("ok"), "{through}");
 }
 
@@ -98,9 +122,20 @@ fn tools_list_any_only_lists_everything_and_refuses_calls() {
     let (server, gateway) = behind_acl(&acl);
     let (through, direct) = probe(&server, &gateway);
     assert_upstream_has(&direct);
-    assert_eq!(through["tools"], direct["tools"], "tools/list ANY must list all");
-    assert_eq!(error_code(&through["calls"]["echo"]), Some(-32602), "{through}");
-    assert_eq!(error_code(&through["calls"]["get-sum"]), Some(-32602), "{through}");
+    assert_eq!(
+        through["tools"], direct["tools"],
+        "tools/list ANY must list all"
+    );
+    assert_eq!(
+        error_code(&through["calls"]["echo"]),
+        Some(-32602),
+        "{through}"
+    );
+    assert_eq!(
+        error_code(&through["calls"]["get-sum"]),
+        Some(-32602),
+        "{through}"
+    );
     assert_eq!(through["prompts"], json!([]), "{through}");
 }
 
@@ -112,7 +147,11 @@ fn literal_echo_is_the_only_tool_listed_and_callable() {
     assert_upstream_has(&direct);
     assert_eq!(through["tools"], json!(["echo"]), "{through}");
     assert_eq!(through["calls"]["echo"], json!("ok"), "{through}");
-    assert_eq!(error_code(&through["calls"]["get-sum"]), Some(-32602), "{through}");
+    assert_eq!(
+        error_code(&through["calls"]["get-sum"]),
+        Some(-32602),
+        "{through}"
+    );
 }
 
 #[test]
@@ -128,14 +167,26 @@ fn resources_and_prompts_are_listed_and_read_only_as_granted() {
     assert!(strings(&direct["resources"]).len() > 1, "{direct}");
     assert_eq!(through["resources"], json!([ARCHITECTURE]), "{through}");
     assert_eq!(through["templates"], json!([]), "{through}");
-    assert_eq!(through["reads"]["architecture.md"], json!("ok"), "{through}");
+    assert_eq!(
+        through["reads"]["architecture.md"],
+        json!("ok"),
+        "{through}"
+    );
     // Found by guessing: the URI exists upstream (read directly) but is hidden here.
     assert_eq!(direct["reads"]["features.md"], json!("ok"), "{direct}");
-    assert_eq!(error_code(&through["reads"]["features.md"]), Some(-32002), "{through}");
+    assert_eq!(
+        error_code(&through["reads"]["features.md"]),
+        Some(-32002),
+        "{through}"
+    );
     assert_eq!(through["prompts"], json!(["simple-prompt"]), "{through}");
     assert_eq!(through["gets"]["simple-prompt"], json!("ok"), "{through}");
     assert_eq!(direct["gets"]["args-prompt"], json!("ok"), "{direct}");
-    assert_eq!(error_code(&through["gets"]["args-prompt"]), Some(-32602), "{through}");
+    assert_eq!(
+        error_code(&through["gets"]["args-prompt"]),
+        Some(-32602),
+        "{through}"
+    );
     assert_eq!(through["tools"], json!([]), "{through}");
 }
 
@@ -170,7 +221,10 @@ impl Session {
             None => panic!("no session id: {}", response.body_text()),
         };
         let session = Session { addr, id };
-        let ack = session.post(&[], r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let ack = session.post(
+            &[],
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
         assert_eq!(ack.status, 202, "{}", ack.body_text());
         session
     }
@@ -341,8 +395,14 @@ fn completion_on_a_hidden_prompt_is_refused() {
     let direct = {
         let response = post_mcp(server.addr(), "/mcp", &[], &initialize_body(1))
             .unwrap_or_else(|e| panic!("{e}"));
-        let id = response.header("mcp-session-id").unwrap_or_default().to_owned();
-        let headers = [("Mcp-Session-Id", id.as_str()), ("MCP-Protocol-Version", PROTOCOL)];
+        let id = response
+            .header("mcp-session-id")
+            .unwrap_or_default()
+            .to_owned();
+        let headers = [
+            ("Mcp-Session-Id", id.as_str()),
+            ("MCP-Protocol-Version", PROTOCOL),
+        ];
         post_mcp(server.addr(), "/mcp", &headers, complete)
             .and_then(|r| r.jsonrpc_messages())
             .unwrap_or_else(|e| panic!("{e}"))
@@ -376,7 +436,10 @@ fn condition_on_a_request_header() {
     let (_, m) = s.messages(&[("X-Team", "blue")], list);
     assert_eq!(names(&m), vec![json!("echo")], "{m:?}");
     let (_, m) = s.messages(&[("X-Team", "blue")], call);
-    assert_eq!(by_id(&m, 21)["result"]["content"][0]["text"], json!("Echo: team"));
+    assert_eq!(
+        by_id(&m, 21)["result"]["content"][0]["text"],
+        json!("Echo: team")
+    );
 
     for headers in [vec![], vec![("X-Team", "red")]] {
         let (_, m) = s.messages(&headers, list);
@@ -421,4 +484,57 @@ fn refused_sampling_never_reaches_the_client_and_is_answered_upstream() {
     assert_eq!(through["outcome"]["isError"], json!(true), "{through}");
     let text = through["outcome"]["text"].as_str().unwrap_or_default();
     assert!(text.contains("-32601"), "{through}");
+}
+
+#[test]
+fn updates_for_a_uri_the_client_may_not_read_are_dropped() {
+    // Subscribing is granted for every static document, reading only for one of them.
+    let (server, gateway) = behind_acl(&format!(
+        "[api.acl]\n\
+         [[api.acl.rule]]\nmethods = [\"resources/subscribe\"]\npattern = \"demo://resource/static/document/.*\"\n\
+         [[api.acl.rule]]\nmethods = [\"resources/read\"]\nnames = [\"{ARCHITECTURE}\"]\n\
+         [[api.acl.rule]]\nmethods = [\"tools/call\"]\nnames = [\"toggle-subscriber-updates\"]\n"
+    ));
+    let direct = run_client(Sdk::TypeScript, &server.mcp_url(), "acl_updates");
+    let both = json!([ARCHITECTURE, "demo://resource/static/document/features.md"]);
+    assert_eq!(direct["updatedUris"], both, "{direct}");
+    let through = run_client(Sdk::TypeScript, &gateway.url(API), "acl_updates");
+    assert_eq!(through["twoRounds"], json!(true), "{through}");
+    assert_eq!(
+        through["subscribed"][ARCHITECTURE],
+        json!("ok"),
+        "{through}"
+    );
+    assert_eq!(through["updatedUris"], json!([ARCHITECTURE]), "{through}");
+}
+
+#[test]
+fn run_acl_flag_applies_a_gravitee_file_to_the_command_line_api() {
+    use mcpgate_tests::net::{free_port, wait_for_listener};
+    use mcpgate_tests::process::ManagedChild;
+
+    let server = ServerEverything::start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut command = std::process::Command::new(mcpgate_tests::mcpgate_bin());
+    command
+        .args(["run", "--listen", &addr.to_string(), "--admin", "off"])
+        .args(["--upstream", &server.upstream_url(), "--path", API])
+        .args([
+            "--workers",
+            "1",
+            "--acl",
+            &example_acl("tools-echo-only.json"),
+        ]);
+    let mut gateway = ManagedChild::spawn("mcpgate --acl", command)
+        .unwrap_or_else(|e| panic!("cannot run mcpgate: {e}"));
+    if let Err(e) = wait_for_listener(addr, &mut gateway, std::time::Duration::from_secs(30)) {
+        panic!("mcpgate --acl did not start: {e}\n{}", gateway.output());
+    }
+    let through = run_client(Sdk::TypeScript, &format!("http://{addr}{API}"), "acl_probe");
+    assert_eq!(through["tools"], json!(["echo"]), "{through}");
+    assert_eq!(
+        error_code(&through["calls"]["get-sum"]),
+        Some(-32602),
+        "{through}"
+    );
 }
