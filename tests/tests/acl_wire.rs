@@ -110,3 +110,20 @@ fn refused_calls_never_reach_the_upstream_and_batches_are_trimmed() {
         .unwrap_or_default();
     assert_eq!(refusal["error"]["code"], json!(-32602), "{merged}");
 }
+
+#[test]
+fn an_http_error_answering_a_list_request_is_relayed_as_is() {
+    const NOT_FOUND: &[u8] =
+        b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 17\r\n\r\nsession not found";
+    let upstream = CapturingUpstream::start(NOT_FOUND);
+    let gateway = gateway_for(&upstream);
+    let response = post_mcp(
+        gateway.addr(),
+        API,
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status, 404, "{}", response.body_text());
+    assert_eq!(response.body_text(), "session not found");
+}

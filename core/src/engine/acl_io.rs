@@ -104,7 +104,11 @@ pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
 ) -> Result<bool, RelayFailure> {
     let (body, exact) = read_body(conn, framing, max_body, idle).await?;
     let mut rewritten = Vec::with_capacity(body.len() + 64);
-    if let Err(e) = acl.rewrite_json(&body, &mut rewritten) {
+    if !(200..300).contains(&rh.status) && acl.injected.is_empty() {
+        // An HTTP error (session unknown, upstream failure…) carries no list: relay it as is,
+        // whatever its format.
+        rewritten.extend_from_slice(&body);
+    } else if let Err(e) = acl.rewrite_json(&body, &mut rewritten) {
         crate::warn!("upstream answer cannot be filtered by the ACL: {e}");
         return Err(upstream_bad("answer cannot be filtered"));
     }
