@@ -496,3 +496,68 @@ pub fn run_oauth_client(url: &str) -> Value {
         ),
     }
 }
+
+/// Mode A's real upstream: `tests/js/secured_server.mjs` (the SDK's server-side auth helpers,
+/// tokens from `issuer` checked with its JWKS) on a free loopback port.
+pub struct SdkSecuredServer {
+    _process: crate::process::ManagedChild,
+    addr: SocketAddr,
+}
+
+impl SdkSecuredServer {
+    pub fn start(issuer: &str) -> Self {
+        let node = node22();
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = crate::net::free_port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut command = std::process::Command::new(&node);
+            command
+                .arg("secured_server.mjs")
+                .env("PORT", port.to_string())
+                .env("ISSUER", issuer)
+                .current_dir(crate::peers::tests_dir().join("js"));
+            let mut process =
+                crate::process::ManagedChild::spawn(format!("secured server :{port}"), command)
+                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
+            match crate::net::wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
+                Ok(()) => {
+                    return SdkSecuredServer {
+                        _process: process,
+                        addr,
+                    }
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("the secured SDK server did not start: {last_error}");
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// The `aud` it accepts from now on (the gateway's public URL in Mode A).
+    pub fn accept_audience(&self, audience: &str) {
+        let body = json!({ "audience": audience }).to_string();
+        let request = crate::http::build_request(
+            "POST",
+            "/test/audience",
+            &self.addr.to_string(),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        let r = crate::http::exchange(self.addr, &request, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{}", r.body_text());
+    }
+
+    /// The `sub` of every token it accepted.
+    pub fn subjects(&self) -> Value {
+        let request =
+            crate::http::build_request("GET", "/test/subjects", &self.addr.to_string(), &[], b"");
+        crate::http::exchange(self.addr, &request, Duration::from_secs(10))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
