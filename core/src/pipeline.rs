@@ -173,7 +173,8 @@ impl Pipeline {
         }
     }
 
-    /// Phase 2: authenticate the request against the API's plan. Every API is keyless for now.
+    /// Phase 2, synchronous part: nothing yet. Authentication needs I/O (JWKS, introspection), so
+    /// the plan phase proper is `crate::engine::auth_io::plan`, run right after this.
     pub fn plan(&mut self, _ctx: &mut RequestCtx, _buf: &[u8], _head: &RequestHead) -> Flow {
         Flow::Continue
     }
