@@ -459,6 +459,24 @@ impl AclExchange {
     /// array of a batch answer, or as the answer itself when the upstream sent none).
     pub fn rewrite_json(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
         let trimmed = body.trim_ascii();
+        if let ([(kind, _)], true, Some(b'{')) = (
+            self.lists.as_slice(),
+            self.injected.is_empty(),
+            trimmed.first(),
+        ) {
+            // A single request's JSON answer is that request's response: no id to match, so
+            // no classification; the codec's filter validates the whole message itself.
+            let kind = *kind;
+            let acl = self.acl.clone();
+            let mut keep = acl.list_filter(kind, &self.facts);
+            if keep.keeps_all() {
+                out.extend_from_slice(body);
+            } else {
+                CodecListFilter::new().filter(body, codec_kind(kind), |key| keep.keep(key), out)?;
+            }
+            self.records.push(keep.record());
+            return Ok(());
+        }
         let mut elements: Vec<Vec<u8>> = Vec::new();
         if !trimmed.is_empty() {
             let classified = Classifier::new()
