@@ -7,6 +7,7 @@
 //! stream `data` (classified only when recording is on) and JSON bodies that mention `"error"`
 //! (a SIMD substring search first), to learn the JSON-RPC error code of an answer.
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use mcpgate_codec::http::{RequestHead, ResponseHead};
@@ -28,6 +29,10 @@ use crate::pipeline::{HttpMethod, RequestCtx};
 const UNPARSED: &str = "(unparsed)";
 /// Raw response bytes kept for a capture beyond its cap, so redaction sees whole secrets.
 const CAPTURE_SLACK: usize = 1024;
+
+/// The searcher is built once: `memmem::find` would rebuild it for every answer.
+static ERROR_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
 
 /// The hub's settings from the snapshot the gateway starts with (a reload does not change them).
 pub fn observe_config(config: &Config) -> ObserveConfig {
@@ -214,7 +219,7 @@ pub fn note_body(worker: &Worker, ctx: &mut RequestCtx, body: &[u8]) {
     if let Some(c) = ctx.obs.capture.as_mut() {
         c.push_response(body);
     }
-    if memchr::memmem::find(body, b"\"error\"").is_none() {
+    if ERROR_KEY.find(body).is_none() {
         return;
     }
     let mut w = worker.observe.borrow_mut();
