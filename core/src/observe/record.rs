@@ -41,9 +41,11 @@ impl ExchangeKind {
         }
     }
 
-    /// Only exchanges that wait for an answer have a latency worth a histogram.
+    /// Only client requests have a latency the gateway measures: a server→client request's
+    /// answer comes back on another connection (often another worker) and is not matched to it,
+    /// so its records carry no latency and would only drag the histogram towards zero.
     pub fn has_latency(self) -> bool {
-        matches!(self, Self::Request | Self::ServerRequest)
+        matches!(self, Self::Request)
     }
 }
 
