@@ -126,7 +126,6 @@ impl Validator<'_> {
                 };
                 self.invalid(span.clone(), &format!("{field}{sep}{sub}"), e.message)
             })?;
-        self.refuse_https_fetches(&field, span.clone(), &auth)?;
         let public_url = auth
             .resource()
             .map(|r| r.as_resource())
@@ -149,47 +148,6 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
-    /// The engine's control-plane client speaks plain HTTP only (no TLS client yet): a plan that
-    /// would have to fetch over https is refused at load rather than failing every request.
-    fn refuse_https_fetches(
-        &self,
-        field: &str,
-        span: Option<std::ops::Range<usize>>,
-        auth: &ApiAuth,
-    ) -> Result<(), ConfigError> {
-        use mcpgate_policies::auth::plan::TokenValidation;
-        use mcpgate_policies::auth::Plan;
-        let is_https = |url: &str| {
-            url.get(..8)
-                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        };
-        for (n, plan) in auth.plans().iter().enumerate() {
-            let Plan::OAuth2(p) = plan else { continue };
-            let discovery_over_https = is_https(&p.issuer);
-            let jwks = p.validation != TokenValidation::Introspection
-                && p.jwks_uri.as_deref().map_or(discovery_over_https, is_https);
-            let introspection = p
-                .introspection
-                .as_ref()
-                .is_some_and(|c| c.endpoint.as_deref().map_or(discovery_over_https, is_https));
-            if jwks || introspection {
-                let what = if jwks {
-                    "jwks_uri"
-                } else {
-                    "introspection_endpoint"
-                };
-                return Err(self.invalid(
-                    span,
-                    &format!("{field}.plans[{n}].{what}"),
-                    "would be fetched over https://, which this version cannot do yet (no TLS \
-                     client): configure an http:// `jwks_uri` / `introspection_endpoint` \
-                     (loopback, or a local TLS-terminating sidecar)",
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// `gateway.public_url`: an absolute http(s) base URL, kept without its trailing `/`.
     pub(super) fn gateway_public_url(
         &self,
@@ -261,19 +219,9 @@ mod tests {
     }
 
     #[test]
-    fn https_fetches_are_refused_until_there_is_a_tls_client() {
-        let e = load(&format!(
-            "{API}[api.plan]\ntype = \"oauth2\"\nissuer = \"https://as.example\"\n"
-        ))
-        .err()
-        .unwrap_or_default();
-        assert!(
-            e.contains("api[0].plan.plans[0].jwks_uri") && e.contains("https"),
-            "{e}"
-        );
-        // An https issuer with an http JWKS (no discovery needed) is fine.
+    fn https_issuers_are_accepted() {
         let ok = load(&format!(
-            "{API}[api.plan]\ntype = \"oauth2\"\nissuer = \"https://as.example\"\njwks_uri = \"http://127.0.0.1:9/jwks\"\n"
+            "{API}[api.plan]\ntype = \"oauth2\"\nissuer = \"https://as.example\"\n"
         ));
         assert!(ok.is_ok(), "{ok:?}");
     }

@@ -1,9 +1,11 @@
 //! A minimal HTTP/1.1 client on monoio for the gateway's own control-plane requests (JWKS, AS
 //! metadata, token introspection, an upstream's protected-resource metadata): one request per
-//! connection (`Connection: close`), `http://` only, the whole exchange bounded by one deadline
-//! and the body by a size limit. Never used for proxied traffic.
+//! connection (`Connection: close`), `http://` or `https://` (rustls driven sans-IO over the
+//! monoio socket; Mozilla's roots plus the PEM file named by `MCPGATE_CA_FILE`), the whole
+//! exchange bounded by one deadline and the body by a size limit. Never used for proxied traffic.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mcpgate_codec::http::{ChunkedDecoder, ResponseBody, ResponseHead};
@@ -17,8 +19,10 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("unsupported URL {0:?} (only http:// is fetched; https is not implemented yet)")]
+    #[error("unsupported URL {0:?} (http:// or https:// expected)")]
     Url(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot resolve {0}")]
     Resolve(String),
     #[error("connect failed: {0}")]
@@ -42,15 +46,22 @@ pub struct HttpUrl {
     pub port: u16,
     /// Starts with `/`; includes the query.
     pub target: String,
+    pub tls: bool,
 }
 
 impl HttpUrl {
     pub fn parse(url: &str) -> Result<HttpUrl, FetchError> {
         let bad = || FetchError::Url(url.to_owned());
-        let rest = match url.get(..7) {
-            Some(s) if s.eq_ignore_ascii_case("http://") => url.get(7..).ok_or_else(bad)?,
+        let (rest, tls) = match (url.get(..7), url.get(..8)) {
+            (Some(s), _) if s.eq_ignore_ascii_case("http://") => {
+                (url.get(7..).ok_or_else(bad)?, false)
+            }
+            (_, Some(s)) if s.eq_ignore_ascii_case("https://") => {
+                (url.get(8..).ok_or_else(bad)?, true)
+            }
             _ => return Err(bad()),
         };
+        let default_port = if tls { 443 } else { 80 };
         let rest = rest.split('#').next().unwrap_or_default();
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -71,14 +82,14 @@ impl HttpUrl {
             let (h, after) = stripped.split_once(']').ok_or_else(bad)?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p.parse().map_err(|_| bad())?,
-                None if after.is_empty() => 80,
+                None if after.is_empty() => default_port,
                 None => return Err(bad()),
             };
             (h.to_owned(), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad())?),
-                None => (authority.to_owned(), 80),
+                None => (authority.to_owned(), default_port),
             }
         };
         Ok(HttpUrl {
@@ -86,6 +97,7 @@ impl HttpUrl {
             host,
             port,
             target,
+            tls,
         })
     }
 
@@ -160,6 +172,10 @@ pub async fn request(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+    if url.tls {
+        let plain = tls_exchange(&mut stream, &url.host, out, deadline).await?;
+        return parse_complete(plain, method);
+    }
     let wait = deadline.saturating_duration_since(Instant::now());
     match monoio::time::timeout(wait, stream.write_all(out)).await {
         Ok((Ok(_), _)) => {}
@@ -167,6 +183,147 @@ pub async fn request(
         Err(_) => return Err(FetchError::Timeout),
     }
     read_response(&mut stream, method, deadline).await
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            if let Ok(path) = std::env::var("MCPGATE_CA_FILE") {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(&path)
+                    .map_err(|e| format!("MCPGATE_CA_FILE {path}: {e}"))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| format!("MCPGATE_CA_FILE {path}: {e}"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("MCPGATE_CA_FILE {path}: {e}"))?;
+                }
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(FetchError::Tls)
+}
+
+/// Sends `request` over TLS and returns every plaintext byte the server sent until it closed
+/// (the request says `Connection: close`), bounded by `MAX_BODY` plus a head and `deadline`.
+async fn tls_exchange(
+    stream: &mut TcpStream,
+    host: &str,
+    request: Vec<u8>,
+    deadline: Instant,
+) -> Result<Vec<u8>, FetchError> {
+    use std::io::{Read, Write};
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    let mut conn = rustls::ClientConnection::new(tls_config()?, name)
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    conn.writer().write_all(&request).map_err(FetchError::Io)?;
+    let limit = MAX_BODY + mcpgate_codec::limits::MAX_HEAD_BYTES;
+    let mut plain = Vec::new();
+    let mut wire = Vec::with_capacity(16 * 1024);
+    loop {
+        while conn.wants_write() {
+            let mut out = Vec::new();
+            conn.write_tls(&mut out).map_err(FetchError::Io)?;
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(wait, stream.write_all(out)).await {
+                Ok((Ok(_), _)) => {}
+                Ok((Err(e), _)) => return Err(FetchError::Io(e)),
+                Err(_) => return Err(FetchError::Timeout),
+            }
+        }
+        wire.clear();
+        let n = read_more_until(stream, &mut wire, deadline).await?;
+        if n == 0 {
+            // Servers often close without close_notify after a complete response;
+            // `parse_complete` still checks the framing.
+            return Ok(plain);
+        }
+        let mut input = wire.as_slice();
+        while !input.is_empty() {
+            conn.read_tls(&mut input).map_err(FetchError::Io)?;
+            let state = conn
+                .process_new_packets()
+                .map_err(|e| FetchError::Tls(e.to_string()))?;
+            let available = state.plaintext_bytes_to_read();
+            if available > 0 {
+                let start = plain.len();
+                plain.resize(start + available, 0);
+                let got = conn
+                    .reader()
+                    .read(plain.get_mut(start..).unwrap_or_default())
+                    .map_err(FetchError::Io)?;
+                plain.truncate(start + got);
+            }
+            if plain.len() > limit {
+                return Err(FetchError::TooLarge);
+            }
+            if state.peer_has_closed() {
+                return Ok(plain);
+            }
+        }
+    }
+}
+
+/// Parses a whole response already in memory (the TLS path).
+fn parse_complete(mut buf: Vec<u8>, method: &str) -> Result<HttpResponse, FetchError> {
+    let head = loop {
+        match ResponseHead::parse(&buf) {
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                let n = h.head_len.min(buf.len());
+                buf.drain(..n);
+            }
+            Ok(Some(h)) => break h,
+            _ => return Err(FetchError::Malformed),
+        }
+    };
+    let framing = head
+        .body_framing(&buf, method.as_bytes())
+        .map_err(|_| FetchError::Malformed)?;
+    let status = head.status;
+    buf.drain(..head.head_len.min(buf.len()));
+    let body = match framing {
+        ResponseBody::None => Vec::new(),
+        ResponseBody::Length(n) => {
+            let n = usize::try_from(n).map_err(|_| FetchError::TooLarge)?;
+            if n > MAX_BODY || buf.len() < n {
+                return Err(if n > MAX_BODY {
+                    FetchError::TooLarge
+                } else {
+                    FetchError::Malformed
+                });
+            }
+            buf.truncate(n);
+            buf
+        }
+        ResponseBody::CloseDelimited => buf,
+        ResponseBody::Chunked => {
+            let mut decoder = ChunkedDecoder::with_max_body(MAX_BODY as u64);
+            let mut body = Vec::new();
+            decoder
+                .decode(&buf, |r| {
+                    body.extend_from_slice(buf.get(r).unwrap_or_default())
+                })
+                .map_err(|_| FetchError::Malformed)?;
+            if !decoder.is_done() {
+                return Err(FetchError::Malformed);
+            }
+            body
+        }
+    };
+    if body.len() > MAX_BODY {
+        return Err(FetchError::TooLarge);
+    }
+    Ok(HttpResponse { status, body })
 }
 
 async fn read_more_until(
@@ -276,8 +433,10 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("::1", 80));
         let u = HttpUrl::parse("http://h").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(u.target, "/");
+        let u = HttpUrl::parse("https://as.example/jwks").unwrap_or_else(|e| panic!("{e}"));
+        assert!(u.tls && u.port == 443, "{u:?}");
         for bad in [
-            "https://h/x",
+            "ftp://h/x",
             "http://",
             "http://u@h/",
             "http://h:x/",
