@@ -7,7 +7,9 @@
 //! An API without an ACL never reaches this module beyond one `Option` check, so it pays no
 //! classification, copying or buffering.
 
+use std::cell::OnceCell;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter, ListKind as CodecKind};
@@ -16,8 +18,9 @@ use mcpgate_codec::jsonrpc::{
     error_response, Classified, Classifier, Kind, Message, Target as CodecTarget,
 };
 use mcpgate_policies::acl::{
-    Acl, ConditionContext, DecisionRecord, ListKind, McpRequest, Target, Verdict,
+    Acl, AuthInfo, ConditionContext, DecisionRecord, ListKind, McpRequest, Target, Verdict,
 };
+use mcpgate_policies::auth::Principal;
 
 use crate::errors::write_response;
 use crate::pipeline::{Flow, HttpMethod, RequestCtx};
@@ -35,6 +38,37 @@ pub struct RequestFacts {
     path: String,
     headers: Vec<(String, String)>,
     client_ip: Option<IpAddr>,
+    /// Who the API's plan authenticated (shared with the request context, not copied).
+    principal: Option<Rc<Principal>>,
+    /// The `auth` view of `principal`, built on the first condition that reads `auth` — an ACL
+    /// without such a condition never pays for copying the claims.
+    auth: OnceCell<Option<AuthInfo>>,
+}
+
+impl RequestFacts {
+    /// Facts with a principal only (request parts empty), for tests of `auth` conditions.
+    #[cfg(test)]
+    fn with_principal(principal: Principal) -> Self {
+        RequestFacts {
+            principal: Some(Rc::new(principal)),
+            ..RequestFacts::default()
+        }
+    }
+}
+
+/// A principal as the ACL's CEL `auth` variable sees it: absent subject / client id are empty
+/// strings, claims that are not an object (never, for a JWT) are an empty map.
+fn auth_info(principal: &Principal) -> AuthInfo {
+    AuthInfo {
+        subject: principal.subject.as_deref().unwrap_or_default().to_owned(),
+        client_id: principal
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned(),
+        scopes: principal.scopes.iter().map(|s| s.to_string()).collect(),
+        claims: principal.claims.as_object().cloned().unwrap_or_default(),
+    }
 }
 
 impl ConditionContext for RequestFacts {
@@ -51,6 +85,11 @@ impl ConditionContext for RequestFacts {
     }
     fn client_ip(&self) -> Option<IpAddr> {
         self.client_ip
+    }
+    fn auth(&self) -> Option<&AuthInfo> {
+        self.auth
+            .get_or_init(|| self.principal.as_deref().map(auth_info))
+            .as_ref()
     }
 }
 
@@ -98,6 +137,8 @@ impl AclExchange {
                 path: String::from_utf8_lossy(head.path(buf)).into_owned(),
                 headers,
                 client_ip: Some(ctx.peer.ip()),
+                principal: ctx.principal.clone(),
+                auth: OnceCell::new(),
             },
             lists: Vec::new(),
             injected: Vec::new(),
@@ -745,6 +786,127 @@ mod tests {
         assert_eq!(
             ex.judge_event(other, &mut classifier),
             EventVerdict::Forward
+        );
+    }
+
+    /// `get-sum` and `file:///admin` only for callers holding the `tools:admin` scope or the
+    /// `role: admin` claim; `echo` for everyone.
+    fn admin_only(principal: Option<Principal>) -> AclExchange {
+        let json = r#"{"authorizations":[
+            {"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_LIST","TOOLS_CALL"],"patternType":"LITERAL","patternValue":"echo"}]},
+            {"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_LIST","TOOLS_CALL"],"patternType":"LITERAL","patternValue":"get-sum"},
+                                   {"type":"RESOURCES","methods":["RESOURCES_READ"],"patternType":"LITERAL","patternValue":"file:///admin"}],
+             "condition":"'tools:admin' in auth.scopes || auth.claims.role == 'admin'"}]}"#;
+        let mut ex = exchange(Acl::from_gravitee_json(json).unwrap_or_else(|e| panic!("{e}")));
+        if let Some(p) = principal {
+            ex.facts = RequestFacts::with_principal(p);
+        }
+        ex
+    }
+
+    fn principal(scopes: &[&str], claims: serde_json::Value) -> Principal {
+        let mut p = Principal::anonymous();
+        p.subject = Some("alice".into());
+        p.scopes = scopes.iter().map(|s| Box::from(*s)).collect();
+        p.claims = claims;
+        p
+    }
+
+    fn filtered_tools(ex: &mut AclExchange) -> String {
+        let flow = judged(ex, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert!(matches!(flow, Flow::Continue), "{flow:?}");
+        let answer =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"get-sum"}]}}"#;
+        let mut out = Vec::new();
+        ex.rewrite_json(answer, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn call_refused(ex: &mut AclExchange, tool: &str) -> bool {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{tool}"}}}}"#
+        );
+        match judged(ex, &body) {
+            Flow::Continue => false,
+            Flow::RespondRaw { .. } => true,
+            other => panic!("unexpected flow {other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_conditions_see_the_authenticated_principal() {
+        let without = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"}]}}"#;
+        let with =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"get-sum"}]}}"#;
+        let cases = [
+            (None, false),
+            (
+                Some(principal(&["tools:read"], serde_json::json!({}))),
+                false,
+            ),
+            (
+                Some(principal(&["tools:admin"], serde_json::json!({}))),
+                true,
+            ),
+            (
+                Some(principal(&[], serde_json::json!({"role": "user"}))),
+                false,
+            ),
+            (
+                Some(principal(&[], serde_json::json!({"role": "admin"}))),
+                true,
+            ),
+        ];
+        for (p, admin) in cases {
+            let label = format!("{p:?}");
+            let mut ex = admin_only(p.clone());
+            assert_eq!(
+                filtered_tools(&mut ex),
+                if admin { with } else { without },
+                "{label}"
+            );
+            let mut ex = admin_only(p.clone());
+            assert_eq!(call_refused(&mut ex, "get-sum"), !admin, "{label}");
+            assert!(!call_refused(&mut ex, "echo"), "{label}");
+            // Server→client: an update about a URI only admins may read reaches admins only.
+            let mut ex = admin_only(p);
+            let update = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///admin"}}"#;
+            let verdict = ex.judge_event(update, &mut Classifier::new());
+            let expected = if admin {
+                EventVerdict::Forward
+            } else {
+                EventVerdict::Drop
+            };
+            assert_eq!(verdict, expected, "{label}");
+        }
+    }
+
+    #[test]
+    fn the_auth_view_is_built_only_for_a_condition_that_reads_it() {
+        let admin = principal(&["tools:admin"], serde_json::json!({"role": "admin"}));
+        // No condition at all.
+        let mut ex = echo_only();
+        ex.facts = RequestFacts::with_principal(admin.clone());
+        filtered_tools(&mut ex);
+        call_refused(&mut ex, "get-sum");
+        assert!(ex.facts.auth.get().is_none());
+        // A condition reading `request` only.
+        let json = r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_LIST","TOOLS_CALL"],"patternType":"ANY"}],"condition":"request.method == 'POST'"}]}"#;
+        let mut ex = exchange(Acl::from_gravitee_json(json).unwrap_or_else(|e| panic!("{e}")));
+        ex.facts = RequestFacts::with_principal(admin.clone());
+        call_refused(&mut ex, "get-sum");
+        assert!(ex.facts.auth.get().is_none());
+        // A condition reading `auth`: built once, from the principal.
+        let mut ex = admin_only(Some(admin));
+        assert!(!call_refused(&mut ex, "get-sum"));
+        assert_eq!(
+            ex.facts
+                .auth
+                .get()
+                .and_then(|a| a.as_ref())
+                .map(|a| a.subject.as_str()),
+            Some("alice")
         );
     }
 
