@@ -3,7 +3,7 @@
 // end-to-end tests (tests/tests/e2e_ts.rs) assert on that object; this file only observes, it
 // never judges, so a gateway bug shows up as a wrong observation rather than a crash here.
 //
-// Usage: node client.mjs <mcp-url> <scenario>
+// Usage: [MCPGATE_E2E_AUTHORIZATION="Bearer …"] node client.mjs <mcp-url> <scenario>
 // Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
 //            roots ping terminate concurrent
 // Exit status: 0 with the observations, 1 with {"error": ...} when the SDK threw.
@@ -79,9 +79,16 @@ function newClient() {
   return client;
 }
 
+// MCPGATE_E2E_AUTHORIZATION (e.g. "Bearer <jwt>") is sent on every request, as an app holding a
+// token would; unset, no Authorization header is sent.
+const AUTHORIZATION = process.env.MCPGATE_E2E_AUTHORIZATION;
+
 async function connect() {
   const client = newClient();
-  const transport = new StreamableHTTPClientTransport(new URL(url));
+  const transport = new StreamableHTTPClientTransport(
+    new URL(url),
+    AUTHORIZATION ? { requestInit: { headers: { authorization: AUTHORIZATION } } } : undefined,
+  );
   await client.connect(transport);
   return { client, transport };
 }

@@ -229,7 +229,15 @@ impl Sdk {
 /// Runs one scenario of the `sdk` client driver against `url` and returns its observations.
 /// Panics with the driver's output when it fails, hangs, or prints no JSON object.
 pub fn run_client(sdk: Sdk, url: &str, scenario: &str) -> Value {
-    let finished = match run_to_completion(sdk.command(url, scenario), Duration::from_secs(90)) {
+    run_client_with_env(sdk, url, scenario, &[])
+}
+
+/// [`run_client`] with extra environment variables for the driver (the TypeScript driver sends
+/// `MCPGATE_E2E_AUTHORIZATION` as the `Authorization` header of every request).
+pub fn run_client_with_env(sdk: Sdk, url: &str, scenario: &str, env: &[(&str, &str)]) -> Value {
+    let mut command = sdk.command(url, scenario);
+    command.envs(env.iter().copied());
+    let finished = match run_to_completion(command, Duration::from_secs(90)) {
         Ok(finished) => finished,
         Err(error) => panic!("cannot start the {sdk:?} client driver: {error}"),
     };
