@@ -110,6 +110,9 @@ pub struct AclExchange {
     pub upstream_headers: Vec<(&'static str, Vec<u8>)>,
     /// Every decision of this exchange, in order: one per judged message, one per filtered list.
     pub records: Vec<DecisionRecord>,
+    /// The decision on the server→client message [`AclExchange::judge_event`] judged last
+    /// (`None` after any other event), for that message's own exchange record.
+    pub server_decision: Option<DecisionRecord>,
     /// A GET stream: answers to requests POSTed elsewhere (legacy HTTP+SSE, replays) arrive
     /// here with no id to expect, so every response carrying a list is filtered.
     pub filter_every_list: bool,
@@ -145,6 +148,7 @@ impl AclExchange {
             rewritten_body: None,
             upstream_headers,
             records: Vec::new(),
+            server_decision: None,
             filter_every_list: ctx.method == HttpMethod::Get,
         }
     }
@@ -559,6 +563,7 @@ impl AclExchange {
 
     /// Judges one SSE event's data (a JSON-RPC message from the upstream).
     pub fn judge_event(&mut self, data: &[u8], classifier: &mut Classifier) -> EventVerdict {
+        self.server_decision = None;
         let Ok(Classified::Single(m)) = classifier.classify(data) else {
             return EventVerdict::Forward;
         };
@@ -588,6 +593,7 @@ impl AclExchange {
                     &McpRequest::new(method, acl_target(&m.target)),
                     &self.facts,
                 );
+                self.server_decision = Some(decision.record());
                 if decision.lets_through() {
                     if decision.verdict != Verdict::Allow {
                         self.records.push(decision.record());
@@ -635,6 +641,7 @@ mod tests {
             rewritten_body: None,
             upstream_headers: Vec::new(),
             records: Vec::new(),
+            server_decision: None,
             filter_every_list: false,
         }
     }
@@ -735,11 +742,20 @@ mod tests {
         let mut classifier = Classifier::new();
         let hidden = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///secret"}}"#;
         assert_eq!(ex.judge_event(hidden, &mut classifier), EventVerdict::Drop);
+        let outcome = |ex: &AclExchange| ex.server_decision.map(|d| d.outcome);
+        assert_eq!(outcome(&ex), Some(Outcome::Dropped));
         let visible = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///ok"}}"#;
         assert_eq!(
             ex.judge_event(visible, &mut classifier),
             EventVerdict::Forward
         );
+        assert_eq!(outcome(&ex), Some(Outcome::Allowed));
+        let answer = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
+        assert_eq!(
+            ex.judge_event(answer, &mut classifier),
+            EventVerdict::Forward
+        );
+        assert_eq!(outcome(&ex), None);
 
         let config = AclConfig {
             server_requests: mcpgate_policies::acl::ServerRequestsConfig {
@@ -758,6 +774,13 @@ mod tests {
             ),
             other => panic!("sampling was not refused: {other:?}"),
         }
+        assert_eq!(
+            ex.server_decision.map(|d| (d.outcome, d.basis)),
+            Some((
+                Outcome::Refused,
+                mcpgate_policies::acl::Basis::ServerRequests
+            ))
+        );
         let roots = br#"{"jsonrpc":"2.0","id":43,"method":"roots/list"}"#;
         assert_eq!(
             ex.judge_event(roots, &mut classifier),

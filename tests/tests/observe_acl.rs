@@ -1,11 +1,13 @@
 //! The ACL's decisions in the exchange log and the metrics: with an ACL that grants only `echo`,
 //! a call to `echo` is recorded as allowed by its rule, a call to `get-sum` as denied (implicit
-//! deny, answered by the gateway, never forwarded) and counted in `mcpgate_acl_denials_total`.
+//! deny, answered by the gateway, never forwarded) and counted in `mcpgate_acl_denials_total`;
+//! a server→client request the ACL refuses is recorded with that decision.
 
 mod observe_common;
 
 use std::time::Duration;
 
+use mcpgate_tests::{run_client, Sdk};
 use observe_common::{admin_get, admin_json, poll, Stack, API_NAME};
 
 const ACL: &str = r#"
@@ -106,4 +108,35 @@ fn acl_decisions_are_recorded_and_counted() {
         .ends_with(" 1"),
         "{metrics}"
     );
+}
+
+/// A server→client request the ACL refuses is recorded after the decision, with it: the
+/// `sampling/createMessage` server-everything sends (via `trigger-sampling-request`) is never
+/// shown to the client, and its record says `deny` by the `server_requests` setting.
+#[test]
+fn a_refused_server_request_is_recorded_with_its_decision() {
+    let acl = "[api.acl]\nserver_requests = { sampling = \"deny\" }\n\
+               [[api.acl.rule]]\ntype = \"TOOLS\"\n";
+    let stack = Stack::start_full("observe-acl-server", false, "", acl);
+    let through = run_client(Sdk::TypeScript, &stack.mcp_url(), "acl_sampling");
+    assert_eq!(through["samplingRequests"], 0, "{through}");
+
+    let record = poll(
+        "the sampling request in /api/logs",
+        Duration::from_secs(20),
+        || {
+            let logs = admin_json(
+                stack.admin(),
+                &format!("/api/logs?api={API_NAME}&method=sampling/createMessage"),
+            );
+            logs["records"]
+                .as_array()
+                .and_then(|r| r.first().cloned())
+                .ok_or_else(|| logs.to_string())
+        },
+    );
+    assert_eq!(record["kind"], "server_request", "{record}");
+    assert_eq!(record["acl"], "deny", "{record}");
+    assert_eq!(record["acl_rule"], "server_requests", "{record}");
+    assert_eq!(record["outcome"], "denied", "{record}");
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use mcpgate_codec::http::{RequestHead, ResponseHead};
 use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind, Message};
-use mcpgate_policies::acl::{Basis, Outcome as AclOutcome};
+use mcpgate_policies::acl::{Basis, DecisionRecord, Outcome as AclOutcome};
 
 use super::worker::Worker;
 use crate::acl_phase::AclExchange;
@@ -228,9 +228,17 @@ pub fn note_body(worker: &Worker, ctx: &mut RequestCtx, body: &[u8]) {
     }
 }
 
-/// One event relayed on a stream: the answer to the POST (its error code), or a server→client
-/// request or notification, recorded as its own exchange.
-pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &[u8]) {
+/// One event from the upstream's stream, after the ACL judged it (`acl`: the exchange's ACL
+/// state, taken out of `ctx` while the stream is relayed): the answer to the POST (its error
+/// code), or a server→client request or notification, recorded as its own exchange with the
+/// ACL's decision on it — a refused or dropped one too, though the client never saw it.
+pub fn note_sse_event(
+    worker: &Worker,
+    ctx: &mut RequestCtx,
+    data: &[u8],
+    raw: &[u8],
+    acl: Option<&AclExchange>,
+) {
     if !ctx.obs.on {
         return;
     }
@@ -252,7 +260,13 @@ pub fn note_sse_event(worker: &Worker, ctx: &mut RequestCtx, data: &[u8], raw: &
             }
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
-                if let Some(record) = server_message(&mut w.obs, ctx, m, raw) {
+                if let Some(mut record) = server_message(&mut w.obs, ctx, m, raw) {
+                    if let Some((acl, d)) =
+                        acl.and_then(|a| a.server_decision.as_ref().map(|d| (a, d)))
+                    {
+                        (record.acl_decision, record.acl_rule) =
+                            decision_fields(&mut w.obs, acl, d);
+                    }
                     w.obs.record(record);
                 }
             }
@@ -401,9 +415,18 @@ fn acl_fields(
     acl: &AclExchange,
     i: usize,
 ) -> (Option<AclDecision>, Option<Label>) {
-    let Some(d) = acl.records.get(i) else {
-        return (None, None);
-    };
+    match acl.records.get(i) {
+        Some(d) => decision_fields(obs, acl, d),
+        None => (None, None),
+    }
+}
+
+/// A decision as the exchange record shows it: allow/deny and the rule (or reason) behind it.
+fn decision_fields(
+    obs: &mut WorkerObserver,
+    acl: &AclExchange,
+    d: &DecisionRecord,
+) -> (Option<AclDecision>, Option<Label>) {
     let decision = match d.outcome {
         AclOutcome::Refused | AclOutcome::Dropped => AclDecision::Deny,
         _ => AclDecision::Allow,

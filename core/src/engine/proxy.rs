@@ -763,10 +763,6 @@ impl Exchange<'_> {
                 match parser.next_event(rest) {
                     Ok(Some((event, consumed))) => {
                         let mut raw = event.raw_bytes(rest);
-                        if ctx.obs.on {
-                            let data = mcpgate_codec::sse::event_data(&event, rest);
-                            observe_glue::note_sse_event(worker, ctx, data, raw);
-                        }
                         // Legacy HTTP+SSE: the POST endpoint must point at the gateway.
                         if event.event_type(rest) == Some(b"endpoint") {
                             let data = mcpgate_codec::sse::event_data(&event, rest);
@@ -784,6 +780,7 @@ impl Exchange<'_> {
                                 raw = &rewritten;
                             }
                         }
+                        let mut relayed = true;
                         if let (Some(a), Some(classifier)) =
                             (acl.as_deref_mut(), acl_classifier.as_mut())
                         {
@@ -802,10 +799,7 @@ impl Exchange<'_> {
                                         );
                                         raw = &acl_rewritten;
                                     }
-                                    EventVerdict::Drop => {
-                                        pos += consumed;
-                                        continue;
-                                    }
+                                    EventVerdict::Drop => relayed = false,
                                     EventVerdict::AnswerUpstream(answer) => {
                                         if let Some(api) = api {
                                             acl_io::answer_upstream(
@@ -815,11 +809,26 @@ impl Exchange<'_> {
                                                 timeouts.upstream_connect,
                                             );
                                         }
-                                        pos += consumed;
-                                        continue;
+                                        relayed = false;
                                     }
                                 }
                             }
+                        }
+                        // Recorded once judged: a refused server→client message carries its decision.
+                        if ctx.obs.on {
+                            let data = mcpgate_codec::sse::event_data(&event, rest);
+                            let upstream_raw = event.raw_bytes(rest);
+                            observe_glue::note_sse_event(
+                                worker,
+                                ctx,
+                                data,
+                                upstream_raw,
+                                acl.as_deref(),
+                            );
+                        }
+                        if !relayed {
+                            pos += consumed;
+                            continue;
                         }
                         match cframing {
                             ClientFraming::Chunked => encode_chunk(raw, out),
