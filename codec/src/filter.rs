@@ -36,6 +36,15 @@ impl ListKind {
             _ => None,
         }
     }
+    /// The request method that returns this list.
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Resources => "resources/list",
+            ListKind::ResourceTemplates => "resources/templates/list",
+        }
+    }
     /// The member of `result` holding the entries.
     pub fn list_key(self) -> &'static str {
         match self {

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter, ListKind as CodecKind};
+use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter};
 use mcpgate_codec::http::RequestHead;
 use mcpgate_codec::jsonrpc::{
     error_response, Classified, Classifier, Kind, Message, Target as CodecTarget,
@@ -178,15 +178,6 @@ fn acl_target(t: &CodecTarget) -> Target<'_> {
         CodecTarget::Uri(s) => Target::Uri(s),
         CodecTarget::PromptRef(s) => Target::PromptRef(s),
         CodecTarget::ResourceRef(s) => Target::ResourceRef(s),
-    }
-}
-
-fn codec_kind(kind: ListKind) -> CodecKind {
-    match kind {
-        ListKind::Tools => CodecKind::Tools,
-        ListKind::Prompts => CodecKind::Prompts,
-        ListKind::Resources => CodecKind::Resources,
-        ListKind::ResourceTemplates => CodecKind::ResourceTemplates,
     }
 }
 
@@ -463,7 +454,7 @@ impl AclExchange {
             self.records.push(keep.record());
             return Ok(true);
         }
-        CodecListFilter::new().filter(message, codec_kind(kind), |key| keep.keep(key), out)?;
+        CodecListFilter::new().filter(message, kind, |key| keep.keep(key), out)?;
         self.records.push(keep.record());
         Ok(true)
     }
@@ -482,12 +473,8 @@ impl AclExchange {
         ] {
             let mut keep = acl.list_filter(kind, &self.facts);
             let mut next = Vec::with_capacity(current.len());
-            let outcome = CodecListFilter::new().filter(
-                &current,
-                codec_kind(kind),
-                |key| keep.keep(key),
-                &mut next,
-            )?;
+            let outcome =
+                CodecListFilter::new().filter(&current, kind, |key| keep.keep(key), &mut next)?;
             if outcome.kept + outcome.removed > 0 {
                 touched = true;
                 self.records.push(keep.record());
@@ -517,7 +504,7 @@ impl AclExchange {
             if keep.keeps_all() {
                 out.extend_from_slice(body);
             } else {
-                CodecListFilter::new().filter(body, codec_kind(kind), |key| keep.keep(key), out)?;
+                CodecListFilter::new().filter(body, kind, |key| keep.keep(key), out)?;
             }
             self.records.push(keep.record());
             return Ok(());

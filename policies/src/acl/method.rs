@@ -21,32 +21,9 @@ pub enum Governed {
     Roots,
 }
 
-/// The four list methods whose results the ACL filters, keyed on name / name / uri / uriTemplate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
-    ResourceTemplates,
-}
-
-impl ListKind {
-    pub fn from_method(method: &str) -> Option<ListKind> {
-        match governed(method) {
-            Some(Governed::List(kind)) => Some(kind),
-            _ => None,
-        }
-    }
-
-    pub fn method(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools/list",
-            ListKind::Prompts => "prompts/list",
-            ListKind::Resources => "resources/list",
-            ListKind::ResourceTemplates => "resources/templates/list",
-        }
-    }
-}
+/// The four list methods whose results the ACL filters (keyed on name / name / uri / uriTemplate):
+/// the codec's own kind, so the decision and the filter can never disagree on which list is which.
+pub use mcpgate_codec::filter::ListKind;
 
 /// Exact, case-sensitive lookup, as the MCP SDKs dispatch.
 pub fn governed(method: &str) -> Option<Governed> {
