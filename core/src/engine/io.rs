@@ -10,10 +10,25 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 /// Spare capacity guaranteed before each read.
 pub const READ_CHUNK: usize = 16 * 1024;
 
+/// Spare capacity before each read of a long-lived event stream. Such streams are many and mostly
+/// quiet, and a pending read holds its buffer; bursts still grow it geometrically.
+pub const IDLE_STREAM_CHUNK: usize = 1024;
+
 #[derive(Debug)]
 pub enum ReadError {
     Io(io::Error),
     Timeout,
+}
+
+/// Moves `buf`'s bytes into a fresh buffer with `spare` room if it holds much more than that.
+/// A new allocation rather than an in-place shrink: the big buffer goes back whole, ready for
+/// the next connection's, instead of leaving a split remainder that fragments the heap.
+pub fn shrink_for_idle(buf: &mut Vec<u8>, spare: usize) {
+    if buf.capacity() > buf.len() + 2 * spare {
+        let mut small = Vec::with_capacity(buf.len() + spare);
+        small.extend_from_slice(buf);
+        *buf = small;
+    }
 }
 
 /// Appends one read to `buf`. Ok(0) is end of stream. On timeout the buffer is lost with the
@@ -23,9 +38,19 @@ pub async fn read_more<R: AsyncReadRent>(
     buf: &mut Vec<u8>,
     limit: Duration,
 ) -> Result<usize, ReadError> {
+    read_more_reserving(r, buf, limit, READ_CHUNK).await
+}
+
+/// [`read_more`] with `chunk` instead of [`READ_CHUNK`] as the spare capacity to ensure.
+pub async fn read_more_reserving<R: AsyncReadRent>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+    chunk: usize,
+) -> Result<usize, ReadError> {
     let mut owned = std::mem::take(buf);
-    if owned.capacity() - owned.len() < READ_CHUNK / 4 {
-        owned.reserve(READ_CHUNK);
+    if owned.capacity() - owned.len() < chunk / 4 {
+        owned.reserve(chunk);
     }
     let len = owned.len();
     let cap = owned.capacity();

@@ -27,7 +27,10 @@ use monoio::io::{
 use monoio::net::TcpStream;
 
 use super::acl_io;
-use super::io::{read_more, write_all, write_all_within, write_range, ReadError};
+use super::io::{
+    read_more, read_more_reserving, shrink_for_idle, write_all, write_all_within, write_range,
+    ReadError, IDLE_STREAM_CHUNK, READ_CHUNK,
+};
 use super::observe_glue;
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
@@ -687,7 +690,13 @@ impl Exchange<'_> {
             ResponseBody::Length(n) => n,
             _ => u64::MAX,
         };
-        let mut events: Vec<u8> = Vec::with_capacity(4096);
+        // A GET stream is long-lived and mostly quiet: its buffers start small and grow on demand.
+        let read_chunk = if end_on_drain {
+            IDLE_STREAM_CHUNK
+        } else {
+            READ_CHUNK
+        };
+        let mut events: Vec<u8> = Vec::with_capacity(if end_on_drain { 0 } else { 4096 });
         let mut rewritten: Vec<u8> = Vec::new();
         let config = ctx.config.clone();
         let api = ctx.api.and_then(|i| config.apis.get(i));
@@ -712,11 +721,20 @@ impl Exchange<'_> {
         write_all(&mut **wr, out)
             .await
             .map_err(|_| Failure::Abort)?;
+        if end_on_drain {
+            shrink_for_idle(out, 0);
+            shrink_for_idle(&mut conn.buf, IDLE_STREAM_CHUNK);
+        }
 
         // Watch the client with a cancelable read appending to its buffer (pipelined bytes are kept).
         let mut client_buf = std::mem::take(&mut **buf);
+        if end_on_drain {
+            // Only a close or pipelined bytes are expected here (the first pipelined byte ends
+            // the watch and keeps what was read); the next request regrows it.
+            shrink_for_idle(&mut client_buf, 128);
+        }
         if client_buf.capacity() == client_buf.len() {
-            client_buf.reserve(1024);
+            client_buf.reserve(if end_on_drain { 128 } else { 1024 });
         }
         let (len, cap) = (client_buf.len(), client_buf.capacity());
         let canceller = Canceller::new();
@@ -859,7 +877,12 @@ impl Exchange<'_> {
                 break Ok(conn.buf.is_empty() && events.is_empty());
             }
 
-            let read = pin!(read_more(&mut conn.stream, &mut conn.buf, idle));
+            let read = pin!(read_more_reserving(
+                &mut conn.stream,
+                &mut conn.buf,
+                idle,
+                read_chunk
+            ));
             let mut read = read;
             let drain = pin!(wait_for_drain(worker, end_on_drain));
             let res = monoio::select! {
@@ -933,9 +956,8 @@ async fn wait_for_drain(worker: &Worker, enabled: bool) {
     if !enabled {
         std::future::pending::<()>().await;
     }
-    while !worker.draining() {
-        monoio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Event-driven: a per-stream poll timer would wake every idle stream ten times a second.
+    worker.drained().await;
 }
 
 enum SendError {

@@ -3,9 +3,13 @@
 //! scratch, the config view, the connection and in-flight counters.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::TcpListener as StdListener;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,7 @@ pub struct Worker {
     pub in_flight: Cell<usize>,
     /// The exchange recorder (never borrowed across an `.await`).
     pub observe: RefCell<WorkerObs>,
+    drain_waiters: DrainWaiters,
 }
 
 impl Worker {
@@ -38,6 +43,78 @@ impl Worker {
 
     pub fn draining(&self) -> bool {
         self.shared.draining()
+    }
+
+    /// Completes when the gateway drains. Woken by the worker's own drain poll, so thousands of
+    /// idle streams waiting on it cost no timer each.
+    pub fn drained(&self) -> Drained<'_> {
+        Drained {
+            worker: self,
+            key: None,
+        }
+    }
+}
+
+/// The tasks waiting in [`Worker::drained`], woken all at once when the worker sees the drain.
+#[derive(Default)]
+struct DrainWaiters {
+    fired: Cell<bool>,
+    next_key: Cell<u64>,
+    wakers: RefCell<HashMap<u64, Waker>>,
+}
+
+impl DrainWaiters {
+    fn fire(&self) {
+        self.fired.set(true);
+        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for waker in wakers.into_values() {
+            waker.wake();
+        }
+    }
+}
+
+/// See [`Worker::drained`]; deregisters itself when dropped unfinished.
+pub struct Drained<'a> {
+    worker: &'a Worker,
+    key: Option<u64>,
+}
+
+impl Future for Drained<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let worker = self.worker;
+        let waiters = &worker.drain_waiters;
+        if waiters.fired.get() || worker.draining() {
+            return Poll::Ready(());
+        }
+        let key = match self.key {
+            Some(key) => key,
+            None => {
+                let key = waiters.next_key.get();
+                waiters.next_key.set(key.wrapping_add(1));
+                key
+            }
+        };
+        let mut wakers = waiters.wakers.borrow_mut();
+        match wakers.get_mut(&key) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => w.clone_from(cx.waker()),
+            None => {
+                wakers.insert(key, cx.waker().clone());
+            }
+        }
+        drop(wakers);
+        self.key = Some(key);
+        Poll::Pending
+    }
+}
+
+impl Drop for Drained<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.worker.drain_waiters.wakers.borrow_mut().remove(&key);
+        }
     }
 }
 
@@ -125,6 +202,7 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: Obser
         pipeline: RefCell::new(Pipeline::new()),
         connections: Cell::new(0),
         in_flight: Cell::new(0),
+        drain_waiters: DrainWaiters::default(),
     });
     let mut last_sweep = Instant::now();
     loop {
@@ -183,4 +261,5 @@ async fn wait_for_drain(worker: &Worker) {
         monoio::time::sleep(DRAIN_POLL).await;
         observe_glue::tick(worker);
     }
+    worker.drain_waiters.fire();
 }
