@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::net::{free_port, wait_for_listener};
+use crate::net::{free_port, wait_for_listener, wait_for_ready_line};
 use crate::peers::repo_root;
 use crate::process::{run_to_completion, ManagedChild};
 
@@ -199,26 +199,14 @@ impl GatewaySpec {
     }
 }
 
-/// Checks the ready line (`mcpgate: listening on ADDR (N workers, DRIVER)`) names the driver
-/// asked for, so an engine that silently fell back to epoll cannot pass the io_uring tests.
-fn confirm_driver(process: &ManagedChild, driver: Driver) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let output = process.output();
-        if let Some(line) = output.lines().find(|line| line.contains("listening on")) {
-            assert!(
-                line.contains(driver.flag()),
-                "asked for --driver {} but the gateway says: {line}",
-                driver.flag()
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never printed its 'listening on' line:\n{output}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The ready line names the driver asked for, so an engine that silently fell back to epoll
+/// cannot pass the io_uring tests.
+fn confirm_driver(ready_line: &str, driver: Driver) {
+    assert!(
+        ready_line.contains(driver.flag()),
+        "asked for --driver {} but the gateway says: {ready_line}",
+        driver.flag()
+    );
 }
 
 /// A running `mcpgate`.
@@ -273,10 +261,20 @@ impl Gateway {
                 Ok(process) => process,
                 Err(error) => panic!("cannot run {}: {error}", binary.display()),
             };
-            match wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
-                Ok(()) => {
+            let ready =
+                wait_for_listener(addr, &mut process, Duration::from_secs(30)).and_then(|()| {
+                    // The gateway refuses to share a port; if another test's listener held this
+                    // one, our process exits and we retry on fresh ports.
+                    wait_for_ready_line(
+                        &mut process,
+                        &format!("listening on {addr} "),
+                        Duration::from_secs(30),
+                    )
+                });
+            match ready {
+                Ok(ready_line) => {
                     if let Some(driver) = spec.driver {
-                        confirm_driver(&process, driver);
+                        confirm_driver(&ready_line, driver);
                     }
                     return Self {
                         process,

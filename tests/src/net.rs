@@ -52,6 +52,33 @@ pub fn wait_for_listener(
     }
 }
 
+/// Waits until `owner` prints a line containing `needle` (its own "listening" line) and returns
+/// that line. A successful connect alone does not prove the listener is `owner`'s: ports are
+/// picked free and released, so under load another test's process can hold one for a moment.
+pub fn wait_for_ready_line(
+    owner: &mut ManagedChild,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let output = owner.output();
+        if let Some(line) = output.lines().find(|line| line.contains(needle)) {
+            return Ok(line.to_string());
+        }
+        if let Some(status) = owner.exited() {
+            return Err(format!("{} exited with {status}\n{output}", owner.name()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} never printed '{needle}' within {timeout:?}\n{output}",
+                owner.name()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An upstream that accepts connections, reads whatever arrives, and never answers: the shape
 /// that must turn into a 504 once the gateway's response-head timeout passes.
 pub struct SilentUpstream {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::net::{free_port, wait_for_listener};
+use crate::net::{free_port, wait_for_listener, wait_for_ready_line};
 use crate::process::{run_to_completion, ManagedChild};
 
 /// `tests/` in the repository.
@@ -164,8 +164,16 @@ impl ServerEverything {
                 Ok(process) => process,
                 Err(error) => panic!("cannot run node (is Node.js installed?): {error}"),
             };
-            match wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
-                Ok(()) => return Self { process, addr },
+            let ready =
+                wait_for_listener(addr, &mut process, Duration::from_secs(30)).and_then(|()| {
+                    wait_for_ready_line(
+                        &mut process,
+                        &format!("listening on port {port}"),
+                        Duration::from_secs(30),
+                    )
+                });
+            match ready {
+                Ok(_) => return Self { process, addr },
                 Err(error) => last_error = error,
             }
         }

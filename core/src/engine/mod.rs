@@ -29,11 +29,12 @@ use crate::config::{Config, ConfigSource, Driver};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot listen on {addr}: {source}")]
+    // The io error is part of the message (not a chained source), like the other variants, so
+    // the binary's one-line error does not print it twice.
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("io_uring is not available on this kernel (or blocked by seccomp); use --driver auto or epoll")]
     UringUnavailable,
@@ -60,9 +61,10 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(g.listen);
     let admin_listener = match g.admin {
-        Some(addr) => {
-            Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind { addr, source })?)
-        }
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind {
+            addr,
+            error: source,
+        })?),
         None => None,
     };
     let hub = observe_glue::start_hub(&config)?;
@@ -190,8 +192,20 @@ fn raise_fd_limit() {
 fn bind_reuseport(addr: SocketAddr, n: usize) -> Result<Vec<TcpListener>, EngineError> {
     let mut out = Vec::with_capacity(n);
     let mut addr = addr;
+    if addr.port() != 0 {
+        // SO_REUSEPORT would also let this process join another one's listeners on the port (same
+        // user): the kernel would then split clients between two gateways, silently. A plain
+        // bind, without the option, fails while any socket holds the port.
+        probe_exclusive(addr).map_err(|source| EngineError::Bind {
+            addr,
+            error: source,
+        })?;
+    }
     for _ in 0..n.max(1) {
-        let listener = bind_one(addr).map_err(|source| EngineError::Bind { addr, source })?;
+        let listener = bind_one(addr).map_err(|source| EngineError::Bind {
+            addr,
+            error: source,
+        })?;
         if addr.port() == 0 {
             if let Ok(actual) = listener.local_addr() {
                 addr = actual;
@@ -200,6 +214,14 @@ fn bind_reuseport(addr: SocketAddr, n: usize) -> Result<Vec<TcpListener>, Engine
         out.push(listener);
     }
     Ok(out)
+}
+
+fn probe_exclusive(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // SO_REUSEADDR still conflicts with a listener but not with TIME_WAIT left by a restart.
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
