@@ -442,30 +442,19 @@ pub struct OidcProvider {
 impl OidcProvider {
     pub fn start(subject: &str) -> Self {
         let node = node22();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let port = crate::net::free_port();
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let (process, addr) = crate::net::spawn_listening("oidc-provider", |port| {
             let mut command = std::process::Command::new(&node);
             command
                 .arg("oauth_as.mjs")
                 .env("PORT", port.to_string())
                 .env("SUBJECT", subject)
                 .current_dir(crate::peers::tests_dir().join("js"));
-            let mut process =
-                crate::process::ManagedChild::spawn(format!("oidc-provider :{port}"), command)
-                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
-            match crate::net::wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
-                Ok(()) => {
-                    return OidcProvider {
-                        _process: process,
-                        addr,
-                    }
-                }
-                Err(error) => last_error = error,
-            }
+            command
+        });
+        OidcProvider {
+            _process: process,
+            addr,
         }
-        panic!("oidc-provider did not start: {last_error}");
     }
 
     pub fn issuer(&self) -> String {
@@ -507,30 +496,19 @@ pub struct SdkSecuredServer {
 impl SdkSecuredServer {
     pub fn start(issuer: &str) -> Self {
         let node = node22();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let port = crate::net::free_port();
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let (process, addr) = crate::net::spawn_listening("secured SDK server", |port| {
             let mut command = std::process::Command::new(&node);
             command
                 .arg("secured_server.mjs")
                 .env("PORT", port.to_string())
                 .env("ISSUER", issuer)
                 .current_dir(crate::peers::tests_dir().join("js"));
-            let mut process =
-                crate::process::ManagedChild::spawn(format!("secured server :{port}"), command)
-                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
-            match crate::net::wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
-                Ok(()) => {
-                    return SdkSecuredServer {
-                        _process: process,
-                        addr,
-                    }
-                }
-                Err(error) => last_error = error,
-            }
+            command
+        });
+        SdkSecuredServer {
+            _process: process,
+            addr,
         }
-        panic!("the secured SDK server did not start: {last_error}");
     }
 
     pub fn mcp_url(&self) -> String {

@@ -52,6 +52,27 @@ pub fn wait_for_listener(
     }
 }
 
+/// Starts a child that listens on the port it is given (picked free), and returns it with its
+/// address once it accepts connections. A port picked free can be taken by a parallel test
+/// before the child binds it; the child then exits and another port is tried.
+pub fn spawn_listening(
+    what: &str,
+    mut command_for: impl FnMut(u16) -> std::process::Command,
+) -> (ManagedChild, SocketAddr) {
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut process = ManagedChild::spawn(format!("{what} :{port}"), command_for(port))
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        match wait_for_listener(addr, &mut process, Duration::from_secs(30)) {
+            Ok(()) => return (process, addr),
+            Err(error) => last_error = error,
+        }
+    }
+    panic!("{what} did not start: {last_error}");
+}
+
 /// Waits until `owner` prints a line containing `needle` (its own "listening" line) and returns
 /// that line. A successful connect alone does not prove the listener is `owner`'s: ports are
 /// picked free and released, so under load another test's process can hold one for a moment.
