@@ -4,6 +4,7 @@
 //! small HTTP/1.1 layer of their own instead of `mcpgate-codec`: a measuring instrument must not
 //! change when the thing it measures changes.
 
+pub mod gateconf;
 pub mod http;
 pub mod mcp;
 pub mod net;

@@ -18,15 +18,22 @@ pub enum Scenario {
     CallSse,
     /// `tools/list` with the mock's full catalogue (100 tools by default).
     List,
+    /// `tools/list` through an MCP ACL that lets half of the tools through (mcpgate filters; the
+    /// other legs relay the full list).
+    ListAcl,
+    /// `list-acl` with a JWT plan on the API: every request carries `Authorization: Bearer`.
+    ListAclJwt,
     /// Many concurrent GET streams held open; measures memory and idle CPU, not requests.
     IdleSse,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::CallJson,
         Scenario::CallSse,
         Scenario::List,
+        Scenario::ListAcl,
+        Scenario::ListAclJwt,
         Scenario::IdleSse,
     ];
 
@@ -35,8 +42,28 @@ impl Scenario {
             Scenario::CallJson => "call-json",
             Scenario::CallSse => "call-sse",
             Scenario::List => "list",
+            Scenario::ListAcl => "list-acl",
+            Scenario::ListAclJwt => "list-acl-jwt",
             Scenario::IdleSse => "idle-sse",
         }
+    }
+
+    /// Sends `tools/list` (whose answer the load generator can count).
+    pub fn is_list(self) -> bool {
+        matches!(
+            self,
+            Scenario::List | Scenario::ListAcl | Scenario::ListAclJwt
+        )
+    }
+
+    /// A gateway in this scenario runs the half-catalogue ACL.
+    pub fn has_acl(self) -> bool {
+        matches!(self, Scenario::ListAcl | Scenario::ListAclJwt)
+    }
+
+    /// A gateway in this scenario runs a JWT plan, so every request carries a bearer token.
+    pub fn has_jwt(self) -> bool {
+        self == Scenario::ListAclJwt
     }
 }
 
@@ -53,7 +80,11 @@ impl FromStr for Scenario {
             .into_iter()
             .find(|sc| sc.name() == s)
             .ok_or_else(|| {
-                format!("unknown scenario {s:?} (expected call-json, call-sse, list or idle-sse)")
+                let names: Vec<&str> = Scenario::ALL.iter().map(|sc| sc.name()).collect();
+                format!(
+                    "unknown scenario {s:?} (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -85,13 +116,36 @@ pub fn write_request_body(scenario: Scenario, id: u64, out: &mut Vec<u8>) {
             out,
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{SSE_TOOL_PREFIX}tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
         ),
-        Scenario::List | Scenario::IdleSse => {
+        Scenario::List | Scenario::ListAcl | Scenario::ListAclJwt | Scenario::IdleSse => {
             write!(
                 out,
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#
             )
         }
     };
+}
+
+/// The name of the mock's tool number `i`; `tools/list` lists `tool_0` .. `tool_{N-1}`.
+pub fn tool_name(i: usize) -> String {
+    format!("tool_{i}")
+}
+
+/// The tools the harness's ACL lets through: the first half of the catalogue, so a filtered
+/// `tools/list` of `tools` entries has `tools / 2` of them.
+pub fn acl_visible_tools(tools: usize) -> Vec<String> {
+    (0..tools / 2).map(tool_name).collect()
+}
+
+/// Entries in a `tools/list` answer, counted as occurrences of the `"name"` key: every mock tool
+/// has exactly one and nothing else in its answer has that key. A memmem scan, cheap next to the
+/// request itself, so the load generator can check every answer.
+pub fn count_list_entries(finder: &memchr::memmem::Finder<'_>, payload: &[u8]) -> usize {
+    finder.find_iter(payload).count()
+}
+
+/// The needle for [`count_list_entries`].
+pub fn list_entry_finder() -> memchr::memmem::Finder<'static> {
+    memchr::memmem::Finder::new(b"\"name\"")
 }
 
 /// The mock's pre-rendered answers; `id` is spliced between a prefix and a suffix.
@@ -112,8 +166,9 @@ impl MockAnswers {
             if i > 0 {
                 list.push(',');
             }
+            let name = tool_name(i);
             list.push_str(&format!(
-                r#"{{"name":"tool_{i}","description":"Generated tool number {i} of the mock upstream; it echoes its arguments.","inputSchema":{{"type":"object","properties":{{"city":{{"type":"string","description":"A city name"}},"units":{{"type":"string","enum":["metric","imperial"]}}}},"required":["city"]}}}}"#
+                r#"{{"name":"{name}","description":"Generated tool number {i} of the mock upstream; it echoes its arguments.","inputSchema":{{"type":"object","properties":{{"city":{{"type":"string","description":"A city name"}},"units":{{"type":"string","enum":["metric","imperial"]}}}},"required":["city"]}}}}"#
             ));
         }
         list.push_str("]}}");
@@ -213,7 +268,13 @@ mod tests {
     #[test]
     fn request_bodies_parse_back() {
         let mut out = Vec::new();
-        for sc in [Scenario::CallJson, Scenario::CallSse, Scenario::List] {
+        for sc in [
+            Scenario::CallJson,
+            Scenario::CallSse,
+            Scenario::List,
+            Scenario::ListAcl,
+            Scenario::ListAclJwt,
+        ] {
             write_request_body(sc, 41, &mut out);
             let env = parse_envelope(&out).unwrap_or_else(|| panic!("{sc} body parses"));
             assert_eq!(env.id.as_deref(), Some("41"));
@@ -245,6 +306,30 @@ mod tests {
             v["result"]["content"][0]["text"].as_str().map(str::len),
             Some(256)
         );
+    }
+
+    #[test]
+    fn list_entries_are_counted_and_the_acl_half_is_half() {
+        let answers = MockAnswers::new(100, 16);
+        let mut out = Vec::new();
+        answers.write_list(b"1", &mut out);
+        let finder = list_entry_finder();
+        assert_eq!(count_list_entries(&finder, &out), 100);
+        let visible = acl_visible_tools(100);
+        assert_eq!(visible.len(), 50);
+        // Keep only the visible entries, as a filtering gateway would, and count again.
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        let kept: Vec<serde_json::Value> = v["result"]["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| visible.iter().any(|n| t["name"] == n.as_str()))
+            .collect();
+        assert_eq!(kept.len(), 50);
+        let filtered = serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":kept}});
+        let text = serde_json::to_vec(&filtered).unwrap_or_default();
+        assert_eq!(count_list_entries(&finder, &text), 50);
     }
 
     #[test]

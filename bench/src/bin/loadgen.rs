@@ -21,7 +21,8 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use mcpgate_bench::http::{parse_response_head, ResponseHead};
 use mcpgate_bench::mcp::{
-    initialize_body, initialized_notification, write_request_body, Scenario, PROTOCOL_VERSION,
+    count_list_entries, initialize_body, initialized_notification, list_entry_finder,
+    write_request_body, Scenario, PROTOCOL_VERSION,
 };
 use mcpgate_bench::net::{BufConn, ConnError};
 use mcpgate_bench::procstat::{self, Sample};
@@ -37,7 +38,8 @@ struct Args {
     /// Target MCP endpoint, e.g. http://127.0.0.1:8080/mcp-proxy
     #[arg(long)]
     url: String,
-    /// call-json, call-sse, list or idle-sse
+    /// call-json, call-sse, list, list-acl, list-acl-jwt or idle-sse (the list-acl ones send
+    /// `tools/list` like list; the gateway's config and the `--header` make the difference)
     #[arg(long, default_value = "call-json")]
     scenario: Scenario,
     /// Keep-alive connections (idle-sse: number of streams).
@@ -67,6 +69,10 @@ struct Args {
     /// Extra request header "Name: value" on every request (e.g. Authorization for a JWT plan).
     #[arg(long = "header")]
     headers: Vec<String>,
+    /// List scenarios: every `tools/list` answer must list exactly this many tools, else it counts
+    /// as an error (proves an ACL really filtered, or that a blind proxy did not).
+    #[arg(long)]
+    expect_list_entries: Option<usize>,
     /// Skip `initialize` (no Mcp-Session-Id header).
     #[arg(long)]
     no_session: bool,
@@ -265,6 +271,9 @@ struct LoopCtx {
     start: Instant,
     timeout: Duration,
     rate: Option<f64>,
+    /// Tools every list answer must have (`--expect-list-entries`).
+    expect_entries: Option<usize>,
+    entry_finder: memchr::memmem::Finder<'static>,
 }
 
 async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
@@ -277,6 +286,8 @@ async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
         start,
         timeout,
         rate,
+        expect_entries,
+        ref entry_finder,
     } = *ctx;
     let mut conn: Option<BufConn> = None;
     let mut body = Vec::with_capacity(512);
@@ -342,6 +353,15 @@ async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
                                 "answer without a result: {}",
                                 String::from_utf8_lossy(&payload[..payload.len().min(200)])
                             ))
+                        } else if let Some(want) = expect_entries.filter(|_| scenario.is_list()) {
+                            let got = count_list_entries(entry_finder, &payload);
+                            if got == want {
+                                Ok(())
+                            } else {
+                                Err(format!(
+                                    "tools/list answer lists {got} tools, expected {want}"
+                                ))
+                            }
                         } else {
                             Ok(())
                         }
@@ -514,6 +534,8 @@ async fn run_thread(
             start,
             timeout,
             rate: args.rate,
+            expect_entries: args.expect_list_entries,
+            entry_finder: list_entry_finder(),
         });
         let mut tasks = Vec::new();
         for index in mine {

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use mcpgate_bench::mcp::Scenario;
+use mcpgate_bench::gateconf::{
+    api_policies_toml, generated_template, render, JwtKey, Policies, POLICIES_PLACEHOLDER,
+};
+use mcpgate_bench::mcp::{acl_visible_tools, Scenario};
 use mcpgate_bench::procstat;
 use mcpgate_bench::report::{median, LoadReport};
 use mcpgate_bench::runtime::raise_nofile_limit;
@@ -48,20 +51,31 @@ struct Args {
     /// Legs to run, comma-separated: direct, mcpgate, nginx.
     #[arg(long, default_value = "direct,mcpgate,nginx", value_delimiter = ',')]
     legs: Vec<String>,
-    /// Scenarios, comma-separated: call-json, call-sse, list, idle-sse.
+    /// Scenarios, comma-separated: call-json, call-sse, list, list-acl, list-acl-jwt, idle-sse.
     #[arg(
         long,
-        default_value = "call-json,call-sse,list,idle-sse",
+        default_value = "call-json,call-sse,list,list-acl,list-acl-jwt,idle-sse",
         value_delimiter = ','
     )]
     scenarios: Vec<Scenario>,
     /// The mcpgate binary. Default: `mcpgate` next to this binary (same target dir).
     #[arg(long)]
     mcpgate: Option<PathBuf>,
-    /// mcpgate configuration template (hook for ACL / JWT runs): `{upstream}` in it is replaced by
-    /// the mock's URL; it must route /mcp-proxy. Without it mcpgate runs `--upstream ... --path /mcp-proxy`.
+    /// mcpgate configuration template for the plain scenarios: `{upstream}` in it is replaced by
+    /// the mock's URL; it must route /mcp-proxy. Without it mcpgate runs `--upstream ... --path
+    /// /mcp-proxy`. The list-acl scenarios use it too if it has `{api_policies}` at the end of the
+    /// /mcp-proxy `[[api]]` table (replaced by the ACL / plan), else the harness's own config.
     #[arg(long)]
     mcpgate_config: Option<PathBuf>,
+    /// An extra mcpgate leg NAME running config template FILE (`{upstream}`, optional
+    /// `{api_policies}` as for --mcpgate-config; without it the leg skips the list-acl scenarios),
+    /// rotated with the other legs and compared with the mcpgate leg ("vs mcpgate"). Repeatable.
+    #[arg(long = "mcpgate-variant", value_name = "NAME=FILE")]
+    variants: Vec<String>,
+    /// A/B of exchange recording: adds the variant `mcpgate-nolog` (`[gateway.log] enabled =
+    /// false`) and runs the mcpgate leg from the same generated config with `enabled = true`.
+    #[arg(long)]
+    observe_ab: bool,
     /// Extra request header "Name: value" sent on every leg (e.g. `Authorization: Bearer ...`).
     #[arg(long = "header")]
     headers: Vec<String>,
@@ -242,13 +256,83 @@ fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-/// One way of reaching the mock: directly or through a proxy.
-struct Leg {
+/// How a gateway leg configures mcpgate.
+#[derive(Debug, Clone)]
+struct GateSpec {
+    /// Template for the plain scenarios; `None` = `--upstream … --path /mcp-proxy`.
+    plain: Option<String>,
+    /// The plain template is the user's (`--mcpgate-config` / a variant file): it may contain an
+    /// ACL of its own, so `list` answers are not counted.
+    plain_is_users: bool,
+    /// Template (with `{api_policies}`) for the list-acl scenarios; `None` = the leg skips them.
+    with_policies: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum LegKind {
+    Direct,
+    Nginx,
+    Gateway(GateSpec),
+}
+
+/// A leg as asked for on the command line, before anything runs.
+#[derive(Debug, Clone)]
+struct LegSpec {
     name: String,
+    kind: LegKind,
+    /// An A/B variant, compared with the `mcpgate` leg.
+    variant: bool,
+}
+
+impl LegSpec {
+    fn gate(&self) -> Option<&GateSpec> {
+        match &self.kind {
+            LegKind::Gateway(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Whether this leg runs `scenario` at all (a variant without `{api_policies}` skips the
+    /// list-acl scenarios rather than measure them unfiltered).
+    fn runs(&self, scenario: Scenario) -> bool {
+        match self.gate() {
+            Some(g) if scenario.has_acl() => g.with_policies.is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// One running proxy (or the mock itself) that loadgen can be pointed at.
+struct Endpoint {
     url: String,
     /// The proxy's processes (nginx: master + workers); empty for the direct leg.
     proxy_pids: Vec<u32>,
-    _procs: Vec<Proc>,
+    procs: Vec<Proc>,
+}
+
+/// One way of reaching the mock: directly or through a proxy. A gateway leg runs one mcpgate per
+/// policy set its scenarios need (plain, ACL, ACL + JWT), all idle but the one measured.
+struct Leg {
+    spec: LegSpec,
+    endpoints: BTreeMap<Policies, Endpoint>,
+}
+
+impl Leg {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn endpoint(&self, scenario: Scenario) -> Option<&Endpoint> {
+        let key = match self.spec.kind {
+            LegKind::Gateway(_) => Policies::for_scenario(scenario),
+            _ => Policies::None,
+        };
+        self.endpoints.get(&key)
+    }
+
+    fn procs_mut(&mut self) -> impl Iterator<Item = &mut Proc> {
+        self.endpoints.values_mut().flat_map(|e| e.procs.iter_mut())
+    }
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
@@ -264,25 +348,153 @@ fn require_file(path: &Path, hint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_mcpgate(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyhow::Result<Leg> {
+/// The name of the `--observe-ab` variant.
+const NOLOG_VARIANT: &str = "mcpgate-nolog";
+
+fn read_template(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A user's template as a gateway leg: the list-acl scenarios use it only if it has a place for
+/// the policies. `fallback` is what they use otherwise (`None`: the leg skips them).
+fn user_gate(text: String, fallback: Option<String>) -> GateSpec {
+    let with_policies = if text.contains(POLICIES_PLACEHOLDER) {
+        Some(text.clone())
+    } else {
+        fallback
+    };
+    GateSpec {
+        plain: Some(text),
+        plain_is_users: true,
+        with_policies,
+    }
+}
+
+/// The legs of this run, in rotation order: `--legs`, then the A/B variants.
+fn leg_specs(args: &Args) -> anyhow::Result<Vec<LegSpec>> {
+    let mut specs = Vec::new();
+    for name in &args.legs {
+        let kind = match name.as_str() {
+            "direct" => LegKind::Direct,
+            "nginx" => LegKind::Nginx,
+            "mcpgate" => LegKind::Gateway(match (&args.mcpgate_config, args.observe_ab) {
+                (Some(_), true) => bail!(
+                    "--observe-ab generates both configs of its A/B; compare a config of your own \
+                     with --mcpgate-variant NAME=FILE instead of --mcpgate-config"
+                ),
+                (Some(path), false) => {
+                    user_gate(read_template(path)?, Some(generated_template(None)))
+                }
+                // Both A/B legs from the same generated file, recording on vs off: nothing else
+                // differs (the command-line leg would also differ in its API's name).
+                (None, true) => GateSpec {
+                    plain: Some(generated_template(Some(true))),
+                    plain_is_users: false,
+                    with_policies: Some(generated_template(Some(true))),
+                },
+                (None, false) => GateSpec {
+                    plain: None,
+                    plain_is_users: false,
+                    with_policies: Some(generated_template(None)),
+                },
+            }),
+            other => bail!("unknown leg {other:?} (expected direct, mcpgate or nginx)"),
+        };
+        if specs.iter().any(|s: &LegSpec| s.name == *name) {
+            bail!("leg {name} is listed twice");
+        }
+        specs.push(LegSpec {
+            name: name.clone(),
+            kind,
+            variant: false,
+        });
+    }
+    let mut variants: Vec<(String, GateSpec)> = Vec::new();
+    if args.observe_ab {
+        let nolog = generated_template(Some(false));
+        variants.push((
+            NOLOG_VARIANT.to_owned(),
+            GateSpec {
+                plain: Some(nolog.clone()),
+                plain_is_users: false,
+                with_policies: Some(nolog),
+            },
+        ));
+    }
+    for v in &args.variants {
+        let (name, file) = v
+            .split_once('=')
+            .with_context(|| format!("--mcpgate-variant {v:?} is not NAME=FILE"))?;
+        variants.push((
+            name.to_owned(),
+            user_gate(read_template(Path::new(file))?, None),
+        ));
+    }
+    if !variants.is_empty() && !args.legs.iter().any(|l| l == BASELINE_LEG) {
+        bail!("A/B variants are compared with the mcpgate leg: add mcpgate to --legs");
+    }
+    for (name, gate) in variants {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            bail!("variant name {name:?}: use letters, digits, '-' and '_'");
+        }
+        if specs.iter().any(|s| s.name == name) {
+            bail!("leg name {name} is used twice");
+        }
+        specs.push(LegSpec {
+            name,
+            kind: LegKind::Gateway(gate),
+            variant: true,
+        });
+    }
+    Ok(specs)
+}
+
+/// Where everything the harness starts lives, and what it shares.
+struct Env<'a> {
+    args: &'a Args,
+    dir: &'a Path,
+    mock_port: u16,
+    workers: usize,
+    jwt: &'a JwtKey,
+}
+
+/// Starts one mcpgate of `leg` for `policies`; `Ok(None)` when the leg skips them.
+fn start_mcpgate(
+    env: &Env<'_>,
+    leg: &str,
+    gate: &GateSpec,
+    policies: Policies,
+) -> anyhow::Result<Option<Endpoint>> {
+    let args = env.args;
     let bin = match &args.mcpgate {
         Some(p) => p.clone(),
         None => sibling("mcpgate")?,
     };
     require_file(&bin, "build it with `cargo build -p mcpgate-core --release` (same CARGO_TARGET_DIR) or pass --mcpgate")?;
+    let upstream = format!("http://127.0.0.1:{}/mcp", env.mock_port);
+    let template = match policies {
+        Policies::None => gate.plain.as_ref(),
+        _ => match &gate.with_policies {
+            Some(t) => Some(t),
+            None => return Ok(None),
+        },
+    };
     let port = free_port()?;
     let admin = free_port()?;
     let mut cmd = placed(args, Role::Proxy, &bin);
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
-        .args(["--workers", &workers.to_string()]);
-    let upstream = format!("http://127.0.0.1:{mock_port}/mcp");
-    match &args.mcpgate_config {
+        .args(["--workers", &env.workers.to_string()]);
+    let stem = format!("{leg}-{}", policies.slug());
+    match template {
         Some(template) => {
-            let text = std::fs::read_to_string(template)
-                .with_context(|| format!("reading {}", template.display()))?;
-            let conf = dir.join("mcpgate.toml");
-            std::fs::write(&conf, text.replace("{upstream}", &upstream))?;
+            let conf = env.dir.join(format!("{stem}.toml"));
+            let policies_toml = api_policies_toml(policies, args.tools, env.jwt);
+            std::fs::write(&conf, render(template, &upstream, &policies_toml))?;
             cmd.arg("--config").arg(conf);
         }
         None => {
@@ -292,18 +504,65 @@ fn start_mcpgate(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> any
     if args.mcpgate_driver != "auto" {
         cmd.args(["--driver", &args.mcpgate_driver]);
     }
-    let mut proc = Proc::spawn("mcpgate", cmd, dir.join("mcpgate.log"))?;
+    let mut proc = Proc::spawn("mcpgate", cmd, env.dir.join(format!("{stem}.log")))?;
     proc.wait_ready("listening", Duration::from_secs(20), |log| {
         log.contains("mcpgate: listening on")
     })?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     proc.wait_ready("accepting", Duration::from_secs(5), |_| accepts(addr))?;
-    Ok(Leg {
-        name: "mcpgate".into(),
+    Ok(Some(Endpoint {
         url: format!("http://127.0.0.1:{port}/mcp-proxy"),
         proxy_pids: vec![proc.pid()],
-        _procs: vec![proc],
-    })
+        procs: vec![proc],
+    }))
+}
+
+/// Starts what `spec` needs for `policies` (direct and nginx: one endpoint for everything).
+/// Failures are collected, not fatal: the other legs still run and the run exits 1 at the end.
+fn start_leg(
+    env: &Env<'_>,
+    spec: &LegSpec,
+    policies: &[Policies],
+    failures: &mut Vec<String>,
+) -> Leg {
+    let mut endpoints = BTreeMap::new();
+    match &spec.kind {
+        LegKind::Direct => {
+            endpoints.insert(
+                Policies::None,
+                Endpoint {
+                    url: format!("http://127.0.0.1:{}/mcp", env.mock_port),
+                    proxy_pids: vec![],
+                    procs: vec![],
+                },
+            );
+        }
+        LegKind::Nginx => match start_nginx(env.args, env.dir, env.mock_port, env.workers) {
+            Ok(e) => {
+                endpoints.insert(Policies::None, e);
+            }
+            Err(e) => failures.push(format!("leg {} cannot run: {e:#}", spec.name)),
+        },
+        LegKind::Gateway(gate) => {
+            for &p in policies {
+                match start_mcpgate(env, &spec.name, gate, p) {
+                    Ok(Some(e)) => {
+                        endpoints.insert(p, e);
+                    }
+                    Ok(None) => {}
+                    Err(e) => failures.push(format!(
+                        "leg {} ({} config) cannot run: {e:#}",
+                        spec.name,
+                        p.slug()
+                    )),
+                }
+            }
+        }
+    }
+    Leg {
+        spec: spec.clone(),
+        endpoints,
+    }
 }
 
 fn nginx_conf(dir: &Path, port: u16, mock_port: u16, workers: usize, idle_streams: u64) -> String {
@@ -363,7 +622,12 @@ fn find_in_path(bin: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn start_nginx(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyhow::Result<Leg> {
+fn start_nginx(
+    args: &Args,
+    dir: &Path,
+    mock_port: u16,
+    workers: usize,
+) -> anyhow::Result<Endpoint> {
     let bin = find_in_path(&args.nginx).with_context(|| {
         format!("{} not found: install it (`apt-get update && apt-get install -y nginx`) or pass --nginx", args.nginx.display())
     })?;
@@ -390,18 +654,17 @@ fn start_nginx(args: &Args, dir: &Path, mock_port: u16, workers: usize) -> anyho
         pids.len() >= workers
     })?;
     pids.insert(0, master);
-    Ok(Leg {
-        name: "nginx".into(),
+    Ok(Endpoint {
         url: format!("http://127.0.0.1:{port}/mcp-proxy"),
         proxy_pids: pids,
-        _procs: vec![proc],
+        procs: vec![proc],
     })
 }
 
 fn check_alive(legs: &mut [Leg], mock: &mut Proc, failures: &mut Vec<String>) {
     for p in legs
         .iter_mut()
-        .flat_map(|l| l._procs.iter_mut())
+        .flat_map(|l| l.procs_mut())
         .chain(std::iter::once(mock))
     {
         if let Err(e) = p.ensure_running() {
@@ -425,11 +688,26 @@ struct Harness {
     args: Args,
     loadgen: PathBuf,
     mock_pid: u32,
+    jwt: JwtKey,
     failures: Vec<String>,
     runs: Vec<Run>,
 }
 
 impl Harness {
+    /// Tools every `tools/list` answer of `leg` must list in `scenario`, when that is known: the
+    /// ACL's half through a gateway in the list-acl scenarios, the whole catalogue otherwise
+    /// (except through a user's config, which may filter on its own).
+    fn expected_list_entries(&self, leg: &LegSpec, scenario: Scenario) -> Option<usize> {
+        if !scenario.is_list() {
+            return None;
+        }
+        match leg.gate() {
+            Some(_) if scenario.has_acl() => Some(acl_visible_tools(self.args.tools).len()),
+            Some(g) if g.plain_is_users => None,
+            _ => Some(self.args.tools),
+        }
+    }
+
     fn loadgen(
         &mut self,
         leg: &Leg,
@@ -437,13 +715,31 @@ impl Harness {
         rep: usize,
         rate: Option<f64>,
     ) -> anyhow::Result<Option<LoadReport>> {
+        let Some(endpoint) = leg.endpoint(scenario) else {
+            return Ok(None);
+        };
         let a = &self.args;
         let mut cmd = placed(&self.args, Role::Fixture, &self.loadgen);
-        cmd.args(["--url", &leg.url, "--scenario", scenario.name()])
+        cmd.args(["--url", &endpoint.url, "--scenario", scenario.name()])
             .args(["--threads", &a.loadgen_threads.to_string()])
             .args(["--watch", &format!("mock={}", self.mock_pid)]);
-        if !leg.proxy_pids.is_empty() {
-            let pids: Vec<String> = leg.proxy_pids.iter().map(u32::to_string).collect();
+        if let Some(n) = self.expected_list_entries(&leg.spec, scenario) {
+            cmd.args(["--expect-list-entries", &n.to_string()]);
+        }
+        if scenario.has_jwt() {
+            // Every leg sends the token (nginx and the mock ignore it), so all legs do the same
+            // work on the client side. Minted per run: a long A/B outlives an hour-long token.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            cmd.args([
+                "--header",
+                &format!("Authorization: Bearer {}", self.jwt.mint(now)),
+            ]);
+        }
+        if !endpoint.proxy_pids.is_empty() {
+            let pids: Vec<String> = endpoint.proxy_pids.iter().map(u32::to_string).collect();
             cmd.args(["--watch", &format!("proxy={}", pids.join(","))]);
         }
         if scenario == Scenario::IdleSse {
@@ -476,17 +772,18 @@ impl Harness {
         } else {
             "closed"
         };
-        let label = format!("{} {} {} (rep {})", leg.name, scenario, mode, rep + 1);
+        let label = format!("{} {} {} (rep {})", leg.name(), scenario, mode, rep + 1);
         eprintln!("sidebyside: {label} ...");
-        let proxy_pss_kb_before = if scenario == Scenario::IdleSse && !leg.proxy_pids.is_empty() {
-            Some(
-                procstat::sample(&leg.proxy_pids)
-                    .with_context(|| format!("{label}: reading proxy memory"))?
-                    .pss_kb,
-            )
-        } else {
-            None
-        };
+        let proxy_pss_kb_before =
+            if scenario == Scenario::IdleSse && !endpoint.proxy_pids.is_empty() {
+                Some(
+                    procstat::sample(&endpoint.proxy_pids)
+                        .with_context(|| format!("{label}: reading proxy memory"))?
+                        .pss_kb,
+                )
+            } else {
+                None
+            };
         let out = cmd
             .stdin(Stdio::null())
             .output()
@@ -510,7 +807,7 @@ impl Harness {
         }
         self.runs.push(Run {
             rep,
-            leg: leg.name.clone(),
+            leg: leg.name().to_owned(),
             scenario,
             proxy_pss_kb_before,
             report: report.clone(),
@@ -560,8 +857,23 @@ struct Summary {
     reps: usize,
     rps: Option<f64>,
     proxy_cpu_us_per_req: Option<f64>,
+    /// Spread of the closed-loop CPU µs/req over the repetitions.
+    proxy_cpu_us_per_req_min: Option<f64>,
+    proxy_cpu_us_per_req_max: Option<f64>,
     proxy_cpu_us_per_req_at_rate: Option<f64>,
+    proxy_cpu_us_per_req_at_rate_min: Option<f64>,
+    proxy_cpu_us_per_req_at_rate_max: Option<f64>,
     cpu_vs_nginx: Option<f64>,
+    /// A/B variants only: this leg's median CPU µs/req ÷ the mcpgate leg's (closed loop).
+    cpu_vs_mcpgate: Option<f64>,
+    /// A/B variants only: per repetition, this leg's CPU µs/req ÷ the mcpgate leg's in the same
+    /// repetition; the median, min and max of those ratios (closed loop, then at the fixed rate).
+    cpu_vs_mcpgate_paired: Option<f64>,
+    cpu_vs_mcpgate_paired_min: Option<f64>,
+    cpu_vs_mcpgate_paired_max: Option<f64>,
+    cpu_at_rate_vs_mcpgate_paired: Option<f64>,
+    /// Repetitions that gave a pair.
+    ab_pairs: usize,
     mock_cpu_us_per_req: Option<f64>,
     rate: Option<f64>,
     p50_us: Option<f64>,
@@ -614,6 +926,11 @@ fn summarize(
     s.rps = med(&closed, &|r| Some(r.rps));
     s.proxy_cpu_us_per_req = med(&closed, &proxy_cpu);
     s.proxy_cpu_us_per_req_at_rate = med(&open, &proxy_cpu);
+    (s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max) = spread(&closed, &proxy_cpu);
+    (
+        s.proxy_cpu_us_per_req_at_rate_min,
+        s.proxy_cpu_us_per_req_at_rate_max,
+    ) = spread(&open, &proxy_cpu);
     s.mock_cpu_us_per_req = med(&closed, &|r| {
         r.watched.get("mock").and_then(|w| w.cpu_us_per_request)
     });
@@ -649,7 +966,51 @@ fn summarize(
     s
 }
 
-fn add_comparisons(summaries: &mut [Summary]) {
+/// Min and max of `f` over `rs`.
+fn spread(
+    rs: &[&LoadReport],
+    f: &dyn Fn(&LoadReport) -> Option<f64>,
+) -> (Option<f64>, Option<f64>) {
+    let values: Vec<f64> = rs
+        .iter()
+        .filter_map(|r| f(r))
+        .filter(|x| x.is_finite())
+        .collect();
+    (
+        values.iter().copied().reduce(f64::min),
+        values.iter().copied().reduce(f64::max),
+    )
+}
+
+/// The leg every A/B variant is compared with.
+const BASELINE_LEG: &str = "mcpgate";
+
+/// Per repetition: `leg`'s proxy CPU µs/req ÷ the baseline's in the same repetition, scenario
+/// and mode. Pairing within a repetition cancels the machine's drift between repetitions, which
+/// on a shared machine is larger than a few-percent effect.
+fn paired_ratios(runs: &[Run], scenario: &str, leg: &str, mode: &str) -> Vec<f64> {
+    let cpu = |r: &Run| {
+        r.report
+            .watched
+            .get("proxy")
+            .and_then(|w| w.cpu_us_per_request)
+    };
+    let same = |r: &Run, name: &str| {
+        r.scenario.name() == scenario && r.leg == name && r.report.mode == mode
+    };
+    runs.iter()
+        .filter(|r| same(r, leg))
+        .filter_map(|v| {
+            let base = runs
+                .iter()
+                .find(|b| same(b, BASELINE_LEG) && b.rep == v.rep)?;
+            let (v, b) = (cpu(v)?, cpu(base)?);
+            (b > 0.0).then(|| v / b)
+        })
+        .collect()
+}
+
+fn add_comparisons(summaries: &mut [Summary], runs: &[Run], variants: &[String]) {
     let snapshot = summaries.to_vec();
     for s in summaries.iter_mut() {
         let same = |leg: &str| {
@@ -669,6 +1030,21 @@ fn add_comparisons(summaries: &mut [Summary]) {
                 s.added_p99_us_vs_direct = s.p99_us.zip(direct.p99_us).map(|(a, b)| a - b);
             }
         }
+        if variants.contains(&s.leg) {
+            if let (Some(mine), Some(base)) = (
+                s.proxy_cpu_us_per_req,
+                same(BASELINE_LEG).and_then(|b| b.proxy_cpu_us_per_req),
+            ) {
+                s.cpu_vs_mcpgate = (base > 0.0).then(|| mine / base);
+            }
+            let closed = paired_ratios(runs, &s.scenario, &s.leg, "closed");
+            s.ab_pairs = closed.len();
+            s.cpu_vs_mcpgate_paired = median(&closed);
+            s.cpu_vs_mcpgate_paired_min = closed.iter().copied().reduce(f64::min);
+            s.cpu_vs_mcpgate_paired_max = closed.iter().copied().reduce(f64::max);
+            s.cpu_at_rate_vs_mcpgate_paired =
+                median(&paired_ratios(runs, &s.scenario, &s.leg, "open"));
+        }
     }
 }
 
@@ -676,67 +1052,178 @@ fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
-fn table(summaries: &[Summary]) -> String {
+fn fmt_range(lo: Option<f64>, hi: Option<f64>, decimals: usize) -> String {
+    match (lo, hi) {
+        (Some(lo), Some(hi)) => format!("{lo:.decimals$}–{hi:.decimals$}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// A plain-text table: the first `left` columns left-aligned, the rest right-aligned, every
+/// column as wide as its widest cell (widths in characters: `µ` and `–` are one each).
+fn render_table(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            if i < left {
+                let _ = write!(l, "{cell:<w$}");
+            } else {
+                let _ = write!(l, "{cell:>w$}");
+            }
+        }
+        l.trim_end().to_owned()
+    };
+    let mut t = line(&mut header.iter().copied());
+    t.push('\n');
+    for row in rows {
+        t.push_str(&line(&mut row.iter().map(String::as_str)));
+        t.push('\n');
+    }
+    t
+}
+
+fn table(summaries: &[Summary], variants: &[String]) -> String {
     let mut t = String::new();
-    let has_requests = summaries.iter().any(|s| s.scenario != "idle-sse");
-    if has_requests {
-        let _ = writeln!(
-            t,
-            "{:<10} {:<8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
+    let requests: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.scenario != "idle-sse")
+        .collect();
+    let ab = !variants.is_empty();
+    if !requests.is_empty() {
+        let mut header = vec![
             "scenario",
             "leg",
             "max rps",
             "cpu µs/req",
+            "min–max",
             "@rate",
             "vs nginx",
-            "rate",
-            "p50",
-            "p99",
-            "p99.9",
-            "+p99",
-            "mem MB"
-        );
+        ];
+        if ab {
+            header.push("vs mcpgate");
+        }
+        header.extend(["rate", "p50", "p99", "p99.9", "+p99", "mem MB"]);
+        let rows: Vec<Vec<String>> = requests
+            .iter()
+            .map(|s| {
+                let mut row = vec![
+                    s.scenario.clone(),
+                    s.leg.clone(),
+                    fmt_opt(s.rps, 0),
+                    fmt_opt(s.proxy_cpu_us_per_req, 1),
+                    fmt_range(s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max, 1),
+                    fmt_opt(s.proxy_cpu_us_per_req_at_rate, 1),
+                    fmt_opt(s.cpu_vs_nginx, 2),
+                ];
+                if ab {
+                    row.push(fmt_opt(s.cpu_vs_mcpgate, 3));
+                }
+                row.extend([
+                    fmt_opt(s.rate, 0),
+                    fmt_opt(s.p50_us, 0),
+                    fmt_opt(s.p99_us, 0),
+                    fmt_opt(s.p999_us, 0),
+                    fmt_opt(s.added_p99_us_vs_direct, 0),
+                    fmt_opt(s.proxy_mem_mb, 1),
+                ]);
+                row
+            })
+            .collect();
+        t.push_str(&render_table(&header, &rows, 2));
     }
-    for s in summaries.iter().filter(|s| s.scenario != "idle-sse") {
+    if ab {
+        let base = |scenario: &str| {
+            summaries
+                .iter()
+                .find(|o| o.scenario == scenario && o.leg == BASELINE_LEG)
+        };
+        let rows: Vec<Vec<String>> = requests
+            .iter()
+            .filter(|s| variants.contains(&s.leg))
+            .map(|s| {
+                let b = base(&s.scenario);
+                vec![
+                    s.scenario.clone(),
+                    s.leg.clone(),
+                    s.ab_pairs.to_string(),
+                    fmt_opt(b.and_then(|b| b.proxy_cpu_us_per_req), 2),
+                    fmt_range(
+                        b.and_then(|b| b.proxy_cpu_us_per_req_min),
+                        b.and_then(|b| b.proxy_cpu_us_per_req_max),
+                        1,
+                    ),
+                    fmt_opt(s.proxy_cpu_us_per_req, 2),
+                    fmt_range(s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max, 1),
+                    fmt_opt(s.cpu_vs_mcpgate, 3),
+                    fmt_opt(s.cpu_vs_mcpgate_paired, 3),
+                    fmt_range(s.cpu_vs_mcpgate_paired_min, s.cpu_vs_mcpgate_paired_max, 3),
+                    fmt_opt(s.cpu_at_rate_vs_mcpgate_paired, 3),
+                ]
+            })
+            .collect();
         let _ = writeln!(
             t,
-            "{:<10} {:<8} {:>9} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
-            s.scenario,
-            s.leg,
-            fmt_opt(s.rps, 0),
-            fmt_opt(s.proxy_cpu_us_per_req, 1),
-            fmt_opt(s.proxy_cpu_us_per_req_at_rate, 1),
-            fmt_opt(s.cpu_vs_nginx, 2),
-            fmt_opt(s.rate, 0),
-            fmt_opt(s.p50_us, 0),
-            fmt_opt(s.p99_us, 0),
-            fmt_opt(s.p999_us, 0),
-            fmt_opt(s.added_p99_us_vs_direct, 0),
-            fmt_opt(s.proxy_mem_mb, 1),
+            "\nA/B against the mcpgate leg: proxy CPU µs/req, closed loop; paired = the median over \
+             repetitions of variant ÷ mcpgate within each repetition"
         );
+        t.push_str(&render_table(
+            &[
+                "scenario",
+                "variant",
+                "pairs",
+                "mcpgate",
+                "min–max",
+                "variant",
+                "min–max",
+                "ratio of medians",
+                "paired",
+                "paired min–max",
+                "paired @rate",
+            ],
+            &rows,
+            2,
+        ));
     }
     let idle: Vec<&Summary> = summaries
         .iter()
         .filter(|s| s.scenario == "idle-sse")
         .collect();
     if !idle.is_empty() {
-        let _ = writeln!(
-            t,
-            "\n{:<10} {:<8} {:>12} {:>12} {:>14} {:>16}",
-            "scenario", "leg", "streams open", "proxy mem MB", "KB/stream", "proxy CPU % idle"
-        );
-        for s in idle {
-            let _ = writeln!(
-                t,
-                "{:<10} {:<8} {:>12} {:>12} {:>14} {:>16}",
-                s.scenario,
-                s.leg,
-                fmt_opt(s.idle_streams_open, 0),
-                fmt_opt(s.proxy_mem_mb, 1),
-                fmt_opt(s.idle_proxy_kb_per_stream, 2),
-                fmt_opt(s.idle_proxy_cpu_percent, 2),
-            );
-        }
+        t.push('\n');
+        let rows: Vec<Vec<String>> = idle
+            .iter()
+            .map(|s| {
+                vec![
+                    s.scenario.clone(),
+                    s.leg.clone(),
+                    fmt_opt(s.idle_streams_open, 0),
+                    fmt_opt(s.proxy_mem_mb, 1),
+                    fmt_opt(s.idle_proxy_kb_per_stream, 2),
+                    fmt_opt(s.idle_proxy_cpu_percent, 2),
+                ]
+            })
+            .collect();
+        t.push_str(&render_table(
+            &[
+                "scenario",
+                "leg",
+                "streams open",
+                "proxy mem MB",
+                "KB/stream",
+                "proxy CPU % idle",
+            ],
+            &rows,
+            2,
+        ));
     }
     t
 }
@@ -863,29 +1350,44 @@ fn main() -> anyhow::Result<()> {
         log.contains("listening on")
     })?;
 
-    let mut failures = Vec::new();
-    for name in &args.legs {
-        if !["direct", "mcpgate", "nginx"].contains(&name.as_str()) {
-            bail!("unknown leg {name:?} (expected direct, mcpgate or nginx)");
-        }
-    }
-    let start_leg = |name: &str| -> anyhow::Result<Leg> {
-        match name {
-            "mcpgate" => start_mcpgate(&args, &dir, mock_port, workers),
-            "nginx" => start_nginx(&args, &dir, mock_port, workers),
-            _ => Ok(Leg {
-                name: "direct".into(),
-                url: format!("http://127.0.0.1:{mock_port}/mcp"),
-                proxy_pids: vec![],
-                _procs: vec![],
-            }),
-        }
+    let jwt = JwtKey::random()?;
+    let specs = leg_specs(&args)?;
+    let variant_names: Vec<String> = specs
+        .iter()
+        .filter(|s| s.variant)
+        .map(|s| s.name.clone())
+        .collect();
+    let request_scenarios: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| *s != Scenario::IdleSse)
+        .collect();
+    let mut needed: Vec<Policies> = args
+        .scenarios
+        .iter()
+        .map(|&s| Policies::for_scenario(s))
+        .collect();
+    needed.sort();
+    needed.dedup();
+    let env = Env {
+        args: &args,
+        dir: &dir,
+        mock_port,
+        workers,
+        jwt: &jwt,
     };
-    let mut legs = Vec::new();
-    for name in &args.legs {
-        match start_leg(name) {
-            Ok(l) => legs.push(l),
-            Err(e) => failures.push(format!("leg {name} cannot run: {e:#}")),
+    let mut failures = Vec::new();
+    let mut legs: Vec<Leg> = specs
+        .iter()
+        .map(|spec| start_leg(&env, spec, &needed, &mut failures))
+        .collect();
+    for spec in &specs {
+        for sc in args.scenarios.iter().filter(|&&sc| !spec.runs(sc)) {
+            eprintln!(
+                "sidebyside: NOTE: leg {} skips {sc}: its config has no {POLICIES_PLACEHOLDER}",
+                spec.name
+            );
         }
     }
 
@@ -893,22 +1395,22 @@ fn main() -> anyhow::Result<()> {
         args: args.clone(),
         loadgen,
         mock_pid: mock.pid(),
+        jwt: jwt.clone(),
         failures,
         runs: Vec::new(),
     };
-    let mcpgate_banner = std::fs::read_to_string(dir.join("mcpgate.log"))
-        .ok()
-        .and_then(|log| {
-            log.lines()
-                .find(|l| l.contains("listening on"))
-                .map(str::to_owned)
-        });
-    let request_scenarios: Vec<Scenario> = args
-        .scenarios
-        .iter()
-        .copied()
-        .filter(|s| *s != Scenario::IdleSse)
-        .collect();
+    let mcpgate_banner = [
+        "mcpgate-plain.log",
+        "mcpgate-acl.log",
+        "mcpgate-acl-jwt.log",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+    .find_map(|log| {
+        log.lines()
+            .find(|l| l.contains("listening on"))
+            .map(str::to_owned)
+    });
     let mut rates: BTreeMap<String, f64> = BTreeMap::new();
     for rep in 0..args.reps {
         // Rotating the order spreads drift of a shared machine over all legs.
@@ -941,37 +1443,31 @@ fn main() -> anyhow::Result<()> {
         }
         check_alive(&mut legs, &mut mock, &mut h.failures);
     }
-    let leg_names: Vec<String> = legs.iter().map(|l| l.name.clone()).collect();
     drop(legs);
 
     // Idle streams run last, each on a freshly started proxy, so their memory neither inflates the
     // request scenarios' figures nor depends on what earlier repetitions left allocated.
     if args.scenarios.contains(&Scenario::IdleSse) {
         for rep in 0..args.reps {
-            for k in 0..leg_names.len() {
-                let name = &leg_names[(k + rep) % leg_names.len()];
-                match start_leg(name) {
-                    Ok(mut leg) => {
-                        h.loadgen(&leg, Scenario::IdleSse, rep, None)?;
-                        check_alive(std::slice::from_mut(&mut leg), &mut mock, &mut h.failures);
-                    }
-                    Err(e) => h
-                        .failures
-                        .push(format!("leg {name} cannot restart for idle-sse: {e:#}")),
+            for k in 0..specs.len() {
+                let spec = &specs[(k + rep) % specs.len()];
+                let mut leg = start_leg(&env, spec, &[Policies::None], &mut h.failures);
+                if leg.endpoint(Scenario::IdleSse).is_some() {
+                    h.loadgen(&leg, Scenario::IdleSse, rep, None)?;
+                    check_alive(std::slice::from_mut(&mut leg), &mut mock, &mut h.failures);
                 }
             }
         }
     }
-    let legs = leg_names;
 
     let mut summaries = Vec::new();
     for &scenario in &args.scenarios {
-        for leg in &legs {
-            summaries.push(summarize(&h.runs, scenario, leg, &rates));
+        for spec in specs.iter().filter(|s| s.runs(scenario)) {
+            summaries.push(summarize(&h.runs, scenario, &spec.name, &rates));
         }
     }
-    add_comparisons(&mut summaries);
-    let t = table(&summaries);
+    add_comparisons(&mut summaries, &h.runs, &variant_names);
+    let t = table(&summaries, &variant_names);
     println!("{t}");
     let m = machine(nofile);
     println!(
