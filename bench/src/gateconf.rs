@@ -207,9 +207,10 @@ mod tests {
         );
         let doc: toml::Value = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
         let plan = doc["api"][0]["plan"].clone();
-        let user: mcpgate_policies::auth::config::JwtUser =
-            plan.clone().try_into().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(user.audiences, None, "aud defaults to the API's public_url");
+        assert!(
+            plan.get("audiences").is_none(),
+            "aud defaults to the API's public_url"
+        );
         let auth: mcpgate_policies::auth::AuthConfigUser = toml::Value::Table(
             [
                 ("public_url".to_owned(), doc["api"][0]["public_url"].clone()),
@@ -250,6 +251,25 @@ mod tests {
             query: None,
         };
         let step = api.authenticate(&req, &mut state, now + 10);
+        assert!(matches!(step, mcpgate_policies::auth::AuthStep::Refused(_)));
+        // A plan for another public URL (audience) refuses the token.
+        let mut elsewhere = auth.clone();
+        elsewhere.public_url = Some("https://elsewhere.example/mcp".to_owned());
+        let elsewhere = elsewhere
+            .compile(&mcpgate_policies::auth::CompileContext {
+                public_url: None,
+                files: &mcpgate_policies::auth::NoFiles,
+            })
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut state = elsewhere.new_worker_state();
+        let header = format!("Bearer {token}");
+        let headers = [("authorization", header.as_str())];
+        let headers = mcpgate_policies::auth::request::StrHeaders(&headers);
+        let req = mcpgate_policies::auth::AuthRequest {
+            headers: &headers,
+            query: None,
+        };
+        let step = elsewhere.authenticate(&req, &mut state, now + 10);
         assert!(matches!(step, mcpgate_policies::auth::AuthStep::Refused(_)));
     }
 
