@@ -1,7 +1,9 @@
 //! sidebyside: one command that measures the same MCP workload direct to the mock upstream,
 //! through mcpgate and through nginx (a blind keep-alive reverse proxy), in one run, and prints a
-//! table and writes JSON of the medians over several repetitions. `--smoke` runs every leg
-//! briefly (for CI) and fails loudly when a leg cannot run. Method: see bench/README.md.
+//! table and writes JSON of the medians over several repetitions. It generates mcpgate's configs
+//! for the ACL / JWT scenarios and runs A/B variants of mcpgate interleaved with the other legs.
+//! `--smoke` runs every leg briefly (for CI) and fails loudly when a leg cannot run. Method: see
+//! bench/README.md.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1178,11 +1180,11 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
         t.push_str(&render_table(
             &[
                 "scenario",
-                "variant",
+                "leg",
                 "pairs",
-                "mcpgate",
+                "mcpgate µs",
                 "min–max",
-                "variant",
+                "leg µs",
                 "min–max",
                 "ratio of medians",
                 "paired",
