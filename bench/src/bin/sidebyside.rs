@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -233,17 +234,31 @@ enum Role {
     Fixture,
 }
 
-/// A command for `bin`, run under `taskset` on its role's CPU when `--pin` is on.
+/// A command for `bin`, run under `taskset` on its role's CPU when `--pin` is on. The child gets
+/// SIGTERM when the harness dies, however it dies (a long A/B run killed from outside would
+/// otherwise leave its proxies and mock running; `Drop` only covers a normal exit).
 fn placed(args: &Args, role: Role, bin: &Path) -> Command {
-    if !args.pin {
-        return Command::new(bin);
-    }
-    let cpu = match role {
-        Role::Proxy => "1",
-        Role::Fixture => "0",
+    let mut cmd = if args.pin {
+        let cpu = match role {
+            Role::Proxy => "1",
+            Role::Fixture => "0",
+        };
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", cpu]).arg(bin);
+        cmd
+    } else {
+        Command::new(bin)
     };
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", cpu]).arg(bin);
+    // SAFETY: prctl is async-signal-safe and touches only the child's own state; the death signal
+    // survives the exec (and taskset's exec of the real binary).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 
