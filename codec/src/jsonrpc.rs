@@ -69,6 +69,9 @@ pub struct Message {
     pub progress_token: Option<Range<usize>>,
     /// `error.code` of an error response.
     pub error_code: Option<i64>,
+    /// A response whose `result` is an object with `"isError": true`: MCP's way for a tool to
+    /// report that it failed (a `CallToolResult`), which JSON-RPC sees as a success.
+    pub tool_error: bool,
     /// This message's bytes in the input (the element, for a batch).
     pub span: Range<usize>,
 }
@@ -439,6 +442,7 @@ impl<'a, 'de> Doc<'a, 'de> {
             target: Target::None,
             progress_token: None,
             error_code: None,
+            tool_error: false,
             span,
         };
         if let Some(m) = method {
@@ -477,13 +481,14 @@ impl<'a, 'de> Doc<'a, 'de> {
             (Some(_), Some(_)) => Err(JsonRpcError::InvalidRequest(
                 "Invalid Request: both \"result\" and \"error\"",
             )),
-            (Some(_), None) => {
+            (Some(r), None) => {
                 if msg.id.is_none() {
                     return Err(JsonRpcError::InvalidRequest(
                         "Invalid Request: a response needs a string or integer \"id\"",
                     ));
                 }
                 msg.kind = Kind::Response;
+                msg.tool_error = self.result_is_error(r)?;
                 Ok(msg)
             }
             (None, Some(e)) => {
@@ -495,6 +500,23 @@ impl<'a, 'de> Doc<'a, 'de> {
                 "Invalid Request: no \"method\", \"result\" or \"error\"",
             )),
         }
+    }
+
+    /// `result.isError == true` (only the top level of `result`; anything else is not a tool error).
+    fn result_is_error(&self, r: usize) -> Result<bool, JsonRpcError> {
+        if !matches!(self.node(r)?, Node::Object { .. }) {
+            return Ok(false);
+        }
+        for member in self.members(r)? {
+            let (key, value) = member?;
+            if key == "isError" {
+                return Ok(matches!(
+                    self.node(value)?,
+                    Node::Static(StaticNode::Bool(true))
+                ));
+            }
+        }
+        Ok(false)
     }
 
     fn error_code(&self, e: usize) -> Result<i64, JsonRpcError> {

@@ -90,6 +90,28 @@ fn kinds() {
 }
 
 #[test]
+fn tool_errors_are_results_with_is_error_true() {
+    let failed = one(
+        r#"{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"boom"}],"isError":true}}"#,
+    );
+    assert_eq!((failed.kind, failed.tool_error), (Kind::Response, true));
+    for ok in [
+        r#"{"jsonrpc":"2.0","id":4,"result":{"content":[],"isError":false}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":{"content":[]}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":[1]}"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":{"isError":"true"}}"#,
+        // Only the top level of `result` counts: a tool's structured output may say anything.
+        r#"{"jsonrpc":"2.0","id":4,"result":{"structuredContent":{"isError":true}}}"#,
+        // Text that mentions the key is not the key.
+        r#"{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"\"isError\":true"}]}}"#,
+    ] {
+        assert!(!one(ok).tool_error, "{ok}");
+    }
+    let e = one(r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"x"}}"#);
+    assert!(!e.tool_error);
+}
+
+#[test]
 fn envelope_rules() {
     let cases: &[&[u8]] = &[
         br#"{"id":1,"method":"ping"}"#,

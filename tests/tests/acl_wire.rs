@@ -127,3 +127,65 @@ fn an_http_error_answering_a_list_request_is_relayed_as_is() {
     assert_eq!(response.status, 404, "{}", response.body_text());
     assert_eq!(response.body_text(), "session not found");
 }
+
+/// A list far larger than one read and one write (about 60 KB, `echo` in the middle), in both
+/// framings: filtered to the one entry with every other byte kept, with a matching length, and
+/// the pooled upstream connection is reused for the next request.
+#[test]
+fn a_large_list_answer_is_filtered_in_both_framings() {
+    let filler: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"name":"tool_{i}","description":"{}","inputSchema":{{"type":"object","properties":{{"x":{{"type":"number"}}}}}}}}"#,
+                "d".repeat(200)
+            )
+        })
+        .collect();
+    let echo = r#"{"name":"echo","inputSchema":{"type":"object"}}"#;
+    let list = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{},{echo},{}],"nextCursor":"n"}}}}"#,
+        filler[..100].join(","),
+        filler[100..].join(",")
+    );
+    let expected =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{echo}],"nextCursor":"n"}}}}"#);
+    let with_length = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{list}",
+        list.len()
+    );
+    let mut chunked = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    for piece in list.as_bytes().chunks(7000) {
+        chunked.push_str(&format!("{:x}\r\n", piece.len()));
+        chunked.push_str(std::str::from_utf8(piece).unwrap_or_default());
+        chunked.push_str("\r\n");
+    }
+    chunked.push_str("0\r\n\r\n");
+    for response in [with_length, chunked] {
+        let canned: &'static [u8] = Box::leak(response.into_bytes().into_boxed_slice());
+        let upstream = CapturingUpstream::start(canned);
+        let gateway = gateway_for(&upstream);
+        for attempt in 0..2 {
+            let answer = post_mcp(
+                gateway.addr(),
+                API,
+                &[],
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(answer.status, 200, "attempt {attempt}");
+            assert_eq!(answer.body_text(), expected, "attempt {attempt}");
+            assert_eq!(
+                answer.header("content-length"),
+                Some(expected.len().to_string().as_str())
+            );
+        }
+        assert_eq!(upstream.wait_for(2, Duration::from_secs(10)).len(), 2);
+        assert_eq!(
+            upstream.connections(),
+            1,
+            "a response read exactly to its end leaves a reusable connection"
+        );
+    }
+}

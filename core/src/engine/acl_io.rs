@@ -5,9 +5,11 @@
 //!
 //! Only exchanges of an API with an ACL come here; the others never buffer.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mcpgate_codec::http::{ChunkedDecoder, HeadWriter, HttpError, ResponseBody, ResponseHead};
+use monoio::buf::VecBuf;
 use monoio::io::AsyncWriteRentExt;
 
 use super::io::{read_more, write_all_within};
@@ -16,6 +18,10 @@ use crate::acl_phase::AclExchange;
 use crate::config::Upstream;
 use crate::errors::{write_response, GatewayError};
 
+/// A rewritten body up to this size is copied behind its head (one plain write); larger ones
+/// leave with it in one vectored write instead.
+const SMALL_BODY: usize = 4096;
+
 /// Why a rewritten relay stopped: `None` = abort the client connection (bytes may be sent).
 pub type RelayFailure = Option<GatewayError>;
 
@@ -23,38 +29,51 @@ fn upstream_bad(what: &'static str) -> RelayFailure {
     Some(GatewayError::UpstreamMalformed(HttpError::Malformed(what)))
 }
 
-/// Reads the whole response body (head already drained from `conn.buf`). Returns it and whether
-/// the connection ended exactly at the end of the response.
+/// Where a buffered response body is: in place after the head in `conn.buf` (Content-Length
+/// and close-delimited framing: no copy), or decoded from chunked framing.
+enum Buffered {
+    InConn(Range<usize>),
+    Decoded(Vec<u8>),
+}
+
+/// Reads the whole response body; the head (`head_len` bytes) stays at the start of `conn.buf`.
+/// Returns where the body is and whether the connection ended exactly at the end of the response.
 async fn read_body(
     conn: &mut UpstreamConn,
+    head_len: usize,
     framing: ResponseBody,
     max: usize,
     idle: Duration,
-) -> Result<(Vec<u8>, bool), RelayFailure> {
+) -> Result<(Buffered, bool), RelayFailure> {
     let too_large = || Some(GatewayError::UpstreamMalformed(HttpError::BodyTooLarge));
     match framing {
-        ResponseBody::None => Ok((Vec::new(), conn.buf.is_empty())),
+        ResponseBody::None => Ok((
+            Buffered::InConn(head_len..head_len),
+            conn.buf.len() == head_len,
+        )),
         ResponseBody::Length(n) => {
             let n = usize::try_from(n).map_err(|_| too_large())?;
             if n > max {
                 return Err(too_large());
             }
-            while conn.buf.len() < n {
+            let end = head_len + n;
+            if conn.buf.capacity() < end {
+                conn.buf.reserve(end - conn.buf.len());
+            }
+            while conn.buf.len() < end {
                 match read_more(&mut conn.stream, &mut conn.buf, idle).await {
                     Ok(0) | Err(_) => return Err(Some(GatewayError::UpstreamClosed)),
                     Ok(_) => {}
                 }
             }
-            let body = conn.buf.get(..n).unwrap_or_default().to_vec();
-            let exact = conn.buf.len() == n;
-            conn.buf.clear();
-            Ok((body, exact))
+            Ok((Buffered::InConn(head_len..end), conn.buf.len() == end))
         }
         ResponseBody::Chunked => {
             let mut decoder = ChunkedDecoder::with_max_body(max as u64);
             let mut body = Vec::new();
+            let mut pos = head_len;
             loop {
-                let input = &conn.buf;
+                let input = conn.buf.get(pos..).unwrap_or_default();
                 let consumed = decoder
                     .decode(input, |r| {
                         body.extend_from_slice(input.get(r).unwrap_or_default())
@@ -63,9 +82,9 @@ async fn read_body(
                         HttpError::BodyTooLarge => too_large(),
                         _ => upstream_bad("bad chunked framing"),
                     })?;
-                conn.buf.drain(..consumed.min(conn.buf.len()));
+                pos += consumed;
                 if decoder.is_done() {
-                    return Ok((body, conn.buf.is_empty()));
+                    return Ok((Buffered::Decoded(body), conn.buf.len() == pos));
                 }
                 match read_more(&mut conn.stream, &mut conn.buf, idle).await {
                     Ok(0) | Err(_) => return Err(Some(GatewayError::UpstreamClosed)),
@@ -74,11 +93,11 @@ async fn read_body(
             }
         }
         ResponseBody::CloseDelimited => loop {
-            if conn.buf.len() > max {
+            if conn.buf.len() - head_len.min(conn.buf.len()) > max {
                 return Err(too_large());
             }
             match read_more(&mut conn.stream, &mut conn.buf, idle).await {
-                Ok(0) => return Ok((std::mem::take(&mut conn.buf), false)),
+                Ok(0) => return Ok((Buffered::InConn(head_len..conn.buf.len()), false)),
                 Ok(_) => {}
                 Err(_) => return Err(Some(GatewayError::UpstreamClosed)),
             }
@@ -86,13 +105,15 @@ async fn read_body(
     }
 }
 
-/// Relays a JSON answer rewritten by the ACL. `head_buf` holds the upstream's response head
-/// (`rh` indexes it); `conn.buf` starts at the body. Returns whether `conn` may be pooled.
+/// Relays a JSON answer rewritten by the ACL. `conn.buf` starts with the upstream's response
+/// head (`rh` indexes it), then the body. `note` sees the body the client gets (for the exchange
+/// record) before it is sent. The rewritten body is written straight from where the filter put
+/// it, behind the head (one vectored write): the only copy of the answer is the filter's own
+/// splice. Returns whether `conn` may be pooled (its buffer is then empty).
 #[allow(clippy::too_many_arguments)]
 pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
     acl: &mut AclExchange,
     conn: &mut UpstreamConn,
-    head_buf: &[u8],
     rh: &ResponseHead,
     framing: ResponseBody,
     close_client: bool,
@@ -101,35 +122,59 @@ pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
     wr: &mut W,
     out: &mut Vec<u8>,
     bytes_to_client: &mut u64,
+    note: impl FnOnce(&[u8]),
 ) -> Result<bool, RelayFailure> {
-    let (body, exact) = read_body(conn, framing, max_body, idle).await?;
+    let head_len = rh.head_len.min(conn.buf.len());
+    let (buffered, exact) = read_body(conn, head_len, framing, max_body, idle).await?;
+    let body: &[u8] = match &buffered {
+        Buffered::InConn(r) => conn.buf.get(r.clone()).unwrap_or_default(),
+        Buffered::Decoded(v) => v,
+    };
     let mut rewritten = Vec::with_capacity(body.len() + 64);
     if !(200..300).contains(&rh.status) && acl.injected.is_empty() {
         // An HTTP error (session unknown, upstream failure…) carries no list: relay it as is,
         // whatever its format.
-        rewritten.extend_from_slice(&body);
-    } else if let Err(e) = acl.rewrite_json(&body, &mut rewritten) {
+        rewritten.extend_from_slice(body);
+    } else if let Err(e) = acl.rewrite_json(body, &mut rewritten) {
         crate::warn!("upstream answer cannot be filtered by the ACL: {e}");
         return Err(upstream_bad("answer cannot be filtered"));
     }
+    note(&rewritten);
     out.clear();
     if body.trim_ascii().is_empty() {
         // The upstream accepted the forwarded part (202) but the client's batch also held
         // refused requests: the gateway's errors are the answer.
         write_response(200, "application/json", &rewritten, close_client, out);
+        rewritten.clear();
     } else {
         let len = rewritten.len().to_string();
-        let mut writer = HeadWriter::response(head_buf, rh)
+        let mut writer = HeadWriter::response(&conn.buf, rh)
             .remove_hop_by_hop()
             .set("content-length", len.as_bytes());
         if close_client {
             writer = writer.set("connection", b"close");
         }
         writer.write(out);
-        out.extend_from_slice(&rewritten);
     }
-    *bytes_to_client += out.len() as u64;
-    write_all_within(wr, out, idle).await.map_err(|_| None)?;
+    conn.buf.clear();
+    *bytes_to_client += (out.len() + rewritten.len()) as u64;
+    if rewritten.len() <= SMALL_BODY {
+        out.extend_from_slice(&rewritten);
+        write_all_within(wr, out, idle).await.map_err(|_| None)?;
+    } else {
+        let head = std::mem::take(out);
+        let parts = VecBuf::from(vec![head, rewritten]);
+        let written = monoio::time::timeout(idle, wr.write_vectored_all(parts)).await;
+        let Ok((res, parts)) = written else {
+            return Err(None);
+        };
+        // The connection's output buffer comes back for the next request.
+        if let Some(mut head) = Vec::<Vec<u8>>::from(parts).into_iter().next() {
+            head.clear();
+            *out = head;
+        }
+        res.map_err(|_| None)?;
+    }
     Ok(exact)
 }
 

@@ -3,9 +3,10 @@
 //! one per JSON-RPC message of the request, plus one per server→client message relayed on an
 //! event stream. The recording API itself is `crate::observe` (see docs/observability.md).
 //!
-//! Cost rule: nothing here parses what the engine does not already have in hand, except event
-//! stream `data` (classified only when recording is on) and JSON bodies that mention `"error"`
-//! (a SIMD substring search first), to learn the JSON-RPC error code of an answer.
+//! Cost rule: nothing here parses what the engine does not already have in hand, except, when
+//! recording is on, answers and event `data` that a SIMD substring search says may be a
+//! server→client message (`"method"`), a JSON-RPC error (`"error"`) or a tool's failure
+//! (`"isError"`): those are classified to learn what to record.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use super::worker::Worker;
 use crate::acl_phase::AclExchange;
 use crate::config::{Config, LogSink};
 use crate::errors::GatewayError;
-use crate::observe::exchange::{NotedMessage, PendingCapture};
+use crate::observe::exchange::{ExchangeNotes, NotedMessage, PendingCapture};
 use crate::observe::{
     self, AclDecision, Capture, ExchangeKind, ExchangeRecord, Label, ObserveConfig, ObserveHub,
     SessionTag, SinkError, SinkTarget, UpstreamFailure, WorkerObserver,
@@ -30,9 +31,21 @@ const UNPARSED: &str = "(unparsed)";
 /// Raw response bytes kept for a capture beyond its cap, so redaction sees whole secrets.
 const CAPTURE_SLACK: usize = 1024;
 
-/// The searcher is built once: `memmem::find` would rebuild it for every answer.
-static ERROR_KEY: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
+/// The common tail of the `"error"` and `"isError"` keys: one SIMD pass over an answer finds
+/// both. Built once: `memmem::find` would rebuild the searcher for every answer.
+static ERROR_KEY_TAIL: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"rror\""));
+static METHOD_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"method\""));
+
+/// Whether `body` may be a JSON-RPC error (`"error"`) or a tool's failure (`"isError"`), so worth
+/// classifying. A false positive (the bytes inside a string) only costs the classification.
+fn may_carry_error(body: &[u8]) -> bool {
+    ERROR_KEY_TAIL.find_iter(body).any(|at| {
+        let before = |n: usize| at.checked_sub(n).and_then(|s| body.get(s..at));
+        before(2) == Some(b"\"e") || before(4) == Some(b"\"isE")
+    })
+}
 
 /// The hub's settings from the snapshot the gateway starts with (a reload does not change them).
 pub fn observe_config(config: &Config) -> ObserveConfig {
@@ -213,18 +226,24 @@ pub fn note_response_head(ctx: &mut RequestCtx, rh: &ResponseHead, upstream_buf:
 
 /// A complete JSON (or other) body relayed as is: its error code when it is a JSON-RPC error.
 pub fn note_body(worker: &Worker, ctx: &mut RequestCtx, body: &[u8]) {
-    if !ctx.obs.on {
+    note_answer(worker, &mut ctx.obs, body);
+}
+
+/// [`note_body`] on the notes alone, for a relay that holds other parts of the context.
+pub fn note_answer(worker: &Worker, notes: &mut ExchangeNotes, body: &[u8]) {
+    if !notes.on {
         return;
     }
-    if let Some(c) = ctx.obs.capture.as_mut() {
+    if let Some(c) = notes.capture.as_mut() {
         c.push_response(body);
     }
-    if ERROR_KEY.find(body).is_none() {
+    if !may_carry_error(body) {
         return;
     }
     let mut w = worker.observe.borrow_mut();
     if let Ok(classified) = w.classifier.classify(body) {
-        ctx.obs.jsonrpc_error = classified.messages().iter().find_map(|m| m.error_code);
+        notes.jsonrpc_error = classified.messages().iter().find_map(|m| m.error_code);
+        notes.tool_error = classified.messages().iter().any(|m| m.tool_error);
     }
 }
 
@@ -245,7 +264,9 @@ pub fn note_sse_event(
     if let Some(c) = ctx.obs.capture.as_mut() {
         c.push_response(raw);
     }
-    if data.is_empty() {
+    // Only server→client messages (they have a method) and failed answers say anything worth
+    // a parse; a plain result, the usual last event of a POST's stream, is skipped.
+    if data.is_empty() || (METHOD_KEY.find(data).is_none() && !may_carry_error(data)) {
         return;
     }
     let mut w = worker.observe.borrow_mut();
@@ -257,6 +278,9 @@ pub fn note_sse_event(
         match m.kind {
             Kind::ErrorResponse if ctx.method == HttpMethod::Post => {
                 ctx.obs.jsonrpc_error = ctx.obs.jsonrpc_error.or(m.error_code);
+            }
+            Kind::Response if ctx.method == HttpMethod::Post => {
+                ctx.obs.tool_error |= m.tool_error;
             }
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
@@ -398,6 +422,7 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         if i == 0 {
             // A batch's bytes and answer are the HTTP exchange's; they go on its first message.
             r.jsonrpc_error = ctx.obs.jsonrpc_error;
+            r.tool_error = ctx.obs.tool_error;
             r.request_bytes = ctx.obs.request_bytes;
             r.response_bytes = ctx.bytes_to_client;
             r.capture = capture.take();

@@ -50,6 +50,10 @@ type ClientWrite = OwnedWriteHalf<TcpStream>;
 /// are written from where they were read.
 const COPY_BODY_MAX: usize = 16 * 1024;
 
+/// A chunked JSON answer up to this size is kept decoded while relayed, when recording is on, to
+/// learn its JSON-RPC error code (or tool failure); larger ones are relayed without a look.
+const OBSERVE_SCAN_MAX: usize = 64 * 1024;
+
 /// What the connection does after this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -338,18 +342,17 @@ impl Exchange<'_> {
         };
         if !event_stream && ctx.acl.as_ref().is_some_and(|a| a.rewrites_json()) {
             // The ACL filters a list answer or merges refusals: read it whole, then rewrite.
-            let head_buf = conn.buf.get(..rh.head_len).unwrap_or_default().to_vec();
-            conn.buf.drain(..rh.head_len.min(conn.buf.len()));
             let RequestCtx {
                 acl,
                 bytes_to_client,
+                obs,
                 ..
             } = ctx;
+            let worker = self.worker;
             let reusable = match acl.as_deref_mut() {
                 Some(acl) => acl_io::relay_rewritten_json(
                     acl,
                     &mut conn,
-                    &head_buf,
                     &rh,
                     rframing,
                     close_client,
@@ -358,6 +361,7 @@ impl Exchange<'_> {
                     &mut *self.wr,
                     self.out,
                     bytes_to_client,
+                    |body| observe_glue::note_answer(worker, obs, body),
                 )
                 .await
                 .map_err(|e| e.map_or(Failure::Abort, Failure::Answer))?,
@@ -593,6 +597,18 @@ impl Exchange<'_> {
             ResponseBody::Chunked => {
                 let mut decoder = ChunkedDecoder::new();
                 let mut head_pending = true;
+                // With recording on, a small body is kept decoded so the record learns whether
+                // the answer was an error; past the bound it is not kept (errors are small).
+                let mut seen: Option<Vec<u8>> = ctx.obs.on.then(Vec::new);
+                let keep = |seen: &mut Option<Vec<u8>>, bytes: &[u8]| {
+                    if let Some(v) = seen {
+                        if v.len() + bytes.len() <= OBSERVE_SCAN_MAX {
+                            v.extend_from_slice(bytes);
+                        } else {
+                            *seen = None;
+                        }
+                    }
+                };
                 loop {
                     if !head_pending {
                         out.clear();
@@ -600,8 +616,11 @@ impl Exchange<'_> {
                     let consumed = match cframing {
                         // Chunked to chunked: the decoder only finds the end; bytes pass verbatim.
                         ClientFraming::Chunked | ClientFraming::AsIs => {
+                            let input = &conn.buf;
                             let c = decoder
-                                .decode(&conn.buf, |_| {})
+                                .decode(input, |r| {
+                                    keep(&mut seen, input.get(r).unwrap_or_default())
+                                })
                                 .map_err(|_| Failure::Abort)?;
                             out.extend_from_slice(conn.buf.get(..c).unwrap_or_default());
                             c
@@ -610,7 +629,9 @@ impl Exchange<'_> {
                             let input = &conn.buf;
                             decoder
                                 .decode(input, |r| {
-                                    out.extend_from_slice(input.get(r).unwrap_or_default())
+                                    let bytes = input.get(r).unwrap_or_default();
+                                    keep(&mut seen, bytes);
+                                    out.extend_from_slice(bytes)
                                 })
                                 .map_err(|_| Failure::Abort)?
                         }
@@ -624,6 +645,9 @@ impl Exchange<'_> {
                     }
                     head_pending = false;
                     if decoder.is_done() {
+                        if let Some(body) = seen {
+                            observe_glue::note_body(self.worker, ctx, &body);
+                        }
                         return Ok(conn.buf.is_empty());
                     }
                     match read_more(&mut conn.stream, &mut conn.buf, idle).await {
@@ -715,16 +739,12 @@ impl Exchange<'_> {
             }
         }
         let _open_stream = observe_glue::sse_guard(worker);
-
-        // The head leaves at once: the client knows the stream is open before the first event.
-        ctx.bytes_to_client += out.len() as u64;
-        write_all(&mut **wr, out)
-            .await
-            .map_err(|_| Failure::Abort)?;
-        if end_on_drain {
-            shrink_for_idle(out, 0);
-            shrink_for_idle(&mut conn.buf, IDLE_STREAM_CHUNK);
-        }
+        // The head leaves with the first pass of the loop below, before any read waits: the client
+        // knows the stream is open before the first event, and events that came with the
+        // upstream's head share its write (one packet, one wake-up of the client, not two).
+        let mut head_sent = false;
+        // Set once the terminal chunk left with the last events (one write, not two).
+        let mut terminated = false;
 
         // Watch the client with a cancelable read appending to its buffer (pipelined bytes are kept).
         let mut client_buf = std::mem::take(&mut **buf);
@@ -863,11 +883,22 @@ impl Exchange<'_> {
                 }
             }
             events.drain(..pos.min(events.len()));
+            if upstream_done && !broken && cframing == ClientFraming::Chunked {
+                out.extend_from_slice(LAST_CHUNK);
+                terminated = true;
+            }
             if !out.is_empty() {
                 ctx.bytes_to_client += out.len() as u64;
                 if write_all_within(&mut **wr, out, idle).await.is_err() {
                     client_gone = true;
                     break Err(Failure::Abort);
+                }
+            }
+            if !head_sent {
+                head_sent = true;
+                if end_on_drain {
+                    shrink_for_idle(out, 0);
+                    shrink_for_idle(&mut conn.buf, IDLE_STREAM_CHUNK);
                 }
             }
             if broken {
@@ -933,7 +964,7 @@ impl Exchange<'_> {
         if client_gone {
             return Err(Failure::Abort);
         }
-        if cframing == ClientFraming::Chunked {
+        if cframing == ClientFraming::Chunked && !terminated {
             out.clear();
             out.extend_from_slice(LAST_CHUNK);
             write_all(&mut **wr, out)

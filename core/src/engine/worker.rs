@@ -156,18 +156,43 @@ pub fn spawn(
                     .build()
                     .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
                 Driver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .uring_builder(tuned_uring())
                     .enable_timer()
                     .build()
+                    .or_else(|e| {
+                        crate::debug!("worker {id}: tuned io_uring refused ({e}); plain setup");
+                        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                            .enable_timer()
+                            .build()
+                    })
                     .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
                 Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                    .uring_builder(tuned_uring())
                     .enable_timer()
                     .build()
+                    .or_else(|e| {
+                        crate::debug!("worker {id}: tuned io_uring refused ({e}); plain setup");
+                        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                            .enable_timer()
+                            .build()
+                    })
                     .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
             };
             if let Err(e) = result {
                 crate::error!("worker {id}: cannot start its runtime: {e}");
             }
         })
+}
+
+/// The io_uring setup of a worker's ring. Only the worker's own thread ever submits to it
+/// (`SINGLE_ISSUER`), and completions need not interrupt it: with `COOP_TASKRUN` the kernel runs
+/// their task work when the worker next enters the kernel (which it does on every loop turn)
+/// instead of sending it an inter-processor interrupt per completion. Kernels older than 6.0
+/// refuse these flags; the caller then builds the ring without them.
+fn tuned_uring() -> io_uring::Builder {
+    let mut builder = io_uring::IoUring::builder();
+    builder.setup_coop_taskrun().setup_single_issuer();
+    builder
 }
 
 fn pin_to_cpu(cpu: usize) {

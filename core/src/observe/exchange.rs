@@ -56,6 +56,8 @@ pub struct ExchangeNotes {
     pub session: Option<SessionTag>,
     /// The JSON-RPC error code of the answer (upstream error response or gateway error).
     pub jsonrpc_error: Option<i64>,
+    /// The answer was a tool's failure (`result.isError: true`).
+    pub tool_error: bool,
     pub upstream_failure: Option<UpstreamFailure>,
     pub capture: Option<Box<PendingCapture>>,
 }

@@ -99,6 +99,8 @@ pub enum Outcome {
     Denied,
     /// An HTTP status ≥ 400 without a JSON-RPC error.
     HttpError,
+    /// A tool's own failure: a `tools/call` result with `"isError": true` (JSON-RPC success).
+    ToolError,
     UpstreamError,
     Timeout,
 }
@@ -110,6 +112,7 @@ impl Outcome {
             Self::Error => "error",
             Self::Denied => "denied",
             Self::HttpError => "http_error",
+            Self::ToolError => "tool_error",
             Self::UpstreamError => "upstream_error",
             Self::Timeout => "timeout",
         }
@@ -165,6 +168,8 @@ pub struct ExchangeRecord {
     /// The HTTP status the client got (0 when the message travelled on an already-open stream).
     pub http_status: u16,
     pub jsonrpc_error: Option<i64>,
+    /// The answer was a tool's failure (`result.isError: true`).
+    pub tool_error: bool,
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub first_byte_us: u64,
@@ -192,6 +197,7 @@ impl ExchangeRecord {
             acl_rule: None,
             http_status: 0,
             jsonrpc_error: None,
+            tool_error: false,
             request_bytes: 0,
             response_bytes: 0,
             first_byte_us: 0,
@@ -215,6 +221,8 @@ impl ExchangeRecord {
             Outcome::Error
         } else if self.http_status >= 400 {
             Outcome::HttpError
+        } else if self.tool_error {
+            Outcome::ToolError
         } else {
             Outcome::Ok
         }

@@ -201,7 +201,7 @@ function logQuery() {
 }
 
 function outcomeBadge(o) {
-  const label = { ok: "ok", error: "error", denied: "denied", http_error: "http error", upstream_error: "upstream", timeout: "timeout" }[o] || o;
+  const label = { ok: "ok", error: "error", denied: "denied", http_error: "http error", tool_error: "tool error", upstream_error: "upstream", timeout: "timeout" }[o] || o;
   return `<span class="badge ${esc(o)}">${esc(label)}</span>`;
 }
 
