@@ -8,7 +8,8 @@
 //! server→client message (`"method"`), a JSON-RPC error (`"error"`) or a tool's failure
 //! (`"isError"`): those are classified to learn what to record.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use mcpgate_codec::http::{RequestHead, ResponseHead};
@@ -38,13 +39,29 @@ static ERROR_KEY_TAIL: LazyLock<memchr::memmem::Finder<'static>> =
 static METHOD_KEY: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"\"method\""));
 
-/// Whether `body` may be a JSON-RPC error (`"error"`) or a tool's failure (`"isError"`), so worth
-/// classifying. A false positive (the bytes inside a string) only costs the classification.
+/// Whether `body` may be a JSON-RPC error (`"error": {`) or a tool's failure (`"isError": true`),
+/// so worth classifying. The value is looked at too: many servers send `"isError": false` on
+/// every result, which must not cost a parse. A false positive (the bytes inside a string) only
+/// costs the classification.
 fn may_carry_error(body: &[u8]) -> bool {
     ERROR_KEY_TAIL.find_iter(body).any(|at| {
         let before = |n: usize| at.checked_sub(n).and_then(|s| body.get(s..at));
-        before(2) == Some(b"\"e") || before(4) == Some(b"\"isE")
+        let value = body.get(at + 5..).unwrap_or_default();
+        if before(2) == Some(b"\"e") {
+            value_starts_with(value, b'{')
+        } else if before(4) == Some(b"\"isE") {
+            value_starts_with(value, b't')
+        } else {
+            false
+        }
     })
+}
+
+/// `rest` (what follows a key's closing quote) is `:` then a value starting with `first`.
+fn value_starts_with(rest: &[u8], first: u8) -> bool {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut bytes = rest.iter().skip_while(|b| is_ws(b));
+    bytes.next() == Some(&b':') && bytes.find(|b| !is_ws(b)) == Some(&first)
 }
 
 /// The hub's settings from the snapshot the gateway starts with (a reload does not change them).
@@ -83,7 +100,16 @@ pub struct WorkerObs {
     pub obs: WorkerObserver,
     classifier: Classifier,
     enabled: bool,
+    /// Each API's name and upstream labels, interned once per config snapshot rather than on
+    /// every record (the snapshot is held so a pointer comparison is sound).
+    api_labels: Vec<Option<(Label, Label)>>,
+    api_labels_config: Option<Arc<Config>>,
+    /// Session id → tag: a keyed hash per record otherwise. Bounded; cleared when full.
+    session_tags: HashMap<Box<[u8]>, SessionTag, ahash::RandomState>,
 }
+
+/// Sessions whose tags a worker remembers before it starts over.
+const SESSION_TAGS_CACHED: usize = 4096;
 
 impl WorkerObs {
     pub fn new(hub: &ObserveHub, enabled: bool) -> Self {
@@ -91,11 +117,47 @@ impl WorkerObs {
             obs: hub.worker(),
             classifier: Classifier::new(),
             enabled,
+            api_labels: Vec::new(),
+            api_labels_config: None,
+            session_tags: HashMap::default(),
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// The name and upstream labels of the exchange's API.
+    fn api_labels(&mut self, ctx: &RequestCtx) -> Option<(Label, Label)> {
+        let index = ctx.api?;
+        let api = ctx.config.apis.get(index)?;
+        if !self
+            .api_labels_config
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &ctx.config))
+        {
+            self.api_labels.clear();
+            self.api_labels.resize(ctx.config.apis.len(), None);
+            self.api_labels_config = Some(Arc::clone(&ctx.config));
+        }
+        let slot = self.api_labels.get_mut(index)?;
+        let obs = &mut self.obs;
+        Some(
+            slot.get_or_insert_with(|| (obs.label(&api.name), obs.label(&api.upstream.url)))
+                .clone(),
+        )
+    }
+
+    fn session_tag(&mut self, session_id: &[u8]) -> SessionTag {
+        if let Some(tag) = self.session_tags.get(session_id) {
+            return *tag;
+        }
+        if self.session_tags.len() >= SESSION_TAGS_CACHED {
+            self.session_tags.clear();
+        }
+        let tag = SessionTag::from_secret(session_id);
+        self.session_tags.insert(session_id.into(), tag);
+        tag
     }
 }
 
@@ -145,7 +207,7 @@ pub fn note_request(
         .as_deref()
         .map(str::as_bytes)
         .or(session_id)
-        .map(SessionTag::from_secret);
+        .map(|id| w.session_tag(id));
     if let Some(classified) = message {
         for m in classified.messages() {
             let kind = match m.kind {
@@ -284,7 +346,10 @@ pub fn note_sse_event(
             }
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
-                if let Some(mut record) = server_message(&mut w.obs, ctx, m, raw) {
+                let labels = w.api_labels(ctx);
+                if let Some(mut record) =
+                    labels.and_then(|l| server_message(&mut w.obs, l, ctx, m, raw))
+                {
                     if let Some((acl, d)) =
                         acl.and_then(|a| a.server_decision.as_ref().map(|d| (a, d)))
                     {
@@ -300,24 +365,23 @@ pub fn note_sse_event(
 
 fn server_message(
     obs: &mut WorkerObserver,
+    (api_label, upstream): (Label, Label),
     ctx: &RequestCtx,
     m: &Message,
     raw: &[u8],
 ) -> Option<ExchangeRecord> {
-    let api = ctx.api()?;
     let kind = if m.kind == Kind::Request {
         ExchangeKind::ServerRequest
     } else {
         ExchangeKind::ServerNotification
     };
-    let api_label = obs.label(&api.name);
     let method = obs.label(m.method.as_deref().unwrap_or(UNPARSED));
     let mut r = ExchangeRecord::new(observe::now_unix_ms(), api_label, method, kind);
     r.target = m.target.as_str().map(|t| obs.target_label(t));
     r.session = ctx.obs.session;
     r.client = Some(ctx.peer.ip());
     r.response_bytes = raw.len() as u64;
-    r.upstream = Some(obs.label(&api.upstream.url));
+    r.upstream = Some(upstream);
     Some(r)
 }
 
@@ -360,13 +424,10 @@ pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
         return;
     }
     let mut w = worker.observe.borrow_mut();
-    let obs = &mut w.obs;
-    let Some((api_label, upstream)) = ctx
-        .api()
-        .map(|api| (obs.label(&api.name), obs.label(&api.upstream.url)))
-    else {
+    let Some((api_label, upstream)) = w.api_labels(ctx) else {
         return;
     };
+    let obs = &mut w.obs;
     let messages = std::mem::take(&mut ctx.obs.messages);
     // Nothing to record: GET/DELETE (their streams' messages are recorded as they pass), and
     // a POST carrying only the client's answers to server→client requests (recorded with those).
@@ -465,4 +526,33 @@ fn decision_fields(
         _ => None,
     };
     (Some(decision), rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_carry_error;
+
+    #[test]
+    fn only_error_objects_and_true_tool_failures_are_worth_a_parse() {
+        for yes in [
+            &br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}"#[..],
+            br#"{"id":1,"error" : {"code":1}}"#,
+            br#"{"result":{"content":[],"isError":true},"id":1}"#,
+            br#"{"result":{"isError" :
+                true}}"#,
+        ] {
+            assert!(may_carry_error(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}"#[..],
+            br#"{"result":{"content":[{"type":"text","text":"no error"}]}}"#,
+            br#"{"result":{"content":[{"type":"text","text":"an error"}]}}"#,
+            br#"{"result":{"error":"a field named error that is a string"}}"#,
+            br#"{"result":{"isError":null}}"#,
+            br#"{"result":{"error""#,
+            b"",
+        ] {
+            assert!(!may_carry_error(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 }

@@ -16,6 +16,10 @@ use serde_json::Value;
 
 const REDACTED: &str = "[REDACTED]";
 
+/// A base64url JSON object's first bytes (`{"`): how a bearer token starts.
+static JWT_PREFIX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"eyJ"));
+
 /// Headers redacted whatever the configuration says.
 const DEFAULT_SECRET_HEADERS: &[&str] = &[
     "authorization",
@@ -291,7 +295,11 @@ impl Redactor {
     /// (`https://user:pass@host/…`, `?access_token=…`). Userinfo and the values of secret-named
     /// query parameters are replaced; anything else (including ordinary query strings) is kept.
     pub fn target<'a>(&self, target: &'a str) -> Cow<'a, str> {
-        if !target.contains('@') && !target.contains('?') && !target.contains("eyJ") {
+        // One pass for the two bytes, then a prebuilt searcher for the JWT prefix: this runs on
+        // every recorded exchange, and `str::contains(&str)` builds a searcher per call.
+        if memchr::memchr2(b'@', b'?', target.as_bytes()).is_none()
+            && JWT_PREFIX.find(target.as_bytes()).is_none()
+        {
             return Cow::Borrowed(target);
         }
         let mut out = String::with_capacity(target.len());
