@@ -227,31 +227,41 @@ mod tests {
                 files: &mcpgate_policies::auth::NoFiles,
             })
             .unwrap_or_else(|e| panic!("{e:?}"));
+        // One request with `Authorization: Bearer <token>` through a compiled plan, at `at`:
+        // the step's variant name (`Authenticated`, `Refused`, …) and its debug form.
+        let authenticate = |api: &mcpgate_policies::auth::ApiAuth,
+                            state: &mut mcpgate_policies::auth::WorkerAuthState,
+                            token: &str,
+                            at: u64| {
+            let header = format!("Bearer {token}");
+            let headers = [("authorization", header.as_str())];
+            let headers = mcpgate_policies::auth::request::StrHeaders(&headers);
+            let req = mcpgate_policies::auth::AuthRequest {
+                headers: &headers,
+                query: None,
+            };
+            let step = api.authenticate(&req, state, at);
+            let variant = match step {
+                mcpgate_policies::auth::AuthStep::Authenticated(_) => "Authenticated",
+                mcpgate_policies::auth::AuthStep::Refused(_) => "Refused",
+                _ => "other",
+            };
+            (variant, format!("{step:?}"))
+        };
         let mut state = api.new_worker_state();
-        let header = format!("Bearer {token}");
-        let headers = [("authorization", header.as_str())];
-        let headers = mcpgate_policies::auth::request::StrHeaders(&headers);
-        let req = mcpgate_policies::auth::AuthRequest {
-            headers: &headers,
-            query: None,
-        };
-        let step = api.authenticate(&req, &mut state, now + 10);
-        assert!(
-            matches!(step, mcpgate_policies::auth::AuthStep::Authenticated(_)),
-            "{step:?}"
-        );
+        let (step, debug) = authenticate(&api, &mut state, &token, now + 10);
+        assert_eq!(step, "Authenticated", "{debug}");
         // The same token an hour later is expired; another key's token is refused.
-        let late = api.authenticate(&req, &mut state, now + TOKEN_LIFETIME_SECONDS + 3600);
-        assert!(matches!(late, mcpgate_policies::auth::AuthStep::Refused(_)));
-        let forged = format!("Bearer {}", JwtKey::from_secret("x".repeat(40)).mint(now));
-        let headers = [("authorization", forged.as_str())];
-        let headers = mcpgate_policies::auth::request::StrHeaders(&headers);
-        let req = mcpgate_policies::auth::AuthRequest {
-            headers: &headers,
-            query: None,
-        };
-        let step = api.authenticate(&req, &mut state, now + 10);
-        assert!(matches!(step, mcpgate_policies::auth::AuthStep::Refused(_)));
+        let (late, debug) = authenticate(
+            &api,
+            &mut state,
+            &token,
+            now + TOKEN_LIFETIME_SECONDS + 3600,
+        );
+        assert_eq!(late, "Refused", "{debug}");
+        let forged = JwtKey::from_secret("x".repeat(40)).mint(now);
+        let (step, debug) = authenticate(&api, &mut state, &forged, now + 10);
+        assert_eq!(step, "Refused", "{debug}");
         // A plan for another public URL (audience) refuses the token.
         let mut elsewhere = auth.clone();
         elsewhere.public_url = Some("https://elsewhere.example/mcp".to_owned());
@@ -262,15 +272,8 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e:?}"));
         let mut state = elsewhere.new_worker_state();
-        let header = format!("Bearer {token}");
-        let headers = [("authorization", header.as_str())];
-        let headers = mcpgate_policies::auth::request::StrHeaders(&headers);
-        let req = mcpgate_policies::auth::AuthRequest {
-            headers: &headers,
-            query: None,
-        };
-        let step = elsewhere.authenticate(&req, &mut state, now + 10);
-        assert!(matches!(step, mcpgate_policies::auth::AuthStep::Refused(_)));
+        let (step, debug) = authenticate(&elsewhere, &mut state, &token, now + 10);
+        assert_eq!(step, "Refused", "{debug}");
     }
 
     #[test]

@@ -167,6 +167,16 @@ fn canned(body: &str) -> &'static [u8] {
     Box::leak(response.into_bytes().into_boxed_slice())
 }
 
+fn list_tools(gw: &Gateway) -> mcpgate_tests::http::RawResponse {
+    post_mcp(
+        gw.addr(),
+        API,
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn acl_tables() -> String {
     let acl = repo_root().join("examples/acl/tools-echo-only.json");
     format!(
@@ -179,13 +189,7 @@ fn acl_tables() -> String {
 fn a_list_the_acl_filtered_is_captured_as_the_client_got_it() {
     let upstream = CapturingUpstream::start(canned(LIST));
     let gw = gateway(&upstream, &acl_tables());
-    let answer = post_mcp(
-        gw.addr(),
-        API,
-        &[],
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let answer = list_tools(&gw);
     assert_eq!(answer.status, 200, "{}", answer.body_text());
     assert!(
         !answer.body_text().contains("get-sum"),
@@ -214,13 +218,7 @@ fn an_error_answer_under_an_acl_keeps_its_code() {
         r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"catalogue unavailable"}}"#,
     ));
     let gw = gateway(&upstream, &acl_tables());
-    let answer = post_mcp(
-        gw.addr(),
-        API,
-        &[],
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let answer = list_tools(&gw);
     let body: Value = answer.json().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(body["error"]["code"], -32603, "{body}");
     let record = first_record(&gw, "tools/list");
