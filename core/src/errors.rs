@@ -39,6 +39,10 @@ pub enum GatewayError {
     UpstreamClosed,
     #[error("upstream sent a malformed response: {0}")]
     UpstreamMalformed(HttpError),
+    /// A plan needs its authorization server (JWKS, metadata, introspection) and cannot reach it:
+    /// the credential can be neither accepted nor refused now, so the client should retry.
+    #[error("the authorization server could not be reached to check the credential")]
+    AuthServerUnavailable,
 }
 
 impl GatewayError {
@@ -47,7 +51,7 @@ impl GatewayError {
             GatewayError::Request(e) => e.status(),
             GatewayError::NotFound => 404,
             GatewayError::ClientHeaderTimeout | GatewayError::ClientBodyTimeout => 408,
-            GatewayError::ShuttingDown => 503,
+            GatewayError::ShuttingDown | GatewayError::AuthServerUnavailable => 503,
             GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamIo(_)
             | GatewayError::UpstreamClosed
@@ -68,7 +72,8 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout
             | GatewayError::UpstreamIo(_)
             | GatewayError::UpstreamClosed
-            | GatewayError::UpstreamMalformed(_) => INTERNAL_ERROR,
+            | GatewayError::UpstreamMalformed(_)
+            | GatewayError::AuthServerUnavailable => INTERNAL_ERROR,
         }
     }
 
@@ -181,6 +186,7 @@ mod tests {
             ),
             (GatewayError::UpstreamConnectTimeout, 504, -32603),
             (GatewayError::UpstreamTimeout, 504, -32603),
+            (GatewayError::AuthServerUnavailable, 503, -32603),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status(), status, "{err}");

@@ -572,3 +572,40 @@ fn introspection_plan_with_discovered_endpoint_and_cache() {
     assert_eq!(seen.len(), 2, "refused tokens reached the upstream");
     assert!(seen.iter().all(|r| r.headers("authorization").is_empty()));
 }
+
+/// An introspection endpoint the gateway cannot reach makes an opaque token neither valid nor
+/// invalid: 503 with a JSON-RPC error, nothing forwarded, and no `WWW-Authenticate` challenge
+/// sending the client off to re-authenticate.
+#[test]
+fn an_unreachable_introspection_endpoint_is_503_not_a_refusal() {
+    let upstream = CapturingUpstream::start(CANNED);
+    let closed = mcpgate_tests::net::closed_port_addr();
+    let (client_id, client_secret) = mcpgate_tests::auth::INTROSPECTION_CLIENT;
+    let gateway = Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\npath = \"/mcp\"\nupstream = \"http://{}/mcp\"\n\n\
+         [[api.plan]]\ntype = \"oauth2\"\nissuer = \"http://{closed}\"\nvalidation = \"introspection\"\n\
+         introspection_endpoint = \"http://{closed}/introspect\"\n\
+         client_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n\
+         required_scopes = [\"mcp:read\"]\n",
+        upstream.addr(),
+    )));
+    let r = post_mcp(
+        gateway.addr(),
+        "/mcp",
+        &[("Authorization", &bearer("opaque-alice-read"))],
+        PING,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 503, "{}", show(&r));
+    assert_eq!(r.header("www-authenticate"), None, "{}", show(&r));
+    let body: Value = r.json().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["error"]["code"], json!(-32603), "{body}");
+    // Without a token it is still the plan's ordinary challenge: nothing needs the server.
+    let r = post_mcp(gateway.addr(), "/mcp", &[], PING).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 401, "{}", show(&r));
+    assert!(
+        upstream.wait_for(1, Duration::from_millis(300)).is_empty(),
+        "nothing may reach the upstream"
+    );
+}

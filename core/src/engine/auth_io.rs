@@ -162,8 +162,10 @@ pub async fn plan(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow 
     unavailable()
 }
 
+/// The plan's authorization server could not be reached (or answered nothing usable) within
+/// the request's fetch rounds: 503, not a refusal, since the credential was never judged.
 fn unavailable() -> Flow {
-    Flow::Respond(crate::errors::GatewayError::UpstreamTimeout)
+    Flow::Respond(crate::errors::GatewayError::AuthServerUnavailable)
 }
 
 fn oauth_plan(auth: &ApiAuth, plan: usize) -> Option<&OAuth2Plan> {
