@@ -174,7 +174,7 @@ pub async fn request(
     out.extend_from_slice(body);
     if url.tls {
         let plain = tls_exchange(&mut stream, &url.host, out, deadline).await?;
-        return parse_complete(plain, method);
+        return read_response(plain, method, &mut Source::Exhausted).await;
     }
     let wait = deadline.saturating_duration_since(Instant::now());
     match monoio::time::timeout(wait, stream.write_all(out)).await {
@@ -182,7 +182,15 @@ pub async fn request(
         Ok((Err(e), _)) => return Err(FetchError::Io(e)),
         Err(_) => return Err(FetchError::Timeout),
     }
-    read_response(&mut stream, method, deadline).await
+    read_response(
+        Vec::with_capacity(8192),
+        method,
+        &mut Source::Socket {
+            stream: &mut stream,
+            deadline,
+        },
+    )
+    .await
 }
 
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
@@ -245,7 +253,7 @@ async fn tls_exchange(
         let n = read_more_until(stream, &mut wire, deadline).await?;
         if n == 0 {
             // Servers often close without close_notify after a complete response;
-            // `parse_complete` still checks the framing.
+            // `read_response` still checks the framing.
             return Ok(plain);
         }
         let mut input = wire.as_slice();
@@ -274,58 +282,6 @@ async fn tls_exchange(
     }
 }
 
-/// Parses a whole response already in memory (the TLS path).
-fn parse_complete(mut buf: Vec<u8>, method: &str) -> Result<HttpResponse, FetchError> {
-    let head = loop {
-        match ResponseHead::parse(&buf) {
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
-                let n = h.head_len.min(buf.len());
-                buf.drain(..n);
-            }
-            Ok(Some(h)) => break h,
-            _ => return Err(FetchError::Malformed),
-        }
-    };
-    let framing = head
-        .body_framing(&buf, method.as_bytes())
-        .map_err(|_| FetchError::Malformed)?;
-    let status = head.status;
-    buf.drain(..head.head_len.min(buf.len()));
-    let body = match framing {
-        ResponseBody::None => Vec::new(),
-        ResponseBody::Length(n) => {
-            let n = usize::try_from(n).map_err(|_| FetchError::TooLarge)?;
-            if n > MAX_BODY || buf.len() < n {
-                return Err(if n > MAX_BODY {
-                    FetchError::TooLarge
-                } else {
-                    FetchError::Malformed
-                });
-            }
-            buf.truncate(n);
-            buf
-        }
-        ResponseBody::CloseDelimited => buf,
-        ResponseBody::Chunked => {
-            let mut decoder = ChunkedDecoder::with_max_body(MAX_BODY as u64);
-            let mut body = Vec::new();
-            decoder
-                .decode(&buf, |r| {
-                    body.extend_from_slice(buf.get(r).unwrap_or_default())
-                })
-                .map_err(|_| FetchError::Malformed)?;
-            if !decoder.is_done() {
-                return Err(FetchError::Malformed);
-            }
-            body
-        }
-    };
-    if body.len() > MAX_BODY {
-        return Err(FetchError::TooLarge);
-    }
-    Ok(HttpResponse { status, body })
-}
-
 async fn read_more_until(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
@@ -342,12 +298,33 @@ async fn read_more_until(
     }
 }
 
+/// Where more response bytes come from once `buf` is used up.
+enum Source<'a> {
+    /// The plain-HTTP socket, read until `deadline`.
+    Socket {
+        stream: &'a mut TcpStream,
+        deadline: Instant,
+    },
+    /// Nothing more: the TLS path has the whole response in hand already.
+    Exhausted,
+}
+
+impl Source<'_> {
+    /// Appends what arrives to `buf`; 0 is the end of the response's bytes.
+    async fn more(&mut self, buf: &mut Vec<u8>) -> Result<usize, FetchError> {
+        match self {
+            Source::Socket { stream, deadline } => read_more_until(stream, buf, *deadline).await,
+            Source::Exhausted => Ok(0),
+        }
+    }
+}
+
+/// Reads one response: starts from `buf`, asks `source` for more as the framing needs it.
 async fn read_response(
-    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
     method: &str,
-    deadline: Instant,
+    source: &mut Source<'_>,
 ) -> Result<HttpResponse, FetchError> {
-    let mut buf = Vec::with_capacity(8192);
     let head = loop {
         match ResponseHead::parse(&buf) {
             Ok(Some(h)) if (100..200).contains(&h.status) => {
@@ -362,7 +339,7 @@ async fn read_response(
             Ok(None) => {}
             Err(_) => return Err(FetchError::Malformed),
         }
-        if read_more_until(stream, &mut buf, deadline).await? == 0 {
+        if source.more(&mut buf).await? == 0 {
             return Err(FetchError::Malformed);
         }
     };
@@ -379,7 +356,7 @@ async fn read_response(
                 return Err(FetchError::TooLarge);
             }
             while buf.len() < n {
-                if read_more_until(stream, &mut buf, deadline).await? == 0 {
+                if source.more(&mut buf).await? == 0 {
                     return Err(FetchError::Malformed);
                 }
             }
@@ -387,7 +364,7 @@ async fn read_response(
             buf
         }
         ResponseBody::CloseDelimited => {
-            while read_more_until(stream, &mut buf, deadline).await? > 0 {
+            while source.more(&mut buf).await? > 0 {
                 if buf.len() > MAX_BODY {
                     return Err(FetchError::TooLarge);
                 }
@@ -408,12 +385,15 @@ async fn read_response(
                 if decoder.is_done() {
                     break body;
                 }
-                if read_more_until(stream, &mut buf, deadline).await? == 0 {
+                if source.more(&mut buf).await? == 0 {
                     return Err(FetchError::Malformed);
                 }
             }
         }
     };
+    if body.len() > MAX_BODY {
+        return Err(FetchError::TooLarge);
+    }
     Ok(HttpResponse { status, body })
 }
 
