@@ -6,9 +6,11 @@
 //! - [`http`]: HTTP/1.1 request/response heads (httparse), body framing, chunked coding, head rewriting.
 //! - [`sse`]: incremental `text/event-stream` parser and writer.
 //! - [`jsonrpc`]: JSON-RPC / MCP message classification (simd-json tape).
+//! - [`envelope`]: a cheap look at a plain request's or notification's method, for the exchange log.
 //! - [`filter`]: MCP list-result filtering (`tools/list`, `prompts/list`, `resources/list`, templates).
 //! - [`limits`]: the named limits every parser enforces.
 
+pub mod envelope;
 pub mod filter;
 pub mod http;
 pub mod jsonrpc;

@@ -6,14 +6,16 @@
 //! Cost rule: nothing here parses what the engine does not already have in hand, except, when
 //! recording is on, answers and event `data` that a SIMD substring search says may be a
 //! server→client message (`"method"`), a JSON-RPC error (`"error"`) or a tool's failure
-//! (`"isError"`): those are classified to learn what to record.
+//! (`"isError"`): a plain server message's method is read by the codec's envelope reader, anything
+//! else is classified to learn what to record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use mcpgate_codec::envelope;
 use mcpgate_codec::http::{RequestHead, ResponseHead};
-use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind, Message};
+use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind};
 use mcpgate_policies::acl::{Basis, DecisionRecord, Outcome as AclOutcome};
 
 use super::worker::Worker;
@@ -333,6 +335,16 @@ pub fn note_sse_event(
     }
     let mut w = worker.observe.borrow_mut();
     let w = &mut *w;
+    // The usual server message (a progress notification, a log message) is plain enough for the
+    // envelope reader, at a fraction of a classification's cost.
+    if let Some(env) = envelope::peek(data) {
+        let labels = w.api_labels(ctx);
+        let method = w.obs.label(env.method);
+        if let Some(record) = labels.map(|l| server_message(l, method, None, env.kind, ctx, raw)) {
+            record_server_message(&mut w.obs, record, acl);
+        }
+        return;
+    }
     let Ok(classified) = w.classifier.classify(data) else {
         return;
     };
@@ -347,42 +359,51 @@ pub fn note_sse_event(
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
                 let labels = w.api_labels(ctx);
-                if let Some(mut record) =
-                    labels.and_then(|l| server_message(&mut w.obs, l, ctx, m, raw))
+                let method = w.obs.label(m.method.as_deref().unwrap_or(UNPARSED));
+                let target = m.target.as_str().map(|t| w.obs.target_label(t));
+                if let Some(record) =
+                    labels.map(|l| server_message(l, method, target, m.kind, ctx, raw))
                 {
-                    if let Some((acl, d)) =
-                        acl.and_then(|a| a.server_decision.as_ref().map(|d| (a, d)))
-                    {
-                        (record.acl_decision, record.acl_rule) =
-                            decision_fields(&mut w.obs, acl, d);
-                    }
-                    w.obs.record(record);
+                    record_server_message(&mut w.obs, record, acl);
                 }
             }
         }
     }
 }
 
+/// The record of a server→client request or notification (`kind`: as the envelope says).
 fn server_message(
-    obs: &mut WorkerObserver,
     (api_label, upstream): (Label, Label),
+    method: Label,
+    target: Option<Label>,
+    kind: Kind,
     ctx: &RequestCtx,
-    m: &Message,
     raw: &[u8],
-) -> Option<ExchangeRecord> {
-    let kind = if m.kind == Kind::Request {
+) -> ExchangeRecord {
+    let kind = if kind == Kind::Request {
         ExchangeKind::ServerRequest
     } else {
         ExchangeKind::ServerNotification
     };
-    let method = obs.label(m.method.as_deref().unwrap_or(UNPARSED));
     let mut r = ExchangeRecord::new(observe::now_unix_ms(), api_label, method, kind);
-    r.target = m.target.as_str().map(|t| obs.target_label(t));
+    r.target = target;
     r.session = ctx.obs.session;
     r.client = Some(ctx.peer.ip());
     r.response_bytes = raw.len() as u64;
     r.upstream = Some(upstream);
-    Some(r)
+    r
+}
+
+/// Records a server message with the ACL's decision on it, when the exchange has an ACL.
+fn record_server_message(
+    obs: &mut WorkerObserver,
+    mut record: ExchangeRecord,
+    acl: Option<&AclExchange>,
+) {
+    if let Some((acl, d)) = acl.and_then(|a| a.server_decision.as_ref().map(|d| (a, d))) {
+        (record.acl_decision, record.acl_rule) = decision_fields(obs, acl, d);
+    }
+    obs.record(record);
 }
 
 /// The gateway wrote a complete response itself (an ACL refusal, a plan's 401/403): its

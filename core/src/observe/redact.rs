@@ -20,6 +20,19 @@ const REDACTED: &str = "[REDACTED]";
 static JWT_PREFIX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"eyJ"));
 
+/// Whether a target has what [`Redactor::target`] rewrites: userinfo or a query (`@`, `?`) or a
+/// JWT (`eyJ`). This runs on every recorded exchange: a tool name is a few bytes, where a plain loop
+/// beats SIMD searchers' per-call setup; a long URI gets one pass for the two bytes and a prebuilt
+/// searcher for the prefix (`str::contains(&str)` would build one per call).
+fn may_hold_credentials(target: &[u8]) -> bool {
+    const SHORT: usize = 64;
+    if target.len() <= SHORT {
+        return target.iter().any(|&b| b == b'@' || b == b'?')
+            || target.windows(3).any(|w| w == b"eyJ");
+    }
+    memchr::memchr2(b'@', b'?', target).is_some() || JWT_PREFIX.find(target).is_some()
+}
+
 /// Headers redacted whatever the configuration says.
 const DEFAULT_SECRET_HEADERS: &[&str] = &[
     "authorization",
@@ -295,11 +308,7 @@ impl Redactor {
     /// (`https://user:pass@host/…`, `?access_token=…`). Userinfo and the values of secret-named
     /// query parameters are replaced; anything else (including ordinary query strings) is kept.
     pub fn target<'a>(&self, target: &'a str) -> Cow<'a, str> {
-        // One pass for the two bytes, then a prebuilt searcher for the JWT prefix: this runs on
-        // every recorded exchange, and `str::contains(&str)` builds a searcher per call.
-        if memchr::memchr2(b'@', b'?', target.as_bytes()).is_none()
-            && JWT_PREFIX.find(target.as_bytes()).is_none()
-        {
+        if !may_hold_credentials(target.as_bytes()) {
             return Cow::Borrowed(target);
         }
         let mut out = String::with_capacity(target.len());
@@ -570,6 +579,24 @@ mod tests {
             "https://[REDACTED]@api.example/x?id=4&access_token=[REDACTED]#top"
         );
         assert_eq!(r.target("db://customers?id=42"), "db://customers?id=42");
+    }
+
+    #[test]
+    fn short_and_long_targets_are_checked_alike() {
+        for pad in [0, 10, 61, 62, 63, 64, 65, 200] {
+            let filler = "x".repeat(pad);
+            for (mark, found) in [
+                ("@", true),
+                ("?", true),
+                ("eyJ", true),
+                ("ey", false),
+                ("", false),
+            ] {
+                for t in [format!("{mark}{filler}"), format!("{filler}{mark}")] {
+                    assert_eq!(may_hold_credentials(t.as_bytes()), found, "{t:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The per-worker recorder. A [`WorkerObserver`] is owned by one worker thread (`Send`, not `Sync`)
 //! and records into plain worker-local maps: no lock, no shared write, no syscall per exchange
-//! (the only atomics are reference counts of this worker's own labels). Each record costs one `Arc`
-//! allocation (the record, shared by ring and sink) plus a few hash-map updates keyed by label
-//! identity, whose number per flush is bounded.
+//! (the only atomics are reference counts of this worker's own labels). Each record is one `Arc`
+//! (shared by ring and sink; in steady state a record the ring evicted, reused) plus a few hash-map
+//! updates keyed by label identity, whose number per flush is bounded.
 //!
 //! Publication: every `flush_interval_ms` (checked against the record's own timestamp, so no clock
 //! read) or every `flush_batch` records, the worker moves its delta into its [`WorkerShared`] under a
@@ -183,6 +183,11 @@ pub struct WorkerObserver {
     to_sink: Vec<Arc<StoredRecord>>,
     /// Records not yet in the published ring (longer than `to_sink` only when a reader held the lock).
     to_ring: VecDeque<Arc<StoredRecord>>,
+    /// Records the ring let go of that nobody else holds: the next records are written into them.
+    /// A worker allocates one record per exchange and the ring frees them a flush's worth at a
+    /// time, which overflows the allocator's per-thread cache and sends every allocation down its
+    /// slow path; reusing them costs neither.
+    spare: Vec<Arc<StoredRecord>>,
     delta_records: u64,
     // Keyed by text, not identity: they live for the process, so labels the engine did not
     // intern must not grow them.
@@ -205,6 +210,7 @@ impl WorkerObserver {
             delta: Tallies::default(),
             to_sink: Vec::with_capacity(batch),
             to_ring: VecDeque::with_capacity(batch),
+            spare: Vec::with_capacity(batch),
             delta_records: 0,
             targets_seen: Map::default(),
             codes_seen: Map::default(),
@@ -249,7 +255,7 @@ impl WorkerObserver {
     /// Records one exchange. Never blocks; may publish (see the module docs).
     pub fn record(&mut self, record: ExchangeRecord) {
         self.tally(&record);
-        let stored = Arc::new(StoredRecord {
+        let stored = self.stored(StoredRecord {
             worker: self.shared.index,
             seq: self.next_seq,
             record,
@@ -303,12 +309,29 @@ impl WorkerObserver {
         published.recorded += self.delta_records;
         self.delta_records = 0;
         let cap = self.hub.config.ring_capacity;
+        let spare_cap = self.hub.config.flush_batch;
         for r in self.to_ring.drain(..) {
             if published.ring.len() >= cap {
-                published.ring.pop_front();
+                // Readers clone records only under this lock, so a count of one stays one.
+                if let Some(old) = published.ring.pop_front() {
+                    if Arc::strong_count(&old) == 1 && self.spare.len() < spare_cap {
+                        self.spare.push(old);
+                    }
+                }
             }
             published.ring.push_back(r);
         }
+    }
+
+    /// `record` in a spare allocation when there is one nobody else holds, else a new one.
+    fn stored(&mut self, record: StoredRecord) -> Arc<StoredRecord> {
+        if let Some(mut slot) = self.spare.pop() {
+            if let Some(free) = Arc::get_mut(&mut slot) {
+                *free = record;
+                return slot;
+            }
+        }
+        Arc::new(record)
     }
 
     fn push_to_ring(&mut self, stored: Arc<StoredRecord>) {
