@@ -3,7 +3,7 @@
 //! workers at read time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use hdrhistogram::Histogram;
@@ -19,40 +19,40 @@ pub const SERIES_BUCKETS: u64 = 90;
 /// Latencies above this (µs) are recorded as this: long SSE streams must not widen the histograms.
 const LATENCY_MAX_US: u64 = 600_000_000;
 
-/// A label compared and hashed by identity: a worker's delta is keyed by the interned `Arc`s it
-/// hands out, so the per-exchange map updates hash a pointer instead of a string. Two distinct
-/// `Arc`s with the same text are two keys here and merge when the delta is absorbed (by text).
-#[derive(Debug, Clone)]
-pub struct ByPtr(pub Label);
+/// A label by identity: the address of an interned `Arc`. A worker's delta is keyed by these, so
+/// the per-exchange map updates hash and copy a word instead of hashing text or touching reference
+/// counts (each clone and drop of an `Arc` is an atomic). Sound because the worker keeps every
+/// label its delta has a key for alive until the delta is absorbed ([`DeltaLabels`]), so no
+/// address is reused while a key holds it. Two `Arc`s with the same text are two keys here and
+/// merge when the delta is absorbed (by text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LabelAddr(usize);
 
-impl PartialEq for ByPtr {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+impl LabelAddr {
+    pub fn of(label: &Label) -> Self {
+        Self(Arc::as_ptr(label) as *const u8 as usize)
     }
 }
 
-impl Eq for ByPtr {}
+/// The labels a worker's delta has keys for, by address: keeps them alive and turns the keys back
+/// into labels when the delta is absorbed.
+#[derive(Debug, Default)]
+pub struct DeltaLabels(Map<LabelAddr, Label>);
 
-impl Hash for ByPtr {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(h);
+impl DeltaLabels {
+    /// `label`'s key, keeping it alive (a clone only the first time per delta).
+    pub fn keep(&mut self, label: &Label) -> LabelAddr {
+        let addr = LabelAddr::of(label);
+        self.0.entry(addr).or_insert_with(|| label.clone());
+        addr
     }
-}
 
-/// What a tally can be keyed by: text (published, merged) or identity (a worker's delta).
-pub trait LabelKey: Clone + Eq + Hash {
-    fn into_label(self) -> Label;
-}
-
-impl LabelKey for Label {
-    fn into_label(self) -> Label {
-        self
+    fn get(&self, addr: LabelAddr) -> Option<Label> {
+        self.0.get(&addr).cloned()
     }
-}
 
-impl LabelKey for ByPtr {
-    fn into_label(self) -> Label {
-        self.0
+    pub fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -140,40 +140,55 @@ impl Tallies {
         self.requests.is_empty()
     }
 
-    /// Adds `delta` into `self` and empties `delta`.
-    pub fn absorb_and_clear<L: LabelKey>(&mut self, delta: &mut Tallies<L>) {
+    /// Adds `delta` into `self` and empties `delta`; `labels` are the delta's keys (then cleared).
+    pub fn absorb_and_clear(&mut self, delta: &mut Tallies<LabelAddr>, labels: &mut DeltaLabels) {
+        // Every key was kept when it was made; one that was not would be a bug, and its count is
+        // dropped rather than filed under the wrong label.
+        let label = |a: LabelAddr| labels.get(a);
         for (k, n) in delta.requests.drain() {
+            let target = match k.target.map(label) {
+                Some(None) => continue,
+                t => t.flatten(),
+            };
+            let (Some(api), Some(method)) = (label(k.api), label(k.method)) else {
+                continue;
+            };
             let k = RequestKey {
-                api: k.api.into_label(),
-                method: k.method.into_label(),
-                target: k.target.map(LabelKey::into_label),
+                api,
+                method,
+                target,
                 outcome: k.outcome,
             };
             *self.requests.entry(k).or_default() += n;
         }
         for ((api, code), n) in delta.jsonrpc_errors.drain() {
-            *self
-                .jsonrpc_errors
-                .entry((api.into_label(), code))
-                .or_default() += n;
+            if let Some(api) = label(api) {
+                *self.jsonrpc_errors.entry((api, code)).or_default() += n;
+            }
         }
         for ((api, rule), n) in delta.acl_denials.drain() {
-            let key = (api.into_label(), rule.map(LabelKey::into_label));
-            *self.acl_denials.entry(key).or_default() += n;
+            let rule = match rule.map(label) {
+                Some(None) => continue,
+                r => r.flatten(),
+            };
+            if let Some(api) = label(api) {
+                *self.acl_denials.entry((api, rule)).or_default() += n;
+            }
         }
         for ((api, kind), n) in delta.upstream_errors.drain() {
-            *self
-                .upstream_errors
-                .entry((api.into_label(), kind))
-                .or_default() += n;
+            if let Some(api) = label(api) {
+                *self.upstream_errors.entry((api, kind)).or_default() += n;
+            }
         }
         // Drained like the rest, so a delta never outgrows one flush's records.
         for ((api, method), lat) in delta.latency.drain() {
-            let key = (api.into_label(), method.into_label());
-            self.latency.entry(key).or_default().absorb(&lat);
+            if let (Some(api), Some(method)) = (label(api), label(method)) {
+                self.latency.entry((api, method)).or_default().absorb(&lat);
+            }
         }
         for (api, points) in delta.series.drain() {
-            let mine = self.series.entry(api.into_label()).or_default();
+            let Some(api) = label(api) else { continue };
+            let mine = self.series.entry(api).or_default();
             for (bucket, p) in points {
                 let m = mine.entry(bucket).or_default();
                 m.requests += p.requests;
@@ -190,6 +205,7 @@ impl Tallies {
                 }
             }
         }
+        labels.clear();
     }
 
     /// Adds `other` into `self` without touching it (read-time merge of workers).

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use super::hub::HubInner;
 use super::record::{AclDecision, ExchangeRecord, Label, StoredRecord};
-use super::tally::{ByPtr, Map, RequestKey, Tallies, SERIES_BUCKET_MS};
+use super::tally::{DeltaLabels, LabelAddr, Map, RequestKey, Tallies, SERIES_BUCKET_MS};
 
 /// The name unknown methods, targets past the cap and rare error codes fold into.
 pub const OTHER: &str = "other";
@@ -178,7 +178,9 @@ pub struct WorkerObserver {
     hub: Arc<HubInner>,
     shared: Arc<WorkerShared>,
     interner: Interner,
-    delta: Tallies<ByPtr>,
+    delta: Tallies<LabelAddr>,
+    /// The labels `delta`'s keys stand for, alive until it is absorbed.
+    delta_labels: DeltaLabels,
     /// Records not yet handed to the sink.
     to_sink: Vec<Arc<StoredRecord>>,
     /// Records not yet in the published ring (longer than `to_sink` only when a reader held the lock).
@@ -193,8 +195,9 @@ pub struct WorkerObserver {
     // intern must not grow them.
     targets_seen: Map<Label, HashSet<Label, ahash::RandomState>>,
     codes_seen: Map<Label, HashSet<i64, ahash::RandomState>>,
-    /// Method label → its metric label, by identity (saves hashing the method text).
-    method_labels: Map<ByPtr, Label>,
+    /// Method label → its metric label, by identity (saves hashing the method text). Holds the
+    /// method label too, so its address stays its own.
+    method_labels: Map<LabelAddr, (Label, Label)>,
     next_seq: u64,
     last_flush_ms: u64,
     _not_sync: PhantomData<Cell<()>>,
@@ -208,6 +211,7 @@ impl WorkerObserver {
             shared,
             interner: Interner::default(),
             delta: Tallies::default(),
+            delta_labels: DeltaLabels::default(),
             to_sink: Vec::with_capacity(batch),
             to_ring: VecDeque::with_capacity(batch),
             spare: Vec::with_capacity(batch),
@@ -305,7 +309,9 @@ impl WorkerObserver {
         let Ok(mut published) = self.shared.published.try_lock() else {
             return; // a reader is copying; keep the delta for the next flush
         };
-        published.tallies.absorb_and_clear(&mut self.delta);
+        published
+            .tallies
+            .absorb_and_clear(&mut self.delta, &mut self.delta_labels);
         published.recorded += self.delta_records;
         self.delta_records = 0;
         let cap = self.hub.config.ring_capacity;
@@ -344,46 +350,34 @@ impl WorkerObserver {
 
     fn tally(&mut self, r: &ExchangeRecord) {
         let outcome = r.outcome();
-        let api = ByPtr(r.api.clone());
-        let method = ByPtr(self.method_label(&r.method));
-        let target = r.target.as_ref().map(|t| self.bounded_target(&r.api, t));
+        let api = self.delta_labels.keep(&r.api);
+        let method = self.method_key(&r.method);
+        let target = r.target.as_ref().map(|t| self.target_key(&r.api, t));
         *self
             .delta
             .requests
             .entry(RequestKey {
-                api: api.clone(),
-                method: method.clone(),
+                api,
+                method,
                 target,
                 outcome,
             })
             .or_default() += 1;
         if let Some(code) = r.jsonrpc_error {
             let code = self.bounded_code(&r.api, code);
-            *self
-                .delta
-                .jsonrpc_errors
-                .entry((api.clone(), code))
-                .or_default() += 1;
+            *self.delta.jsonrpc_errors.entry((api, code)).or_default() += 1;
         }
         if r.acl_decision == Some(AclDecision::Deny) {
-            let rule = r.acl_rule.clone().map(ByPtr);
-            *self
-                .delta
-                .acl_denials
-                .entry((api.clone(), rule))
-                .or_default() += 1;
+            let rule = r.acl_rule.as_ref().map(|l| self.delta_labels.keep(l));
+            *self.delta.acl_denials.entry((api, rule)).or_default() += 1;
         }
         if let Some(f) = r.upstream_failure {
-            *self
-                .delta
-                .upstream_errors
-                .entry((api.clone(), f))
-                .or_default() += 1;
+            *self.delta.upstream_errors.entry((api, f)).or_default() += 1;
         }
         if r.kind.has_latency() {
             self.delta
                 .latency
-                .entry((api.clone(), method))
+                .entry((api, method))
                 .or_default()
                 .record(r.total_us);
         }
@@ -400,34 +394,45 @@ impl WorkerObserver {
         }
     }
 
-    fn method_label(&mut self, method: &Label) -> Label {
-        let key = ByPtr(method.clone());
-        if let Some(l) = self.method_labels.get(&key) {
-            return l.clone();
+    /// The delta key of a method's metric label: itself when it is a known MCP method, else
+    /// `other`.
+    fn method_key(&mut self, method: &Label) -> LabelAddr {
+        let addr = LabelAddr::of(method);
+        if let Some((_, folded)) = self.method_labels.get(&addr) {
+            return self.delta_labels.keep(folded);
         }
         let folded = self.interner.method_label(method);
+        let key = self.delta_labels.keep(&folded);
         // Bounded like the interner: past it, fold without remembering.
         if self.method_labels.len() < INTERNER_CAP {
-            self.method_labels.insert(key, folded.clone());
+            self.method_labels.insert(addr, (method.clone(), folded));
         }
-        folded
+        key
     }
 
-    fn bounded_target(&mut self, api: &Label, target: &Label) -> ByPtr {
+    /// The delta key of a target's metric label: itself while the worker tracks fewer than its
+    /// budget of targets for the API (or already tracks it), else `other`.
+    fn target_key(&mut self, api: &Label, target: &Label) -> LabelAddr {
         let cap = self.hub.config.targets_tracked_per_worker;
-        let seen = self.targets_seen.entry(api.clone()).or_default();
+        let seen = match self.targets_seen.get_mut(&**api) {
+            Some(seen) => seen,
+            None => self.targets_seen.entry(api.clone()).or_default(),
+        };
         if seen.contains(target) {
-            return ByPtr(target.clone());
+            return self.delta_labels.keep(target);
         }
         if seen.len() < cap {
             seen.insert(target.clone());
-            return ByPtr(target.clone());
+            return self.delta_labels.keep(target);
         }
-        ByPtr(self.interner.other())
+        self.delta_labels.keep(&self.interner.other)
     }
 
     fn bounded_code(&mut self, api: &Label, code: i64) -> Option<i64> {
-        let seen = self.codes_seen.entry(api.clone()).or_default();
+        let seen = match self.codes_seen.get_mut(&**api) {
+            Some(seen) => seen,
+            None => self.codes_seen.entry(api.clone()).or_default(),
+        };
         if seen.contains(&code) || seen.len() < ERROR_CODES_CAP {
             seen.insert(code);
             Some(code)
