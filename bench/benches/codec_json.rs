@@ -1,13 +1,18 @@
-//! SSE, JSON-RPC classification and list-filter benches. Groups `json_rpc`, `json_filter`,
-//! `json_sse`: `-- json` selects them all, `-- sse` or `-- filter` one group.
+//! SSE, JSON-RPC classification and list-filter benches. Groups `json_rpc`, `json_envelope`,
+//! `json_filter`, `json_sse`: `-- json` selects them all, `-- sse`, `-- envelope` or `-- filter` one
+//! group.
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
+use mcpgate_codec::envelope;
 use mcpgate_codec::filter::{ListFilter, ListKind};
 use mcpgate_codec::jsonrpc::Classifier;
 use mcpgate_codec::sse::SseParser;
 
 /// The design card's 169-byte `tools/call` (the brief's message padded with two more arguments).
 const TOOLS_CALL: &[u8] = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo","units":"metric","days":3,"x":1},"_meta":{"progressToken":"p7"}}}"#;
+
+/// A progress notification as the TypeScript SDK writes it (and the mock upstream sends it).
+const PROGRESS: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p7","progress":1,"total":2,"message":"step 1 of 2"}}"#;
 
 /// A `tools/list` result of `n` tools, shaped like real servers' (description + JSON schema).
 pub fn tools_list(n: usize) -> Vec<u8> {
@@ -63,6 +68,18 @@ pub fn benches(c: &mut Criterion) {
         BenchmarkId::new("classify_tools_call", TOOLS_CALL.len()),
         |b| b.iter(|| classifier.classify(black_box(TOOLS_CALL)).map(drop)),
     );
+    g.finish();
+
+    // What the exchange log pays to learn a server notification's method: the classifier, or the
+    // envelope reader it now tries first.
+    let mut g = c.benchmark_group("json_envelope");
+    g.throughput(Throughput::Bytes(PROGRESS.len() as u64));
+    g.bench_function(BenchmarkId::new("classify_progress", PROGRESS.len()), |b| {
+        b.iter(|| classifier.classify(black_box(PROGRESS)).map(drop))
+    });
+    g.bench_function(BenchmarkId::new("peek_progress", PROGRESS.len()), |b| {
+        b.iter(|| envelope::peek(black_box(PROGRESS)).map(|e| e.method.len()))
+    });
     g.finish();
 
     let list = tools_list(100);
