@@ -1,7 +1,7 @@
 //! The exchange record: one per JSON-RPC exchange (a request and its answer, a notification, or a
 //! server→client message), and its JSON form shared by the ring, the JSON-lines sink and the admin API.
 //!
-//! Compact on purpose: labels are shared `Arc<str>` handed out by the worker's interner, the session
+//! Compact on purpose: labels are shared strings handed out by the worker's interner, the session
 //! is a 64-bit tag (never the id itself: it is a bearer-like secret), the client address is inline,
 //! and payloads exist only when capture is on (boxed, so a record without them stays small).
 
@@ -15,8 +15,99 @@ use serde::Serialize;
 
 use super::redact::Capture;
 
-/// A label value shared between records and tallies (api, method, target, subject, rule, upstream).
-pub type Label = Arc<str>;
+/// A label value shared between records and tallies (api, method, target, subject, rule, upstream),
+/// compared, hashed and ordered by its text.
+///
+/// The interner's labels are leaked to `&'static str`: it keeps every label it hands out for the
+/// life of the process anyway (bounded by its capacity), and a static label is copied without a
+/// reference count. As `Arc<str>` every clone and drop was an atomic read-modify-write, about eight
+/// per record (its api, method, target and upstream in, those of the record the ring evicts out), a
+/// sampled 1 % of a streamed call's CPU. Strings past the interner's capacity are shared `Arc`s.
+#[derive(Clone)]
+pub struct Label(LabelRepr);
+
+#[derive(Clone)]
+enum LabelRepr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Label {
+    /// A label for a string that lives as long as the process.
+    pub const fn from_static(s: &'static str) -> Self {
+        Self(LabelRepr::Static(s))
+    }
+
+    /// A label that is never freed: only for the bounded set a worker's interner keeps anyway.
+    pub(crate) fn leak(s: &str) -> Self {
+        Self::from_static(Box::leak(Box::<str>::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            LabelRepr::Static(s) => s,
+            LabelRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Self(LabelRepr::Shared(Arc::from(s)))
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Label {}
+
+impl Hash for Label {
+    // As `str` hashes: `Borrow<str>` lookups depend on it.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What an exchange was, seen from the client's side of the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
-use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
@@ -19,7 +18,7 @@ pub const SERIES_BUCKETS: u64 = 90;
 /// Latencies above this (µs) are recorded as this: long SSE streams must not widen the histograms.
 const LATENCY_MAX_US: u64 = 600_000_000;
 
-/// A label by identity: the address of an interned `Arc`. A worker's delta is keyed by these, so
+/// A label by identity: the address of its text. A worker's delta is keyed by these, so
 /// the per-exchange map updates hash and copy a word instead of hashing text or touching reference
 /// counts (each clone and drop of an `Arc` is an atomic). Sound because the worker keeps every
 /// label its delta has a key for alive until the delta is absorbed ([`DeltaLabels`]), so no
@@ -30,7 +29,7 @@ pub struct LabelAddr(usize);
 
 impl LabelAddr {
     pub fn of(label: &Label) -> Self {
-        Self(Arc::as_ptr(label) as *const u8 as usize)
+        Self(label.as_ptr() as usize)
     }
 }
 

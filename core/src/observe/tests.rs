@@ -1139,3 +1139,25 @@ fn a_recorder_moves_to_its_thread_and_publishes_when_dropped() {
     assert!(handle.join().is_ok());
     assert_eq!(ids(&get_json(&hub, "/api/logs")).len(), 3);
 }
+
+#[test]
+fn labels_compare_hash_and_look_up_by_text_whatever_they_are_made_of() {
+    use std::collections::HashMap;
+    let shared = Label::from("tools/call");
+    let leaked = Label::leak("tools/call");
+    let fixed = Label::from_static("tools/call");
+    assert!(shared == leaked && leaked == fixed);
+    let mut map: HashMap<Label, u32, ahash::RandomState> = HashMap::default();
+    map.insert(shared, 1);
+    *map.entry(leaked).or_default() += 1;
+    *map.entry(fixed).or_default() += 1;
+    assert_eq!(map.get("tools/call"), Some(&3));
+    assert_eq!(map.len(), 1);
+    let mut sorted = [Label::from("b"), Label::leak("a"), Label::from_static("c")];
+    sorted.sort();
+    assert_eq!(
+        sorted.iter().map(Label::as_str).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(format!("{} {:?}", sorted[0], sorted[1]), "a \"b\"");
+}

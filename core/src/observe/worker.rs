@@ -108,9 +108,9 @@ impl Default for Interner {
     fn default() -> Self {
         let mut map: HashMap<Label, bool, ahash::RandomState> = HashMap::default();
         for m in KNOWN_METHODS {
-            map.insert(Label::from(*m), true);
+            map.insert(Label::from_static(m), true);
         }
-        let other = Label::from(OTHER);
+        let other = Label::from_static(OTHER);
         map.insert(other.clone(), false);
         Self { map, other }
     }
@@ -122,10 +122,11 @@ impl Interner {
         if let Some((l, _)) = self.map.get_key_value(s) {
             return l.clone();
         }
-        let l = Label::from(s);
-        if self.map.len() < INTERNER_CAP {
-            self.map.insert(l.clone(), false);
+        if self.map.len() >= INTERNER_CAP {
+            return Label::from(s);
         }
+        let l = Label::leak(s);
+        self.map.insert(l.clone(), false);
         l
     }
 
