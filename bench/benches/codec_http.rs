@@ -1,10 +1,12 @@
-//! HTTP/1.1 codec benches: head parse, body framing, head rewrite, chunked decode.
+//! HTTP/1.1 codec benches: head parse, body framing, head rewrites, chunked decode.
 //! `cargo bench -p mcpgate-bench --bench codec -- http`
 
 use std::hint::black_box;
+use std::net::SocketAddr;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HeadWriter, RequestHead, LAST_CHUNK};
+use mcpgate_core::headers::{write_upstream_request, UpstreamRequest};
 
 /// A typical MCP Streamable HTTP POST head: 326 bytes, 8 fields.
 const MCP_POST_HEAD: &[u8] = b"POST /mcp-proxy HTTP/1.1\r\n\
@@ -17,11 +19,27 @@ Mcp-Session-Id: 4f1c7a2e-0d3b-4c1e-9a57-2b8f6e0c9d11\r\n\
 Mcp-Protocol-Version: 2025-06-18\r\n\
 Connection: keep-alive\r\n\r\n";
 
-fn parsed() -> RequestHead {
-    match RequestHead::parse(MCP_POST_HEAD) {
+/// A proxied MCP `tools/call` as a client sends it to the gateway: 9 fields, with a bearer token.
+const MCP_CALL_HEAD: &[u8] = b"POST /mcp-proxy HTTP/1.1\r\n\
+Host: gw.example.com:8080\r\n\
+User-Agent: node-fetch/3.3.2 (modelcontextprotocol-typescript-sdk)\r\n\
+Accept: application/json, text/event-stream\r\n\
+Content-Type: application/json\r\n\
+Content-Length: 169\r\n\
+Mcp-Session-Id: 4f1c7a2e-0d3b-4c1e-9a57-2b8f6e0c9d11\r\n\
+Mcp-Protocol-Version: 2025-06-18\r\n\
+Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl\r\n\
+Connection: keep-alive\r\n\r\n";
+
+fn parse(raw: &[u8]) -> RequestHead {
+    match RequestHead::parse(raw) {
         Ok(Some(head)) => head,
         other => panic!("bench head must parse: {other:?}"),
     }
+}
+
+fn parsed() -> RequestHead {
+    parse(MCP_POST_HEAD)
 }
 
 fn chunked_body(total: usize, chunk: usize) -> Vec<u8> {
@@ -72,6 +90,49 @@ pub fn benches(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // The edits of `mcpgate_core::headers::write_upstream_request` through the builder as
+    // written before that function edited in place, the X-Forwarded-For value already formatted:
+    // the writer's part only (the whole function is the next bench).
+    let call = parse(MCP_CALL_HEAD);
+    assert_eq!(call.headers.len(), 9);
+    group.throughput(Throughput::Bytes(MCP_CALL_HEAD.len() as u64));
+    group.bench_function("head_writer_upstream_request_9f", |b| {
+        b.iter(|| {
+            out.clear();
+            let buf = black_box(MCP_CALL_HEAD);
+            let mut writer = HeadWriter::request(buf, &call)
+                .target(b"/mcp")
+                .remove_hop_by_hop()
+                .remove("expect")
+                .set("host", b"127.0.0.1:3001")
+                .set("x-forwarded-for", b"10.0.0.7")
+                .set("x-forwarded-proto", b"http");
+            if let Some(host) = call.header(buf, "host") {
+                writer = writer.set("x-forwarded-host", host);
+            }
+            writer
+                .set("mcp-session-id", b"upstream-session-0001")
+                .write(&mut out);
+            black_box(out.len())
+        })
+    });
+    // The whole upstream request rewrite as the proxy calls it (mcpgate-core is a dev-dependency).
+    let req = UpstreamRequest {
+        target: b"/mcp",
+        host: "127.0.0.1:3001",
+        peer: SocketAddr::from(([10, 0, 0, 7], 50123)),
+        reframed_body_len: None,
+        strip_headers: &[],
+        session_id: Some(b"upstream-session-0001"),
+    };
+    group.bench_function("write_upstream_request_9f", |b| {
+        b.iter(|| {
+            out.clear();
+            write_upstream_request(black_box(MCP_CALL_HEAD), &call, &req, &mut out);
+            black_box(out.len())
+        })
+    });
+    group.throughput(Throughput::Bytes(MCP_POST_HEAD.len() as u64));
     group.bench_function("head_writer_verbatim_326B", |b| {
         b.iter(|| {
             out.clear();

@@ -9,9 +9,11 @@
 //! Response (upstream → client): hop-by-hop fields dropped, framing re-declared for the client
 //! connection, `X-Accel-Buffering: no` on event streams.
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mcpgate_codec::http::{HeadWriter, RequestHead, ResponseHead};
+use smallvec::SmallVec;
 
 /// What the proxy hop needs to know to write the upstream request head.
 pub struct UpstreamRequest<'a> {
@@ -27,6 +29,10 @@ pub struct UpstreamRequest<'a> {
     pub session_id: Option<&'a [u8]>,
 }
 
+/// Inline room for an `X-Forwarded-For` value: a short incoming chain plus the peer address
+/// (longer chains spill to the heap).
+type XffValue = SmallVec<[u8; 128]>;
+
 /// Writes the upstream request head for the client request `head` (parsed from `buf`) into `out`.
 pub fn write_upstream_request(
     buf: &[u8],
@@ -34,39 +40,104 @@ pub fn write_upstream_request(
     req: &UpstreamRequest<'_>,
     out: &mut Vec<u8>,
 ) {
-    let peer_ip = req.peer.ip().to_string();
-    let xff = match head.header(buf, "x-forwarded-for") {
-        Some(prev) if !prev.is_empty() => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + peer_ip.len());
-            v.extend_from_slice(prev);
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(peer_ip.as_bytes());
-            v
+    // The first X-Forwarded-For and Host fields (like `head.header`), found in one pass.
+    let (mut prev_xff, mut client_host) = (None, None);
+    for (name, value) in head.headers(buf) {
+        if prev_xff.is_none() && name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            prev_xff = Some(value);
+        } else if client_host.is_none() && name.eq_ignore_ascii_case(b"host") {
+            client_host = Some(value);
         }
-        _ => peer_ip.into_bytes(),
-    };
-    let len_text;
+    }
+    // Formatted on the stack: `to_string` went through `core::fmt` and two heap buffers.
+    let mut xff = XffValue::new();
+    if let Some(prev) = prev_xff.filter(|p| !p.is_empty()) {
+        xff.extend_from_slice(prev);
+        xff.extend_from_slice(b", ");
+    }
+    push_ip(req.peer.ip(), &mut xff);
+    let mut len_digits = [0u8; 20];
+    // Edits in place: a `writer = writer.set(..)` chain moves the whole writer (736 bytes) at
+    // each step.
     let mut writer = HeadWriter::request(buf, head)
         .target(req.target)
-        .remove_hop_by_hop()
-        .remove("expect")
-        .set("host", req.host.as_bytes())
-        .set("x-forwarded-for", &xff)
-        .set("x-forwarded-proto", b"http");
-    if let Some(host) = head.header(buf, "host") {
-        writer = writer.set("x-forwarded-host", host);
+        .remove_hop_by_hop();
+    writer.remove_mut("expect");
+    writer.set_mut("host", req.host.as_bytes());
+    writer.set_mut("x-forwarded-for", &xff);
+    writer.set_mut("x-forwarded-proto", b"http");
+    if let Some(host) = client_host {
+        writer.set_mut("x-forwarded-host", host);
     }
     if let Some(len) = req.reframed_body_len {
-        len_text = len.to_string();
-        writer = writer.set("content-length", len_text.as_bytes());
+        writer.set_mut("content-length", decimal(len, &mut len_digits));
     }
     for name in req.strip_headers {
-        writer = writer.remove(name);
+        writer.remove_mut(name);
     }
     if let Some(id) = req.session_id {
-        writer = writer.set("mcp-session-id", id);
+        writer.set_mut("mcp-session-id", id);
     }
     writer.write(out);
+}
+
+/// Appends `ip` as `IpAddr`'s `Display` writes it. IPv4 (nearly every peer) by hand; IPv6
+/// through `fmt`, whose zero-run compression and `::ffff:a.b.c.d` form are not worth repeating.
+fn push_ip(ip: IpAddr, out: &mut XffValue) {
+    match ip {
+        IpAddr::V4(v4) => push_ipv4(v4, out),
+        IpAddr::V6(v6) => {
+            // Writing into a SmallVec cannot fail; `Display` of an address returns only what
+            // the writer does.
+            let _ = write!(SmallVecWriter(out), "{v6}");
+        }
+    }
+}
+
+fn push_ipv4(ip: Ipv4Addr, out: &mut XffValue) {
+    let mut text = [0u8; 15]; // "255.255.255.255"
+    let mut len = 0;
+    for octet in ip.octets() {
+        if len > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    out.extend_from_slice(&text[..len]);
+}
+
+/// `fmt::Write` into the X-Forwarded-For buffer.
+struct SmallVecWriter<'a>(&'a mut XffValue);
+
+impl std::fmt::Write for SmallVecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// `n` in decimal, in the tail of `buf` (20 digits hold `u64::MAX`); returns the digits.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[start..]
 }
 
 /// How the response body is framed towards the client.
@@ -89,18 +160,19 @@ pub fn write_client_response(
     close: bool,
     out: &mut Vec<u8>,
 ) {
+    // Edits in place, as in `write_upstream_request`.
     let mut writer = HeadWriter::response(buf, head).remove_hop_by_hop();
     if framing != ClientFraming::AsIs {
-        writer = writer.remove("content-length");
+        writer.remove_mut("content-length");
     }
     if framing == ClientFraming::Chunked {
-        writer = writer.add("transfer-encoding", b"chunked");
+        writer.add_mut("transfer-encoding", b"chunked");
     }
     if event_stream {
-        writer = writer.set("x-accel-buffering", b"no");
+        writer.set_mut("x-accel-buffering", b"no");
     }
     if close || framing == ClientFraming::Close {
-        writer = writer.set("connection", b"close");
+        writer.set_mut("connection", b"close");
     }
     writer.write(out);
 }
@@ -255,5 +327,259 @@ mod tests {
         assert!(out.contains("connection: close\r\n"), "{out}");
         assert!(!out.contains("keep-alive"), "{out}");
         assert!(!out.contains("x-accel"), "{out}");
+    }
+
+    fn ip_text(ip: IpAddr) -> String {
+        let mut v = XffValue::new();
+        push_ip(ip, &mut v);
+        String::from_utf8(v.to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn ip_text_equals_display() {
+        let mut ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4",
+            "10.0.0.1",
+            "10.1.2.3",
+            "100.99.10.9",
+            "127.0.0.1",
+            "192.168.100.200",
+            "::",
+            "::1",
+            "::ffff:1.2.3.4",
+            "::ffff:0.0.0.0",
+            "::1.2.3.4",
+            "::ffff:0:1.2.3.4",
+            "64:ff9b::1.2.3.4",
+            "1:2:3:4:5:6:7:8",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "fe80::1:0:0:0",
+            "1::",
+            "0:1:0:1:0:1:0:1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap_or_else(|_| panic!("test address {s}")))
+        .collect();
+        // Every octet value in every position, and pseudo-random v4 and v6 addresses (v6 with
+        // runs of zero groups, where `Display` compresses).
+        for b in 0..=255u8 {
+            ips.push(IpAddr::from([b, 255 - b, b / 3, b.wrapping_mul(7)]));
+        }
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ips.push(IpAddr::from((x as u32).to_be_bytes()));
+            let mut segments = [0u16; 8];
+            for (i, s) in segments.iter_mut().enumerate() {
+                if (x >> (32 + i)) & 1 == 1 {
+                    *s = (x >> (i * 4)) as u16;
+                }
+            }
+            if x & 3 == 0 {
+                segments[..5].fill(0);
+                segments[5] = 0xffff;
+            }
+            ips.push(IpAddr::from(segments));
+        }
+        for ip in ips {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn decimal_equals_to_string() {
+        let mut buf = [0u8; 20];
+        for n in [0, 1, 9, 10, 42, 99, 100, 169, 65_535, 1 << 20, usize::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+        let mut n = 1usize;
+        while let Some(next) = n.checked_mul(10) {
+            for m in [n - 1, n, n + 1] {
+                assert_eq!(decimal(m, &mut buf), m.to_string().as_bytes());
+            }
+            n = next;
+        }
+    }
+
+    #[test]
+    fn forwarded_for_of_an_ipv6_peer_and_an_empty_incoming_chain() {
+        let raw = "POST /mcp HTTP/1.1\r\nHost: gw\r\nX-Forwarded-For: \r\nX-Forwarded-For: 9.9.9.9\r\n\r\n";
+        let head = match RequestHead::parse(raw.as_bytes()) {
+            Ok(Some(h)) => h,
+            other => panic!("test request does not parse: {other:?}"),
+        };
+        let req = UpstreamRequest {
+            target: b"/mcp",
+            host: "up",
+            peer: "[::ffff:10.1.2.3]:5555"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            reframed_body_len: Some(0),
+            strip_headers: &[],
+            session_id: None,
+        };
+        let mut out = Vec::new();
+        write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
+        let out = String::from_utf8(out).unwrap_or_default();
+        // The first X-Forwarded-For field is the chain (empty here), as before.
+        assert!(
+            out.contains("x-forwarded-for: ::ffff:10.1.2.3\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("forwarded-for").count(), 1, "{out}");
+        assert!(out.contains("content-length: 0\r\n"), "{out}");
+        assert!(out.contains("x-forwarded-host: gw\r\n"), "{out}");
+    }
+
+    /// `write_upstream_request` as it was before the stack formatting and in-place edits.
+    fn reference_upstream_request(
+        buf: &[u8],
+        head: &RequestHead,
+        req: &UpstreamRequest<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let peer_ip = req.peer.ip().to_string();
+        let xff = match head.header(buf, "x-forwarded-for") {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = prev.to_vec();
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(peer_ip.as_bytes());
+                v
+            }
+            _ => peer_ip.into_bytes(),
+        };
+        let len_text;
+        let mut writer = HeadWriter::request(buf, head)
+            .target(req.target)
+            .remove_hop_by_hop()
+            .remove("expect")
+            .set("host", req.host.as_bytes())
+            .set("x-forwarded-for", &xff)
+            .set("x-forwarded-proto", b"http");
+        if let Some(host) = head.header(buf, "host") {
+            writer = writer.set("x-forwarded-host", host);
+        }
+        if let Some(len) = req.reframed_body_len {
+            len_text = len.to_string();
+            writer = writer.set("content-length", len_text.as_bytes());
+        }
+        for name in req.strip_headers {
+            writer = writer.remove(name);
+        }
+        if let Some(id) = req.session_id {
+            writer = writer.set("mcp-session-id", id);
+        }
+        writer.write(out);
+    }
+
+    #[test]
+    fn upstream_request_equals_the_reference() {
+        let heads = [
+            "POST /mcp HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n",
+            "POST /mcp HTTP/1.1\r\nhost: gw:80\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n",
+            "POST /mcp HTTP/1.1\r\nX-Forwarded-For:\r\nHOST: a\r\nConnection: close, x-forwarded-for\r\n\r\n",
+            "POST /mcp HTTP/1.0\r\nX-FORWARDED-FOR:  9.9.9.9 , 8.8.8.8 \r\nAuthorization: Bearer t\r\n\r\n",
+            "GET /mcp HTTP/1.1\r\nHost: gw\r\nMcp-Session-Id: s\r\nExpect: 100-continue\r\nX-Api-Key: k\r\n\r\n",
+        ];
+        let peers = [
+            "10.1.2.3:1",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:8",
+            "[::ffff:1.2.3.4]:9",
+            "[2001:db8::8:800:200c:417a]:10",
+        ];
+        let strip = ["authorization".to_owned(), "X-API-KEY".to_owned()];
+        for raw in heads {
+            let head = match RequestHead::parse(raw.as_bytes()) {
+                Ok(Some(h)) => h,
+                other => panic!("test request does not parse: {other:?}"),
+            };
+            for peer in peers {
+                for reframed in [None, Some(0), Some(42), Some(usize::MAX)] {
+                    for (strip_headers, session_id) in
+                        [(&strip[..0], None), (&strip[..], Some(&b"up-1"[..]))]
+                    {
+                        let req = UpstreamRequest {
+                            target: b"/up/mcp",
+                            host: "upstream:3001",
+                            peer: peer.parse().unwrap_or_else(|_| unreachable!()),
+                            reframed_body_len: reframed,
+                            strip_headers,
+                            session_id,
+                        };
+                        let (mut fast, mut reference) = (Vec::new(), Vec::new());
+                        write_upstream_request(raw.as_bytes(), &head, &req, &mut fast);
+                        reference_upstream_request(raw.as_bytes(), &head, &req, &mut reference);
+                        assert_eq!(
+                            String::from_utf8_lossy(&fast),
+                            String::from_utf8_lossy(&reference),
+                            "{raw:?} from {peer}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn client_response_equals_the_reference() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive, x-a\r\n\
+             X-A: 1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nX-Accel-Buffering: yes\r\n\r\n",
+        ] {
+            let head = match ResponseHead::parse(raw.as_bytes()) {
+                Ok(Some(h)) => h,
+                other => panic!("test response does not parse: {other:?}"),
+            };
+            for framing in [
+                ClientFraming::AsIs,
+                ClientFraming::Chunked,
+                ClientFraming::Close,
+            ] {
+                for (event_stream, close) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let mut fast = Vec::new();
+                    write_client_response(
+                        raw.as_bytes(),
+                        &head,
+                        framing,
+                        event_stream,
+                        close,
+                        &mut fast,
+                    );
+                    // As written before the in-place edits.
+                    let mut writer =
+                        HeadWriter::response(raw.as_bytes(), &head).remove_hop_by_hop();
+                    if framing != ClientFraming::AsIs {
+                        writer = writer.remove("content-length");
+                    }
+                    if framing == ClientFraming::Chunked {
+                        writer = writer.add("transfer-encoding", b"chunked");
+                    }
+                    if event_stream {
+                        writer = writer.set("x-accel-buffering", b"no");
+                    }
+                    if close || framing == ClientFraming::Close {
+                        writer = writer.set("connection", b"close");
+                    }
+                    let mut reference = Vec::new();
+                    writer.write(&mut reference);
+                    assert_eq!(
+                        fast, reference,
+                        "{raw:?} {framing:?} {event_stream} {close}"
+                    );
+                }
+            }
+        }
     }
 }
