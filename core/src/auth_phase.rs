@@ -238,14 +238,15 @@ pub fn rewrite_response_head(ctx: &RequestCtx, buf: &[u8], head: &ResponseHead) 
     if sealed.is_none() && !mode_a {
         return None;
     }
+    // In place: `writer = writer.set(..)` would move the whole writer for every edit.
     let mut writer = HeadWriter::response(buf, head);
     if let Some(sealed) = sealed.as_deref() {
-        writer = writer.set("mcp-session-id", sealed.as_bytes());
+        writer.set_mut("mcp-session-id", sealed.as_bytes());
     }
     if mode_a {
-        writer = writer.remove("www-authenticate");
+        writer.remove_mut("www-authenticate");
         for c in &challenges {
-            writer = writer.add("www-authenticate", c.as_bytes());
+            writer.add_mut("www-authenticate", c.as_bytes());
         }
     }
     let mut out = Vec::with_capacity(head.head_len + 64);

@@ -152,7 +152,7 @@ pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
             .remove_hop_by_hop()
             .set("content-length", len.as_bytes());
         if close_client {
-            writer = writer.set("connection", b"close");
+            writer.set_mut("connection", b"close");
         }
         writer.write(out);
     }
