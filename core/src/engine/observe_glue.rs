@@ -338,11 +338,7 @@ pub fn note_sse_event(
     // The usual server message (a progress notification, a log message) is plain enough for the
     // envelope reader, at a fraction of a classification's cost.
     if let Some(env) = envelope::peek(data) {
-        let labels = w.api_labels(ctx);
-        let method = w.obs.label(env.method);
-        if let Some(record) = labels.map(|l| server_message(l, method, None, env.kind, ctx, raw)) {
-            record_server_message(&mut w.obs, record, acl);
-        }
+        record_server_message(w, ctx, env.kind, env.method, None, raw, acl);
         return;
     }
     let Ok(classified) = w.classifier.classify(data) else {
@@ -358,52 +354,44 @@ pub fn note_sse_event(
             }
             Kind::Response | Kind::ErrorResponse => {}
             Kind::Request | Kind::Notification => {
-                let labels = w.api_labels(ctx);
-                let method = w.obs.label(m.method.as_deref().unwrap_or(UNPARSED));
-                let target = m.target.as_str().map(|t| w.obs.target_label(t));
-                if let Some(record) =
-                    labels.map(|l| server_message(l, method, target, m.kind, ctx, raw))
-                {
-                    record_server_message(&mut w.obs, record, acl);
-                }
+                let method = m.method.as_deref().unwrap_or(UNPARSED);
+                record_server_message(w, ctx, m.kind, method, m.target.as_str(), raw, acl);
             }
         }
     }
 }
 
-/// The record of a server→client request or notification (`kind`: as the envelope says).
-fn server_message(
-    (api_label, upstream): (Label, Label),
-    method: Label,
-    target: Option<Label>,
-    kind: Kind,
+/// Records a server→client request or notification (`kind`: as its envelope says), with the
+/// ACL's decision on it when the exchange has an ACL.
+fn record_server_message(
+    w: &mut WorkerObs,
     ctx: &RequestCtx,
+    kind: Kind,
+    method: &str,
+    target: Option<&str>,
     raw: &[u8],
-) -> ExchangeRecord {
+    acl: Option<&AclExchange>,
+) {
+    let Some((api_label, upstream)) = w.api_labels(ctx) else {
+        return;
+    };
+    let obs = &mut w.obs;
     let kind = if kind == Kind::Request {
         ExchangeKind::ServerRequest
     } else {
         ExchangeKind::ServerNotification
     };
+    let method = obs.label(method);
     let mut r = ExchangeRecord::new(observe::now_unix_ms(), api_label, method, kind);
-    r.target = target;
+    r.target = target.map(|t| obs.target_label(t));
     r.session = ctx.obs.session;
     r.client = Some(ctx.peer.ip());
     r.response_bytes = raw.len() as u64;
     r.upstream = Some(upstream);
-    r
-}
-
-/// Records a server message with the ACL's decision on it, when the exchange has an ACL.
-fn record_server_message(
-    obs: &mut WorkerObserver,
-    mut record: ExchangeRecord,
-    acl: Option<&AclExchange>,
-) {
     if let Some((acl, d)) = acl.and_then(|a| a.server_decision.as_ref().map(|d| (a, d))) {
-        (record.acl_decision, record.acl_rule) = decision_fields(obs, acl, d);
+        (r.acl_decision, r.acl_rule) = decision_fields(obs, acl, d);
     }
-    obs.record(record);
+    obs.record(r);
 }
 
 /// The gateway wrote a complete response itself (an ACL refusal, a plan's 401/403): its

@@ -22,8 +22,8 @@ const LATENCY_MAX_US: u64 = 600_000_000;
 /// the per-exchange map updates hash and copy a word instead of hashing text or touching reference
 /// counts (each clone and drop of an `Arc` is an atomic). Sound because the worker keeps every
 /// label its delta has a key for alive until the delta is absorbed ([`DeltaLabels`]), so no
-/// address is reused while a key holds it. Two `Arc`s with the same text are two keys here and
-/// merge when the delta is absorbed (by text).
+/// address is reused while a key holds it. Two labels with the same text at different addresses are
+/// two keys here and merge when the delta is absorbed (by text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LabelAddr(usize);
 

@@ -1,8 +1,8 @@
 //! The per-worker recorder. A [`WorkerObserver`] is owned by one worker thread (`Send`, not `Sync`)
-//! and records into plain worker-local maps: no lock, no shared write, no syscall per exchange
-//! (the only atomics are reference counts of this worker's own labels). Each record is one `Arc`
+//! and records into plain worker-local maps: no lock, no shared write, no syscall per exchange,
+//! and no reference counting of the labels it interned (static strings). Each record is one `Arc`
 //! (shared by ring and sink; in steady state a record the ring evicted, reused) plus a few hash-map
-//! updates keyed by label identity, whose number per flush is bounded.
+//! updates keyed by label address, whose number per flush is bounded.
 //!
 //! Publication: every `flush_interval_ms` (checked against the record's own timestamp, so no clock
 //! read) or every `flush_batch` records, the worker moves its delta into its [`WorkerShared`] under a
@@ -128,10 +128,6 @@ impl Interner {
         let l = Label::leak(s);
         self.map.insert(l.clone(), false);
         l
-    }
-
-    pub fn other(&self) -> Label {
-        self.other.clone()
     }
 
     /// The label a method gets in metrics: itself when it is a known MCP method, else `other`.
@@ -415,6 +411,9 @@ impl WorkerObserver {
     /// budget of targets for the API (or already tracks it), else `other`.
     fn target_key(&mut self, api: &Label, target: &Label) -> LabelAddr {
         let cap = self.hub.config.targets_tracked_per_worker;
+        // By text first: the label is cloned only to insert it. (A helper returning the entry
+        // would need a second lookup: a borrow returned from `get_mut` cannot fall back to
+        // `entry` on today's borrow checker.)
         let seen = match self.targets_seen.get_mut(&**api) {
             Some(seen) => seen,
             None => self.targets_seen.entry(api.clone()).or_default(),
