@@ -26,6 +26,23 @@ pub enum ListKind {
 }
 
 impl ListKind {
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+    ];
+
+    /// Position in [`ListKind::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            ListKind::Tools => 0,
+            ListKind::Prompts => 1,
+            ListKind::Resources => 2,
+            ListKind::ResourceTemplates => 3,
+        }
+    }
+
     /// The list kind a request method returns, if it is one of the four list methods.
     pub fn from_method(m: &str) -> Option<Self> {
         match m {
@@ -64,11 +81,64 @@ impl ListKind {
     }
 }
 
+/// A set of the four lists (what a result carries, or which lists to filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ListSet(u8);
+
+impl ListSet {
+    pub const NONE: ListSet = ListSet(0);
+    pub const ALL: ListSet = ListSet(0b1111);
+
+    pub fn of(kind: ListKind) -> ListSet {
+        ListSet(1 << kind.index())
+    }
+    pub fn with(self, kind: ListKind) -> ListSet {
+        ListSet(self.0 | 1 << kind.index())
+    }
+    pub fn contains(self, kind: ListKind) -> bool {
+        self.0 & (1 << kind.index()) != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The kinds in the set, in [`ListKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = ListKind> {
+        ListKind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+    /// The kind whose `result` member is named `key` (escapes decoded), if any.
+    pub fn kind_of_key(key: &str) -> Option<ListKind> {
+        ListKind::ALL.into_iter().find(|k| k.list_key() == key)
+    }
+}
+
 /// How many entries survived. `removed` includes malformed entries removed to fail closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FilterOutcome {
     pub kept: usize,
     pub removed: usize,
+}
+
+/// Per list found in the result, how many entries survived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListsOutcome {
+    outcomes: [Option<FilterOutcome>; 4],
+}
+
+impl ListsOutcome {
+    /// The outcome for `kind`, `None` when the result did not carry that list.
+    pub fn get(&self, kind: ListKind) -> Option<FilterOutcome> {
+        self.outcomes.get(kind.index()).copied().flatten()
+    }
+    /// The lists the result carried.
+    pub fn found(&self) -> ListSet {
+        ListKind::ALL
+            .into_iter()
+            .filter(|k| self.get(*k).is_some())
+            .fold(ListSet::NONE, ListSet::with)
+    }
+    pub fn removed(&self) -> usize {
+        self.outcomes.iter().flatten().map(|o| o.removed).sum()
+    }
 }
 
 /// Why a message could not be filtered. Nothing is written to `out` on error; the gateway must
@@ -104,6 +174,9 @@ impl FilterError {
 struct Entry {
     range: Range<usize>,
     keep: bool,
+    kind: ListKind,
+    /// Which list array of the message the entry belongs to (0.. in message order).
+    group: u8,
 }
 
 /// Reusable scratch for filtering (one per worker).
@@ -128,6 +201,21 @@ impl ListFilter {
         mut keep: impl FnMut(&str) -> bool,
         out: &mut Vec<u8>,
     ) -> Result<FilterOutcome, FilterError> {
+        self.filter_lists(message, ListSet::of(kind), |_, key| keep(key), out)
+            .map(|o| o.get(kind).unwrap_or_default())
+    }
+
+    /// Like [`ListFilter::filter`], for every list of `kinds` the result carries, in one pass:
+    /// `keep` is asked with the entry's list. What a response carries decides what is filtered,
+    /// not which request it answers, so a response the gateway cannot pair with its request is
+    /// filtered all the same.
+    pub fn filter_lists(
+        &mut self,
+        message: &[u8],
+        kinds: ListSet,
+        mut keep: impl FnMut(ListKind, &str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<ListsOutcome, FilterError> {
         self.entries.clear();
         if std::str::from_utf8(message).is_err() {
             return Err(FilterError::InvalidUtf8);
@@ -142,25 +230,28 @@ impl ListFilter {
             return Err(FilterError::NotAnObject);
         }
         let mut seen_result = false;
+        let mut seen = ListSet::NONE;
+        let mut group = 0u8;
         s.object(1, |s, key_raw, depth| {
             if s.key_is(&key_raw, "result")? {
                 if std::mem::replace(&mut seen_result, true) {
                     return Err(FilterError::DuplicateKey("result"));
                 }
                 if s.peek() == Some(b'{') {
-                    let mut seen_list = false;
                     return s.object(depth + 1, |s, key_raw, depth| {
-                        if s.key_is(&key_raw, kind.list_key())? {
-                            if std::mem::replace(&mut seen_list, true) {
-                                return Err(FilterError::DuplicateKey(kind.list_key()));
-                            }
-                            if s.peek() != Some(b'[') {
-                                return Err(FilterError::ListNotArray(kind.list_key()));
-                            }
-                            s.entries(depth + 1, kind, &mut keep, &mut self.entries)
-                        } else {
-                            s.skip_value(depth + 1)
+                        let Some(kind) = s.list_key(&key_raw, kinds)? else {
+                            return s.skip_value(depth + 1);
+                        };
+                        if seen.contains(kind) {
+                            return Err(FilterError::DuplicateKey(kind.list_key()));
                         }
+                        seen = seen.with(kind);
+                        if s.peek() != Some(b'[') {
+                            return Err(FilterError::ListNotArray(kind.list_key()));
+                        }
+                        let g = group;
+                        group = group.wrapping_add(1);
+                        s.entries(depth + 1, kind, g, &mut keep, &mut self.entries)
                     });
                 }
             }
@@ -170,11 +261,23 @@ impl ListFilter {
         if s.pos != message.len() {
             return Err(s.invalid());
         }
-        let removed = self.entries.iter().filter(|e| !e.keep).count();
-        let outcome = FilterOutcome {
-            kept: self.entries.len() - removed,
-            removed,
-        };
+        let mut outcome = ListsOutcome::default();
+        for kind in seen.iter() {
+            if let Some(slot) = outcome.outcomes.get_mut(kind.index()) {
+                *slot = Some(FilterOutcome::default());
+            }
+        }
+        let mut removed = 0;
+        for e in &self.entries {
+            if let Some(Some(o)) = outcome.outcomes.get_mut(e.kind.index()) {
+                if e.keep {
+                    o.kept += 1;
+                } else {
+                    o.removed += 1;
+                    removed += 1;
+                }
+            }
+        }
         if removed == 0 {
             out.extend_from_slice(message);
             return Ok(outcome);
@@ -184,31 +287,34 @@ impl ListFilter {
     }
 }
 
-/// Writes `message` without the refused entries: the bytes before the first entry, each kept
-/// entry preceded by the separator that followed the previous kept one, then everything after
-/// the last entry.
+/// Writes `message` without the refused entries. Each list array is spliced on its own: the
+/// bytes before its first entry, each kept entry preceded by the separator that followed the
+/// previous kept one, the bytes after its last entry; what lies between arrays is copied as is.
 fn splice(message: &[u8], entries: &[Entry], out: &mut Vec<u8>) {
-    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-        out.extend_from_slice(message);
-        return;
-    };
     let bytes = |r: Range<usize>| message.get(r).unwrap_or_default();
     out.reserve(message.len());
-    out.extend_from_slice(bytes(0..first.range.start));
-    let mut previous_kept: Option<usize> = None;
-    for (i, e) in entries.iter().enumerate() {
-        if !e.keep {
+    let mut cursor = 0;
+    for group in entries.chunk_by(|a, b| a.group == b.group) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
-        }
-        if let Some(p) = previous_kept {
-            if let (Some(prev), Some(after_prev)) = (entries.get(p), entries.get(p + 1)) {
-                out.extend_from_slice(bytes(prev.range.end..after_prev.range.start));
+        };
+        out.extend_from_slice(bytes(cursor..first.range.start));
+        let mut previous_kept: Option<usize> = None;
+        for (i, e) in group.iter().enumerate() {
+            if !e.keep {
+                continue;
             }
+            if let Some(p) = previous_kept {
+                if let (Some(prev), Some(after_prev)) = (group.get(p), group.get(p + 1)) {
+                    out.extend_from_slice(bytes(prev.range.end..after_prev.range.start));
+                }
+            }
+            out.extend_from_slice(bytes(e.range.clone()));
+            previous_kept = Some(i);
         }
-        out.extend_from_slice(bytes(e.range.clone()));
-        previous_kept = Some(i);
+        cursor = last.range.end;
     }
-    out.extend_from_slice(bytes(last.range.end..message.len()));
+    out.extend_from_slice(bytes(cursor..message.len()));
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -348,6 +454,20 @@ impl<'a> Scan<'a, '_> {
         Ok(self.decoded.as_str())
     }
 
+    /// The list of `kinds` this `result` member key names (escapes decoded), if any.
+    fn list_key(&mut self, key: &RawStr, kinds: ListSet) -> Result<Option<ListKind>, FilterError> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let text = if key.escaped {
+            self.text(key)?
+        } else {
+            std::str::from_utf8(self.b.get(key.range.clone()).unwrap_or_default())
+                .map_err(|_| FilterError::InvalidUtf8)?
+        };
+        Ok(ListSet::kind_of_key(text).filter(|k| kinds.contains(*k)))
+    }
+
     fn key_is(&mut self, key: &RawStr, name: &str) -> Result<bool, FilterError> {
         if !key.escaped {
             return Ok(self.b.get(key.range.clone()) == Some(name.as_bytes()));
@@ -482,7 +602,8 @@ impl<'a> Scan<'a, '_> {
         &mut self,
         depth: usize,
         kind: ListKind,
-        keep: &mut impl FnMut(&str) -> bool,
+        group: u8,
+        keep: &mut impl FnMut(ListKind, &str) -> bool,
         out: &mut Vec<Entry>,
     ) -> Result<(), FilterError> {
         if depth > MAX_JSON_DEPTH {
@@ -500,6 +621,8 @@ impl<'a> Scan<'a, '_> {
             out.push(Entry {
                 range: start..self.pos,
                 keep: keep_it,
+                kind,
+                group,
             });
             self.ws();
             match self.peek() {
@@ -521,7 +644,7 @@ impl<'a> Scan<'a, '_> {
         &mut self,
         depth: usize,
         kind: ListKind,
-        keep: &mut impl FnMut(&str) -> bool,
+        keep: &mut impl FnMut(ListKind, &str) -> bool,
     ) -> Result<bool, FilterError> {
         if self.peek() != Some(b'{') {
             self.skip_value(depth)?;
@@ -543,7 +666,7 @@ impl<'a> Scan<'a, '_> {
             s.skip_value(depth + 1)
         })?;
         match found {
-            Some(name) if usable => Ok(keep(self.text(&name)?)),
+            Some(name) if usable => Ok(keep(kind, self.text(&name)?)),
             _ => Ok(false),
         }
     }

@@ -16,6 +16,7 @@ use std::ops::Range;
 use simd_json::{Buffers, Node, StaticNode, Tape};
 use smallvec::SmallVec;
 
+use crate::filter::ListSet;
 use crate::limits::{MAX_BATCH_LEN, MAX_JSON_DEPTH};
 
 /// What a message is, by the JSON-RPC 2.0 envelope.
@@ -72,6 +73,9 @@ pub struct Message {
     /// A response whose `result` is an object with `"isError": true`: MCP's way for a tool to
     /// report that it failed (a `CallToolResult`), which JSON-RPC sees as a success.
     pub tool_error: bool,
+    /// The lists (`tools`, `prompts`, `resources`, `resourceTemplates`) a response's `result`
+    /// carries, whatever request it answers: what an ACL must filter.
+    pub lists: ListSet,
     /// This message's bytes in the input (the element, for a batch).
     pub span: Range<usize>,
 }
@@ -443,6 +447,7 @@ impl<'a, 'de> Doc<'a, 'de> {
             progress_token: None,
             error_code: None,
             tool_error: false,
+            lists: ListSet::NONE,
             span,
         };
         if let Some(m) = method {
@@ -488,7 +493,7 @@ impl<'a, 'de> Doc<'a, 'de> {
                     ));
                 }
                 msg.kind = Kind::Response;
-                msg.tool_error = self.result_is_error(r)?;
+                (msg.tool_error, msg.lists) = self.read_result(r)?;
                 Ok(msg)
             }
             (None, Some(e)) => {
@@ -502,21 +507,31 @@ impl<'a, 'de> Doc<'a, 'de> {
         }
     }
 
-    /// `result.isError == true` (only the top level of `result`; anything else is not a tool error).
-    fn result_is_error(&self, r: usize) -> Result<bool, JsonRpcError> {
+    /// `result.isError == true` (only the top level of `result`; anything else is not a tool
+    /// error), and the lists `result` carries (a list key twice is refused, as the filter does).
+    fn read_result(&self, r: usize) -> Result<(bool, ListSet), JsonRpcError> {
         if !matches!(self.node(r)?, Node::Object { .. }) {
-            return Ok(false);
+            return Ok((false, ListSet::NONE));
         }
+        let mut is_error = None;
+        let mut lists = ListSet::NONE;
         for member in self.members(r)? {
             let (key, value) = member?;
-            if key == "isError" {
-                return Ok(matches!(
+            if key == "isError" && is_error.is_none() {
+                is_error = Some(matches!(
                     self.node(value)?,
                     Node::Static(StaticNode::Bool(true))
                 ));
+            } else if let Some(kind) = ListSet::kind_of_key(key) {
+                if lists.contains(kind) {
+                    return Err(JsonRpcError::InvalidRequest(
+                        "Invalid Request: a list appears twice in \"result\"",
+                    ));
+                }
+                lists = lists.with(kind);
             }
         }
-        Ok(false)
+        Ok((is_error.unwrap_or(false), lists))
     }
 
     fn error_code(&self, e: usize) -> Result<i64, JsonRpcError> {

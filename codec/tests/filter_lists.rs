@@ -1,7 +1,7 @@
 //! List filter: byte preservation, fail-closed entries, and a serde_json reference model.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
-use mcpgate_codec::filter::{FilterError, FilterOutcome, ListFilter, ListKind};
+use mcpgate_codec::filter::{FilterError, FilterOutcome, ListFilter, ListKind, ListSet};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -351,4 +351,77 @@ proptest! {
             prop_assert_eq!(out, input.into_bytes());
         }
     }
+}
+
+fn run_all(
+    input: &str,
+    keep: impl FnMut(ListKind, &str) -> bool,
+) -> Result<(String, mcpgate_codec::filter::ListsOutcome), FilterError> {
+    let mut out = Vec::new();
+    let outcome = ListFilter::new().filter_lists(input.as_bytes(), ListSet::ALL, keep, &mut out)?;
+    Ok((String::from_utf8(out).unwrap(), outcome))
+}
+
+#[test]
+fn every_list_a_result_carries_is_filtered_in_one_pass() {
+    let input = r#"{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"a"},{"name":"echo"}],"x":1,"prompts":[{"name":"p"}, {"name":"simple-prompt"}],"resources":[{"uri":"u:a"}],"resourceTemplates":[]}}"#;
+    let keep = |kind: ListKind, key: &str| match kind {
+        ListKind::Tools => key == "echo",
+        ListKind::Prompts => key == "simple-prompt",
+        ListKind::Resources | ListKind::ResourceTemplates => false,
+    };
+    let (out, outcome) = run_all(input, keep).unwrap();
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"echo"}],"x":1,"prompts":[{"name":"simple-prompt"}],"resources":[],"resourceTemplates":[]}}"#
+    );
+    assert_eq!(
+        outcome.get(ListKind::Tools),
+        Some(FilterOutcome {
+            kept: 1,
+            removed: 1
+        })
+    );
+    assert_eq!(
+        outcome.get(ListKind::Resources),
+        Some(FilterOutcome {
+            kept: 0,
+            removed: 1
+        })
+    );
+    assert_eq!(
+        outcome.get(ListKind::ResourceTemplates),
+        Some(FilterOutcome::default())
+    );
+    assert_eq!(outcome.found(), ListSet::ALL);
+    assert_eq!(outcome.removed(), 3);
+    // Kept first entries of later arrays keep the bytes between arrays.
+    let (out, _) = run_all(input, |kind, _| kind == ListKind::Prompts).unwrap();
+    assert!(
+        out.contains(
+            r#""tools":[],"x":1,"prompts":[{"name":"p"}, {"name":"simple-prompt"}],"resources":[]"#
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn list_keys_are_found_by_their_decoded_name_and_duplicates_refused() {
+    let escaped = r#"{"jsonrpc":"2.0","id":1,"result":{"t\u006fols":[{"name":"secret"}]}}"#;
+    let (out, outcome) = run_all(escaped, |_, _| false).unwrap();
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"t\u006fols":[]}}"#
+    );
+    assert_eq!(outcome.found(), ListSet::of(ListKind::Tools));
+    let dup = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"tools":[{"name":"x"}]}}"#;
+    assert_eq!(
+        run_all(dup, |_, _| true).unwrap_err(),
+        FilterError::DuplicateKey("tools")
+    );
+    let no_list =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools"}]}}"#;
+    let (out, outcome) = run_all(no_list, |_, _| false).unwrap();
+    assert_eq!(out, no_list);
+    assert!(outcome.found().is_empty());
 }

@@ -12,13 +12,14 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter};
+use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter, ListSet};
 use mcpgate_codec::http::RequestHead;
 use mcpgate_codec::jsonrpc::{
     error_response, Classified, Classifier, Kind, Message, Target as CodecTarget,
 };
 use mcpgate_policies::acl::{
-    Acl, AuthInfo, ConditionContext, DecisionRecord, ListKind, McpRequest, Target, Verdict,
+    Acl, AuthInfo, ConditionContext, DecisionRecord, ListFilter as PolicyListFilter, McpRequest,
+    Target, Verdict,
 };
 use mcpgate_policies::auth::Principal;
 
@@ -99,8 +100,6 @@ impl ConditionContext for RequestFacts {
 pub struct AclExchange {
     pub acl: Arc<Acl>,
     pub facts: RequestFacts,
-    /// List requests let through: the answer with this raw id is filtered with this kind.
-    pub lists: Vec<(ListKind, Vec<u8>)>,
     /// Gateway-written error answers for refused elements of a batch whose other elements went
     /// upstream; merged into the upstream's answer.
     pub injected: Vec<Vec<u8>>,
@@ -113,9 +112,6 @@ pub struct AclExchange {
     /// The decision on the server→client message [`AclExchange::judge_event`] judged last
     /// (`None` after any other event), for that message's own exchange record.
     pub server_decision: Option<DecisionRecord>,
-    /// A GET stream: answers to requests POSTed elsewhere (legacy HTTP+SSE, replays) arrive
-    /// here with no id to expect, so every response carrying a list is filtered.
-    pub filter_every_list: bool,
 }
 
 /// Which request headers the gateway repeats when it answers the upstream itself.
@@ -143,19 +139,19 @@ impl AclExchange {
                 principal: ctx.principal.clone(),
                 auth: OnceCell::new(),
             },
-            lists: Vec::new(),
             injected: Vec::new(),
             rewritten_body: None,
             upstream_headers,
             records: Vec::new(),
             server_decision: None,
-            filter_every_list: ctx.method == HttpMethod::Get,
         }
     }
 
-    /// Whether a JSON answer must be buffered and rewritten.
+    /// Whether a (non-stream) answer must be read whole and judged before it is relayed: every
+    /// answer to a POST, since any response may carry a list whatever request it answers (the
+    /// gateway does not trust its own pairing of answers to requests to decide what to filter).
     pub fn rewrites_json(&self) -> bool {
-        !self.lists.is_empty() || !self.injected.is_empty()
+        self.facts.method == "POST" || !self.injected.is_empty()
     }
 
     /// Whether an event stream must be looked into (list answers to filter, server→client
@@ -376,9 +372,6 @@ fn judge_one(ex: &mut AclExchange, body: &[u8], m: &Message, refusals: &mut Vec<
         .decide(&McpRequest::new(method, acl_target(&m.target)), &ex.facts);
     ex.records.push(decision.record());
     if decision.lets_through() {
-        if let (Some(kind), Kind::Request, Some(id)) = (decision.list, m.kind, m.id_bytes(body)) {
-            ex.lists.push((kind, id.to_vec()));
-        }
         return true;
     }
     if m.kind == Kind::Request {
@@ -406,108 +399,78 @@ fn join_array(items: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// JSON ids compare by value: the upstream may write the id it received differently.
-fn same_id(a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
+/// Filters every list of `kinds` in one response (`message`, a whole JSON-RPC response) into
+/// `out`, one decision record per list found. Errors leave `out` as it was.
+fn filter_lists(
+    acl: &Acl,
+    facts: &RequestFacts,
+    message: &[u8],
+    kinds: ListSet,
+    out: &mut Vec<u8>,
+    records: &mut Vec<DecisionRecord>,
+) -> Result<(), FilterError> {
+    let mut filters: [Option<PolicyListFilter<'_>>; 4] = Default::default();
+    let outcome = CodecListFilter::new().filter_lists(
+        message,
+        kinds,
+        |kind, key| match filters.get_mut(kind.index()) {
+            Some(slot) => slot
+                .get_or_insert_with(|| acl.list_filter(kind, facts))
+                .keep(key),
+            None => false,
+        },
+        out,
+    )?;
+    for kind in outcome.found().iter() {
+        let record = match filters.get(kind.index()).and_then(Option::as_ref) {
+            Some(filter) => filter.record(),
+            None => acl.list_filter(kind, facts).record(),
+        };
+        records.push(record);
     }
-    match (
-        serde_json::from_slice::<serde_json::Value>(a),
-        serde_json::from_slice::<serde_json::Value>(b),
-    ) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    Ok(())
 }
 
 impl AclExchange {
-    /// The list kind the response with this raw id answers, if it is a pending list request.
-    fn list_for(&self, id: &[u8]) -> Option<ListKind> {
-        self.lists
-            .iter()
-            .find(|(_, pending)| same_id(pending, id))
-            .map(|(kind, _)| *kind)
-    }
-
-    /// Filters one JSON-RPC response (`message`) if it answers a pending list; appends the result
-    /// to `out`. On a filter error nothing is appended.
+    /// Filters one classified JSON-RPC response if its result carries a list, appending the
+    /// filtered message to `out`; `Ok(false)` (nothing appended) when there is nothing to filter.
     fn filter_response(
         &mut self,
         message: &[u8],
         m: &Message,
         out: &mut Vec<u8>,
     ) -> Result<bool, FilterError> {
-        let kind = match (m.kind, m.id_bytes(message)) {
-            (Kind::Response, Some(id)) => self.list_for(id),
-            _ => None,
-        };
-        let Some(kind) = kind else {
-            return match m.kind {
-                Kind::Response if self.filter_every_list => self.filter_any_list(message, out),
-                _ => Ok(false),
-            };
-        };
-        let acl = self.acl.clone();
-        let mut keep = acl.list_filter(kind, &self.facts);
-        if keep.keeps_all() {
-            out.extend_from_slice(message);
-            self.records.push(keep.record());
-            return Ok(true);
+        if m.kind != Kind::Response || m.lists.is_empty() {
+            return Ok(false);
         }
-        CodecListFilter::new().filter(message, kind, |key| keep.keep(key), out)?;
-        self.records.push(keep.record());
+        filter_lists(
+            &self.acl,
+            &self.facts,
+            message,
+            m.lists,
+            out,
+            &mut self.records,
+        )?;
         Ok(true)
     }
 
-    /// A response of unknown origin: every list it carries (`result.tools`, `result.prompts`,
-    /// `result.resources`, `result.resourceTemplates`) is filtered by its kind.
-    fn filter_any_list(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<bool, FilterError> {
-        let acl = self.acl.clone();
-        let mut current = message.to_vec();
-        let mut touched = false;
-        for kind in [
-            ListKind::Tools,
-            ListKind::Prompts,
-            ListKind::Resources,
-            ListKind::ResourceTemplates,
-        ] {
-            let mut keep = acl.list_filter(kind, &self.facts);
-            let mut next = Vec::with_capacity(current.len());
-            let outcome =
-                CodecListFilter::new().filter(&current, kind, |key| keep.keep(key), &mut next)?;
-            if outcome.kept + outcome.removed > 0 {
-                touched = true;
-                self.records.push(keep.record());
-            }
-            current = next;
-        }
-        if touched {
-            out.extend_from_slice(&current);
-        }
-        Ok(touched)
-    }
-
-    /// Rewrites a buffered JSON answer: list results filtered, injected refusals merged (into the
-    /// array of a batch answer, or as the answer itself when the upstream sent none).
+    /// Rewrites a buffered JSON answer: every list a response carries filtered (whatever its
+    /// id), injected refusals merged (into the array of a batch answer, or as the answer itself
+    /// when the upstream sent none). An answer that is not JSON-RPC is an error: with an ACL,
+    /// what cannot be judged is not relayed.
     pub fn rewrite_json(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), FilterError> {
         let trimmed = body.trim_ascii();
-        if let ([(kind, _)], true, Some(b'{')) = (
-            self.lists.as_slice(),
-            self.injected.is_empty(),
-            trimmed.first(),
-        ) {
-            // A single request's JSON answer is that request's response: no id to match, so
-            // no classification; the codec's filter validates the whole message itself.
-            let kind = *kind;
-            let acl = self.acl.clone();
-            let mut keep = acl.list_filter(kind, &self.facts);
-            if keep.keeps_all() {
-                out.extend_from_slice(body);
-            } else {
-                CodecListFilter::new().filter(body, kind, |key| keep.keep(key), out)?;
-            }
-            self.records.push(keep.record());
-            return Ok(());
+        if self.injected.is_empty() && trimmed.first() == Some(&b'{') {
+            // One response: the codec's filter validates the whole message and filters whatever
+            // lists its result carries in one pass, without a classification first.
+            return filter_lists(
+                &self.acl,
+                &self.facts,
+                body,
+                ListSet::ALL,
+                out,
+                &mut self.records,
+            );
         }
         let mut elements: Vec<Vec<u8>> = Vec::new();
         if !trimmed.is_empty() {
@@ -517,14 +480,7 @@ impl AclExchange {
             for m in classified.messages() {
                 let element = body.get(m.span.clone()).unwrap_or_default();
                 let mut filtered = Vec::with_capacity(element.len());
-                // Spans of a single message cover the whole body; ids are relative to `body`.
-                let rebased = Message {
-                    id: m.id.clone().map(|r| {
-                        r.start.saturating_sub(m.span.start)..r.end.saturating_sub(m.span.start)
-                    }),
-                    ..m.clone()
-                };
-                if !self.filter_response(element, &rebased, &mut filtered)? {
+                if !self.filter_response(element, m, &mut filtered)? {
                     filtered.extend_from_slice(element);
                 }
                 elements.push(filtered);
@@ -548,18 +504,95 @@ impl AclExchange {
         }
     }
 
-    /// Judges one SSE event's data (a JSON-RPC message from the upstream).
+    /// Judges one SSE `message` event's data (a JSON-RPC message or a 2025-03-26 batch from the
+    /// upstream). Fails closed: data that is not JSON-RPC is not relayed.
     pub fn judge_event(&mut self, data: &[u8], classifier: &mut Classifier) -> EventVerdict {
         self.server_decision = None;
-        let Ok(Classified::Single(m)) = classifier.classify(data) else {
-            return EventVerdict::Forward;
+        if data.trim_ascii().is_empty() {
+            // A priming event (2025-11-25) or an empty keep-alive: nothing to judge.
+            return EventVerdict::forward();
+        }
+        let classified = match classifier.classify(data) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::warn!(
+                    "ACL: an upstream event is not JSON-RPC ({}); not relayed",
+                    e.message()
+                );
+                return EventVerdict::drop();
+            }
         };
+        match classified {
+            Classified::Single(m) => {
+                let mut answers = Vec::new();
+                let verdict = match self.judge_server_element(data, &m, &mut answers) {
+                    Element::Keep => EventVerdict::forward(),
+                    Element::Replace(d) => EventVerdict {
+                        relay: Relay::Replace(d),
+                        answer_upstream: None,
+                    },
+                    Element::Drop => EventVerdict::drop(),
+                };
+                EventVerdict {
+                    answer_upstream: answers.pop(),
+                    ..verdict
+                }
+            }
+            Classified::Batch(messages) => {
+                let mut kept: Vec<Vec<u8>> = Vec::with_capacity(messages.len());
+                let mut answers = Vec::new();
+                let mut changed = false;
+                let mut first_decision = None;
+                for m in &messages {
+                    let element = data.get(m.span.clone()).unwrap_or_default();
+                    let rebased = Message {
+                        id: m.id.clone().map(|r| {
+                            r.start.saturating_sub(m.span.start)..r.end.saturating_sub(m.span.start)
+                        }),
+                        ..m.clone()
+                    };
+                    match self.judge_server_element(element, &rebased, &mut answers) {
+                        Element::Keep => kept.push(element.to_vec()),
+                        Element::Replace(d) => {
+                            changed = true;
+                            kept.push(d);
+                        }
+                        Element::Drop => changed = true,
+                    }
+                    first_decision = first_decision.or(self.server_decision);
+                }
+                self.server_decision = first_decision;
+                let answer_upstream = match answers.len() {
+                    0 => None,
+                    1 => answers.pop(),
+                    _ => Some(join_array(&answers)),
+                };
+                let relay = match (changed, kept.is_empty()) {
+                    (false, _) => Relay::Forward,
+                    (true, true) => Relay::Drop,
+                    (true, false) => Relay::Replace(join_array(&kept)),
+                };
+                EventVerdict {
+                    relay,
+                    answer_upstream,
+                }
+            }
+        }
+    }
+
+    /// One server→client message (or batch element; ids in `m` index `data`).
+    fn judge_server_element(
+        &mut self,
+        data: &[u8],
+        m: &Message,
+        answers: &mut Vec<Vec<u8>>,
+    ) -> Element {
         match m.kind {
             Kind::Response => {
                 let mut out = Vec::with_capacity(data.len());
-                match self.filter_response(data, &m, &mut out) {
-                    Ok(true) => EventVerdict::Rewrite(out),
-                    Ok(false) => EventVerdict::Forward,
+                match self.filter_response(data, m, &mut out) {
+                    Ok(true) => Element::Replace(out),
+                    Ok(false) => Element::Keep,
                     Err(e) => {
                         crate::warn!("list answer cannot be filtered ({e}); replaced by an error");
                         let mut err = Vec::with_capacity(128);
@@ -569,11 +602,11 @@ impl AclExchange {
                             "the gateway could not filter the upstream's answer",
                             &mut err,
                         );
-                        EventVerdict::Rewrite(err)
+                        Element::Replace(err)
                     }
                 }
             }
-            Kind::ErrorResponse => EventVerdict::Forward,
+            Kind::ErrorResponse => Element::Keep,
             Kind::Request | Kind::Notification => {
                 let method = m.method.as_deref().unwrap_or_default();
                 let decision = self.acl.decide_server_message(
@@ -585,33 +618,60 @@ impl AclExchange {
                     if decision.verdict != Verdict::Allow {
                         self.records.push(decision.record());
                     }
-                    return EventVerdict::Forward;
+                    return Element::Keep;
                 }
                 self.records.push(decision.record());
-                match (m.kind, &decision.error) {
-                    (Kind::Request, Some(e)) => {
-                        let mut err = Vec::with_capacity(96);
-                        error_response(m.id_bytes(data), e.code, &e.message, &mut err);
-                        EventVerdict::AnswerUpstream(err)
-                    }
-                    _ => EventVerdict::Drop,
+                if let (Kind::Request, Some(e)) = (m.kind, &decision.error) {
+                    let mut err = Vec::with_capacity(96);
+                    error_response(m.id_bytes(data), e.code, &e.message, &mut err);
+                    answers.push(err);
                 }
+                Element::Drop
             }
         }
     }
 }
 
-/// What the relay does with one upstream event.
+/// What becomes of one message of an upstream event.
+enum Element {
+    Keep,
+    Replace(Vec<u8>),
+    Drop,
+}
+
+/// What the relay does with one upstream event's data.
 #[derive(Debug, PartialEq, Eq)]
-pub enum EventVerdict {
+pub enum Relay {
     /// Relay it byte for byte.
     Forward,
     /// Relay an event with this data instead (same event type and id).
-    Rewrite(Vec<u8>),
+    Replace(Vec<u8>),
     /// Do not relay it.
     Drop,
-    /// Do not relay it; POST this JSON-RPC error answer to the upstream.
-    AnswerUpstream(Vec<u8>),
+}
+
+/// The ACL's verdict on one upstream event.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventVerdict {
+    pub relay: Relay,
+    /// A JSON-RPC error answer (or a batch of them) to POST to the upstream for server→client
+    /// requests the ACL refused.
+    pub answer_upstream: Option<Vec<u8>>,
+}
+
+impl EventVerdict {
+    fn forward() -> Self {
+        EventVerdict {
+            relay: Relay::Forward,
+            answer_upstream: None,
+        }
+    }
+    fn drop() -> Self {
+        EventVerdict {
+            relay: Relay::Drop,
+            answer_upstream: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -622,14 +682,15 @@ mod tests {
     fn exchange(acl: Acl) -> AclExchange {
         AclExchange {
             acl: Arc::new(acl),
-            facts: RequestFacts::default(),
-            lists: Vec::new(),
+            facts: RequestFacts {
+                method: "POST",
+                ..RequestFacts::default()
+            },
             injected: Vec::new(),
             rewritten_body: None,
             upstream_headers: Vec::new(),
             records: Vec::new(),
             server_decision: None,
-            filter_every_list: false,
         }
     }
 
@@ -677,14 +738,14 @@ mod tests {
     }
 
     #[test]
-    fn allowed_list_request_is_remembered_for_its_answer() {
+    fn a_list_answer_is_filtered_whatever_request_it_answers() {
         let mut ex = echo_only();
         let flow = judged(
             &mut ex,
             r#"{"jsonrpc":"2.0","id":"a7","method":"tools/list"}"#,
         );
         assert!(matches!(flow, Flow::Continue), "{flow:?}");
-        assert_eq!(ex.lists, vec![(ListKind::Tools, br#""a7""#.to_vec())]);
+        assert!(ex.rewrites_json());
         let mut out = Vec::new();
         let answer =
             br#"{"jsonrpc":"2.0","id":"\u0061\u0037","result":{"tools":[{"name":"a"},{"name":"echo"}]}}"#;
@@ -695,6 +756,31 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":"\u0061\u0037","result":{"tools":[{"name":"echo"}]}}"#
         );
         assert_eq!(ex.records.last().map(|r| r.filtered), Some(1));
+
+        // An id the gateway would not pair (`-0` answered as `0`), a batch, and a list in the
+        // answer to a call: each filtered all the same.
+        for answer in [
+            r#"{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"get-sum"},{"name":"echo"}]}}"#,
+            r#"[{"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"get-sum"},{"name":"echo"}]}}]"#,
+        ] {
+            let mut ex = echo_only();
+            judged(
+                &mut ex,
+                r#"{"jsonrpc":"2.0","id":-0,"method":"tools/call","params":{"name":"echo"}}"#,
+            );
+            let mut out = Vec::new();
+            ex.rewrite_json(answer.as_bytes(), &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                !text.contains("get-sum") && text.contains("echo"),
+                "{answer} -> {text}"
+            );
+        }
+        // What is not JSON-RPC cannot be judged: an error, never relayed.
+        let mut ex = echo_only();
+        assert!(ex.rewrite_json(b"{\"tools\": [", &mut Vec::new()).is_err());
+        assert!(ex.rewrite_json(b"<html>", &mut Vec::new()).is_err());
     }
 
     #[test]
@@ -728,19 +814,22 @@ mod tests {
         let mut ex = echo_only();
         let mut classifier = Classifier::new();
         let hidden = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///secret"}}"#;
-        assert_eq!(ex.judge_event(hidden, &mut classifier), EventVerdict::Drop);
+        assert_eq!(
+            ex.judge_event(hidden, &mut classifier),
+            EventVerdict::drop()
+        );
         let outcome = |ex: &AclExchange| ex.server_decision.map(|d| d.outcome);
         assert_eq!(outcome(&ex), Some(Outcome::Dropped));
         let visible = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///ok"}}"#;
         assert_eq!(
             ex.judge_event(visible, &mut classifier),
-            EventVerdict::Forward
+            EventVerdict::forward()
         );
         assert_eq!(outcome(&ex), Some(Outcome::Allowed));
         let answer = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
         assert_eq!(
             ex.judge_event(answer, &mut classifier),
-            EventVerdict::Forward
+            EventVerdict::forward()
         );
         assert_eq!(outcome(&ex), None);
 
@@ -755,7 +844,10 @@ mod tests {
         let sampling =
             br#"{"jsonrpc":"2.0","id":42,"method":"sampling/createMessage","params":{}}"#;
         match ex.judge_event(sampling, &mut classifier) {
-            EventVerdict::AnswerUpstream(answer) => assert_eq!(
+            EventVerdict {
+                relay: Relay::Drop,
+                answer_upstream: Some(answer),
+            } => assert_eq!(
                 String::from_utf8_lossy(&answer),
                 r#"{"jsonrpc":"2.0","id":42,"error":{"code":-32601,"message":"Method not found"}}"#
             ),
@@ -771,31 +863,44 @@ mod tests {
         let roots = br#"{"jsonrpc":"2.0","id":43,"method":"roots/list"}"#;
         assert_eq!(
             ex.judge_event(roots, &mut classifier),
-            EventVerdict::Forward
+            EventVerdict::forward()
         );
     }
 
     #[test]
-    fn a_get_stream_filters_every_list_answer_without_knowing_its_id() {
+    fn every_event_carrying_a_list_is_filtered_without_knowing_its_id() {
         let mut ex = echo_only();
         let mut classifier = Classifier::new();
         let answer =
             br#"{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"x"},{"name":"echo"}]}}"#;
         assert_eq!(
-            ex.judge_event(answer, &mut classifier),
-            EventVerdict::Forward
-        );
-        ex.filter_every_list = true;
-        assert_eq!(
-            ex.judge_event(answer, &mut classifier),
-            EventVerdict::Rewrite(
+            ex.judge_event(answer, &mut classifier).relay,
+            Relay::Replace(
                 br#"{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"echo"}]}}"#.to_vec()
             )
         );
         let other = br#"{"jsonrpc":"2.0","id":10,"result":{"content":[]}}"#;
         assert_eq!(
             ex.judge_event(other, &mut classifier),
-            EventVerdict::Forward
+            EventVerdict::forward()
+        );
+        // A batch of answers: each element judged, the array rebuilt.
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"p"}]}},{"jsonrpc":"2.0","id":2,"result":{}}]"#;
+        assert_eq!(
+            ex.judge_event(batch, &mut classifier).relay,
+            Relay::Replace(
+                br#"[{"jsonrpc":"2.0","id":1,"result":{"prompts":[]}},{"jsonrpc":"2.0","id":2,"result":{}}]"#
+                    .to_vec()
+            )
+        );
+        // Data that is not JSON-RPC is not relayed; an empty priming event is.
+        assert_eq!(
+            ex.judge_event(b"{\"result\":", &mut classifier),
+            EventVerdict::drop()
+        );
+        assert_eq!(
+            ex.judge_event(b"", &mut classifier),
+            EventVerdict::forward()
         );
     }
 
@@ -884,9 +989,9 @@ mod tests {
             let update = br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///admin"}}"#;
             let verdict = ex.judge_event(update, &mut Classifier::new());
             let expected = if admin {
-                EventVerdict::Forward
+                EventVerdict::forward()
             } else {
-                EventVerdict::Drop
+                EventVerdict::drop()
             };
             assert_eq!(verdict, expected, "{label}");
         }
@@ -933,11 +1038,10 @@ mod tests {
     #[test]
     fn an_unfilterable_list_answer_becomes_an_error_for_its_id() {
         let mut ex = echo_only();
-        ex.lists.push((ListKind::Tools, b"3".to_vec()));
         let mut classifier = Classifier::new();
         let bad = br#"{"jsonrpc":"2.0","id":3,"result":{"tools":{"name":"x"}}}"#;
-        match ex.judge_event(bad, &mut classifier) {
-            EventVerdict::Rewrite(data) => {
+        match ex.judge_event(bad, &mut classifier).relay {
+            Relay::Replace(data) => {
                 let text = String::from_utf8_lossy(&data);
                 assert!(
                     text.contains(r#""id":3"#) && text.contains("-32603"),

@@ -132,6 +132,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         502 => "Bad Gateway",
@@ -168,6 +169,11 @@ mod tests {
                 -32600,
             ),
             (GatewayError::NotFound, 404, -32600),
+            (
+                GatewayError::Request(HttpError::UnsupportedMediaType("x")),
+                415,
+                -32600,
+            ),
             (
                 GatewayError::UpstreamConnect(io::ErrorKind::ConnectionRefused.into()),
                 502,

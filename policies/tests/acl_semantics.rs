@@ -640,3 +640,63 @@ fn dry_run_still_runs_the_list_filter_to_count() {
     assert!(filter.keep("p1") && filter.keep("p2"));
     assert_eq!(filter.record().filtered, 2);
 }
+
+/// Issue 21: a URI is judged only in normal form, so a pattern cannot approve one resource while
+/// the upstream's URL parser reads another.
+#[test]
+fn resource_uris_not_in_normal_form_are_refused_everywhere() {
+    let acl = native(
+        "[[rule]]\ntype = \"resources\"\nmethods = [\"resources/list\", \"resources/read\", \"resources/subscribe\", \"resources/templates/list\"]\npattern = \"demo://resource/static/document/a.*\"\n",
+    );
+    let allowed = "demo://resource/static/document/architecture.md";
+    assert_eq!(
+        verdict(&acl, "resources/read", Target::Uri(allowed)),
+        Verdict::Allow
+    );
+    for sneaky in [
+        "demo://resource/static/document/a/../features.md",
+        "demo://resource/static/document/a/%2e%2e/features.md",
+        "demo://resource/static/document/a/.\t./features.md",
+        "demo://resource/static/document/a/../../../dynamic/text/42",
+        "DEMO://resource/static/document/architecture.md",
+        "demo://resource/static/document/%61rchitecture.md",
+    ] {
+        for method in ["resources/read", "resources/subscribe"] {
+            let d = acl.decide(&McpRequest::new(method, Target::Uri(sneaky)), &no_ctx());
+            assert_eq!(d.verdict, Verdict::Refuse, "{method} {sneaky:?}");
+            assert_eq!(d.basis, Basis::NonNormalUri, "{sneaky:?}");
+            assert_eq!(d.error.unwrap().code, INVALID_PARAMS);
+        }
+        let d = acl.decide_server_message(
+            &McpRequest::new("notifications/resources/updated", Target::Uri(sneaky)),
+            &no_ctx(),
+        );
+        assert_eq!(d.verdict, Verdict::Drop, "{sneaky:?}");
+    }
+    assert_eq!(
+        visible(
+            &acl,
+            ListKind::Resources,
+            &[allowed, "demo://resource/static/document/a/../features.md"]
+        ),
+        [allowed]
+    );
+    let d = acl.decide(
+        &McpRequest::new(
+            "completion/complete",
+            Target::ResourceRef("demo://resource/static/document/a/../{file}"),
+        ),
+        &no_ctx(),
+    );
+    assert_eq!(d.verdict, Verdict::Refuse);
+    // Even an ANY grant scans resource lists for URIs it would refuse to read.
+    let any = native("[[rule]]\ntype = \"resources\"\n");
+    assert_eq!(
+        visible(
+            &any,
+            ListKind::Resources,
+            &["demo://x/a/../b", "demo://x/b"]
+        ),
+        ["demo://x/b"]
+    );
+}

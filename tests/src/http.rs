@@ -154,6 +154,138 @@ pub fn post_mcp(
     exchange(addr, &request, Duration::from_secs(20))
 }
 
+/// A Streamable HTTP session opened with [`initialize_body`] and `notifications/initialized`,
+/// then used with raw POSTs (what an attacker sends, not what an SDK would).
+pub struct McpSession {
+    pub addr: SocketAddr,
+    pub path: String,
+    pub id: String,
+    pub protocol: &'static str,
+}
+
+impl McpSession {
+    /// Initializes a session at `addr` + `path`; later requests carry `protocol` as
+    /// `MCP-Protocol-Version`.
+    pub fn open(addr: SocketAddr, path: &str, protocol: &'static str) -> McpSession {
+        let response = post_mcp(addr, path, &[], &initialize_body(1))
+            .unwrap_or_else(|e| panic!("initialize: {e}"));
+        assert_eq!(response.status, 200, "{}", response.body_text());
+        let id = match response.header("mcp-session-id") {
+            Some(id) => id.to_owned(),
+            None => panic!("no session id: {}", response.body_text()),
+        };
+        let session = McpSession {
+            addr,
+            path: path.to_owned(),
+            id,
+            protocol,
+        };
+        let ack = session.post(
+            &[],
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert_eq!(ack.status, 202, "{}", ack.body_text());
+        session
+    }
+
+    /// POSTs `body` with the session's headers plus `extra`.
+    pub fn post(&self, extra: &[(&str, &str)], body: &str) -> RawResponse {
+        let mut headers = vec![
+            ("Mcp-Session-Id", self.id.as_str()),
+            ("MCP-Protocol-Version", self.protocol),
+        ];
+        headers.extend_from_slice(extra);
+        post_mcp(self.addr, &self.path, &headers, body)
+            .unwrap_or_else(|e| panic!("POST {body}: {e}"))
+    }
+
+    /// The status and the JSON-RPC messages of the answer (JSON body or SSE events).
+    pub fn messages(&self, extra: &[(&str, &str)], body: &str) -> (u16, Vec<Value>) {
+        let response = self.post(extra, body);
+        let messages = response
+            .jsonrpc_messages()
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        (response.status, messages)
+    }
+}
+
+/// A legacy HTTP+SSE (2024-11-05) session: the GET stream stays open, messages are POSTed to
+/// the URL its `endpoint` event names, and answers arrive on the stream.
+pub struct LegacySession {
+    pub addr: SocketAddr,
+    stream: SseStream,
+    /// The path (and query) the `endpoint` event named.
+    pub endpoint: String,
+}
+
+impl LegacySession {
+    /// Opens `GET sse_path` at `addr` and waits for the `endpoint` event.
+    pub fn open(addr: SocketAddr, sse_path: &str) -> LegacySession {
+        let request = build_request(
+            "GET",
+            sse_path,
+            &addr.to_string(),
+            &[("Accept", "text/event-stream")],
+            b"",
+        );
+        let mut stream = SseStream::open(addr, &request, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("GET {sse_path}: {e}"));
+        assert_eq!(stream.status, 200, "GET {sse_path}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let endpoint = loop {
+            match stream.next_event(deadline) {
+                Ok(Some(e)) if e.event.as_deref() == Some("endpoint") => break e.data,
+                Ok(Some(_)) => {}
+                other => panic!("no endpoint event on {sse_path}: {other:?}"),
+            }
+        };
+        assert!(endpoint.starts_with('/'), "endpoint {endpoint:?}");
+        LegacySession {
+            addr,
+            stream,
+            endpoint,
+        }
+    }
+
+    /// POSTs `body` (raw bytes) to the endpoint with these headers; the reply is the POST's own
+    /// (202 when accepted), the answer comes on the stream.
+    pub fn post(&self, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        let request = build_request(
+            "POST",
+            &self.endpoint,
+            &self.addr.to_string(),
+            headers,
+            body,
+        );
+        exchange(self.addr, &request, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("POST {}: {e}", self.endpoint))
+    }
+
+    /// POSTs a JSON body as `application/json`.
+    pub fn post_json(&self, body: &str) -> RawResponse {
+        self.post(&[("Content-Type", "application/json")], body.as_bytes())
+    }
+
+    /// Reads the stream until the message with this `id` (a JSON value) arrives; every message
+    /// read on the way is returned too, in order.
+    pub fn until_id(&mut self, id: &Value, deadline: Instant) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            match self.stream.next_event(deadline) {
+                Ok(Some(e)) => {
+                    let message = e.json();
+                    let done = message.get("id") == Some(id);
+                    seen.push(message);
+                    if done {
+                        return seen;
+                    }
+                }
+                other => panic!("no answer with id {id} on the stream ({other:?}); saw {seen:?}"),
+            }
+        }
+    }
+}
+
 /// The `initialize` request a 2025-11-25 client sends first.
 pub fn initialize_body(id: u64) -> String {
     serde_json::json!({

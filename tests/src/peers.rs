@@ -142,9 +142,23 @@ pub struct ServerEverything {
     addr: SocketAddr,
 }
 
+/// Which transport server-everything serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EverythingTransport {
+    /// Streamable HTTP at `/mcp`.
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05): `GET /sse`, then POSTs to `/message`.
+    Sse,
+}
+
 impl ServerEverything {
-    /// Starts it on a free loopback port and waits until the port accepts.
+    /// Starts it (Streamable HTTP) on a free loopback port and waits until the port accepts.
     pub fn start() -> Self {
+        Self::start_with(EverythingTransport::StreamableHttp)
+    }
+
+    /// Starts it with `transport` on a free loopback port and waits until it is ready.
+    pub fn start_with(transport: EverythingTransport) -> Self {
         ensure_js_installed();
         let entry =
             js_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -155,8 +169,14 @@ impl ServerEverything {
             let port = free_port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut node = Command::new("node");
+            let (mode, ready_line) = match transport {
+                EverythingTransport::StreamableHttp => {
+                    ("streamableHttp", format!("listening on port {port}"))
+                }
+                EverythingTransport::Sse => ("sse", format!("running on port {port}")),
+            };
             node.arg(&entry)
-                .arg("streamableHttp")
+                .arg(mode)
                 .env("PORT", port.to_string())
                 .current_dir(js_dir());
             let mut process = match ManagedChild::spawn(format!("server-everything :{port}"), node)
@@ -166,11 +186,7 @@ impl ServerEverything {
             };
             let ready =
                 wait_for_listener(addr, &mut process, Duration::from_secs(30)).and_then(|()| {
-                    wait_for_ready_line(
-                        &mut process,
-                        &format!("listening on port {port}"),
-                        Duration::from_secs(30),
-                    )
+                    wait_for_ready_line(&mut process, &ready_line, Duration::from_secs(30))
                 });
             match ready {
                 Ok(_) => return Self { process, addr },
@@ -208,29 +224,36 @@ pub enum Sdk {
 }
 
 impl Sdk {
-    fn command(self, url: &str, scenario: &str) -> Command {
+    /// A command running `script` (a file of `tests/js` or `tests/py`) with this SDK installed,
+    /// from that directory; the caller adds the arguments.
+    pub fn script_command(self, script: &str) -> Command {
         match self {
             Sdk::TypeScript => {
                 ensure_js_installed();
                 let mut node = Command::new("node");
-                node.arg(js_dir().join("client.mjs"))
-                    .arg(url)
-                    .arg(scenario)
-                    .current_dir(js_dir());
+                node.arg(js_dir().join(script)).current_dir(js_dir());
                 node
             }
             Sdk::Python => {
                 ensure_py_installed();
                 let mut python = Command::new(py_dir().join(".venv/bin/python"));
                 python
-                    .arg(py_dir().join("client.py"))
-                    .arg(url)
-                    .arg(scenario)
+                    .arg(py_dir().join(script))
                     .env("PYTHONUNBUFFERED", "1")
                     .current_dir(py_dir());
                 python
             }
         }
+    }
+
+    fn command(self, url: &str, scenario: &str) -> Command {
+        let driver = match self {
+            Sdk::TypeScript => "client.mjs",
+            Sdk::Python => "client.py",
+        };
+        let mut command = self.script_command(driver);
+        command.arg(url).arg(scenario);
+        command
     }
 }
 

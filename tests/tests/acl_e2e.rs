@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use mcpgate_tests::http::{initialize_body, post_mcp, RawResponse};
+use mcpgate_tests::http::{initialize_body, post_mcp, McpSession, RawResponse};
 use mcpgate_tests::peers::repo_root;
 use mcpgate_tests::{run_client, Gateway, GatewaySpec, Sdk, ServerEverything};
 use serde_json::{json, Value};
@@ -205,46 +205,20 @@ fn dry_run_lets_everything_through() {
 // ---------------------------------------------------------------------------------------------
 // Raw HTTP
 
-struct Session {
-    addr: SocketAddr,
-    id: String,
-}
+/// A Streamable HTTP session through the gateway at [`API`].
+struct Session(McpSession);
 
 impl Session {
     fn open(gateway: &Gateway) -> Session {
-        let addr = gateway.addr();
-        let response = post_mcp(addr, API, &[], &initialize_body(1))
-            .unwrap_or_else(|e| panic!("initialize: {e}"));
-        assert_eq!(response.status, 200, "{}", response.body_text());
-        let id = match response.header("mcp-session-id") {
-            Some(id) => id.to_owned(),
-            None => panic!("no session id: {}", response.body_text()),
-        };
-        let session = Session { addr, id };
-        let ack = session.post(
-            &[],
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        );
-        assert_eq!(ack.status, 202, "{}", ack.body_text());
-        session
+        Session(McpSession::open(gateway.addr(), API, PROTOCOL))
     }
 
     fn post(&self, extra: &[(&str, &str)], body: &str) -> RawResponse {
-        let mut headers = vec![
-            ("Mcp-Session-Id", self.id.as_str()),
-            ("MCP-Protocol-Version", PROTOCOL),
-        ];
-        headers.extend_from_slice(extra);
-        post_mcp(self.addr, API, &headers, body).unwrap_or_else(|e| panic!("POST {body}: {e}"))
+        self.0.post(extra, body)
     }
 
-    /// The JSON-RPC messages of the answer (JSON body or SSE events).
     fn messages(&self, extra: &[(&str, &str)], body: &str) -> (u16, Vec<Value>) {
-        let response = self.post(extra, body);
-        let messages = response
-            .jsonrpc_messages()
-            .unwrap_or_else(|e| panic!("{body}: {e}"));
-        (response.status, messages)
+        self.0.messages(extra, body)
     }
 }
 

@@ -19,10 +19,12 @@
 
 mod chunked;
 mod head;
+mod media_type;
 mod writer;
 
 pub use chunked::{encode_chunk, ChunkedDecoder, LAST_CHUNK};
 pub use head::{HeaderSpan, RequestBody, RequestHead, ResponseBody, ResponseHead, Span};
+pub use media_type::check_body_charset;
 pub use writer::HeadWriter;
 
 /// Why a head or body was refused. [`HttpError::status`] gives the status to answer with.
@@ -46,6 +48,9 @@ pub enum HttpError {
     /// Not HTTP/1.x syntax.
     #[error("malformed message: {0}")]
     Malformed(&'static str),
+    /// A request body in a media type or charset the gateway will not judge (415).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(&'static str),
 }
 
 impl HttpError {
@@ -56,6 +61,7 @@ impl HttpError {
             HttpError::BodyTooLarge => 413,
             HttpError::BadFraming(_) | HttpError::Malformed(_) => 400,
             HttpError::UnsupportedTransferEncoding => 501,
+            HttpError::UnsupportedMediaType(_) => 415,
         }
     }
 }

@@ -131,26 +131,36 @@ pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
         Buffered::Decoded(v) => v,
     };
     let mut rewritten = Vec::with_capacity(body.len() + 64);
-    if !(200..300).contains(&rh.status) && acl.injected.is_empty() {
-        // An HTTP error (session unknown, upstream failure…) carries no list: relay it as is,
-        // whatever its format.
+    // 202 / 204 carry no JSON-RPC answer (the legacy transport's POST reply says "Accepted").
+    let no_answer = matches!(rh.status, 202 | 204) || body.trim_ascii().is_empty();
+    let gateway_answers = no_answer && !acl.injected.is_empty();
+    if gateway_answers {
+        // The upstream accepted the forwarded part but the client's batch also held refused
+        // requests: the gateway's errors are the answer.
+        if let Err(e) = acl.rewrite_json(&[], &mut rewritten) {
+            crate::warn!("ACL: refusals cannot be written ({e})");
+            return Err(upstream_bad("answer cannot be filtered"));
+        }
+    } else if no_answer || !(200..300).contains(&rh.status) {
+        // An HTTP error (session unknown, upstream failure…) or an acceptance carries no list:
+        // relay it as is, whatever its format.
         rewritten.extend_from_slice(body);
     } else if let Err(e) = acl.rewrite_json(body, &mut rewritten) {
-        crate::warn!("upstream answer cannot be filtered by the ACL: {e}");
+        crate::warn!("upstream answer cannot be judged by the ACL ({e}); answered 502 instead");
         return Err(upstream_bad("answer cannot be filtered"));
     }
     note(&rewritten);
     out.clear();
-    if body.trim_ascii().is_empty() {
-        // The upstream accepted the forwarded part (202) but the client's batch also held
-        // refused requests: the gateway's errors are the answer.
+    if gateway_answers {
         write_response(200, "application/json", &rewritten, close_client, out);
         rewritten.clear();
     } else {
         let len = rewritten.len().to_string();
-        let mut writer = HeadWriter::response(&conn.buf, rh)
-            .remove_hop_by_hop()
-            .set("content-length", len.as_bytes());
+        let mut writer = HeadWriter::response(&conn.buf, rh).remove_hop_by_hop();
+        if rh.status != 204 {
+            // RFC 9110 §8.6: a 204 carries no Content-Length.
+            writer.set_mut("content-length", len.as_bytes());
+        }
         if close_client {
             writer.set_mut("connection", b"close");
         }

@@ -531,6 +531,7 @@ fn decision_fields(
         Basis::Rule(r) => acl.acl.rule_label(r).map(|l| obs.label(l)),
         Basis::DisguisedMethod => Some(obs.label("disguised_method")),
         Basis::MissingTarget => Some(obs.label("missing_target")),
+        Basis::NonNormalUri => Some(obs.label("non_normal_uri")),
         Basis::ServerRequests => Some(obs.label("server_requests")),
         _ => None,
     };

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mcpgate_codec::http::{
-    check_body_len, encode_chunk, ChunkedDecoder, HttpError, RequestBody, RequestHead,
-    ResponseBody, ResponseHead, LAST_CHUNK,
+    check_body_charset, check_body_len, encode_chunk, ChunkedDecoder, HttpError, RequestBody,
+    RequestHead, ResponseBody, ResponseHead, LAST_CHUNK,
 };
 use mcpgate_codec::sse::SseParser;
 use monoio::buf::IoBufMut;
@@ -34,7 +34,7 @@ use super::io::{
 use super::observe_glue;
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
-use crate::acl_phase::EventVerdict;
+use crate::acl_phase::Relay;
 use crate::config::{Config, Timeouts, Upstream};
 use crate::errors::{write_error_response, GatewayError};
 use crate::headers::{
@@ -217,6 +217,14 @@ impl Exchange<'_> {
         flow(route_flow)?;
         if let RequestBody::Length(n) = framing {
             check_body_len(n, limits.max_body_bytes)?;
+        }
+        if framing != RequestBody::None {
+            // A body is judged as UTF-8 JSON: one the upstream would decode otherwise is refused.
+            check_body_charset(
+                head.headers(self.buf)
+                    .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-type"))
+                    .map(|(_, value)| value),
+            )?;
         }
         // plan
         flow(self.worker.pipeline.borrow_mut().plan(ctx, self.buf, head))?;
@@ -819,14 +827,25 @@ impl Exchange<'_> {
                             }
                         }
                         let mut relayed = true;
-                        if let (Some(a), Some(classifier)) =
-                            (acl.as_deref_mut(), acl_classifier.as_mut())
+                        // Only `message` events carry JSON-RPC (clients ignore other types).
+                        let is_message = matches!(event.event_type(rest), None | Some(b"message"));
+                        if let (Some(a), Some(classifier), true) =
+                            (acl.as_deref_mut(), acl_classifier.as_mut(), is_message)
                         {
                             if !event.is_comment_only {
                                 let data = mcpgate_codec::sse::event_data(&event, rest);
-                                match a.judge_event(data, classifier) {
-                                    EventVerdict::Forward => {}
-                                    EventVerdict::Rewrite(data) => {
+                                let verdict = a.judge_event(data, classifier);
+                                if let (Some(answer), Some(api)) = (verdict.answer_upstream, api) {
+                                    acl_io::answer_upstream(
+                                        &api.upstream,
+                                        a,
+                                        answer,
+                                        timeouts.upstream_connect,
+                                    );
+                                }
+                                match verdict.relay {
+                                    Relay::Forward => {}
+                                    Relay::Replace(data) => {
                                         acl_rewritten.clear();
                                         mcpgate_codec::sse::write_event(
                                             &mut acl_rewritten,
@@ -837,18 +856,7 @@ impl Exchange<'_> {
                                         );
                                         raw = &acl_rewritten;
                                     }
-                                    EventVerdict::Drop => relayed = false,
-                                    EventVerdict::AnswerUpstream(answer) => {
-                                        if let Some(api) = api {
-                                            acl_io::answer_upstream(
-                                                &api.upstream,
-                                                a,
-                                                answer,
-                                                timeouts.upstream_connect,
-                                            );
-                                        }
-                                        relayed = false;
-                                    }
+                                    Relay::Drop => relayed = false,
                                 }
                             }
                         }

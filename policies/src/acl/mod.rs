@@ -10,6 +10,7 @@ mod condition;
 mod config;
 mod method;
 mod pattern;
+pub mod uri;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -100,6 +101,9 @@ pub enum Basis {
     DisguisedMethod,
     /// A governed method without the name / uri it needs (or with the wrong kind).
     MissingTarget,
+    /// A resource URI not in normal form (see [`uri`]): the upstream would act on another text
+    /// than the one the rules would match.
+    NonNormalUri,
 }
 
 /// A JSON-RPC error for the gateway to answer with, in the request's id.
@@ -487,16 +491,18 @@ impl Acl {
                 _ => missing_target(),
             },
             Some(Governed::ResourcesRead) => match req.target {
-                Target::Uri(uri) => self.judge(AclMethod::ResourcesRead, uri, req, ctx),
+                Target::Uri(uri) => self.judge_uri(AclMethod::ResourcesRead, uri, req, ctx),
                 _ => missing_target(),
             },
             Some(Governed::ResourcesSubscribe) => match req.target {
-                Target::Uri(uri) => self.judge(AclMethod::ResourcesSubscribe, uri, req, ctx),
+                Target::Uri(uri) => self.judge_uri(AclMethod::ResourcesSubscribe, uri, req, ctx),
                 _ => missing_target(),
             },
             Some(Governed::CompletionComplete) => match req.target {
                 Target::PromptRef(name) => self.judge(AclMethod::PromptsGet, name, req, ctx),
-                Target::ResourceRef(uri) => self.judge(AclMethod::ResourcesRead, uri, req, ctx),
+                Target::ResourceRef(template) => {
+                    self.judge_uri(AclMethod::ResourcesRead, template, req, ctx)
+                }
                 // No ref: nothing the ACL hides is named; the upstream answers it.
                 Target::None => Decision::allow(Basis::NotGoverned),
                 Target::Name(_) | Target::Uri(_) => missing_target(),
@@ -532,7 +538,7 @@ impl Acl {
             None => self.ungoverned(req.method),
             Some(Governed::ResourceUpdated) => match req.target {
                 Target::Uri(uri) => {
-                    let mut d = self.judge(AclMethod::ResourcesRead, uri, req, ctx);
+                    let mut d = self.judge_uri(AclMethod::ResourcesRead, uri, req, ctx);
                     if d.verdict == Verdict::Refuse {
                         d.verdict = Verdict::Drop;
                         d.error = None;
@@ -567,6 +573,31 @@ impl Acl {
     fn finish<'s>(&'s self, mut decision: Decision<'s>) -> Decision<'s> {
         decision.dry_run = self.dry_run && decision.verdict != Verdict::Allow;
         decision
+    }
+
+    /// [`Acl::judge`] for a resource URI, which must first be in normal form.
+    fn judge_uri<'s>(
+        &'s self,
+        method: AclMethod,
+        uri: &str,
+        req: &McpRequest<'_>,
+        ctx: &dyn ConditionContext,
+    ) -> Decision<'s> {
+        let form = match req.target {
+            // A completion reference names a resource template (RFC 6570).
+            Target::ResourceRef(_) => uri::check_template(uri),
+            _ => uri::check(uri),
+        };
+        match form {
+            Ok(()) => self.judge(method, uri, req, ctx),
+            Err(problem) => Decision::refuse(
+                Basis::NonNormalUri,
+                RpcError {
+                    code: INVALID_PARAMS,
+                    message: Cow::Owned(format!("Invalid params: {problem}")),
+                },
+            ),
+        }
     }
 
     fn judge<'s>(
@@ -712,8 +743,10 @@ impl ListFilter<'_> {
     /// Every entry is visible: the engine may relay the answer without parsing it. (In dry-run
     /// mode this stays false when entries would be hidden, so the engine still runs the filter
     /// — which keeps everything — and can record the would-be removals.)
+    /// Resource and template lists are always scanned: an entry whose URI is not in normal form
+    /// goes.
     pub fn keeps_all(&self) -> bool {
-        self.grants.any.is_some()
+        self.grants.any.is_some() && matches!(self.kind, ListKind::Tools | ListKind::Prompts)
     }
 
     /// No entry stays (no rule grants this list at all).
@@ -734,6 +767,15 @@ impl ListFilter<'_> {
     }
 
     fn visible(&mut self, key: &str) -> bool {
+        // A listed URI the gateway would refuse to read is not shown either.
+        let form = match self.kind {
+            ListKind::Resources => uri::check(key),
+            ListKind::ResourceTemplates => uri::check_template(key),
+            ListKind::Tools | ListKind::Prompts => Ok(()),
+        };
+        if form.is_err() {
+            return false;
+        }
         if self.grants.unconditional(key).is_some() {
             return true;
         }
