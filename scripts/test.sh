@@ -5,8 +5,10 @@
 #    only if absent), the npm peers from tests/js/package-lock.json (npm ci) and the Python SDK
 #    from tests/py/requirements.lock (pip --require-hashes into tests/py/.venv). Each install is
 #    skipped when it was already made from the same lockfile, so reruns are fast.
-# 2. Builds the mcpgate binary once and hands it to the end-to-end suite (MCPGATE_BIN).
-# 3. Runs `cargo test --workspace --no-fail-fast`: every crate's unit/property tests plus the
+# 2. Lint gates: `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D
+#    warnings`. Either failing stops the run (exit 1) before any test, with a line saying which.
+# 3. Builds the mcpgate binary once and hands it to the end-to-end suite (MCPGATE_BIN).
+# 4. Runs `cargo test --workspace --no-fail-fast`: every crate's unit/property tests plus the
 #    end-to-end suite in tests/. Exits non-zero on any failure, after a one-line total.
 set -euo pipefail
 
@@ -64,6 +66,20 @@ install_py() {
 
 install_js
 install_py
+
+# --- lint gates ------------------------------------------------------------------------------
+# Before the tests: formatting and clippy findings fail the run like a failing test would, and
+# say so in one line rather than in the middle of the test output.
+gate() {
+  log "$*"
+  if ! "$@"; then
+    log "FAILED lint gate: $* (fix the findings above; \`cargo fmt --all\` rewrites formatting)"
+    printf 'total: 0 passed, 1 failed\n'
+    exit 1
+  fi
+}
+gate cargo fmt --all --check
+gate cargo clippy --workspace --all-targets -- -D warnings
 
 # --- build the binary under test -------------------------------------------------------------
 target_dir=$(cargo metadata --format-version 1 --no-deps \

@@ -10,6 +10,8 @@
 //! - [`filter`]: MCP list-result filtering (`tools/list`, `prompts/list`, `resources/list`, templates).
 //! - [`limits`]: the named limits every parser enforces.
 
+#![forbid(unsafe_code)]
+
 pub mod envelope;
 pub mod filter;
 pub mod http;

@@ -2,6 +2,8 @@
 //! the pieces of the `mcpgate` binary that are worth testing without starting it.
 //!
 //! - [`config`]: TOML → validated immutable snapshot.
+//! - [`urls`]: the gateway's own URLs (upstreams, control-plane endpoints) parsed by the `url` crate.
+//! - [`dns`]: host-name lookups on resolver threads, never on a worker.
 //! - [`route`]: entrypoint matching and request-target rewriting.
 //! - [`errors`]: every failure the gateway answers itself, mapped to a status and a JSON-RPC error.
 //! - [`headers`]: the request/response head rewrites of a proxy hop.
@@ -16,9 +18,11 @@ pub mod acl_phase;
 pub mod auth_phase;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod engine;
 pub mod errors;
 pub mod headers;
 pub mod observe;
 pub mod pipeline;
 pub mod route;
+pub mod urls;

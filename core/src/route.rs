@@ -151,6 +151,9 @@ mod tests {
             path: path.into(),
             upstream: Upstream {
                 url: format!("http://127.0.0.1:1{up_path}"),
+                scheme: crate::urls::Scheme::Http,
+                host: "127.0.0.1".into(),
+                port: 1,
                 addr: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!()),
                 addrs: Vec::new(),
                 host_header: "127.0.0.1:1".into(),

@@ -8,6 +8,7 @@
 //! (RFC 9110 §8.3.1) is refused with 415, on every route, ACL or not. Several `Content-Type`
 //! fields are refused too (RFC 9110 §5.3: it is not a list).
 
+use super::writer::is_tchar;
 use super::HttpError;
 
 /// Checks the `Content-Type` field values of a request that has a body. No field at all is
@@ -38,27 +39,6 @@ pub fn check_body_charset<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Res
         ));
     }
     Ok(())
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 const MALFORMED: HttpError = HttpError::UnsupportedMediaType("malformed Content-Type");

@@ -1,6 +1,7 @@
 //! HTTP/1.1 for a proxy: heads parsed into offsets (httparse), body framing with request-smuggling
-//! checks, an incremental chunked decoder, a chunked encoder, and a head writer that rewrites headers
-//! and copies the rest verbatim.
+//! checks, an incremental chunked decoder, a chunked encoder, a head writer that rewrites headers
+//! and copies the rest verbatim, and the one writer of the requests the gateway itself sends
+//! ([`RequestWriter`]).
 //!
 //! Everything here works on the caller's buffer: a parsed head is a set of [`Span`]s, so the engine
 //! copies only the bytes it changes. Every rejection is an [`HttpError`] whose [`HttpError::status`]
@@ -20,11 +21,13 @@
 mod chunked;
 mod head;
 mod media_type;
+mod request_writer;
 mod writer;
 
 pub use chunked::{encode_chunk, ChunkedDecoder, LAST_CHUNK};
 pub use head::{HeaderSpan, RequestBody, RequestHead, ResponseBody, ResponseHead, Span};
 pub use media_type::check_body_charset;
+pub use request_writer::{RequestWriteError, RequestWriter};
 pub use writer::HeadWriter;
 
 /// Why a head or body was refused. [`HttpError::status`] gives the status to answer with.

@@ -364,7 +364,12 @@ const TCHAR: [bool; 256] = {
     table
 };
 
-fn is_token(name: &[u8]) -> bool {
+/// One `tchar` byte (RFC 9110 §5.6.2).
+pub(super) fn is_tchar(b: u8) -> bool {
+    TCHAR[b as usize]
+}
+
+pub(super) fn is_token(name: &[u8]) -> bool {
     // `fold` rather than `all`: no early exit, so the loop unrolls (names are short, and valid).
     !name.is_empty() && name.iter().fold(true, |ok, &b| ok & TCHAR[b as usize])
 }

@@ -11,7 +11,7 @@ mod log;
 mod user;
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +19,14 @@ use std::time::Duration;
 pub use auth::ApiAuthCfg;
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
-use user::{UserApi, UserGateway};
+use user::{UserApi, UserDns, UserGateway};
+
+use crate::urls::{self, Scheme};
+
+/// `[gateway.dns] refresh` when not given.
+pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
+/// `[gateway.dns] timeout` when not given.
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configuration used when `mcpgate run` gets no `--config`.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
@@ -68,6 +75,16 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
+/// `[gateway.dns]`: when upstream host names are resolved (see docs/configuration.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// How often upstream host names are resolved again while running; `None`: only at load
+    /// (and reload).
+    pub refresh: Option<Duration>,
+    /// How long one lookup may take (at load, and each refresh).
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
     pub listen: SocketAddr,
@@ -77,21 +94,46 @@ pub struct Gateway {
     pub admin: Option<SocketAddr>,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub dns: Dns,
 }
 
-/// An `http://` upstream MCP endpoint, resolved at load time.
+/// An upstream MCP endpoint, resolved at load time (and refreshed while running, see
+/// `crate::engine`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// The URL as configured (for logs).
     pub url: String,
+    /// Only [`Scheme::Http`] for now: TLS to upstreams is a later issue, which will accept
+    /// `Https` in [`parse_upstream`] and connect accordingly.
+    pub scheme: Scheme,
+    /// The host to resolve: a name, or an IP literal (IPv6 without brackets).
+    pub host: String,
+    /// The URL's port, or the scheme's default.
+    pub port: u16,
     /// The first resolved address: identifies the upstream (pool key).
     pub addr: SocketAddr,
     /// Every resolved address, tried in order when connecting (e.g. `localhost` -> ::1, 127.0.0.1).
     pub addrs: Vec<SocketAddr>,
-    /// Value of the `Host` header sent upstream (`host[:port]` as written in the URL).
+    /// Value of the `Host` header sent upstream: the URL's `host[:port]` (the port only when not
+    /// the scheme's default; IPv6 in brackets).
     pub host_header: String,
     /// Path of the MCP endpoint on the upstream, starts with `/`, no query.
     pub path: String,
+}
+
+impl Upstream {
+    /// An IP literal needs no lookup, so nothing to refresh.
+    pub fn host_is_ip(&self) -> bool {
+        self.host.parse::<std::net::IpAddr>().is_ok()
+    }
+
+    /// Installs newly resolved addresses (never empty: a failed lookup keeps the old ones).
+    pub fn set_addrs(&mut self, addrs: Vec<SocketAddr>) {
+        if let Some(&first) = addrs.first() {
+            self.addr = first;
+            self.addrs = addrs;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,81 +275,45 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
-/// Splits `http://host[:port][/path]` into an [`Upstream`], resolving the host.
-pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
-        _ if url
-            .get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://")) =>
-        {
+/// Parses an upstream URL, `http://host[:port][/path]`, and resolves its host (off the calling
+/// thread, within `resolve_timeout`; see `crate::dns`). Refused with a message for the operator:
+/// `https://` (not implemented yet), other schemes, credentials, a query or a fragment.
+pub fn parse_upstream(url: &str, resolve_timeout: Duration) -> Result<Upstream, String> {
+    let parsed = urls::parse(url).map_err(|e| match e {
+        urls::UrlError::Scheme(_) => "only http:// is supported".to_string(),
+        other => other.to_string(),
+    })?;
+    match parsed.scheme {
+        Scheme::Http => {}
+        Scheme::Https => {
             return Err(
                 "only http:// is supported (TLS to upstreams is not implemented yet)".into(),
             )
         }
-        _ => return Err("only http:// is supported".into()),
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if path.contains(['?', '#']) {
-        return Err("a query string or fragment is not supported in an upstream URL".into());
     }
-    if authority.is_empty() {
-        return Err("missing host".into());
+    if parsed.has_fragment {
+        return Err("a fragment (#...) is not allowed in an upstream URL".into());
     }
-    if authority.contains('@') {
-        return Err("credentials in the URL are not supported".into());
+    if parsed.query.is_some() {
+        // The entrypoint's query is forwarded as the upstream's (`/mcp-proxy?x` -> `/mcp?x`);
+        // merging a configured one into it is not implemented.
+        return Err("a query string is not supported in an upstream URL".into());
     }
-    let (host, port) = split_host_port(authority)?;
-    let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = (lookup_host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-        .collect();
+    let addrs = crate::dns::resolve_blocking(&parsed.host, parsed.port, resolve_timeout)
+        .map_err(|e| e.to_string())?;
     let addr = *addrs
         .first()
-        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
-    let path = if path.is_empty() { "/" } else { path };
+        .ok_or_else(|| format!("`{}` resolves to no address", parsed.host))?;
     Ok(Upstream {
         url: url.to_string(),
+        scheme: parsed.scheme,
+        host: parsed.host,
+        port: parsed.port,
         addr,
         addrs,
-        host_header: authority.to_string(),
-        path: path.to_string(),
+        host_header: parsed.authority,
+        path: parsed.path,
     })
-}
-
-fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
-    let (host, port) = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => {
-                let host = &authority[..=end];
-                match &authority[end + 1..] {
-                    "" => (host, None),
-                    p => match p.strip_prefix(':') {
-                        Some(p) => (host, Some(p)),
-                        None => return Err("malformed IPv6 authority".into()),
-                    },
-                }
-            }
-            None => return Err("malformed IPv6 authority".into()),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => 80,
-        Some(p) => p.parse().map_err(|_| format!("bad port `{p}`"))?,
-    };
-    if host.is_empty() {
-        return Err("missing host".into());
-    }
-    Ok((host, port))
 }
 
 /// Normalizes an entrypoint path: must start with `/`, no query, no trailing `/` (except `/`).
@@ -368,10 +374,13 @@ impl Validator<'_> {
         }
         let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
         let gateway = self.gateway(user.gateway, ov)?;
+        let resolve_timeout = gateway.dns.timeout;
         let mut acls = Vec::new();
         let mut auths = Vec::new();
         let apis = match (&ov.upstream, &ov.path) {
-            (Some(upstream), path) => vec![self.command_line_api(upstream, path.as_deref())?],
+            (Some(upstream), path) => {
+                vec![self.command_line_api(upstream, path.as_deref(), resolve_timeout)?]
+            }
             (None, Some(_)) => {
                 return Err(self.invalid(
                     None,
@@ -390,7 +399,7 @@ impl Validator<'_> {
                         &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
                     );
                     let auth = self.api_auth(i, &api, &public_url)?;
-                    apis.push(self.api(i, api)?);
+                    apis.push(self.api(i, api, resolve_timeout)?);
                     acls.push(acl);
                     auths.push(auth);
                 }
@@ -444,10 +453,16 @@ impl Validator<'_> {
         })
     }
 
-    fn command_line_api(&self, upstream: &str, path: Option<&str>) -> Result<Api, ConfigError> {
+    fn command_line_api(
+        &self,
+        upstream: &str,
+        path: Option<&str>,
+        resolve_timeout: Duration,
+    ) -> Result<Api, ConfigError> {
         let path = normalize_entry_path(path.unwrap_or("/mcp-proxy"))
             .map_err(|m| self.invalid(None, "--path", m))?;
-        let upstream = parse_upstream(upstream).map_err(|m| self.invalid(None, "--upstream", m))?;
+        let upstream = parse_upstream(upstream, resolve_timeout)
+            .map_err(|m| self.invalid(None, "--upstream", m))?;
         Ok(Api {
             name: "cli".into(),
             path,
@@ -456,11 +471,11 @@ impl Validator<'_> {
         })
     }
 
-    fn api(&self, i: usize, api: UserApi) -> Result<Api, ConfigError> {
+    fn api(&self, i: usize, api: UserApi, resolve_timeout: Duration) -> Result<Api, ConfigError> {
         let field = |name: &str| format!("api[{i}].{name}");
         let path = normalize_entry_path(api.path.get_ref())
             .map_err(|m| self.invalid(Some(api.path.span()), &field("path"), m))?;
-        let upstream = parse_upstream(api.upstream.get_ref())
+        let upstream = parse_upstream(api.upstream.get_ref(), resolve_timeout)
             .map_err(|m| self.invalid(Some(api.upstream.span()), &field("upstream"), m))?;
         let public_url = match api.public_url {
             Some(u) => {
@@ -497,13 +512,23 @@ impl Validator<'_> {
         name: &str,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
+        self.duration_at(value, &format!("gateway.timeouts.{name}"), default)
+    }
+
+    /// A positive duration at `field`.
+    fn duration_at(
+        &self,
+        value: Option<toml::Spanned<String>>,
+        field: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match value {
             None => Ok(default),
             Some(v) => match parse_duration(v.get_ref()) {
                 Some(d) if !d.is_zero() => Ok(d),
                 _ => Err(self.invalid(
                     Some(v.span()),
-                    &format!("gateway.timeouts.{name}"),
+                    field,
                     format!(
                         "`{}` is not a positive duration like \"250ms\", \"10s\", \"5m\"",
                         v.get_ref()
@@ -623,6 +648,7 @@ impl Validator<'_> {
                 Duration::from_secs(10),
             )?,
         };
+        let dns = self.dns(g.dns)?;
         Ok(Gateway {
             listen,
             workers,
@@ -631,7 +657,17 @@ impl Validator<'_> {
             admin,
             limits,
             timeouts,
+            dns,
         })
+    }
+
+    fn dns(&self, d: UserDns) -> Result<Dns, ConfigError> {
+        let refresh = match d.refresh {
+            Some(r) if r.get_ref() == "off" => None,
+            r => Some(self.duration_at(r, "gateway.dns.refresh", DEFAULT_DNS_REFRESH)?),
+        };
+        let timeout = self.duration_at(d.timeout, "gateway.dns.timeout", DEFAULT_DNS_TIMEOUT)?;
+        Ok(Dns { refresh, timeout })
     }
 }
 

@@ -159,14 +159,25 @@ fn plan_and_acl_are_refused_until_implemented() {
     assert!(e.contains("api[0].acl:"), "{e}");
 }
 
+const RESOLVE: Duration = Duration::from_secs(10);
+
+fn upstream(url: &str) -> Upstream {
+    parse_upstream(url, RESOLVE).unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 #[test]
 fn upstream_urls() {
-    let up = parse_upstream("http://127.0.0.1:3001/mcp").unwrap_or_else(|e| panic!("{e}"));
+    let up = upstream("http://127.0.0.1:3001/mcp");
     assert_eq!(
         (up.addr.port(), up.path.as_str(), up.host_header.as_str()),
         (3001, "/mcp", "127.0.0.1:3001")
     );
-    let up = parse_upstream("HTTP://[::1]/a/b").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (up.scheme, up.host.as_str(), up.port),
+        (Scheme::Http, "127.0.0.1", 3001)
+    );
+    assert!(up.host_is_ip());
+    let up = upstream("HTTP://[::1]/a/b");
     assert_eq!(
         (
             up.addr.to_string().as_str(),
@@ -175,23 +186,86 @@ fn upstream_urls() {
         ),
         ("[::1]:80", "/a/b", "[::1]")
     );
-    let up = parse_upstream("http://localhost:9").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(up.path, "/");
-    for bad in [
-        "https://x/",
-        "ftp://x/",
-        "http://",
-        "http://u:p@127.0.0.1/",
-        "http://127.0.0.1:99999/",
-        "http://127.0.0.1/mcp?x=1",
-        "http://[::1/",
-        "127.0.0.1:80",
-        "httpé://x/",
-        "http:/€",
-        "http://[€]:1/",
+    assert_eq!(upstream("http://[::1]:3001").host_header, "[::1]:3001");
+    let up = upstream("http://localhost:9");
+    assert_eq!((up.path.as_str(), up.host.as_str()), ("/", "localhost"));
+    assert!(!up.host_is_ip());
+    assert!(up
+        .addrs
+        .iter()
+        .all(|a| a.ip().is_loopback() && a.port() == 9));
+    assert_eq!(
+        upstream("http://LocalHost:80/x/../mcp").host_header,
+        "localhost"
+    );
+    assert_eq!(upstream("http://localhost:80/x/../mcp").path, "/mcp");
+}
+
+#[test]
+fn upstream_url_refusals_say_why() {
+    for (bad, message) in [
+        (
+            "https://x/",
+            "only http:// is supported (TLS to upstreams is not implemented yet)",
+        ),
+        ("ftp://x/", "only http:// is supported"),
+        ("http://", "missing host"),
+        ("http:///mcp", "missing host"),
+        (
+            "http://u:p@127.0.0.1/",
+            "credentials (user:password@) in the URL are not supported",
+        ),
+        (
+            "http://@127.0.0.1/",
+            "credentials (user:password@) in the URL are not supported",
+        ),
+        ("http://127.0.0.1:99999/", "bad port"),
+        (
+            "http://127.0.0.1/mcp?x=1",
+            "a query string is not supported in an upstream URL",
+        ),
+        (
+            "http://127.0.0.1/mcp#top",
+            "a fragment (#...) is not allowed in an upstream URL",
+        ),
+        ("http://[::1/", "malformed IPv6 address"),
+        ("127.0.0.1:80", "expected an absolute URL"),
+        ("httpé://x/", "expected an absolute URL"),
+        ("http:/€", "expected an absolute URL"),
+        ("http://127.0.0.1/a b", "must not contain spaces"),
+        (
+            "http:\\\\127.0.0.1/",
+            "must not contain spaces, control characters or backslashes",
+        ),
     ] {
-        assert!(parse_upstream(bad).is_err(), "{bad} accepted");
+        match parse_upstream(bad, RESOLVE) {
+            Ok(up) => panic!("{bad} accepted: {up:?}"),
+            Err(e) => assert!(e.starts_with(message), "{bad}: {e}"),
+        }
     }
+    assert!(parse_upstream("http://[€]:1/", RESOLVE).is_err());
+}
+
+#[test]
+fn dns_settings() {
+    let cfg = load(API).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.gateway.dns.refresh, Some(DEFAULT_DNS_REFRESH));
+    assert_eq!(cfg.gateway.dns.timeout, DEFAULT_DNS_TIMEOUT);
+    let cfg = load(&format!(
+        "[gateway.dns]\nrefresh = \"off\"\ntimeout = \"250ms\"\n{API}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.gateway.dns.refresh, None);
+    assert_eq!(cfg.gateway.dns.timeout, Duration::from_millis(250));
+    let e = err(&format!("[gateway.dns]\nrefresh = \"never\"\n{API}"));
+    assert!(
+        e.starts_with("test.toml:2:11: gateway.dns.refresh: "),
+        "{e}"
+    );
+    let e = err(&format!("[gateway.dns]\ntimeout = \"0s\"\n{API}"));
+    assert!(e.contains("gateway.dns.timeout"), "{e}");
+    let e = err(&format!("[gateway.dns]\nttl = \"1s\"\n{API}"));
+    assert!(e.contains("unknown field `ttl`"), "{e}");
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct UserGateway {
     pub limits: UserLimits,
     #[serde(default)]
     pub timeouts: UserTimeouts,
+    #[serde(default)]
+    pub dns: UserDns,
     /// The gateway's public base URL (behind a balancer / TLS terminator); an API's public URL
     /// defaults to it + the API path.
     pub public_url: Option<Spanned<String>>,
@@ -56,6 +58,14 @@ pub struct UserTimeouts {
     pub sse_idle: Option<Spanned<String>>,
     pub keepalive_idle: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
+}
+
+/// `[gateway.dns]`: `refresh` is a duration or `"off"`; `timeout` a duration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDns {
+    pub refresh: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

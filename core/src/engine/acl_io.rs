@@ -8,7 +8,9 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use mcpgate_codec::http::{ChunkedDecoder, HeadWriter, HttpError, ResponseBody, ResponseHead};
+use mcpgate_codec::http::{
+    ChunkedDecoder, HeadWriter, HttpError, RequestWriter, ResponseBody, ResponseHead,
+};
 use monoio::buf::VecBuf;
 use monoio::io::AsyncWriteRentExt;
 
@@ -193,26 +195,19 @@ pub async fn relay_rewritten_json<W: monoio::io::AsyncWriteRent>(
 /// for it; a failure is logged.
 pub fn answer_upstream(upstream: &Upstream, acl: &AclExchange, answer: Vec<u8>, limit: Duration) {
     let mut request = Vec::with_capacity(answer.len() + 256);
-    request.extend_from_slice(b"POST ");
-    request.extend_from_slice(upstream.path.as_bytes());
-    request.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    request.extend_from_slice(upstream.host_header.as_bytes());
-    request.extend_from_slice(
-        b"\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n",
-    );
+    let mut writer =
+        RequestWriter::new(&mut request, "POST", &upstream.path, &upstream.host_header);
+    writer
+        .header("content-type", b"application/json")
+        .header("accept", b"application/json, text/event-stream");
     for (name, value) in &acl.upstream_headers {
-        if value.iter().any(|&b| b == b'\r' || b == b'\n') {
-            continue;
-        }
-        request.extend_from_slice(name.as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(value);
-        request.extend_from_slice(b"\r\n");
+        writer.header(name, value);
     }
-    request.extend_from_slice(b"connection: close\r\ncontent-length: ");
-    request.extend_from_slice(answer.len().to_string().as_bytes());
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(&answer);
+    writer.header("connection", b"close");
+    if let Err(e) = writer.finish(&answer) {
+        crate::warn!("ACL: cannot answer the upstream's refused request: {e}");
+        return;
+    }
     let addrs = upstream.addrs.clone();
     monoio::spawn(async move {
         let deadline = Instant::now() + limit;

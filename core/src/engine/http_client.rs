@@ -3,28 +3,35 @@
 //! connection (`Connection: close`), `http://` or `https://` (rustls driven sans-IO over the
 //! monoio socket; Mozilla's roots plus the PEM file named by `MCPGATE_CA_FILE`), the whole
 //! exchange bounded by one deadline and the body by a size limit. Never used for proxied traffic.
+//! URLs are parsed by `crate::urls` (the `url` crate), the request is written by the codec's
+//! `RequestWriter`, and the host is resolved off the worker by `crate::dns`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mcpgate_codec::http::{ChunkedDecoder, ResponseBody, ResponseHead};
+use mcpgate_codec::http::{
+    ChunkedDecoder, RequestWriteError, RequestWriter, ResponseBody, ResponseHead,
+};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::io::{read_more, ReadError};
+use crate::dns::{self, ResolveError};
+use crate::urls::{self, Scheme};
 
 /// Largest control-plane response body accepted (a JWKS with many keys is a few tens of KiB).
 pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("unsupported URL {0:?} (http:// or https:// expected)")]
-    Url(String),
+    #[error("URL {0:?}: {1}")]
+    Url(String, urls::UrlError),
+    #[error("request: {0}")]
+    Request(#[from] RequestWriteError),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("cannot resolve {0}")]
-    Resolve(String),
+    #[error("{0}")]
+    Resolve(#[from] ResolveError),
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
     #[error("timed out")]
@@ -37,11 +44,12 @@ pub enum FetchError {
     TooLarge,
 }
 
-/// A parsed `http://host[:port]/path?query`.
+/// A parsed `http(s)://host[:port]/path?query` (the fragment is dropped: never sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
-    /// `host[:port]` as written (the `Host` header).
+    /// `host[:port]` (the `Host` header; the port only when not the scheme's default).
     pub authority: String,
+    /// A name or an IP literal (IPv6 without brackets): what is resolved, and the TLS server name.
     pub host: String,
     pub port: u16,
     /// Starts with `/`; includes the query.
@@ -51,63 +59,14 @@ pub struct HttpUrl {
 
 impl HttpUrl {
     pub fn parse(url: &str) -> Result<HttpUrl, FetchError> {
-        let bad = || FetchError::Url(url.to_owned());
-        let (rest, tls) = match (url.get(..7), url.get(..8)) {
-            (Some(s), _) if s.eq_ignore_ascii_case("http://") => {
-                (url.get(7..).ok_or_else(bad)?, false)
-            }
-            (_, Some(s)) if s.eq_ignore_ascii_case("https://") => {
-                (url.get(8..).ok_or_else(bad)?, true)
-            }
-            _ => return Err(bad()),
-        };
-        let default_port = if tls { 443 } else { 80 };
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (authority, target) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty()
-            || authority.contains('@')
-            || target.bytes().any(|b| b <= b' ' || b == 0x7f)
-        {
-            return Err(bad());
-        }
-        let target = if target.starts_with('?') {
-            format!("/{target}")
-        } else {
-            target.to_owned()
-        };
-        let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
-            let (h, after) = stripped.split_once(']').ok_or_else(bad)?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad())?,
-                None if after.is_empty() => default_port,
-                None => return Err(bad()),
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad())?),
-                None => (authority.to_owned(), default_port),
-            }
-        };
+        let parsed = urls::parse(url).map_err(|e| FetchError::Url(url.to_owned(), e))?;
         Ok(HttpUrl {
-            authority: authority.to_owned(),
-            host,
-            port,
-            target,
-            tls,
+            target: parsed.target(),
+            authority: parsed.authority,
+            host: parsed.host,
+            port: parsed.port,
+            tls: parsed.scheme == Scheme::Https,
         })
-    }
-
-    fn addrs(&self) -> Result<Vec<SocketAddr>, FetchError> {
-        // Resolution of a literal address does not block; names are resolved by the OS resolver,
-        // which may (bounded by its own timeout). Control-plane fetches are rare.
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .map_err(|_| FetchError::Resolve(self.authority.clone()))
     }
 }
 
@@ -132,7 +91,19 @@ pub async fn request(
 ) -> Result<HttpResponse, FetchError> {
     let url = HttpUrl::parse(url)?;
     let deadline = Instant::now() + limit;
-    let addrs = url.addrs()?;
+    // Written before connecting: a request that cannot be written costs no connection.
+    let mut out = Vec::with_capacity(256 + body.len());
+    let mut writer = RequestWriter::new(&mut out, method, &url.target, &url.authority);
+    writer
+        .header("connection", b"close")
+        .header("user-agent", b"mcpgate");
+    for (name, value) in headers {
+        writer.header(name, value.as_bytes());
+    }
+    writer.finish(body)?;
+    // Off the worker (see `crate::dns`): a slow resolver delays only this fetch.
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let addrs = dns::resolve(&url.host, url.port, wait).await?;
     let mut stream = None;
     let mut last_error = None;
     for addr in addrs {
@@ -149,29 +120,13 @@ pub async fn request(
     let mut stream = match (stream, last_error) {
         (Some(s), _) => s,
         (None, Some(e)) => return Err(e),
-        (None, None) => return Err(FetchError::Resolve(url.authority)),
-    };
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(url.target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(url.authority.as_bytes());
-    out.extend_from_slice(b"\r\nconnection: close\r\nuser-agent: mcpgate\r\n");
-    for (name, value) in headers {
-        if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-            continue;
+        // `dns::resolve` never answers an empty list; kept total all the same.
+        (None, None) => {
+            return Err(FetchError::Connect(
+                std::io::ErrorKind::AddrNotAvailable.into(),
+            ))
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !body.is_empty() || method == "POST" {
-        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    };
     if url.tls {
         let plain = tls_exchange(&mut stream, &url.host, out, deadline).await?;
         return read_response(plain, method, &mut Source::Exhausted).await;
@@ -410,19 +365,53 @@ mod tests {
             ("127.0.0.1", 8080, "/a/b?c=d")
         );
         let u = HttpUrl::parse("HTTP://[::1]/x").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((u.host.as_str(), u.port), ("::1", 80));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.authority.as_str()),
+            ("::1", 80, "[::1]")
+        );
         let u = HttpUrl::parse("http://h").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(u.target, "/");
+        let u = HttpUrl::parse("http://h?q=1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.target, "/?q=1");
         let u = HttpUrl::parse("https://as.example/jwks").unwrap_or_else(|e| panic!("{e}"));
         assert!(u.tls && u.port == 443, "{u:?}");
+        let u = HttpUrl::parse("https://[::1]:8443/t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (u.host.as_str(), u.authority.as_str()),
+            ("::1", "[::1]:8443")
+        );
         for bad in [
             "ftp://h/x",
             "http://",
             "http://u@h/",
             "http://h:x/",
             "http://h/a b",
+            "http://h/a\r\nx: y",
         ] {
             assert!(HttpUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn requests_that_cannot_be_written_are_refused_before_connecting() {
+        // Port 9 on loopback: were the request sent, the error would be a connect error.
+        let result = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(request(
+                "POST",
+                "http://127.0.0.1:9/introspect",
+                &[("authorization", "Basic x\r\nx-injected: 1")],
+                b"token=t",
+                Duration::from_secs(5),
+            ));
+        assert!(
+            matches!(
+                result,
+                Err(FetchError::Request(RequestWriteError::HeaderValue(_)))
+            ),
+            "{result:?}"
+        );
     }
 }

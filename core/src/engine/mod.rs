@@ -3,12 +3,15 @@
 //!
 //! Threads: the main thread waits for signals; each worker thread runs its own runtime with its own
 //! SO_REUSEPORT listener and shares nothing mutable with the others except [`Shared`] (a config
-//! snapshot behind a generation counter, and the draining flag).
+//! snapshot behind a generation counter, and the draining flag). Besides the workers: the admin
+//! thread, the resolver threads (`crate::dns`) and the upstream address refresher
+//! (`dns_refresh`).
 
 mod acl_io;
 mod admin;
 mod auth_io;
 mod conn;
+mod dns_refresh;
 mod http_client;
 mod io;
 mod observe_glue;
@@ -104,6 +107,8 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         admin::spawn(listener, shared.clone(), hub.clone()).map_err(EngineError::Spawn)?;
         eprintln!("mcpgate: admin listening on {addr}");
     }
+    // Upstream host names were resolved by the loader; this thread keeps them current.
+    dns_refresh::spawn(shared.clone()).map_err(EngineError::Spawn)?;
     shared.set_ready();
 
     for signal in signals.forever() {

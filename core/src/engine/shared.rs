@@ -36,6 +36,20 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Replaces the snapshot only if it is still `expected` (a background update must not undo
+    /// a reload that happened while it was being built). Returns whether it replaced it.
+    pub fn replace_config_if_current(&self, expected: &Arc<Config>, config: Config) -> bool {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current, expected) {
+            return false;
+        }
+        *current = Arc::new(config);
+        // Bumped under the lock, like `replace_config` is observed: a worker that sees the new
+        // generation then reads the new snapshot.
+        self.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

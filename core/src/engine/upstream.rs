@@ -1,6 +1,7 @@
 //! Upstream connections: connect with a timeout, and a per-worker keep-alive pool keyed by upstream
 //! address (bounded idle count, idle timeout). A pooled connection is checked before reuse (a
-//! non-blocking peek): closed by the peer, or holding unexpected bytes, it is discarded.
+//! non-blocking peek): closed by the peer, or holding unexpected bytes, it is discarded. A failed
+//! connect asks `super::dns_refresh` to look the upstream's name up again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,8 +42,15 @@ pub async fn connect(addrs: &[SocketAddr], limit: Duration) -> Result<UpstreamCo
                 reused: false,
             })
         }
-        Ok(Err(e)) => Err(GatewayError::UpstreamConnect(e)),
-        Err(_) => Err(GatewayError::UpstreamConnectTimeout),
+        // The upstream's address may have moved: ask for an early DNS refresh (off the worker).
+        Ok(Err(e)) => {
+            super::dns_refresh::nudge();
+            Err(GatewayError::UpstreamConnect(e))
+        }
+        Err(_) => {
+            super::dns_refresh::nudge();
+            Err(GatewayError::UpstreamConnectTimeout)
+        }
     }
 }
 
