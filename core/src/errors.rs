@@ -1,9 +1,14 @@
-//! Every answer the gateway writes itself (rather than relaying the upstream's): the failure, its
-//! HTTP status, its JSON-RPC error code, and the exact response bytes.
+//! The engine's one error type, and every answer the gateway writes itself.
 //!
-//! JSON-RPC codes: client-side HTTP errors use -32600 (Invalid Request); upstream failures use
-//! -32603 (Internal error) and say which failure in `message`. The `id` is the request's when the
-//! gateway could read it, `null` otherwise.
+//! An [`Error`] says what went wrong ([`ErrorKind`]), where ([`ErrorSource`]: the client, the
+//! upstream, a policy's dependency, the gateway itself) and whether the request may be tried
+//! again on another upstream connection ([`Retry`]), after pingora-error's `ErrorSource` and
+//! `RetryType`. It maps once to an HTTP status and a JSON-RPC code; the engine answers with it
+//! when nothing was sent to the client yet, and closes the connection otherwise.
+//!
+//! JSON-RPC codes: client-side errors use -32600 (Invalid Request); upstream failures and the
+//! gateway's own use -32603 (Internal error) and say which failure in `message`. The `id` is the
+//! request's when the gateway could read it, `null` otherwise.
 
 use std::io;
 
@@ -11,12 +16,48 @@ use mcpgate_codec::http::HttpError;
 
 /// JSON-RPC "Invalid Request".
 pub const INVALID_REQUEST: i64 = -32600;
-/// JSON-RPC "Internal error"; used for every upstream failure (502/504).
+/// JSON-RPC "Internal error": every upstream failure (502/503/504) and what the gateway cannot
+/// judge.
 pub const INTERNAL_ERROR: i64 = -32603;
 
+/// Where a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The client: what it sent, how slowly, or that it went away.
+    Downstream,
+    /// The upstream MCP server: connecting, exchanging, or what it answered.
+    Upstream,
+    /// A service a policy depends on (the authorization server of a plan).
+    Policy,
+    /// The gateway itself (no API at a path; an answer it cannot judge).
+    Internal,
+}
+
+/// Whether the request may be sent again on a fresh upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    Never,
+    /// Nothing of the request reached the upstream: safe to retry once if the failed connection
+    /// came from the pool (a fresh one failing the same way would fail again).
+    IfReused,
+    /// The pooled connection closed before answering: only an idempotent request (GET, DELETE,
+    /// HEAD) may be sent again, since a POST may have been acted on.
+    IfReusedAndIdempotent,
+}
+
+impl Retry {
+    pub fn allows(self, reused: bool, idempotent: bool) -> bool {
+        match self {
+            Retry::Never => false,
+            Retry::IfReused => reused,
+            Retry::IfReusedAndIdempotent => reused && idempotent,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    /// The client's request could not be accepted (codec verdict: 400/413/431/501).
+pub enum ErrorKind {
+    /// The client's request could not be accepted (codec verdict: 400/413/415/431/501).
     #[error("{0}")]
     Request(#[from] HttpError),
     #[error("no API is served at this path")]
@@ -25,8 +66,9 @@ pub enum GatewayError {
     ClientHeaderTimeout,
     #[error("request body not received in time")]
     ClientBodyTimeout,
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
+    /// The client closed or reset its connection, or stopped reading past the write timeout.
+    #[error("the client went away: {0}")]
+    ClientGone(io::Error),
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(io::Error),
     #[error("upstream connection timed out")]
@@ -45,59 +87,86 @@ pub enum GatewayError {
     AuthServerUnavailable,
 }
 
-impl GatewayError {
+/// One failure of an exchange.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub retry: Retry,
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error {
+            kind,
+            retry: Retry::Never,
+        }
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Self {
+        ErrorKind::Request(e).into()
+    }
+}
+
+impl Error {
+    /// `kind` with a retry decision.
+    pub fn retryable(kind: ErrorKind, retry: Retry) -> Self {
+        Error { kind, retry }
+    }
+
+    pub fn source(&self) -> ErrorSource {
+        match self.kind {
+            ErrorKind::Request(_)
+            | ErrorKind::ClientHeaderTimeout
+            | ErrorKind::ClientBodyTimeout
+            | ErrorKind::ClientGone(_) => ErrorSource::Downstream,
+            ErrorKind::UpstreamConnect(_)
+            | ErrorKind::UpstreamConnectTimeout
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::UpstreamIo(_)
+            | ErrorKind::UpstreamClosed
+            | ErrorKind::UpstreamMalformed(_) => ErrorSource::Upstream,
+            ErrorKind::AuthServerUnavailable => ErrorSource::Policy,
+            ErrorKind::NotFound => ErrorSource::Internal,
+        }
+    }
+
     pub fn status(&self) -> u16 {
-        match self {
-            GatewayError::Request(e) => e.status(),
-            GatewayError::NotFound => 404,
-            GatewayError::ClientHeaderTimeout | GatewayError::ClientBodyTimeout => 408,
-            GatewayError::ShuttingDown | GatewayError::AuthServerUnavailable => 503,
-            GatewayError::UpstreamConnect(_)
-            | GatewayError::UpstreamIo(_)
-            | GatewayError::UpstreamClosed
-            | GatewayError::UpstreamMalformed(_) => 502,
-            GatewayError::UpstreamConnectTimeout | GatewayError::UpstreamTimeout => 504,
+        match &self.kind {
+            ErrorKind::Request(e) => e.status(),
+            ErrorKind::NotFound => 404,
+            ErrorKind::ClientHeaderTimeout | ErrorKind::ClientBodyTimeout => 408,
+            // Never written (the client is gone); 400 keeps the record's status class honest.
+            ErrorKind::ClientGone(_) => 400,
+            ErrorKind::AuthServerUnavailable => 503,
+            ErrorKind::UpstreamConnect(_)
+            | ErrorKind::UpstreamIo(_)
+            | ErrorKind::UpstreamClosed
+            | ErrorKind::UpstreamMalformed(_) => 502,
+            ErrorKind::UpstreamConnectTimeout | ErrorKind::UpstreamTimeout => 504,
         }
     }
 
     pub fn jsonrpc_code(&self) -> i64 {
-        match self {
-            GatewayError::Request(_)
-            | GatewayError::NotFound
-            | GatewayError::ClientHeaderTimeout
-            | GatewayError::ClientBodyTimeout => INVALID_REQUEST,
-            GatewayError::ShuttingDown
-            | GatewayError::UpstreamConnect(_)
-            | GatewayError::UpstreamConnectTimeout
-            | GatewayError::UpstreamTimeout
-            | GatewayError::UpstreamIo(_)
-            | GatewayError::UpstreamClosed
-            | GatewayError::UpstreamMalformed(_)
-            | GatewayError::AuthServerUnavailable => INTERNAL_ERROR,
+        match self.source() {
+            ErrorSource::Downstream => INVALID_REQUEST,
+            ErrorSource::Internal if matches!(self.kind, ErrorKind::NotFound) => INVALID_REQUEST,
+            ErrorSource::Upstream | ErrorSource::Policy | ErrorSource::Internal => INTERNAL_ERROR,
         }
     }
 
     /// Whether the client connection must be closed after this answer: the request's body may
     /// still be unread (or unreadable), so the next bytes cannot be trusted as a new request.
     pub fn closes_connection(&self) -> bool {
-        matches!(
-            self,
-            GatewayError::Request(_)
-                | GatewayError::ClientHeaderTimeout
-                | GatewayError::ClientBodyTimeout
-                | GatewayError::ShuttingDown
-        )
+        self.source() == ErrorSource::Downstream
     }
 }
 
 /// Writes a complete HTTP/1.1 response for `err` into `out`: JSON-RPC error body carrying `id_raw`
 /// (the raw JSON of the request id) or `null`.
-pub fn write_error_response(
-    err: &GatewayError,
-    id_raw: Option<&[u8]>,
-    close: bool,
-    out: &mut Vec<u8>,
-) {
+pub fn write_error_response(err: &Error, id_raw: Option<&[u8]>, close: bool, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(128);
     let message = err.to_string();
     mcpgate_codec::jsonrpc::error_response(id_raw, err.jsonrpc_code(), &message, &mut body);
@@ -127,12 +196,17 @@ pub fn write_response(
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         502 => "Bad Gateway",
@@ -154,57 +228,73 @@ mod tests {
     }
 
     #[test]
-    fn statuses_and_codes() {
-        let cases: Vec<(GatewayError, u16, i64)> = vec![
-            (GatewayError::Request(HttpError::BodyTooLarge), 413, -32600),
-            (GatewayError::Request(HttpError::HeadTooLarge), 431, -32600),
+    fn statuses_codes_and_sources() {
+        use ErrorSource::*;
+        let cases: Vec<(ErrorKind, u16, i64, ErrorSource)> = vec![
+            (HttpError::BodyTooLarge.into(), 413, -32600, Downstream),
+            (HttpError::HeadTooLarge.into(), 431, -32600, Downstream),
+            (HttpError::BadFraming("x").into(), 400, -32600, Downstream),
             (
-                GatewayError::Request(HttpError::BadFraming("x")),
-                400,
-                -32600,
-            ),
-            (
-                GatewayError::Request(HttpError::UnsupportedTransferEncoding),
+                HttpError::UnsupportedTransferEncoding.into(),
                 501,
                 -32600,
+                Downstream,
             ),
-            (GatewayError::NotFound, 404, -32600),
             (
-                GatewayError::Request(HttpError::UnsupportedMediaType("x")),
+                HttpError::UnsupportedMediaType("x").into(),
                 415,
                 -32600,
+                Downstream,
             ),
+            (ErrorKind::NotFound, 404, -32600, Internal),
+            (ErrorKind::ClientBodyTimeout, 408, -32600, Downstream),
             (
-                GatewayError::UpstreamConnect(io::ErrorKind::ConnectionRefused.into()),
+                ErrorKind::UpstreamConnect(io::ErrorKind::ConnectionRefused.into()),
                 502,
                 -32603,
+                Upstream,
             ),
             (
-                GatewayError::UpstreamIo(io::ErrorKind::ConnectionReset.into()),
+                ErrorKind::UpstreamIo(io::ErrorKind::ConnectionReset.into()),
                 502,
                 -32603,
+                Upstream,
             ),
-            (GatewayError::UpstreamClosed, 502, -32603),
+            (ErrorKind::UpstreamClosed, 502, -32603, Upstream),
             (
-                GatewayError::UpstreamMalformed(HttpError::Malformed("x")),
+                ErrorKind::UpstreamMalformed(HttpError::Malformed("x")),
                 502,
                 -32603,
+                Upstream,
             ),
-            (GatewayError::UpstreamConnectTimeout, 504, -32603),
-            (GatewayError::UpstreamTimeout, 504, -32603),
-            (GatewayError::AuthServerUnavailable, 503, -32603),
+            (ErrorKind::UpstreamConnectTimeout, 504, -32603, Upstream),
+            (ErrorKind::UpstreamTimeout, 504, -32603, Upstream),
+            (ErrorKind::AuthServerUnavailable, 503, -32603, Policy),
         ];
-        for (err, status, code) in cases {
+        for (kind, status, code, source) in cases {
+            let err = Error::from(kind);
             assert_eq!(err.status(), status, "{err}");
             assert_eq!(err.jsonrpc_code(), code, "{err}");
+            assert_eq!(err.source(), source, "{err}");
+            assert_eq!(err.closes_connection(), source == Downstream, "{err}");
         }
+    }
+
+    #[test]
+    fn retry_decisions() {
+        assert!(!Retry::Never.allows(true, true));
+        assert!(Retry::IfReused.allows(true, false));
+        assert!(!Retry::IfReused.allows(false, true));
+        assert!(Retry::IfReusedAndIdempotent.allows(true, true));
+        assert!(!Retry::IfReusedAndIdempotent.allows(true, false));
+        assert!(!Retry::IfReusedAndIdempotent.allows(false, true));
     }
 
     #[test]
     fn error_body_carries_the_request_id() {
         let mut out = Vec::new();
         write_error_response(
-            &GatewayError::UpstreamTimeout,
+            &ErrorKind::UpstreamTimeout.into(),
             Some(b"\"abc\""),
             false,
             &mut out,
@@ -230,7 +320,7 @@ mod tests {
     #[test]
     fn error_body_without_id_is_null_and_closes() {
         let mut out = Vec::new();
-        let err = GatewayError::Request(HttpError::BodyTooLarge);
+        let err = Error::from(HttpError::BodyTooLarge);
         write_error_response(&err, None, err.closes_connection(), &mut out);
         let (head, json) = parse(&out);
         assert!(head.starts_with("HTTP/1.1 413 "));

@@ -7,22 +7,25 @@
 //! - [`route`]: entrypoint matching and request-target rewriting.
 //! - [`errors`]: every failure the gateway answers itself, mapped to a status and a JSON-RPC error.
 //! - [`headers`]: the request/response head rewrites of a proxy hop.
-//! - [`pipeline`]: the named request phases over a per-request context.
-//! - [`acl_phase`]: the MCP ACL's decide and relay work in those phases.
-//! - [`auth_phase`]: plans (authentication), challenges, session binding, well-known metadata.
-//! - [`engine`]: workers, listeners, the connection loop, upstream pools, signals, admin.
+//! - [`phases`]: the request path as named phases, in order, over a per-request [`context`].
+//! - [`features`]: plans, routing, protocol rules, the MCP ACL, the exchange log — each one module
+//!   implementing the phases it needs.
+//! - [`snapshot`]: a worker's state for one configuration snapshot.
+//! - [`engine`]: workers, listeners, the connection loop, the I/O between phases, upstream pools,
+//!   signals, admin.
 
 pub mod log;
 
-pub mod acl_phase;
-pub mod auth_phase;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod dns;
 pub mod engine;
 pub mod errors;
+pub mod features;
 pub mod headers;
 pub mod observe;
-pub mod pipeline;
+pub mod phases;
 pub mod route;
+pub mod snapshot;
 pub mod urls;

@@ -160,6 +160,9 @@ mod tests {
                 path: up_path.into(),
             },
             public_url: None,
+            acl: None,
+            auth: None,
+            log: crate::config::ApiLog::default(),
         }
     }
 

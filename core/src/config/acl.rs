@@ -116,12 +116,12 @@ mod tests {
     #[test]
     fn no_acl_is_no_policy_and_an_empty_acl_compiles() {
         let cfg = load("").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cfg.acls, vec![None]);
+        assert!(cfg.apis.iter().all(|a| a.acl.is_none()));
         let cfg = load("[api.acl]\n").unwrap_or_else(|e| panic!("{e}"));
         let acl = cfg
-            .acls
+            .apis
             .first()
-            .and_then(|a| a.as_ref())
+            .and_then(|a| a.acl.as_ref())
             .map(|a| a.0.rule_count());
         assert_eq!(acl, Some(0));
     }
@@ -165,9 +165,9 @@ mod tests {
         let cfg = load_file(&dir.join("gw.toml"), &Overrides::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            cfg.acls
+            cfg.apis
                 .first()
-                .and_then(|a| a.as_ref())
+                .and_then(|a| a.acl.as_ref())
                 .map(|a| a.0.rule_count()),
             Some(1)
         );
@@ -178,7 +178,7 @@ mod tests {
             ..Overrides::default()
         };
         let cfg = super::super::load_default(&ov).unwrap_or_else(|e| panic!("{e}"));
-        assert!(cfg.acls.first().is_some_and(|a| a.is_some()));
+        assert!(cfg.apis.first().is_some_and(|a| a.acl.is_some()));
         std::fs::write(
             dir.join("bad.json"),
             r#"{"authorizations":[{"authorizedFeatures":[{"methods":["TOOLS_LIST"]}]}]}"#,

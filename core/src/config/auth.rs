@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn no_plan_means_open() {
         let cfg = load(API).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cfg.auths, vec![None]);
+        assert!(cfg.apis.iter().all(|a| a.auth.is_none()));
     }
 
     #[test]
@@ -192,7 +192,7 @@ mod tests {
         );
         for (text, plans) in [(single, 1), (list, 2), (full, 1)] {
             let cfg = load(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-            let auth = cfg.auths.first().cloned().flatten();
+            let auth = cfg.apis.first().and_then(|a| a.auth.clone());
             assert_eq!(auth.map(|a| a.auth.plans().len()), Some(plans), "{text}");
         }
     }
@@ -232,10 +232,9 @@ mod tests {
         let url = |text: String| {
             load(&text)
                 .unwrap_or_else(|e| panic!("{e}"))
-                .auths
+                .apis
                 .first()
-                .cloned()
-                .flatten()
+                .and_then(|a| a.auth.clone())
                 .map(|a| a.public_url)
         };
         assert_eq!(

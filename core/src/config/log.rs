@@ -1,7 +1,7 @@
 //! The observability tables of the configuration: `[gateway.log]` (recording on/off, the
 //! JSON-lines sink, ring size, label bounds, extra redactions) and `[api.log]` (payload capture and
 //! the metric target allow-list of one API). Owns their serde shape, validation and runtime form;
-//! `crate::engine::observe_glue` turns the runtime form into an `observe::ObserveConfig`.
+//! `crate::features::observe` turns the runtime form into an `observe::ObserveConfig`.
 //!
 //! ```toml
 //! [gateway.log]
@@ -106,19 +106,10 @@ impl Default for ApiLog {
     }
 }
 
-/// Everything observability reads from a snapshot: `apis[i]` belongs to `Config::apis[i]`.
+/// The gateway-wide observability settings of a snapshot (each API's own are in `Api::log`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogSettings {
     pub gateway: GatewayLog,
-    pub apis: Vec<ApiLog>,
-}
-
-impl LogSettings {
-    /// The capture settings of API `index` (defaults when out of range). No clone: the engine
-    /// reads this per request.
-    pub fn api(&self, index: usize) -> &ApiLog {
-        self.apis.get(index).unwrap_or(&DEFAULT_API_LOG)
-    }
 }
 
 /// Largest accepted `capture_max_bytes` (a record is kept in memory per worker ring slot).
@@ -242,10 +233,8 @@ mod tests {
         assert_eq!(cfg.log.gateway, GatewayLog::default());
         assert!(cfg.log.gateway.enabled);
         assert_eq!(cfg.log.gateway.sink, LogSink::Off);
-        assert_eq!(cfg.log.apis, vec![ApiLog::default()]);
-        assert!(!cfg.log.api(0).capture);
-        // Out of range is the default, not a panic.
-        assert_eq!(*cfg.log.api(7), ApiLog::default());
+        let api_logs: Vec<&ApiLog> = cfg.apis.iter().map(|a| &a.log).collect();
+        assert_eq!(api_logs, vec![&ApiLog::default()]);
     }
 
     #[test]
@@ -263,7 +252,7 @@ mod tests {
         assert_eq!((g.ring_capacity, g.target_labels_per_api), (10, 5));
         assert_eq!(g.redact_headers, vec!["x-secret-thing".to_string()]);
         assert_eq!(
-            cfg.log.apis,
+            cfg.apis.iter().map(|a| a.log.clone()).collect::<Vec<_>>(),
             vec![
                 ApiLog {
                     capture: true,
@@ -317,6 +306,6 @@ mod tests {
         let text = format!("{GATEWAY}{API}[api.log]\ncapture = true\n");
         let cfg = load_str(&text, "test.toml", &ov).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.apis.len(), 1);
-        assert_eq!(cfg.log.apis, vec![ApiLog::default()]);
+        assert_eq!(cfg.apis.first().map(|a| &a.log), Some(&ApiLog::default()));
     }
 }

@@ -143,6 +143,12 @@ pub struct Api {
     pub path: String,
     pub upstream: Upstream,
     pub public_url: Option<String>,
+    /// The MCP ACL; `None` = no policy (everything passes, nothing is buffered).
+    pub acl: Option<ApiAcl>,
+    /// The plans (`[api.plan]`); `None` = open (keyless, no challenge).
+    pub auth: Option<ApiAuthCfg>,
+    /// `[api.log]`: payload capture and target labels.
+    pub log: ApiLog,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -168,13 +174,9 @@ impl fmt::Debug for ApiAcl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub gateway: Gateway,
+    /// Each API owns its policies (ACL, plans, log settings).
     pub apis: Vec<Api>,
-    /// Parallel to `apis`: each API's ACL; `None` = no policy (everything passes, nothing is
-    /// buffered). Kept beside `Api` so code building an `Api` need not know about ACLs.
-    pub acls: Vec<Option<ApiAcl>>,
-    /// Parallel to `apis`: each API's plans (`[api.plan]`); `None` = open (keyless, no challenge).
-    pub auths: Vec<Option<ApiAuthCfg>>,
-    /// `[gateway.log]` and, parallel to `apis`, each API's `[api.log]` (observability).
+    /// `[gateway.log]` (observability).
     pub log: LogSettings,
     /// Where it came from (`<embedded default>` or the file path), for messages.
     pub source: String,
@@ -375,8 +377,6 @@ impl Validator<'_> {
         let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
         let gateway = self.gateway(user.gateway, ov)?;
         let resolve_timeout = gateway.dns.timeout;
-        let mut acls = Vec::new();
-        let mut auths = Vec::new();
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
                 vec![self.command_line_api(upstream, path.as_deref(), resolve_timeout)?]
@@ -390,7 +390,7 @@ impl Validator<'_> {
             }
             (None, None) => {
                 let mut apis = Vec::with_capacity(user.api.len());
-                for (i, api) in user.api.into_iter().enumerate() {
+                for ((i, api), log) in user.api.into_iter().enumerate().zip(api_logs) {
                     let acl = self.api_acl(i, &api)?;
                     let public_url = auth::effective_public_url(
                         api.public_url.as_ref().map(|u| u.get_ref().as_str()),
@@ -399,9 +399,11 @@ impl Validator<'_> {
                         &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
                     );
                     let auth = self.api_auth(i, &api, &public_url)?;
-                    apis.push(self.api(i, api, resolve_timeout)?);
-                    acls.push(acl);
-                    auths.push(auth);
+                    let mut api = self.api(i, api, resolve_timeout)?;
+                    api.acl = acl;
+                    api.auth = auth;
+                    api.log = log;
+                    apis.push(api);
                 }
                 apis
             }
@@ -422,11 +424,10 @@ impl Validator<'_> {
                 ));
             }
         }
-        acls.resize(apis.len(), None);
-        auths.resize(apis.len(), None);
+        let mut apis = apis;
         if let Some(file) = &ov.acl {
-            match apis.len() {
-                1 => acls[0] = Some(self.command_line_acl(file)?),
+            match apis.as_mut_slice() {
+                [only] => only.acl = Some(self.command_line_acl(file)?),
                 _ => {
                     return Err(self.invalid(
                         None,
@@ -436,18 +437,11 @@ impl Validator<'_> {
                 }
             }
         }
-        if ov.upstream.is_some() {
-            api_logs.clear(); // the command-line API replaced the file's
-        }
-        api_logs.resize(apis.len(), ApiLog::default());
         Ok(Config {
             gateway,
             apis,
-            acls,
-            auths,
             log: LogSettings {
                 gateway: gateway_log,
-                apis: api_logs,
             },
             source: self.source.to_string(),
         })
@@ -468,6 +462,9 @@ impl Validator<'_> {
             path,
             upstream,
             public_url: None,
+            acl: None,
+            auth: None,
+            log: ApiLog::default(),
         })
     }
 
@@ -503,6 +500,9 @@ impl Validator<'_> {
             path,
             upstream,
             public_url,
+            acl: None,
+            auth: None,
+            log: ApiLog::default(),
         })
     }
 

@@ -9,11 +9,12 @@ use mcpgate_codec::http::{HttpError, RequestHead};
 use monoio::io::{AsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 
+use super::client::Outcome;
+use super::exchange;
 use super::io::{read_more, write_all, ReadError, READ_CHUNK};
-use super::proxy::{self, Outcome};
 use super::worker::{InFlight, Worker};
 use crate::config::Config;
-use crate::errors::{write_error_response, GatewayError};
+use crate::errors::{write_error_response, Error, ErrorKind};
 
 /// Buffers larger than this are shrunk back between requests.
 const SHRINK_ABOVE: usize = 256 * 1024;
@@ -31,7 +32,7 @@ impl Drop for ConnGuard {
 pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     worker.connections.set(worker.connections.get() + 1);
     let _guard = ConnGuard(worker.clone());
-    let _observed = super::observe_glue::connection_guard(&worker);
+    let _observed = worker.pipeline.features.observe.connection_guard();
     // Responses are written whole; Nagle would only delay them.
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
@@ -39,8 +40,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut out = Vec::with_capacity(4096);
     let mut first = true;
     loop {
-        let config = worker.config();
-        let head = match read_head(&mut rd, &mut buf, &config, first, &worker).await {
+        let snapshot = worker.snapshot();
+        let head = match read_head(&mut rd, &mut buf, &snapshot.config, first, &worker).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(err) => {
@@ -51,10 +52,9 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         };
         first = false;
         let _in_flight = InFlight::new(&worker);
-        let outcome = proxy::handle(
-            &worker, config, peer, &mut rd, &mut wr, &mut buf, head, &mut out,
-        )
-        .await;
+        drop(snapshot);
+        let outcome =
+            exchange::handle(&worker, peer, &mut rd, &mut wr, &mut buf, head, &mut out).await;
         if outcome == Outcome::Close || worker.draining() {
             return;
         }
@@ -77,7 +77,7 @@ async fn read_head<R: AsyncReadRent>(
     config: &Config,
     first: bool,
     worker: &Worker,
-) -> Result<Option<RequestHead>, GatewayError> {
+) -> Result<Option<RequestHead>, Error> {
     let limits = &config.gateway.limits;
     let timeouts = &config.gateway.timeouts;
     let mut deadline: Option<Instant> = None;
@@ -107,7 +107,7 @@ async fn read_head<R: AsyncReadRent>(
             Ok(0) | Err(ReadError::Io(_)) => return Ok(None),
             Ok(_) => {}
             Err(ReadError::Timeout) if deadline.is_some() => {
-                return Err(GatewayError::ClientHeaderTimeout)
+                return Err(ErrorKind::ClientHeaderTimeout.into())
             }
             Err(ReadError::Timeout) => return Ok(None),
         }

@@ -7,17 +7,18 @@
 //! thread, the resolver threads (`crate::dns`) and the upstream address refresher
 //! (`dns_refresh`).
 
-mod acl_io;
 mod admin;
-mod auth_io;
+mod client;
 mod conn;
 mod dns_refresh;
-mod http_client;
-mod io;
-mod observe_glue;
-mod proxy;
+mod exchange;
+pub mod http_client;
+pub mod io;
+mod listener;
+mod relay;
 mod shared;
-mod upstream;
+mod sse;
+pub mod upstream;
 mod worker;
 
 use std::net::{SocketAddr, TcpListener};
@@ -70,7 +71,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         })?),
         None => None,
     };
-    let hub = observe_glue::start_hub(&config)?;
+    let hub = crate::features::observe::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -78,7 +79,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     for (id, listener) in listeners.into_iter().enumerate() {
         let pin = g.pin_cpus.then_some(id % cores);
         workers.push(
-            worker::spawn(id, listener, shared.clone(), g.driver, pin, hub.clone())
+            listener::spawn(id, listener, shared.clone(), g.driver, pin, hub.clone())
                 .map_err(EngineError::Spawn)?,
         );
     }

@@ -71,47 +71,25 @@ impl Shared {
     }
 }
 
-/// A worker's view of the configuration: refreshed between requests when the generation moved.
-pub struct ConfigView {
-    generation: u64,
-    config: Arc<Config>,
-}
-
-impl ConfigView {
-    pub fn new(shared: &Shared) -> Self {
-        // Generation first: a reload racing with this read is then seen by the next `current`.
-        let generation = shared.generation();
-        ConfigView {
-            generation,
-            config: shared.config(),
-        }
-    }
-
-    pub fn current(&mut self, shared: &Shared) -> Arc<Config> {
-        let generation = shared.generation();
-        if generation != self.generation {
-            self.generation = generation;
-            self.config = shared.config();
-        }
-        self.config.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{load_default, Overrides};
 
     #[test]
-    fn view_follows_replacements() {
+    fn replacements_move_the_generation_and_a_stale_update_is_refused() {
         let cfg = load_default(&Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
         let shared = Shared::new(cfg.clone());
-        let mut view = ConfigView::new(&shared);
-        let first = view.current(&shared);
-        assert!(Arc::ptr_eq(&first, &view.current(&shared)));
-        let mut next = cfg;
+        let first = shared.config();
+        let g0 = shared.generation();
+        let mut next = cfg.clone();
         next.source = "reloaded".into();
         shared.replace_config(next);
-        assert_eq!(view.current(&shared).source, "reloaded");
+        assert_eq!(shared.generation(), g0 + 1);
+        assert_eq!(shared.config().source, "reloaded");
+        // A background update built from the first snapshot must not undo the reload.
+        assert!(!shared.replace_config_if_current(&first, cfg));
+        assert_eq!(shared.config().source, "reloaded");
+        assert_eq!(shared.generation(), g0 + 1);
     }
 }

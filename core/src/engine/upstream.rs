@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use crate::errors::GatewayError;
+use crate::errors::{Error, ErrorKind};
 
 /// One upstream connection and its read buffer (kept with it so a pooled connection reuses it).
 pub struct UpstreamConn {
@@ -21,7 +21,7 @@ pub struct UpstreamConn {
 }
 
 /// Connects to the first address of `addrs` that accepts, all within `limit`.
-pub async fn connect(addrs: &[SocketAddr], limit: Duration) -> Result<UpstreamConn, GatewayError> {
+pub async fn connect(addrs: &[SocketAddr], limit: Duration) -> Result<UpstreamConn, Error> {
     let attempt = async {
         let mut last = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
         for &addr in addrs {
@@ -45,11 +45,11 @@ pub async fn connect(addrs: &[SocketAddr], limit: Duration) -> Result<UpstreamCo
         // The upstream's address may have moved: ask for an early DNS refresh (off the worker).
         Ok(Err(e)) => {
             super::dns_refresh::nudge();
-            Err(GatewayError::UpstreamConnect(e))
+            Err(ErrorKind::UpstreamConnect(e).into())
         }
         Err(_) => {
             super::dns_refresh::nudge();
-            Err(GatewayError::UpstreamConnectTimeout)
+            Err(ErrorKind::UpstreamConnectTimeout.into())
         }
     }
 }

@@ -1,48 +1,79 @@
 //! One worker: a thread, optionally pinned to a core, running a monoio runtime (io_uring, or epoll)
 //! over its own SO_REUSEPORT listener. Owns everything per-worker: the upstream pool, the pipeline
-//! scratch, the config view, the connection and in-flight counters.
+//! (its features and their scratch), the current configuration snapshot with this worker's state
+//! for it, the connection and in-flight counters.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::TcpListener as StdListener;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use super::observe_glue::{self, WorkerObs};
-use super::shared::{ConfigView, Shared};
+use super::shared::Shared;
 use super::upstream::Pool;
-use crate::config::{Config, Driver};
+use crate::features::{
+    acl::Acl, auth::Auth, observe::Observe, protocol::Protocol, routing::Routing,
+};
 use crate::observe::ObserveHub;
-use crate::pipeline::Pipeline;
-
-/// How often an idle worker looks at the draining flag (the only cross-thread signal it polls).
-const DRAIN_POLL: Duration = Duration::from_millis(50);
+use crate::phases::{Features, Pipeline};
+use crate::snapshot::Snapshot;
 
 pub struct Worker {
     pub shared: Arc<Shared>,
-    view: RefCell<ConfigView>,
+    /// The snapshot new requests are served under (requests in flight hold theirs).
+    snapshot: RefCell<Rc<Snapshot>>,
     pub pool: RefCell<Pool>,
-    pub pipeline: RefCell<Pipeline>,
+    pub pipeline: Pipeline,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
-    /// The exchange recorder (never borrowed across an `.await`).
-    pub observe: RefCell<WorkerObs>,
     drain_waiters: DrainWaiters,
 }
 
 impl Worker {
-    /// The configuration for the next request (a new snapshot after a reload).
-    pub fn config(&self) -> Arc<Config> {
-        self.view.borrow_mut().current(&self.shared)
+    pub fn new(shared: Arc<Shared>, hub: &ObserveHub) -> Worker {
+        let recording = shared.config().log.gateway.enabled;
+        let features = Features {
+            auth: Auth,
+            routing: Routing,
+            protocol: Protocol,
+            acl: Acl::default(),
+            observe: Observe::new(hub, recording),
+        };
+        // Generation first: a reload racing with this read is then seen by the next request.
+        let generation = shared.generation();
+        let snapshot = Rc::new(Snapshot::prepare(shared.config(), generation));
+        Worker {
+            snapshot: RefCell::new(snapshot),
+            shared,
+            pool: RefCell::new(Pool::new()),
+            pipeline: Pipeline::new(features),
+            connections: Cell::new(0),
+            in_flight: Cell::new(0),
+            drain_waiters: DrainWaiters::default(),
+        }
+    }
+
+    /// The snapshot for the next request: after a reload, this worker's state for the new
+    /// configuration is prepared whole, then committed; the old one lives on with the requests
+    /// that hold it.
+    pub fn snapshot(&self) -> Rc<Snapshot> {
+        let generation = self.shared.generation();
+        let mut current = self.snapshot.borrow_mut();
+        if current.generation != generation {
+            *current = Rc::new(Snapshot::prepare(self.shared.config(), generation));
+        }
+        Rc::clone(&current)
     }
 
     pub fn draining(&self) -> bool {
         self.shared.draining()
+    }
+
+    /// Wakes every task waiting in [`Worker::drained`] (the accept loop saw the drain).
+    pub fn fire_drain(&self) {
+        self.drain_waiters.fire();
     }
 
     /// Completes when the gateway drains. Woken by the worker's own drain poll, so thousands of
@@ -134,157 +165,4 @@ impl Drop for InFlight {
             .in_flight
             .set(self.0.in_flight.get().saturating_sub(1));
     }
-}
-
-pub fn spawn(
-    id: usize,
-    listener: StdListener,
-    shared: Arc<Shared>,
-    driver: Driver,
-    pin: Option<usize>,
-    hub: ObserveHub,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("mcpgate-w{id}"))
-        .spawn(move || {
-            if let Some(cpu) = pin {
-                pin_to_cpu(cpu);
-            }
-            let result = match driver {
-                Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-                    .enable_timer()
-                    .build()
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
-                Driver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                    .uring_builder(tuned_uring())
-                    .enable_timer()
-                    .build()
-                    .or_else(|e| {
-                        crate::debug!("worker {id}: tuned io_uring refused ({e}); plain setup");
-                        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                            .enable_timer()
-                            .build()
-                    })
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
-                Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                    .uring_builder(tuned_uring())
-                    .enable_timer()
-                    .build()
-                    .or_else(|e| {
-                        crate::debug!("worker {id}: tuned io_uring refused ({e}); plain setup");
-                        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                            .enable_timer()
-                            .build()
-                    })
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
-            };
-            if let Err(e) = result {
-                crate::error!("worker {id}: cannot start its runtime: {e}");
-            }
-        })
-}
-
-/// The io_uring setup of a worker's ring. Only the worker's own thread ever submits to it
-/// (`SINGLE_ISSUER`), and completions need not interrupt it: with `COOP_TASKRUN` the kernel runs
-/// their task work when the worker next enters the kernel (which it does on every loop turn)
-/// instead of sending it an inter-processor interrupt per completion. Kernels older than 6.0
-/// refuse these flags; the caller then builds the ring without them.
-fn tuned_uring() -> io_uring::Builder {
-    let mut builder = io_uring::IoUring::builder();
-    builder.setup_coop_taskrun().setup_single_issuer();
-    builder
-}
-
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only touch it.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        crate::warn!(
-            "cannot pin a worker to cpu {cpu}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: ObserveHub) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::error!("worker {id}: cannot register its listener: {e}");
-            return;
-        }
-    };
-    let recording = shared.config().log.gateway.enabled;
-    let worker = Rc::new(Worker {
-        observe: RefCell::new(WorkerObs::new(&hub, recording)),
-        view: RefCell::new(ConfigView::new(&shared)),
-        shared,
-        pool: RefCell::new(Pool::new()),
-        pipeline: RefCell::new(Pipeline::new()),
-        connections: Cell::new(0),
-        in_flight: Cell::new(0),
-        drain_waiters: DrainWaiters::default(),
-    });
-    let mut last_sweep = Instant::now();
-    loop {
-        let accepted = monoio::select! {
-            a = listener.accept() => Some(a),
-            _ = wait_for_drain(&worker) => None,
-        };
-        let Some(accepted) = accepted else { break };
-        match accepted {
-            Ok((stream, peer)) => {
-                let cfg = worker.config();
-                let share = cfg
-                    .gateway
-                    .limits
-                    .max_connections
-                    .div_ceil(cfg.gateway.workers.max(1));
-                if worker.connections.get() >= share {
-                    crate::debug!(
-                        "worker {id}: connection limit ({share}) reached, refusing {peer}"
-                    );
-                    drop(stream);
-                    continue;
-                }
-                monoio::spawn(super::conn::serve(worker.clone(), stream, peer));
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning on a failing accept.
-                crate::warn!("worker {id}: accept failed: {e}");
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        if last_sweep.elapsed() > Duration::from_secs(5) {
-            let idle = worker.config().gateway.timeouts.upstream_idle;
-            worker.pool.borrow_mut().sweep(idle);
-            last_sweep = Instant::now();
-        }
-    }
-    // Stop accepting at once: close this worker's socket, then let in-flight requests finish.
-    drop(listener);
-    let grace = worker.config().gateway.timeouts.shutdown_grace;
-    let deadline = Instant::now() + grace;
-    while worker.in_flight.get() > 0 && Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if worker.in_flight.get() > 0 {
-        crate::warn!(
-            "worker {id}: {} request(s) still in flight after the {:?} grace period; closing them",
-            worker.in_flight.get(),
-            grace
-        );
-    }
-}
-
-async fn wait_for_drain(worker: &Worker) {
-    while !worker.draining() {
-        monoio::time::sleep(DRAIN_POLL).await;
-        observe_glue::tick(worker);
-    }
-    worker.drain_waiters.fire();
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::hub::ObserveHub;
 use super::record::{Label, Outcome, StoredRecord};
+use super::shared::OTHER;
 use super::tally::{SERIES_BUCKETS, SERIES_BUCKET_MS};
-use super::worker::OTHER;
 
 const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";

@@ -1,6 +1,6 @@
 //! What the engine notes about one HTTP request while it runs, so the exchange record(s) can be
-//! written when it ends (`crate::engine::observe_glue` fills and reads it; it lives in
-//! `crate::pipeline::RequestCtx`). Owns nothing shared: plain per-request fields.
+//! written when it ends (`crate::features::observe` fills and reads it; it lives in
+//! `crate::context::RequestCtx`). Owns nothing shared: plain per-request fields.
 //!
 //! Captured payloads are redacted as soon as they are taken (request side) or when the record is
 //! built (response side); the raw response bytes kept meanwhile never leave this struct.

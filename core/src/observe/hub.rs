@@ -2,72 +2,17 @@
 //! and the read paths (merge of all workers, record queries, metric label admission). Nothing here
 //! runs on the request path; readers lock each worker's published state briefly, one at a time.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::record::{Label, StoredRecord};
 use super::redact::Redactor;
-use super::sink::{LogSink, SinkError, SinkStats, SinkTarget};
+use super::shared::{HubInner, WorkerShared, OTHER};
+use super::sink::{LogSink, SinkError, SinkStats};
 use super::tally::{Map, Tallies};
-use super::worker::{WorkerObserver, WorkerShared, OTHER};
+use super::worker::WorkerObserver;
 
-/// Observability settings, fixed at start.
-#[derive(Debug, Clone)]
-pub struct ObserveConfig {
-    /// Records kept per worker for `GET /api/logs`.
-    pub ring_capacity: usize,
-    /// How often a busy worker publishes (ms of record time) …
-    pub flush_interval_ms: u64,
-    /// … or after this many records, whichever comes first.
-    pub flush_batch: usize,
-    /// Where JSON lines go.
-    pub sink: SinkTarget,
-    /// Batches queued for the sink before dropping.
-    pub sink_queue_batches: usize,
-    /// Distinct `target` label values per api in `/metrics` (first seen win; rest → `other`).
-    pub target_labels_per_api: usize,
-    /// Per api: when present, only these targets get their own label (rest → `other`).
-    pub target_allow_list: HashMap<String, Vec<String>>,
-    /// Distinct targets a worker tracks per api (bounds worker memory; past it → `other`).
-    /// Keep ≥ `target_labels_per_api`.
-    pub targets_tracked_per_worker: usize,
-    /// Header names redacted in captures besides the built-in ones.
-    pub redact_headers: Vec<String>,
-    /// JSON field names redacted in captures besides the built-in ones.
-    pub redact_fields: Vec<String>,
-    /// `mcpgate_build_info{version}`.
-    pub version: String,
-}
-
-impl Default for ObserveConfig {
-    fn default() -> Self {
-        Self {
-            ring_capacity: 4096,
-            flush_interval_ms: 100,
-            flush_batch: 256,
-            sink: SinkTarget::None,
-            sink_queue_batches: 1024,
-            target_labels_per_api: 50,
-            target_allow_list: HashMap::new(),
-            targets_tracked_per_worker: 256,
-            redact_headers: Vec::new(),
-            redact_fields: Vec::new(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-}
-
-pub(crate) struct HubInner {
-    pub config: ObserveConfig,
-    pub redactor: Redactor,
-    pub sink: Option<LogSink>,
-    pub sink_stats: Arc<SinkStats>,
-    pub workers: Mutex<Vec<Arc<WorkerShared>>>,
-    /// Per api, the targets that have their own metric label. Sticky, so counters stay monotonic.
-    pub admitted: Mutex<Map<Label, HashSet<Label>>>,
-    pub started_ms: u64,
-}
+pub use super::shared::ObserveConfig;
 
 /// Shared handle to observability; cheap to clone, `Send + Sync`.
 #[derive(Clone)]

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use super::hub::ObserveHub;
 use super::record::Label;
+use super::shared::OTHER;
 use super::tally::Map;
-use super::worker::OTHER;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod metrics;
 pub mod record;
 pub mod redact;
+pub mod shared;
 pub mod sink;
 pub mod tally;
 pub mod worker;

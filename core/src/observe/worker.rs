@@ -14,15 +14,12 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use super::hub::HubInner;
 use super::record::{AclDecision, ExchangeRecord, Label, StoredRecord};
+use super::shared::{HubInner, WorkerShared, OTHER};
 use super::tally::{DeltaLabels, LabelAddr, Map, RequestKey, Tallies, SERIES_BUCKET_MS};
-
-/// The name unknown methods, targets past the cap and rare error codes fold into.
-pub const OTHER: &str = "other";
 
 /// MCP methods kept as metric labels; anything else is `other` (methods come from the network).
 pub const KNOWN_METHODS: &[&str] = &[
@@ -65,36 +62,6 @@ const MAX_LABEL_BYTES: usize = 256;
 const INTERNER_CAP: usize = 4096;
 /// Distinct JSON-RPC error codes per api per worker before folding into `other`.
 const ERROR_CODES_CAP: usize = 32;
-
-/// What a worker publishes and a reader copies, behind the worker's own mutex.
-#[derive(Debug, Default)]
-pub(crate) struct Published {
-    pub tallies: Tallies,
-    pub ring: VecDeque<Arc<StoredRecord>>,
-    pub recorded: u64,
-}
-
-/// The part of a worker the hub can see.
-#[derive(Debug)]
-pub(crate) struct WorkerShared {
-    pub index: u16,
-    pub published: Mutex<Published>,
-    // Gauges are per connection/stream, not per exchange; each is written only by its worker, so
-    // the cache line stays local and the reader's occasional load is the only sharing.
-    pub connections_active: AtomicI64,
-    pub sse_streams_open: AtomicI64,
-}
-
-impl WorkerShared {
-    pub fn new(index: u16) -> Self {
-        Self {
-            index,
-            published: Mutex::new(Published::default()),
-            connections_active: AtomicI64::new(0),
-            sse_streams_open: AtomicI64::new(0),
-        }
-    }
-}
 
 /// Hands out shared labels so records and tallies do not allocate a string per exchange. Each
 /// label remembers whether it is a known MCP method, so folding costs one lookup, not a scan.

@@ -1,10 +1,14 @@
-//! The synchronous half of the `plan` phase (authentication, issue 6) over
-//! `mcpgate_policies::auth`: header access for the plans, the gateway-written refusals (401/403
-//! with their `WWW-Authenticate` challenge, 400, 404 for another subject's session), the RFC 9728
-//! protected-resource metadata served at the well-known paths (with CORS), session-id sealing
-//! (the client sees `<upstream id>.<HMAC(subject ‖ id)>`, so any worker or replica checks the
-//! binding without shared state), and the Mode A rewrite of an upstream's challenge. The I/O half
-//! (JWKS / metadata / introspection fetches, the per-worker state) is `crate::engine::auth_io`.
+//! Plans (authentication) as a feature of the request path (docs/auth.md): the `authenticate`
+//! phase runs the API's plans (JWT, API key, OAuth2 with JWKS or introspection; the fetches in
+//! `plan_io`), refusals carry MCP's `WWW-Authenticate` challenge (401/403), the protected-resource
+//! metadata is served at the well-known paths (`route`: Mode B the gateway's own, Mode A the
+//! upstream's with `resource` rewritten), credentials stay at the gateway and the upstream gets its
+//! own session id (`upstream_request`), and the upstream's session id is sealed to the subject
+//! (`<upstream id>.<HMAC(subject ‖ id)>`) so any worker or replica checks the binding without
+//! shared state; Mode A rewrites the upstream's challenge to point at the gateway (`response_head`).
+
+pub mod plan_io;
+pub mod state;
 
 use std::sync::OnceLock;
 
@@ -16,8 +20,9 @@ use mcpgate_policies::auth::{AuthError, PublicUrl, Refusal, SessionBinder};
 use smallvec::SmallVec;
 
 use crate::config::{ApiAuthCfg, Config};
+use crate::context::{HttpMethod, RequestCtx};
 use crate::errors::reason;
-use crate::pipeline::{Flow, HttpMethod, RequestCtx};
+use crate::phases::{Phases, Request, Response, Step, UpstreamEdits};
 
 /// The parsed request head as the plans' header source (no copy).
 pub struct HeadHeaders<'a> {
@@ -52,9 +57,7 @@ pub fn session_binder() -> Option<&'static SessionBinder> {
 
 /// The API's plans, when it has any.
 pub fn api_auth(ctx: &RequestCtx) -> Option<&ApiAuthCfg> {
-    ctx.api
-        .and_then(|i| ctx.config.auths.get(i))
-        .and_then(Option::as_ref)
+    ctx.api().and_then(|a| a.auth.as_ref())
 }
 
 fn json_rpc_error_body(code: i32, message: &str) -> String {
@@ -90,7 +93,7 @@ pub fn raw_response(
 }
 
 /// The answer to a refused request: status, challenge and a JSON-RPC error body.
-pub fn refusal_flow(auth: &ApiAuthCfg, refusal: &Refusal) -> Flow {
+pub fn refusal_step(auth: &ApiAuthCfg, refusal: &Refusal) -> Step {
     let status = refusal.error.http_status();
     let challenge = auth.auth.challenge(refusal);
     let message = match &refusal.error {
@@ -108,32 +111,31 @@ pub fn refusal_flow(auth: &ApiAuthCfg, refusal: &Refusal) -> Flow {
         // Browser-based clients must be able to read the challenge.
         extra.push(("access-control-expose-headers", "WWW-Authenticate"));
     }
-    Flow::RespondRaw {
-        response: raw_response(status, "application/json", &extra, body.as_bytes()),
-        close: false,
-    }
+    Step::raw(raw_response(
+        status,
+        "application/json",
+        &extra,
+        body.as_bytes(),
+    ))
 }
 
 /// 404 for a session id that is not this subject's (or not one the gateway minted).
-pub fn session_not_found() -> Flow {
+pub fn session_not_found() -> Step {
     let body = json_rpc_error_body(
         AuthError::SessionNotFound.jsonrpc_code(),
         "Session not found",
     );
-    Flow::RespondRaw {
-        response: raw_response(404, "application/json", &[], body.as_bytes()),
-        close: false,
-    }
+    Step::raw(raw_response(404, "application/json", &[], body.as_bytes()))
 }
 
 /// Checks the presented `Mcp-Session-Id` against the authenticated subject and keeps the
 /// upstream's id for the forward phase. Runs after the plans admitted the request.
-pub fn open_session(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow {
+pub fn open_session(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Step {
     let Some(presented) = head.header(buf, "mcp-session-id") else {
-        return Flow::Continue;
+        return Step::Continue;
     };
     let Some(binder) = session_binder() else {
-        return Flow::Continue;
+        return Step::Continue;
     };
     let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
     let Ok(presented) = std::str::from_utf8(presented) else {
@@ -142,7 +144,7 @@ pub fn open_session(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flo
     match binder.open(subject, presented) {
         Ok(upstream_id) => {
             ctx.upstream_session = Some(upstream_id.into());
-            Flow::Continue
+            Step::Continue
         }
         Err(_) => session_not_found(),
     }
@@ -180,15 +182,15 @@ const CORS: &[(&str, &str)] = &[
 
 /// Mode B: serves the PRM of an API with an OAuth2 plan (GET/HEAD), its CORS preflight
 /// (OPTIONS), 405 for other methods. `None`: not a well-known path of an API with a local PRM.
-pub fn serve_prm(ctx: &RequestCtx, method: &[u8], path: &[u8]) -> Option<Flow> {
-    let api = well_known_api(&ctx.config, path)?;
-    let auth = ctx.config.auths.get(api)?.as_ref()?;
+pub fn serve_prm(ctx: &RequestCtx, method: &[u8], path: &[u8]) -> Option<Step> {
+    let api = well_known_api(ctx.config(), path)?;
+    let auth = ctx.config().apis.get(api)?.auth.as_ref()?;
     let document = auth.auth.protected_resource_metadata()?;
     Some(prm_answer(method, ctx.method, document.as_bytes()))
 }
 
 /// The answer at a well-known path for `document`.
-pub fn prm_answer(method: &[u8], kind: HttpMethod, document: &[u8]) -> Flow {
+pub fn prm_answer(method: &[u8], kind: HttpMethod, document: &[u8]) -> Step {
     let response = match (method, kind) {
         (b"OPTIONS", _) => raw_response(204, "", CORS, b""),
         (_, HttpMethod::Get) => raw_response(200, "application/json", CORS, document),
@@ -199,29 +201,36 @@ pub fn prm_answer(method: &[u8], kind: HttpMethod, document: &[u8]) -> Flow {
         }
         _ => raw_response(405, "", &[("allow", "GET, HEAD, OPTIONS")], b""),
     };
-    Flow::RespondRaw {
-        response,
-        close: false,
-    }
+    Step::raw(response)
 }
 
 /// What the relay phase changes in the upstream's response head for an API with plans or a
 /// secured upstream. `None`: nothing to change (the common case; no copy).
-pub fn rewrite_response_head(ctx: &RequestCtx, buf: &[u8], head: &ResponseHead) -> Option<Vec<u8>> {
-    let api = ctx.api?;
-    let auth = ctx.config.auths.get(api).and_then(Option::as_ref);
-    // Mode B: seal the upstream's session id to the subject.
-    let sealed = match (auth, head.header(buf, "mcp-session-id"), session_binder()) {
-        (Some(_), Some(id), Some(binder)) => {
+fn rewritten_response_head(
+    ctx: &mut RequestCtx,
+    buf: &[u8],
+    head: &ResponseHead,
+) -> Option<Vec<u8>> {
+    let has_plans = ctx.api()?.auth.is_some();
+    // Mode B: seal the upstream's session id to the subject (and keep the upstream's, which the
+    // exchange log tags).
+    let sealed = match (
+        has_plans,
+        head.header(buf, "mcp-session-id"),
+        session_binder(),
+    ) {
+        (true, Some(id), Some(binder)) => {
             let id = std::str::from_utf8(id).ok()?;
             let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
-            Some(binder.seal(subject, id))
+            let sealed = binder.seal(subject, id);
+            ctx.upstream_session = Some(id.into());
+            Some(sealed)
         }
         _ => None,
     };
     // Mode A: the upstream's challenge points at its own metadata; point it at the gateway's.
     let mut challenges: SmallVec<[String; 1]> = SmallVec::new();
-    let mode_a = auth.is_none() && matches!(head.status, 401 | 403);
+    let mode_a = !has_plans && matches!(head.status, 401 | 403);
     if mode_a {
         let public = mode_a_public_url(ctx)?;
         for (name, value) in head.headers(buf) {
@@ -265,8 +274,42 @@ pub fn mode_a_public_url(ctx: &RequestCtx) -> Option<PublicUrl> {
             } else {
                 api.path.as_str()
             };
-            format!("http://{}{path}", ctx.config.gateway.listen)
+            format!("http://{}{path}", ctx.config().gateway.listen)
         }
     };
     PublicUrl::parse(&url).ok()
+}
+
+/// The plans feature (stateless per worker: its state lives in each snapshot's `ApiState`).
+#[derive(Default)]
+pub struct Auth;
+
+impl Phases for Auth {
+    /// Requests under `/.well-known/oauth-protected-resource` about one of the APIs.
+    async fn route(&self, ctx: &mut RequestCtx, req: Request<'_>) -> Step {
+        plan_io::well_known(ctx, req.buf, req.head).await
+    }
+
+    async fn authenticate(&self, ctx: &mut RequestCtx, req: Request<'_>) -> Step {
+        plan_io::authenticate(ctx, req.buf, req.head).await
+    }
+
+    /// With plans the gateway is the resource server: the client's credentials stay here, and
+    /// the upstream gets its own session id back.
+    fn upstream_request<'c>(&self, ctx: &'c RequestCtx, edits: &mut UpstreamEdits<'c>) {
+        if let Some(auth) = api_auth(ctx) {
+            edits
+                .remove
+                .extend(auth.credential_headers.iter().map(String::as_str));
+        }
+        if let Some(id) = ctx.upstream_session.as_deref() {
+            edits.session_id = Some(id.as_bytes());
+        }
+    }
+
+    fn response_head(&self, ctx: &mut RequestCtx, resp: &mut Response<'_>) {
+        if let Some(new_head) = rewritten_response_head(ctx, resp.buf, resp.head) {
+            resp.replace_head(new_head);
+        }
+    }
 }

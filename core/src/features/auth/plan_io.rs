@@ -1,28 +1,30 @@
-//! The I/O half of authentication (issue 6): the `plan` phase's loop over
-//! `ApiAuth::authenticate`, performing the fetches it asks for (JWKS, discovered from the
-//! authorization server's RFC 8414 / OIDC metadata unless configured; RFC 7662 introspection)
-//! with `super::http_client`, each bounded by [`FETCH_LIMIT`] so a slow authorization server
-//! delays only the requests that need it; the per-worker auth state (validated-token caches,
-//! key sets, discovered endpoints) in a thread-local keyed by the config snapshot; the
-//! well-known paths (Mode B: the local PRM; Mode A: the upstream's PRM with `resource` rewritten);
-//! and the response-head rewrite of the relay phase. Sync helpers are in `crate::auth_phase`.
+//! The I/O half of the plans: the `authenticate` phase's loop over `ApiAuth::authenticate`,
+//! performing the fetches it asks for (JWKS, discovered from the authorization server's RFC 8414
+//! / OIDC metadata unless configured; RFC 7662 introspection) with `crate::engine::http_client`,
+//! each bounded by [`FETCH_LIMIT`] so a slow authorization server delays only the requests that
+//! need it; and the well-known paths (Mode B: the local PRM; Mode A: the upstream's PRM with
+//! `resource` rewritten, cached per worker). The state these use is the snapshot's
+//! (`super::state`), borrowed briefly between awaits, never across one.
 
-use std::cell::RefCell;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mcpgate_codec::http::{RequestHead, ResponseHead};
+use mcpgate_codec::http::RequestHead;
 use mcpgate_policies::auth::metadata::{as_metadata_urls, rewrite_upstream_prm, PRM_WELL_KNOWN};
 use mcpgate_policies::auth::plan::OAuth2Plan;
 use mcpgate_policies::auth::{
     introspection, ApiAuth, AuthRequest, AuthStep, AuthorizationServerMetadata, KeySet, Plan,
-    WorkerAuthState,
 };
 
-use super::http_client::{self, FetchError};
-use crate::auth_phase::{self, HeadHeaders};
-use crate::config::Config;
-use crate::pipeline::{Flow, RequestCtx};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::state::PlanState;
+use super::HeadHeaders;
+use crate::context::RequestCtx;
+use crate::engine::http_client::{self, FetchError};
+use crate::errors::ErrorKind;
+use crate::phases::Step;
+use crate::snapshot::Snapshot;
 
 /// Upper bound of one control-plane fetch (connect, request, whole answer).
 pub const FETCH_LIMIT: Duration = Duration::from_secs(3);
@@ -31,66 +33,16 @@ const MAX_ROUNDS: usize = 6;
 /// How long an upstream's protected-resource metadata is reused (Mode A).
 const UPSTREAM_PRM_TTL: Duration = Duration::from_secs(60);
 
-#[derive(Default)]
-struct Discovered {
-    jwks_uri: Option<String>,
-    introspection_endpoint: Option<String>,
-}
-
-struct ApiWorkerAuth {
-    state: WorkerAuthState,
-    /// Per plan: endpoints learnt from the AS metadata.
-    discovered: Vec<Discovered>,
-}
-
-#[derive(Default)]
-struct WorkerAuth {
-    /// The snapshot these states belong to (a reload starts afresh).
-    config: usize,
-    apis: Vec<Option<ApiWorkerAuth>>,
-    /// Mode A, per API: the rewritten upstream PRM and when it was fetched.
-    upstream_prm: Vec<Option<(Instant, Option<Vec<u8>>)>>,
-}
-
-thread_local! {
-    static WORKER_AUTH: RefCell<WorkerAuth> = RefCell::new(WorkerAuth::default());
-}
-
-fn with_worker<R>(config: &Arc<Config>, f: impl FnOnce(&mut WorkerAuth) -> R) -> R {
-    WORKER_AUTH.with(|cell| {
-        let mut worker = cell.borrow_mut();
-        let key = Arc::as_ptr(config) as usize;
-        if worker.config != key {
-            worker.config = key;
-            worker.apis = config
-                .auths
-                .iter()
-                .map(|a| {
-                    a.as_ref().map(|a| ApiWorkerAuth {
-                        state: a.auth.new_worker_state(),
-                        discovered: a
-                            .auth
-                            .plans()
-                            .iter()
-                            .map(|_| Discovered::default())
-                            .collect(),
-                    })
-                })
-                .collect();
-            worker.upstream_prm = vec![None; config.apis.len()];
-        }
-        f(&mut worker)
-    })
-}
-
-fn with_api<R>(
-    config: &Arc<Config>,
+/// Runs `f` on this worker's plan state for API `api` (`None`: no plans). A short borrow, never
+/// held across an `.await`.
+fn with_plans<R>(
+    snapshot: &Snapshot,
     api: usize,
-    f: impl FnOnce(&mut ApiWorkerAuth) -> R,
+    f: impl FnOnce(&mut PlanState) -> R,
 ) -> Option<R> {
-    with_worker(config, |w| {
-        w.apis.get_mut(api).and_then(Option::as_mut).map(f)
-    })
+    let plans = snapshot.apis.get(api)?.auth.plans.as_ref()?;
+    let mut plans = plans.borrow_mut();
+    Some(f(&mut plans))
 }
 
 fn unix_now() -> u64 {
@@ -99,16 +51,16 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Phase 2: authenticate the request against the API's plans; on success the principal is in
-/// `ctx.principal` (the ACL's `auth` variable) and a presented session id has been checked
+/// The `authenticate` phase: the request against the API's plans; on success the principal is
+/// in `ctx.principal` (the ACL's `auth` variable) and a presented session id has been checked
 /// against it. No plans: nothing to do.
-pub async fn plan(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow {
+pub async fn authenticate(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Step {
     let Some(api) = ctx.api else {
-        return Flow::Continue;
+        return Step::Continue;
     };
-    let config = ctx.config.clone();
-    let Some(auth) = config.auths.get(api).and_then(Option::as_ref) else {
-        return Flow::Continue;
+    let snapshot = Rc::clone(&ctx.snapshot);
+    let Some(auth) = snapshot.config.apis.get(api).and_then(|a| a.auth.as_ref()) else {
+        return Step::Continue;
     };
     let headers = HeadHeaders { buf, head };
     let query = head.query(buf).map(String::from_utf8_lossy);
@@ -118,23 +70,23 @@ pub async fn plan(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow 
     };
     for _ in 0..MAX_ROUNDS {
         let now = unix_now();
-        let step = with_api(&config, api, |w| {
+        let step = with_plans(&snapshot, api, |w| {
             auth.auth.authenticate(&request, &mut w.state, now)
         });
         match step {
-            None => return Flow::Continue,
+            None => return Step::Continue,
             Some(AuthStep::Authenticated(principal)) => {
                 ctx.principal = Some(principal);
-                return auth_phase::open_session(ctx, buf, head);
+                return super::open_session(ctx, buf, head);
             }
             Some(AuthStep::Refused(refusal)) => {
                 crate::debug!("api {}: refused: {}", api, refusal.error);
-                return auth_phase::refusal_flow(auth, &refusal);
+                return super::refusal_step(auth, &refusal);
             }
             Some(AuthStep::FetchJwks { plan }) => {
-                let fetched = fetch_jwks(&config, api, &auth.auth, plan).await;
+                let fetched = fetch_jwks(&snapshot, api, &auth.auth, plan).await;
                 let now = unix_now();
-                with_api(&config, api, |w| match fetched {
+                with_plans(&snapshot, api, |w| match fetched {
                     Ok(keys) => w.state.install_jwks(plan, Arc::new(keys), now),
                     Err(e) => {
                         crate::warn!("api {api}: plan {plan}: JWKS fetch failed: {e}");
@@ -143,10 +95,10 @@ pub async fn plan(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow 
                 });
             }
             Some(AuthStep::Introspect { plan, token }) => {
-                match introspect(&config, api, &auth.auth, plan, token).await {
+                match introspect(&snapshot, api, &auth.auth, plan, token).await {
                     Ok(body) => {
                         let now = unix_now();
-                        with_api(&config, api, |w| {
+                        with_plans(&snapshot, api, |w| {
                             auth.auth
                                 .complete_introspection(plan, token, &body, &mut w.state, now)
                         });
@@ -164,8 +116,8 @@ pub async fn plan(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Flow 
 
 /// The plan's authorization server could not be reached (or answered nothing usable) within
 /// the request's fetch rounds: 503, not a refusal, since the credential was never judged.
-fn unavailable() -> Flow {
-    Flow::Respond(crate::errors::GatewayError::AuthServerUnavailable)
+fn unavailable() -> Step {
+    Step::error(ErrorKind::AuthServerUnavailable)
 }
 
 fn oauth_plan(auth: &ApiAuth, plan: usize) -> Option<&OAuth2Plan> {
@@ -189,7 +141,7 @@ enum AuthFetchError {
 
 /// Reads the AS metadata (first URL answering 200 wins) and remembers its endpoints.
 async fn discover(
-    config: &Arc<Config>,
+    snapshot: &Snapshot,
     api: usize,
     plan: usize,
     issuer: &str,
@@ -201,7 +153,7 @@ async fn discover(
             Ok(r) if r.status == 200 => {
                 let meta = AuthorizationServerMetadata::parse(&r.body, issuer)
                     .map_err(|e| AuthFetchError::Document(format!("{url}: {e}")))?;
-                with_api(config, api, |w| {
+                with_plans(snapshot, api, |w| {
                     if let Some(d) = w.discovered.get_mut(plan) {
                         d.jwks_uri = meta.jwks_uri.clone();
                         d.introspection_endpoint = meta.introspection_endpoint.clone();
@@ -222,7 +174,7 @@ async fn discover(
 }
 
 async fn fetch_jwks(
-    config: &Arc<Config>,
+    snapshot: &Snapshot,
     api: usize,
     auth: &ApiAuth,
     plan: usize,
@@ -231,15 +183,15 @@ async fn fetch_jwks(
     let uri = match &oauth.jwks_uri {
         Some(u) => u.clone(),
         None => {
-            let known = with_api(config, api, |w| {
+            let known = with_plans(snapshot, api, |w| {
                 w.discovered.get(plan).and_then(|d| d.jwks_uri.clone())
             })
             .flatten();
             match known {
                 Some(u) => u,
                 None => {
-                    discover(config, api, plan, &oauth.issuer).await?;
-                    with_api(config, api, |w| {
+                    discover(snapshot, api, plan, &oauth.issuer).await?;
+                    with_plans(snapshot, api, |w| {
                         w.discovered.get(plan).and_then(|d| d.jwks_uri.clone())
                     })
                     .flatten()
@@ -260,7 +212,7 @@ async fn fetch_jwks(
 }
 
 async fn introspect(
-    config: &Arc<Config>,
+    snapshot: &Snapshot,
     api: usize,
     auth: &ApiAuth,
     plan: usize,
@@ -274,7 +226,7 @@ async fn introspect(
     let endpoint = match &client.endpoint {
         Some(e) => e.clone(),
         None => {
-            let known = with_api(config, api, |w| {
+            let known = with_plans(snapshot, api, |w| {
                 w.discovered
                     .get(plan)
                     .and_then(|d| d.introspection_endpoint.clone())
@@ -283,8 +235,8 @@ async fn introspect(
             match known {
                 Some(e) => e,
                 None => {
-                    discover(config, api, plan, &oauth.issuer).await?;
-                    with_api(config, api, |w| {
+                    discover(snapshot, api, plan, &oauth.issuer).await?;
+                    with_plans(snapshot, api, |w| {
                         w.discovered
                             .get(plan)
                             .and_then(|d| d.introspection_endpoint.clone())
@@ -318,53 +270,54 @@ async fn introspect(
     Ok(response.body)
 }
 
-/// Requests under `/.well-known/oauth-protected-resource`: Mode B serves the local PRM; Mode A
-/// (an API without plans) serves the upstream's, with `resource` rewritten to the gateway's
-/// public URL. `None`: not such a request (routing goes on).
-pub async fn well_known(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Option<Flow> {
+/// The `route` phase's part: requests under `/.well-known/oauth-protected-resource`. Mode B
+/// serves the local PRM; Mode A (an API without plans) serves the upstream's, with `resource`
+/// rewritten to the gateway's public URL (cached per worker for [`UPSTREAM_PRM_TTL`]).
+/// `Continue`: not such a request (routing goes on).
+pub async fn well_known(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Step {
     let path = head.path(buf);
     if !path.starts_with(PRM_WELL_KNOWN.as_bytes()) {
-        return None;
+        return Step::Continue;
     }
     let method = head.method(buf);
-    if let Some(flow) = auth_phase::serve_prm(ctx, method, path) {
-        return Some(flow);
+    if let Some(step) = super::serve_prm(ctx, method, path) {
+        return step;
     }
-    let api = auth_phase::well_known_target(&ctx.config, path)?;
-    if ctx.config.auths.get(api).is_some_and(Option::is_some) {
-        return None; // plans without an OAuth2 plan publish no PRM
+    let Some(api) = super::well_known_target(ctx.config(), path) else {
+        return Step::Continue;
+    };
+    if ctx.config().apis.get(api).is_some_and(|a| a.auth.is_some()) {
+        return Step::Continue; // plans without an OAuth2 plan publish no PRM
     }
     ctx.api = Some(api);
-    let config = ctx.config.clone();
-    let cached = with_worker(&config, |w| {
-        w.upstream_prm
-            .get(api)
-            .cloned()
-            .flatten()
-            .filter(|(at, _)| at.elapsed() < UPSTREAM_PRM_TTL)
-    });
+    let snapshot = Rc::clone(&ctx.snapshot);
+    let Some(state) = snapshot.apis.get(api) else {
+        return Step::Continue;
+    };
+    let cached = state
+        .auth
+        .upstream_prm
+        .borrow()
+        .clone()
+        .filter(|(at, _)| at.elapsed() < UPSTREAM_PRM_TTL);
     let document = match cached {
         Some((_, doc)) => doc,
         None => {
             let doc = fetch_upstream_prm(ctx).await;
-            with_worker(&config, |w| {
-                if let Some(slot) = w.upstream_prm.get_mut(api) {
-                    *slot = Some((Instant::now(), doc.clone()));
-                }
-            });
+            *state.auth.upstream_prm.borrow_mut() = Some((Instant::now(), doc.clone()));
             doc
         }
     };
     match document {
-        Some(doc) => Some(auth_phase::prm_answer(method, ctx.method, &doc)),
-        None => Some(Flow::Respond(crate::errors::GatewayError::NotFound)),
+        Some(doc) => super::prm_answer(method, ctx.method, &doc),
+        None => Step::error(ErrorKind::NotFound),
     }
 }
 
 /// Mode A: the upstream's PRM (path-suffixed, then root), `resource` rewritten.
 async fn fetch_upstream_prm(ctx: &RequestCtx) -> Option<Vec<u8>> {
     let api = ctx.api()?;
-    let public = auth_phase::mode_a_public_url(ctx)?;
+    let public = super::mode_a_public_url(ctx)?;
     let upstream_path = if api.upstream.path == "/" {
         ""
     } else {
@@ -382,24 +335,4 @@ async fn fetch_upstream_prm(ctx: &RequestCtx) -> Option<Vec<u8>> {
         }
     }
     None
-}
-
-/// Relay phase: applies `auth_phase::rewrite_response_head` to the upstream response head at the
-/// start of `conn_buf`, returning the head to relay.
-pub fn rewrite_response_head(
-    ctx: &RequestCtx,
-    conn_buf: &mut Vec<u8>,
-    head: ResponseHead,
-) -> ResponseHead {
-    let Some(new_head) = auth_phase::rewrite_response_head(ctx, conn_buf, &head) else {
-        return head;
-    };
-    match ResponseHead::parse(&new_head) {
-        Ok(Some(parsed)) if parsed.head_len == new_head.len() => {
-            let old_len = head.head_len.min(conn_buf.len());
-            conn_buf.splice(..old_len, new_head);
-            parsed
-        }
-        _ => head,
-    }
 }

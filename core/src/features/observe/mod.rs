@@ -1,7 +1,9 @@
-//! The engine's side of observability: builds the hub from `[gateway.log]`, gives each worker its
-//! recorder, and turns what the request phases note (`RequestCtx::obs`) into exchange records —
-//! one per JSON-RPC message of the request, plus one per server→client message relayed on an
-//! event stream. The recording API itself is `crate::observe` (see docs/observability.md).
+//! The exchange log as a feature of the request path (docs/observability.md): the phases note
+//! what the request is (`inspect`), when the upstream answered (`response_head`), what the client
+//! got (`body_filter`, `body_seen`, `local_answer`) and every server→client message relayed on a
+//! stream (`event_filter`, after the ACL judged it), and `record` turns the notes into exchange
+//! records — one per JSON-RPC message of the request, plus one per server→client message. The
+//! recording API itself (rings, metrics, sinks) is `crate::observe`.
 //!
 //! Cost rule: nothing here parses what the engine does not already have in hand, except, when
 //! recording is on, answers and event `data` that a SIMD substring search says may be a
@@ -9,25 +11,27 @@
 //! (`"isError"`): a plain server message's method is read by the codec's envelope reader, anything
 //! else is classified to learn what to record.
 
+pub mod state;
+
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use mcpgate_codec::envelope;
-use mcpgate_codec::http::{RequestHead, ResponseHead};
-use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind};
+use mcpgate_codec::jsonrpc::{Classifier, Kind};
 use mcpgate_policies::acl::{Basis, DecisionRecord, Outcome as AclOutcome};
 
-use super::worker::Worker;
-use crate::acl_phase::AclExchange;
 use crate::config::{Config, LogSink};
-use crate::errors::GatewayError;
-use crate::observe::exchange::{ExchangeNotes, NotedMessage, PendingCapture};
+use crate::context::{HttpMethod, RequestCtx};
+use crate::errors::{Error, ErrorKind};
+use crate::features::acl::exchange::AclExchange;
+use crate::observe::exchange::{NotedMessage, PendingCapture};
 use crate::observe::{
     self, AclDecision, Capture, ExchangeKind, ExchangeRecord, Label, ObserveConfig, ObserveHub,
     SessionTag, SinkError, SinkTarget, UpstreamFailure, WorkerObserver,
 };
-use crate::pipeline::{HttpMethod, RequestCtx};
+use crate::phases::{Body, BufferedAnswer, Event, EventStep, Phases, Request, Response, Step};
 
 /// Method label of a POST whose body was not JSON-RPC (or never read).
 const UNPARSED: &str = "(unparsed)";
@@ -70,8 +74,8 @@ fn value_starts_with(rest: &[u8], first: u8) -> bool {
 pub fn observe_config(config: &Config) -> ObserveConfig {
     let log = &config.log.gateway;
     let mut allow = std::collections::HashMap::new();
-    for (api, api_log) in config.apis.iter().zip(&config.log.apis) {
-        if let Some(list) = &api_log.target_allow_list {
+    for api in &config.apis {
+        if let Some(list) = &api.log.target_allow_list {
             allow.insert(api.name.clone(), list.clone());
         }
     }
@@ -102,10 +106,6 @@ pub struct WorkerObs {
     pub obs: WorkerObserver,
     classifier: Classifier,
     enabled: bool,
-    /// Each API's name and upstream labels, interned once per config snapshot rather than on
-    /// every record (the snapshot is held so a pointer comparison is sound).
-    api_labels: Vec<Option<(Label, Label)>>,
-    api_labels_config: Option<Arc<Config>>,
     /// Session id → tag: a keyed hash per record otherwise. Bounded; cleared when full.
     session_tags: HashMap<Box<[u8]>, SessionTag, ahash::RandomState>,
 }
@@ -119,8 +119,6 @@ impl WorkerObs {
             obs: hub.worker(),
             classifier: Classifier::new(),
             enabled,
-            api_labels: Vec::new(),
-            api_labels_config: None,
             session_tags: HashMap::default(),
         }
     }
@@ -129,20 +127,10 @@ impl WorkerObs {
         self.enabled
     }
 
-    /// The name and upstream labels of the exchange's API.
+    /// The name and upstream labels of the exchange's API, interned once per snapshot.
     fn api_labels(&mut self, ctx: &RequestCtx) -> Option<(Label, Label)> {
-        let index = ctx.api?;
-        let api = ctx.config.apis.get(index)?;
-        if !self
-            .api_labels_config
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &ctx.config))
-        {
-            self.api_labels.clear();
-            self.api_labels.resize(ctx.config.apis.len(), None);
-            self.api_labels_config = Some(Arc::clone(&ctx.config));
-        }
-        let slot = self.api_labels.get_mut(index)?;
+        let api = ctx.api()?;
+        let mut slot = ctx.api_state()?.observe.labels.borrow_mut();
         let obs = &mut self.obs;
         Some(
             slot.get_or_insert_with(|| (obs.label(&api.name), obs.label(&api.upstream.url)))
@@ -163,41 +151,102 @@ impl WorkerObs {
     }
 }
 
-/// From the worker's periodic wake-up: publishes an idle worker's last records.
-pub fn tick(worker: &Worker) {
-    if let Ok(mut w) = worker.observe.try_borrow_mut() {
-        if w.enabled {
-            w.obs.tick(observe::now_unix_ms());
+/// The exchange log feature: the worker's recorder (never borrowed across an `.await`).
+pub struct Observe {
+    worker: RefCell<WorkerObs>,
+}
+
+impl Observe {
+    pub fn new(hub: &ObserveHub, enabled: bool) -> Self {
+        Observe {
+            worker: RefCell::new(WorkerObs::new(hub, enabled)),
         }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.worker.borrow().enabled
+    }
+
+    /// From the worker's periodic wake-up: publishes an idle worker's last records.
+    pub fn tick(&self) {
+        if let Ok(mut w) = self.worker.try_borrow_mut() {
+            if w.enabled {
+                w.obs.tick(observe::now_unix_ms());
+            }
+        }
+    }
+
+    /// Counts the connection in `mcpgate_connections_active` until dropped.
+    pub fn connection_guard(&self) -> Option<observe::ConnectionGuard> {
+        let w = self.worker.borrow();
+        w.enabled.then(|| w.obs.connection_opened())
+    }
+
+    /// Counts an event stream in `mcpgate_sse_streams_open` until dropped.
+    pub fn sse_guard(&self) -> Option<observe::SseStreamGuard> {
+        let w = self.worker.borrow();
+        w.enabled.then(|| w.obs.sse_stream_opened())
     }
 }
 
-/// Counts the connection in `mcpgate_connections_active` until dropped.
-pub fn connection_guard(worker: &Worker) -> Option<observe::ConnectionGuard> {
-    let w = worker.observe.borrow();
-    w.enabled.then(|| w.obs.connection_opened())
-}
+impl Phases for Observe {
+    fn inspect(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
+        note_request(&self.worker, ctx, req, body);
+        Step::Continue
+    }
 
-/// Counts an event stream in `mcpgate_sse_streams_open` until dropped.
-pub fn sse_guard(worker: &Worker) -> Option<observe::SseStreamGuard> {
-    let w = worker.observe.borrow();
-    w.enabled.then(|| w.obs.sse_stream_opened())
+    fn response_head(&self, ctx: &mut RequestCtx, resp: &mut Response<'_>) {
+        note_response_head(ctx, resp);
+    }
+
+    fn body_filter(
+        &self,
+        ctx: &mut RequestCtx,
+        answer: &mut BufferedAnswer<'_>,
+    ) -> Result<(), Error> {
+        note_answer(&self.worker, ctx, &answer.body);
+        Ok(())
+    }
+
+    fn sees_body(&self, ctx: &RequestCtx) -> bool {
+        ctx.obs.on
+    }
+
+    fn body_seen(&self, ctx: &mut RequestCtx, body: &[u8]) {
+        note_answer(&self.worker, ctx, body);
+    }
+
+    fn event_filter(&self, ctx: &mut RequestCtx, event: &mut Event<'_>) -> EventStep {
+        note_sse_event(&self.worker, ctx, &event.data, event.upstream_raw);
+        EventStep::Relay
+    }
+
+    fn local_answer(&self, ctx: &mut RequestCtx, response: &[u8], error: Option<&Error>) {
+        match error {
+            Some(e) => note_gateway_error(ctx, e),
+            None => note_raw_answer(&self.worker, ctx, response),
+        }
+    }
+
+    fn record(&self, ctx: &mut RequestCtx) {
+        record(&self.worker, ctx);
+    }
 }
 
 /// After `inspect`: what the request is (messages, session, size) and, with capture on, its
 /// redacted headers and body. Also for GET/DELETE (no messages), so stream records carry the session.
-pub fn note_request(
-    worker: &Worker,
+fn note_request(
+    worker: &RefCell<WorkerObs>,
     ctx: &mut RequestCtx,
-    buf: &[u8],
-    head: &RequestHead,
-    body: &[u8],
-    message: Option<&Classified>,
+    req: Request<'_>,
+    body: Body<'_>,
 ) {
-    let mut w = worker.observe.borrow_mut();
+    let mut w = worker.borrow_mut();
     if !w.enabled {
         return;
     }
+    let (buf, head, message) = (req.buf, req.head, body.message);
+    let body = body.bytes;
     let notes = &mut ctx.obs;
     notes.on = true;
     notes.request_bytes = (head.head_len + body.len()) as u64;
@@ -231,8 +280,9 @@ pub fn note_request(
             });
         }
     }
-    let Some(index) = ctx.api else { return };
-    let policy = ctx.config.log.api(index);
+    let Some(policy) = ctx.api().map(|a| &a.log) else {
+        return;
+    };
     if !policy.capture {
         return;
     }
@@ -272,14 +322,16 @@ pub fn note_request(
     }));
 }
 
-/// The upstream's response head arrived: first byte, and the session a POST `initialize` opened.
-pub fn note_response_head(ctx: &mut RequestCtx, rh: &ResponseHead, upstream_buf: &[u8]) {
+/// The upstream's response head arrived: first byte, and the session a POST `initialize` opened
+/// (the upstream's id: with plans the client got a sealed one, which the auth feature replaced).
+fn note_response_head(ctx: &mut RequestCtx, resp: &Response<'_>) {
     if !ctx.obs.on {
         return;
     }
     ctx.obs.first_byte = Some(Instant::now());
     if ctx.obs.session.is_none() {
-        if let Some(id) = rh.header(upstream_buf, "mcp-session-id") {
+        let upstream_id = ctx.upstream_session.as_deref().map(str::as_bytes);
+        if let Some(id) = upstream_id.or_else(|| resp.header("mcp-session-id")) {
             ctx.obs.session = Some(SessionTag::from_secret(id));
             if let Some(c) = ctx.obs.capture.as_mut() {
                 c.secrets.push(id.to_vec());
@@ -288,13 +340,9 @@ pub fn note_response_head(ctx: &mut RequestCtx, rh: &ResponseHead, upstream_buf:
     }
 }
 
-/// A complete JSON (or other) body relayed as is: its error code when it is a JSON-RPC error.
-pub fn note_body(worker: &Worker, ctx: &mut RequestCtx, body: &[u8]) {
-    note_answer(worker, &mut ctx.obs, body);
-}
-
-/// [`note_body`] on the notes alone, for a relay that holds other parts of the context.
-pub fn note_answer(worker: &Worker, notes: &mut ExchangeNotes, body: &[u8]) {
+/// A complete body the client got: its error code when it is a JSON-RPC error.
+fn note_answer(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx, body: &[u8]) {
+    let notes = &mut ctx.obs;
     if !notes.on {
         return;
     }
@@ -304,24 +352,17 @@ pub fn note_answer(worker: &Worker, notes: &mut ExchangeNotes, body: &[u8]) {
     if !may_carry_error(body) {
         return;
     }
-    let mut w = worker.observe.borrow_mut();
+    let mut w = worker.borrow_mut();
     if let Ok(classified) = w.classifier.classify(body) {
         notes.jsonrpc_error = classified.messages().iter().find_map(|m| m.error_code);
         notes.tool_error = classified.messages().iter().any(|m| m.tool_error);
     }
 }
 
-/// One event from the upstream's stream, after the ACL judged it (`acl`: the exchange's ACL
-/// state, taken out of `ctx` while the stream is relayed): the answer to the POST (its error
-/// code), or a server→client request or notification, recorded as its own exchange with the
-/// ACL's decision on it — a refused or dropped one too, though the client never saw it.
-pub fn note_sse_event(
-    worker: &Worker,
-    ctx: &mut RequestCtx,
-    data: &[u8],
-    raw: &[u8],
-    acl: Option<&AclExchange>,
-) {
+/// One event from the upstream's stream, after the ACL judged it: the answer to the POST (its
+/// error code), or a server→client request or notification, recorded as its own exchange with
+/// the ACL's decision on it — a refused or dropped one too, though the client never saw it.
+fn note_sse_event(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx, data: &[u8], raw: &[u8]) {
     if !ctx.obs.on {
         return;
     }
@@ -333,8 +374,9 @@ pub fn note_sse_event(
     if data.is_empty() || (METHOD_KEY.find(data).is_none() && !may_carry_error(data)) {
         return;
     }
-    let mut w = worker.observe.borrow_mut();
+    let mut w = worker.borrow_mut();
     let w = &mut *w;
+    let acl = ctx.acl.as_deref();
     // The usual server message (a progress notification, a log message) is plain enough for the
     // envelope reader, at a fraction of a classification's cost.
     if let Some(env) = envelope::peek(data) {
@@ -396,7 +438,7 @@ fn record_server_message(
 
 /// The gateway wrote a complete response itself (an ACL refusal, a plan's 401/403): its
 /// JSON-RPC error code when its body has one.
-pub fn note_raw_answer(worker: &Worker, ctx: &mut RequestCtx, response: &[u8]) {
+fn note_raw_answer(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx, response: &[u8]) {
     if !ctx.obs.on {
         return;
     }
@@ -404,35 +446,35 @@ pub fn note_raw_answer(worker: &Worker, ctx: &mut RequestCtx, response: &[u8]) {
     let body = memchr::memmem::find(response, b"\r\n\r\n")
         .and_then(|i| response.get(i + 4..))
         .unwrap_or_default();
-    note_body(worker, ctx, body);
+    note_answer(worker, ctx, body);
 }
 
 /// The gateway answered with an error: its JSON-RPC code, and which upstream failure it was.
-pub fn note_gateway_error(ctx: &mut RequestCtx, err: &GatewayError) {
+fn note_gateway_error(ctx: &mut RequestCtx, err: &Error) {
     if !ctx.obs.on {
         return;
     }
     ctx.obs.first_byte.get_or_insert_with(Instant::now);
     ctx.obs.jsonrpc_error = Some(err.jsonrpc_code());
-    ctx.obs.upstream_failure = match err {
-        GatewayError::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
-        GatewayError::UpstreamConnectTimeout | GatewayError::UpstreamTimeout => {
+    ctx.obs.upstream_failure = match err.kind {
+        ErrorKind::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
+        ErrorKind::UpstreamConnectTimeout | ErrorKind::UpstreamTimeout => {
             Some(UpstreamFailure::Timeout)
         }
-        GatewayError::UpstreamIo(_) | GatewayError::UpstreamClosed => Some(UpstreamFailure::Reset),
-        GatewayError::UpstreamMalformed(_) => Some(UpstreamFailure::BadResponse),
+        ErrorKind::UpstreamIo(_) | ErrorKind::UpstreamClosed => Some(UpstreamFailure::Reset),
+        ErrorKind::UpstreamMalformed(_) => Some(UpstreamFailure::BadResponse),
         _ => None,
     };
 }
 
 /// The record phase: one record per client→server message of the request (a POST that was not
 /// JSON-RPC gets one under `(unparsed)`); GET/DELETE leave only their streams' records.
-pub fn record(worker: &Worker, ctx: &mut RequestCtx) {
+fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
     // Not `ctx.obs.on`: a POST refused before `inspect` (413, timeouts) is recorded too.
-    if !worker.observe.borrow().enabled() {
+    let mut w = worker.borrow_mut();
+    if !w.enabled() {
         return;
     }
-    let mut w = worker.observe.borrow_mut();
     let Some((api_label, upstream)) = w.api_labels(ctx) else {
         return;
     };

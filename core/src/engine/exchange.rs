@@ -1,0 +1,492 @@
+//! One HTTP request through the phases: [`handle`] builds the request context, lets
+//! `Pipeline::run` drive the phases over an [`Exchange`] (this module's implementation of the
+//! I/O between them: read the body, forward, relay), writes the gateway's own answer when a phase
+//! or a failure stops the request early, and runs the `record` phase however it ended.
+//!
+//! Rules kept here: a request whose bytes may have reached the upstream is never retried (a
+//! pooled connection that fails before taking any byte is, once, on a fresh connection; an
+//! idempotent GET or DELETE also when a pooled connection closes without answering); an upstream
+//! connection goes back to the pool only when its response was read exactly to its end; a failure
+//! after the first byte of the answer left closes the client connection (the client sees a
+//! truncated answer rather than a silently complete one).
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mcpgate_codec::http::{
+    check_body_charset, check_body_len, ChunkedDecoder, HttpError, RequestBody, RequestHead,
+    ResponseHead,
+};
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
+
+use super::client::{Client, Outcome};
+use super::io::{read_more, write_all, write_range, ReadError};
+use super::relay;
+use super::upstream::{self, UpstreamConn};
+use super::worker::Worker;
+use crate::config::Timeouts;
+use crate::context::{HttpMethod, RequestCtx};
+use crate::errors::{write_error_response, Error, ErrorKind, Retry};
+use crate::headers::{write_upstream_request, UpstreamRequest};
+use crate::phases::{Answer, ExchangeIo, Pipeline, Request, Response, UpstreamEdits};
+use crate::route;
+
+/// Bodies up to this size are copied behind their head so both leave in one write; larger ones
+/// are written from where they were read.
+const COPY_BODY_MAX: usize = 16 * 1024;
+
+/// Where the request body is.
+enum Body {
+    /// `buf[range]`, as received (Content-Length framing; empty without a body).
+    InBuf(Range<usize>),
+    /// Decoded from chunked framing; forwarded with a Content-Length.
+    Decoded(Vec<u8>),
+}
+
+/// The engine's side of one exchange (see [`ExchangeIo`]).
+pub struct Exchange<'a, R, W> {
+    worker: &'a Rc<Worker>,
+    client: Client<'a, R, W>,
+    head: RequestHead,
+    peer: SocketAddr,
+    /// The body's framing, or why it cannot be read.
+    framing: Result<RequestBody, HttpError>,
+    body: Body,
+    /// End of this request in `buf` once its body is read (drained before the next request).
+    request_end: Option<usize>,
+    /// The upstream connection and its response head, once forwarded.
+    upstream: Option<(UpstreamConn, ResponseHead)>,
+    /// How the relay left the client connection.
+    outcome: Outcome,
+}
+
+/// Runs one request and writes its answer. The request's bytes are drained from `buf` (what
+/// follows is the next pipelined request) unless the connection must close.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle<R, W>(
+    worker: &Rc<Worker>,
+    peer: SocketAddr,
+    rd: &mut R,
+    wr: &mut W,
+    buf: &mut Vec<u8>,
+    head: RequestHead,
+    out: &mut Vec<u8>,
+) -> Outcome
+where
+    R: CancelableAsyncReadRent,
+    W: AsyncWriteRent,
+{
+    let method = HttpMethod::from_bytes(head.method(buf));
+    let mut ctx = RequestCtx::new(peer, worker.snapshot(), method);
+    // HTTP/1.0 clients get one response per connection (no keep-alive negotiation).
+    let client_keep_alive = head.minor_version >= 1 && head.keep_alive(buf);
+    let framing = head.body_framing(buf);
+    let mut ex = Exchange {
+        worker,
+        client: Client {
+            rd,
+            wr,
+            buf,
+            out,
+            keep_alive: client_keep_alive,
+            http10: head.minor_version == 0,
+        },
+        peer,
+        // Nothing follows a bodiless head: an early answer still leaves the connection usable.
+        request_end: (framing == Ok(RequestBody::None)).then_some(head.head_len),
+        framing,
+        body: Body::InBuf(0..0),
+        head,
+        upstream: None,
+        outcome: Outcome::KeepAlive,
+    };
+    let pipeline = &worker.pipeline;
+    let outcome = match pipeline.run(&mut ctx, &mut ex).await {
+        Ok(()) => ex.outcome,
+        Err(answer) => ex.answer(&mut ctx, pipeline, answer).await,
+    };
+    pipeline.record(&mut ctx);
+    if outcome == Outcome::KeepAlive {
+        match ex.request_end {
+            Some(end) if end <= ex.client.buf.len() => {
+                ex.client.buf.drain(..end);
+            }
+            _ => return Outcome::Close,
+        }
+    }
+    outcome
+}
+
+impl<R, W> Exchange<'_, R, W>
+where
+    R: CancelableAsyncReadRent,
+    W: AsyncWriteRent,
+{
+    /// The gateway answers instead of the upstream (or closes, once the answer started).
+    async fn answer(
+        &mut self,
+        ctx: &mut RequestCtx,
+        pipeline: &Pipeline,
+        answer: Answer,
+    ) -> Outcome {
+        if ctx.response_started {
+            if let Answer::Error(e) = &answer {
+                let api = ctx.api().map_or("-", |a| a.name.as_str());
+                crate::debug!("api {api}: answer cut short: {e}");
+            }
+            return Outcome::Close;
+        }
+        let base_close =
+            self.request_end.is_none() || !self.client.keep_alive || self.worker.draining();
+        ctx.local_answer = true;
+        self.client.out.clear();
+        let close = match answer {
+            Answer::Raw { response, close } => {
+                ctx.status = status_of(&response);
+                self.client.out.extend_from_slice(&response);
+                pipeline.local_answer(ctx, &response, None);
+                close || base_close
+            }
+            Answer::Error(err) => {
+                let close = err.closes_connection() || base_close;
+                ctx.status = err.status();
+                if err.status() >= 500 {
+                    let api = ctx.api().map_or("-", |a| a.name.as_str());
+                    crate::warn!("api {api}: {} {}: {err}", ctx.method.as_str(), err.status());
+                }
+                write_error_response(&err, ctx.id_raw(), close, self.client.out);
+                pipeline.local_answer(ctx, self.client.out, Some(&err));
+                close
+            }
+        };
+        ctx.bytes_to_client += self.client.out.len() as u64;
+        match write_all(self.client.wr, self.client.out).await {
+            Ok(()) if !close => Outcome::KeepAlive,
+            _ => Outcome::Close,
+        }
+    }
+
+    async fn read_client(&mut self, deadline: Instant) -> Result<(), Error> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match read_more(self.client.rd, self.client.buf, wait).await {
+            Ok(0) => Err(ErrorKind::ClientGone(std::io::ErrorKind::UnexpectedEof.into()).into()),
+            Ok(_) => Ok(()),
+            Err(ReadError::Io(e)) => Err(ErrorKind::ClientGone(e).into()),
+            Err(ReadError::Timeout) => Err(ErrorKind::ClientBodyTimeout.into()),
+        }
+    }
+
+    /// Sends the request upstream and reads the response head, on a pooled connection when one
+    /// is idle; retried once on a fresh connection when [`Retry`] allows.
+    async fn send(
+        &mut self,
+        ctx: &RequestCtx,
+        request: &mut Vec<u8>,
+        separate_body: Option<Range<usize>>,
+    ) -> Result<(UpstreamConn, ResponseHead), Error> {
+        let timeouts = &ctx.config().gateway.timeouts;
+        let Some(api) = ctx.api() else {
+            return Err(ErrorKind::NotFound.into());
+        };
+        let up = &api.upstream;
+        let mut retried = false;
+        loop {
+            let pooled = if retried {
+                None
+            } else {
+                self.worker
+                    .pool
+                    .borrow_mut()
+                    .take(up.addr, timeouts.upstream_idle)
+            };
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => upstream::connect(&up.addrs, timeouts.upstream_connect).await?,
+            };
+            let attempt = match send_request(
+                &mut conn,
+                request,
+                self.client.buf,
+                separate_body.clone(),
+            )
+            .await
+            {
+                Ok(()) => read_response_head(&mut conn, timeouts).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(rh) => return Ok((conn, rh)),
+                Err(e) if !retried && e.retry.allows(conn.reused, ctx.method.is_idempotent()) => {
+                    crate::debug!("pooled upstream connection failed ({e}); retrying on a new one");
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The status of a complete response the gateway wrote itself.
+fn status_of(response: &[u8]) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+impl<R, W> ExchangeIo for Exchange<'_, R, W>
+where
+    R: CancelableAsyncReadRent,
+    W: AsyncWriteRent,
+{
+    fn request(&self) -> Request<'_> {
+        Request {
+            buf: self.client.buf,
+            head: &self.head,
+        }
+    }
+
+    fn check_body(&mut self, ctx: &RequestCtx) -> Result<(), Error> {
+        let framing = self.framing?;
+        if let RequestBody::Length(n) = framing {
+            check_body_len(n, ctx.config().gateway.limits.max_body_bytes)?;
+        }
+        if framing != RequestBody::None {
+            // A body is judged as UTF-8 JSON: one the upstream would decode otherwise is refused.
+            check_body_charset(
+                self.head
+                    .headers(self.client.buf)
+                    .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-type"))
+                    .map(|(_, value)| value),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole request body (bounded by `max_body_bytes` and `client_body`), answering
+    /// `Expect: 100-continue` first when the client waits for it.
+    async fn read_body(&mut self, ctx: &RequestCtx) -> Result<(), Error> {
+        let framing = self.framing?;
+        let head_len = self.head.head_len;
+        let max = ctx.config().gateway.limits.max_body_bytes;
+        let deadline = Instant::now() + ctx.config().gateway.timeouts.client_body;
+        if framing != RequestBody::None
+            && self.client.buf.len() == head_len
+            && self.head.expects_continue(self.client.buf)
+        {
+            self.client.out.clear();
+            self.client
+                .out
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            write_all(self.client.wr, self.client.out)
+                .await
+                .map_err(|e| Error::from(ErrorKind::ClientGone(e)))?;
+        }
+        match framing {
+            RequestBody::None => {
+                self.request_end = Some(head_len);
+                self.body = Body::InBuf(head_len..head_len);
+            }
+            RequestBody::Length(n) => {
+                let n = usize::try_from(n).map_err(|_| HttpError::BodyTooLarge)?;
+                let end = head_len.saturating_add(n);
+                if self.client.buf.capacity() < end {
+                    self.client.buf.reserve(end - self.client.buf.len());
+                }
+                while self.client.buf.len() < end {
+                    self.read_client(deadline).await?;
+                }
+                self.request_end = Some(end);
+                self.body = Body::InBuf(head_len..end);
+            }
+            RequestBody::Chunked => {
+                let mut decoder = ChunkedDecoder::with_max_body(max as u64);
+                let mut decoded = Vec::new();
+                let mut pos = head_len;
+                loop {
+                    let input = self.client.buf.get(pos..).unwrap_or_default();
+                    let consumed = decoder.decode(input, |r| {
+                        decoded.extend_from_slice(input.get(r).unwrap_or_default());
+                    })?;
+                    pos += consumed;
+                    if decoder.is_done() {
+                        break;
+                    }
+                    self.read_client(deadline).await?;
+                }
+                self.request_end = Some(pos);
+                self.body = Body::Decoded(decoded);
+            }
+        }
+        Ok(())
+    }
+
+    fn body(&self) -> &[u8] {
+        match &self.body {
+            Body::InBuf(r) => self.client.buf.get(r.clone()).unwrap_or_default(),
+            Body::Decoded(v) => v,
+        }
+    }
+
+    async fn forward(&mut self, ctx: &RequestCtx, edits: &UpstreamEdits<'_>) -> Result<(), Error> {
+        let Some(api) = ctx.api() else {
+            return Err(ErrorKind::NotFound.into());
+        };
+        let mut target = Vec::with_capacity(64);
+        route::rewrite_target(
+            &api.path,
+            &api.upstream.path,
+            route::origin_form(self.head.target(self.client.buf)),
+            &mut target,
+        );
+        // A feature may forward another body (the ACL: a batch without its refused elements).
+        let body = match ctx.forward_body.as_deref() {
+            Some(replacement) => Body::Decoded(replacement.to_vec()),
+            None => std::mem::replace(&mut self.body, Body::InBuf(0..0)),
+        };
+        let reframed_body_len = match &body {
+            Body::Decoded(v) => Some(v.len()),
+            Body::InBuf(_) => None,
+        };
+        // The upstream request is built in the connection's output buffer (no allocation per
+        // request).
+        let mut request = std::mem::take(&mut *self.client.out);
+        request.clear();
+        write_upstream_request(
+            self.client.buf,
+            &self.head,
+            &UpstreamRequest {
+                target: &target,
+                host: &api.upstream.host_header,
+                peer: self.peer,
+                reframed_body_len,
+                strip_headers: &edits.remove,
+                session_id: edits.session_id,
+            },
+            &mut request,
+        );
+        let separate_body = match body {
+            Body::InBuf(r) if r.len() <= COPY_BODY_MAX => {
+                request.extend_from_slice(self.client.buf.get(r).unwrap_or_default());
+                None
+            }
+            Body::InBuf(r) => Some(r),
+            Body::Decoded(v) => {
+                request.extend_from_slice(&v);
+                None
+            }
+        };
+        let sent = self.send(ctx, &mut request, separate_body).await;
+        *self.client.out = request;
+        let (conn, response_head) = sent?;
+        // The request is with the upstream; what follows it in `buf` is the next request.
+        if let Some(end) = self.request_end.take() {
+            if end <= self.client.buf.len() {
+                self.client.buf.drain(..end);
+            }
+        }
+        self.request_end = Some(0);
+        self.upstream = Some((conn, response_head));
+        Ok(())
+    }
+
+    fn response(&mut self) -> Option<Response<'_>> {
+        let (conn, head) = self.upstream.as_mut()?;
+        Some(Response {
+            buf: &mut conn.buf,
+            head,
+        })
+    }
+
+    async fn relay(&mut self, ctx: &mut RequestCtx, pipeline: &Pipeline) -> Result<(), Error> {
+        if let Some(upstream) = self.upstream.take() {
+            self.outcome =
+                relay::relay(&mut self.client, self.worker, upstream, ctx, pipeline).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed attempt: the error and whether it may be retried.
+async fn send_request(
+    conn: &mut UpstreamConn,
+    request: &mut Vec<u8>,
+    client_buf: &mut Vec<u8>,
+    separate_body: Option<Range<usize>>,
+) -> Result<(), Error> {
+    let owned = std::mem::take(request);
+    let total = owned.len();
+    let (res, owned) = monoio::io::AsyncWriteRent::write(&mut conn.stream, owned).await;
+    *request = owned;
+    let nothing_sent = |e| Error::retryable(ErrorKind::UpstreamIo(e), Retry::IfReused);
+    let written = match res {
+        Ok(0) => return Err(nothing_sent(std::io::ErrorKind::WriteZero.into())),
+        Ok(n) => n,
+        Err(e) => return Err(nothing_sent(e)),
+    };
+    // Past the first write some bytes may have reached the upstream: never retried.
+    if written < total {
+        write_range(&mut conn.stream, request, written..total)
+            .await
+            .map_err(|e| Error::from(ErrorKind::UpstreamIo(e)))?;
+    }
+    if let Some(range) = separate_body {
+        write_range(&mut conn.stream, client_buf, range)
+            .await
+            .map_err(|e| Error::from(ErrorKind::UpstreamIo(e)))?;
+    }
+    Ok(())
+}
+
+/// Reads the upstream's response head (interim 1xx heads skipped). A pooled connection closed or
+/// reset before one byte arrived may be retried for an idempotent request.
+async fn read_response_head(
+    conn: &mut UpstreamConn,
+    timeouts: &Timeouts,
+) -> Result<ResponseHead, Error> {
+    let deadline = Instant::now() + timeouts.upstream_response_head;
+    let mut got_any = false;
+    let closed_empty = || Error::retryable(ErrorKind::UpstreamClosed, Retry::IfReusedAndIdempotent);
+    loop {
+        if !conn.buf.is_empty() {
+            got_any = true;
+            match ResponseHead::parse(&conn.buf) {
+                Ok(Some(rh)) if rh.status == 101 => {
+                    return Err(ErrorKind::UpstreamMalformed(HttpError::Malformed(
+                        "unexpected protocol switch",
+                    ))
+                    .into())
+                }
+                // Interim responses (100, 102, 103) are not forwarded: the client never sent Expect
+                // to the upstream, and early hints are of no use to an MCP client.
+                Ok(Some(rh)) if (100..200).contains(&rh.status) => {
+                    let n = rh.head_len.min(conn.buf.len());
+                    conn.buf.drain(..n);
+                    continue;
+                }
+                Ok(Some(rh)) => return Ok(rh),
+                Ok(None) if conn.buf.len() >= mcpgate_codec::limits::MAX_HEAD_BYTES => {
+                    return Err(ErrorKind::UpstreamMalformed(HttpError::HeadTooLarge).into())
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ErrorKind::UpstreamMalformed(e).into()),
+            }
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match read_more(&mut conn.stream, &mut conn.buf, wait).await {
+            Ok(0) if !got_any => return Err(closed_empty()),
+            Ok(0) => return Err(ErrorKind::UpstreamClosed.into()),
+            Ok(_) => {}
+            Err(ReadError::Timeout) => return Err(ErrorKind::UpstreamTimeout.into()),
+            Err(ReadError::Io(e))
+                if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                return Err(closed_empty())
+            }
+            Err(ReadError::Io(e)) => return Err(ErrorKind::UpstreamIo(e).into()),
+        }
+    }
+}
