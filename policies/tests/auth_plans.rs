@@ -189,7 +189,8 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
     )
     .expect("jwk")])
     .expect("set");
-    state.install_jwks(0, Arc::new(jwks), NOW);
+    let jwks = Arc::new(jwks);
+    state.install_jwks(0, Arc::clone(&jwks), NOW);
 
     // Missing token: 401, resource_metadata + scope, no error.
     let (error, status, challenge) = refused(&auth, step(&auth, &mut state, &[], None, NOW));
@@ -328,7 +329,7 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
 
     // Malformed Authorization headers: 400.
     for value in [
-        "Bearer  two-spaces",
+        "Bearer  two tokens",
         "Bearer",
         "Bearer a b",
         "Bearer tok\u{e9}n",
@@ -339,6 +340,21 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
         );
         assert!(matches!(error, AuthError::InvalidRequest(_)), "{value:?}");
         assert_eq!(status, 400);
+    }
+    // Several spaces (or tabs) between scheme and token are one separator (RFC 9110 §11.4,
+    // `1*SP`): admitted on a cache miss (fresh state) and on a hit alike.
+    let token = good.strip_prefix("Bearer ").unwrap_or_default();
+    let mut fresh = auth.new_worker_state();
+    fresh.install_jwks(0, jwks, NOW);
+    for header in [format!("Bearer  {token}"), format!("bearer \t {token}")] {
+        let headers = [("Authorization", header.as_str())];
+        for state in [&mut fresh, &mut state] {
+            let outcome = step(&auth, state, &headers, None, NOW);
+            assert!(
+                matches!(outcome, AuthStep::Authenticated(_)),
+                "{header:?}: {outcome:?}"
+            );
+        }
     }
     let two = [
         ("Authorization", good.as_str()),
@@ -665,7 +681,7 @@ keys = ["cccccccccccccccccccc"]
     // A malformed bearer header is a 400 even when an API key is accepted alongside it.
     let mixed = [
         ("X-API-Key", "cccccccccccccccccccc"),
-        ("Authorization", "Bearer  spaced"),
+        ("Authorization", "Bearer  spaced out"),
     ];
     assert!(matches!(
         refused(&auth, step(&auth, &mut state, &mixed, None, NOW)).0,
