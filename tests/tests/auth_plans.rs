@@ -173,6 +173,12 @@ fn negative_corpus_is_refused_and_never_reaches_the_upstream() {
             Some("invalid_token"),
         ),
         (
+            "iat a year in the future",
+            s.key.mint(&with("iat", json!(t + 365 * 24 * 3600))),
+            401,
+            Some("invalid_token"),
+        ),
+        (
             "no exp",
             s.key.mint(&{
                 let mut c = base.clone();

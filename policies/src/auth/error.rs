@@ -13,7 +13,7 @@ pub enum AuthError {
     /// headers, a bearer header that is not `Bearer <token>`): 400 `invalid_request`.
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
-    /// The token is not acceptable (signature, alg, kid, iss, aud, exp, nbf, shape): 401
+    /// The token is not acceptable (signature, alg, kid, iss, aud, exp, nbf, iat, shape): 401
     /// `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(TokenProblem),
@@ -54,6 +54,8 @@ pub enum TokenProblem {
     Expired,
     #[error("not yet valid")]
     NotYetValid,
+    #[error("issued in the future")]
+    IssuedInFuture,
     #[error("missing exp")]
     MissingExpiry,
     #[error("introspection says inactive")]
