@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use mcpgate_policies::auth::introspection::IntrospectionUnavailable;
 use mcpgate_policies::auth::request::StrHeaders;
 use mcpgate_policies::auth::{
     ApiAuth, AuthConfigUser, AuthError, AuthRequest, AuthStep, CompileContext, FileSource, KeySet,
@@ -525,6 +526,95 @@ introspection_cache_seconds = 60
     // Past exp (still inside the 30 s leeway) the cached entry is gone: the AS is asked again.
     run(&mut state, "t8", &short, NOW + 6).expect("within leeway");
     assert_eq!(calls.get(), before + 1, "entry did not outlive exp");
+}
+
+/// The status of the introspection answer decides before its body (issue 14 #8): a 4xx means the
+/// authorization server was reached and did not vouch for the token (401 `invalid_token` with the
+/// challenge, cached like an inactive answer); a 5xx or anything else means it could not judge
+/// (the engine answers 503 and nothing is cached, so the next request asks again).
+#[test]
+fn introspection_status_4xx_refuses_5xx_is_unavailable() {
+    let auth = compile(&format!(
+        r#"
+[[plans]]
+type = "oauth2"
+issuer = "{ISSUER}"
+validation = "introspection"
+introspection_endpoint = "{ISSUER}/introspect"
+client_id = "gateway"
+client_secret = "s3cret"
+required_scopes = ["mcp:read"]
+"#
+    ));
+    let mut state = auth.new_worker_state();
+    let active = serde_json::json!({"active": true, "sub": "bob", "client_id": "c",
+        "scope": "mcp:read", "aud": RESOURCE, "iss": ISSUER, "exp": NOW + 300})
+    .to_string();
+    let error_body = br#"{"error":"unsupported_token_type"}"#;
+    let headers = [("Authorization", "Bearer opaque-1")];
+    let expect_introspect =
+        |state: &mut WorkerAuthState| match step(&auth, state, &headers, None, NOW) {
+            AuthStep::Introspect { plan, token } => (plan, token.to_owned()),
+            other => panic!("expected an introspection step, got {other:?}"),
+        };
+
+    for status in [500, 502, 503, 504, 302, 204, 100] {
+        let (plan, token) = expect_introspect(&mut state);
+        assert_eq!(
+            auth.complete_introspection_answer(plan, &token, status, error_body, &mut state, NOW),
+            Err(IntrospectionUnavailable { status }),
+            "status {status}"
+        );
+    }
+    // Nothing was cached by those: the next request asks again; a 200 is read as before.
+    let (plan, token) = expect_introspect(&mut state);
+    assert_eq!(
+        auth.complete_introspection_answer(plan, &token, 200, active.as_bytes(), &mut state, NOW),
+        Ok(())
+    );
+    assert!(matches!(
+        step(&auth, &mut state, &headers, None, NOW),
+        AuthStep::Authenticated(_)
+    ));
+
+    for (status, token_text) in [
+        (400, "opaque-2"),
+        (401, "opaque-3"),
+        (403, "opaque-4"),
+        (404, "opaque-5"),
+        (429, "opaque-6"),
+    ] {
+        let header = format!("Bearer {token_text}");
+        let headers = [("Authorization", header.as_str())];
+        let (plan, token) = match step(&auth, &mut state, &headers, None, NOW) {
+            AuthStep::Introspect { plan, token } => (plan, token.to_owned()),
+            other => panic!("expected an introspection step, got {other:?}"),
+        };
+        // Even a body that reads as an active answer: the status alone refuses.
+        assert_eq!(
+            auth.complete_introspection_answer(
+                plan,
+                &token,
+                status,
+                active.as_bytes(),
+                &mut state,
+                NOW
+            ),
+            Ok(()),
+            "status {status}"
+        );
+        let (error, http, challenge) = refused(&auth, step(&auth, &mut state, &headers, None, NOW));
+        assert_eq!(
+            error,
+            AuthError::InvalidToken(TokenProblem::IntrospectionRefused),
+            "status {status}"
+        );
+        assert_eq!(http, 401);
+        assert!(
+            challenge.is_some_and(|c| c.starts_with(r#"Bearer error="invalid_token""#)),
+            "status {status}"
+        );
+    }
 }
 
 #[test]

@@ -62,6 +62,10 @@ pub enum TokenProblem {
     Inactive,
     #[error("introspection response unusable")]
     BadIntrospection,
+    /// The introspection endpoint answered with a 4xx status (e.g. 400 `unsupported_token_type`):
+    /// reached, and it did not vouch for the token.
+    #[error("introspection request refused by the authorization server")]
+    IntrospectionRefused,
 }
 
 /// The `error` parameter of a Bearer challenge (RFC 6750 §3.1).
