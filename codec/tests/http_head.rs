@@ -638,3 +638,38 @@ fn fragment_in_the_request_target_is_400() {
         assert_eq!(status_of(result), 400);
     }
 }
+
+#[test]
+fn request_target_must_be_one_of_the_four_forms() {
+    let cases: &[(&[u8], &[u8], Option<&str>)] = &[
+        (b"POST", b"/mcp-proxy", None),
+        (b"POST", b"/mcp-proxy/x?y=%2F", None),
+        (b"POST", b"http://a.example/mcp-proxy", None),
+        (b"POST", b"HTTP://a.example", None),
+        (b"GET", b"urn:x-y.z+w:1", None),
+        (b"OPTIONS", b"*", None),
+        (b"CONNECT", b"a.example:443", None),
+        (b"POST", b"mcp-proxy", Some("invalid request target")),
+        (b"POST", b"a_example:443", Some("invalid request target")),
+        (b"POST", b"1http://a/", Some("invalid request target")),
+        (b"POST", b"*", Some("invalid request target")),
+        (b"GET", b"?x=1", Some("invalid request target")),
+        (
+            b"POST",
+            b"/mcp-proxy/caf\xc3\xa9",
+            Some("non-ASCII byte in the request target"),
+        ),
+    ];
+    for (method, target, refusal) in cases {
+        let mut raw = method.to_vec();
+        raw.push(b' ');
+        raw.extend_from_slice(target);
+        raw.extend_from_slice(b" HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        let result = RequestHead::parse(&raw);
+        let what = String::from_utf8_lossy(&raw[..raw.len() - 4]).into_owned();
+        match refusal {
+            None => assert_eq!(request(&raw).target(&raw), *target, "{what}"),
+            Some(why) => assert_eq!(result, Err(HttpError::Malformed(why)), "{what}"),
+        }
+    }
+}

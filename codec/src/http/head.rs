@@ -2,9 +2,9 @@
 //! (Content-Length / chunked / close-delimited / none) with the request-smuggling checks.
 //!
 //! A request head that parses is also a valid request in the two ways httparse does not check:
-//! its target carries no fragment (RFC 9112 §3.2: a request-target never has one) and its `Host`
-//! field follows RFC 9112 §3.2 (see [`RequestHead::host`]). Both are 400s here, so no caller can
-//! forward such a request by forgetting a check.
+//! its target is one of the four request-target forms, in ASCII and without a fragment (RFC 9112
+//! §3.2), and its `Host` field follows RFC 9112 §3.2 (see [`RequestHead::host`]). Both are 400s
+//! here, so no caller can forward such a request by forgetting a check.
 
 use std::mem::MaybeUninit;
 
@@ -172,12 +172,7 @@ impl RequestHead {
         else {
             return Err(HttpError::Malformed("incomplete request line"));
         };
-        // httparse accepts `#` as a target byte; a fragment is client-side only and never sent
-        // (RFC 9110 §4.2.5), so a target carrying one is an invalid request line, refused rather
-        // than repaired (RFC 9112 §3.2).
-        if memchr::memchr(b'#', target.as_bytes()).is_some() {
-            return Err(HttpError::Malformed("fragment in the request target"));
-        }
+        check_target(method.as_bytes(), target.as_bytes()).map_err(HttpError::Malformed)?;
         let head = RequestHead {
             method: Span::of(buf, method.as_bytes()),
             target: Span::of(buf, target.as_bytes()),
@@ -383,6 +378,44 @@ impl ResponseHead {
             (None, None) => Ok(ResponseBody::CloseDelimited),
         }
     }
+}
+
+/// The request-target is one of RFC 9112 §3.2's four forms, in ASCII, without a fragment:
+/// origin-form (`/path?query`), absolute-form (`scheme:...`), authority-form (CONNECT only) or
+/// asterisk-form (`*`, OPTIONS only). httparse accepts any visible byte, obs-text and `#`
+/// included; a fragment is client-side only and never sent (RFC 9110 §4.2.5). An invalid
+/// request line is refused rather than repaired (RFC 9112 §3).
+fn check_target(method: &[u8], target: &[u8]) -> Result<(), &'static str> {
+    if !target.is_ascii() {
+        return Err("non-ASCII byte in the request target");
+    }
+    if memchr::memchr(b'#', target).is_some() {
+        return Err("fragment in the request target");
+    }
+    let valid = match target.first() {
+        Some(b'/') => true,
+        _ if target == b"*" => method == b"OPTIONS",
+        // Any authority: the gateway is not a forward proxy and answers CONNECT itself.
+        _ if method == b"CONNECT" => true,
+        _ => is_absolute_uri(target),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err("invalid request target")
+    }
+}
+
+/// Starts with `scheme ":"`, `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1).
+fn is_absolute_uri(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', target) else {
+        return false;
+    };
+    let scheme = target.get(..colon).unwrap_or_default();
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2 with RFC 3986 §3.2.2–3.2.3), with two
