@@ -259,6 +259,18 @@ fn negative_corpus_is_refused_and_never_reaches_the_upstream() {
         "Authorization forwarded: {}",
         seen[0].head
     );
+    // Several spaces between scheme and token are one separator (RFC 9110 §11.4, `1*SP`): a
+    // valid token so written is admitted (issue 14 #7), its Authorization still not forwarded.
+    let spaced = format!("Bearer   {good}");
+    let r = post(&s, &[("Authorization", &spaced)]);
+    assert_eq!(r.status, 200, "Bearer with three spaces: {}", show(&r));
+    let seen = s.upstream.wait_for(2, Duration::from_secs(5));
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[1].headers("authorization").is_empty(),
+        "{}",
+        seen[1].head
+    );
     // JWKS discovered from the AS metadata and fetched, and not once per request.
     let fetches = s.auth.jwks_fetches();
     assert!((1..=6).contains(&fetches), "JWKS fetched {fetches} times");
