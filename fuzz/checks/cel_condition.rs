@@ -59,7 +59,30 @@ pub fn check(data: &[u8]) {
     let call = McpRequest::new("tools/call", Target::Name(&name));
     let first = acl.decide(&call, &ctx);
     let second = acl.decide(&call, &ctx);
-    assert_eq!(first, second, "the same call decided twice differently");
+    // The failure text may differ: CEL prints maps in hash order
+    // (regressions/cel_condition/crash-71f2…: `1 +auth`).
+    fn outcome<'a>(
+        d: &mcpgate_policies::acl::Decision<'a>,
+    ) -> (
+        mcpgate_policies::acl::Verdict,
+        mcpgate_policies::acl::Basis,
+        bool,
+        Option<mcpgate_policies::acl::RpcError<'a>>,
+        Option<u32>,
+    ) {
+        (
+            d.verdict,
+            d.basis,
+            d.dry_run,
+            d.error.clone(),
+            d.condition_failure.as_ref().map(|f| f.rule),
+        )
+    }
+    assert_eq!(
+        outcome(&first),
+        outcome(&second),
+        "the same call decided twice differently"
+    );
     let ping = acl.decide(&McpRequest::new("ping", Target::None), &ctx);
     assert!(ping.lets_through(), "ping refused: {ping:?}");
     let listed = acl.list_filter(ListKind::Tools, &ctx).keep(&name);
