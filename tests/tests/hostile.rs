@@ -1264,12 +1264,10 @@ fn sse_acl() {
     bench.alive().unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// A server message the classifier cannot read (nesting past 64, or a duplicated `method`) is
-/// not judged at all on an SSE stream: it is forwarded, although it names a resource the ACL
-/// hides. `core/src/acl_phase.rs` `AclExchange::judge_event` answers `Forward` when
-/// `classify` fails; "when in doubt, refuse" (design.md §6) asks for `Drop` there.
+/// A server message the classifier cannot read (nesting past 64, or a duplicated `method`) names
+/// a resource the ACL hides: it cannot be judged, so it is dropped ("when in doubt, refuse",
+/// design.md §6), not forwarded.
 #[test]
-#[ignore = "defect in core/src/acl_phase.rs (judge_event forwards unreadable server messages); not this suite's file"]
 fn sse_acl_unreadable_server_message_about_a_hidden_resource_is_dropped() {
     let deep = format!(
         r#"{{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{{"uri":"file:///etc/passwd","x":{}1{}}}}}"#,
