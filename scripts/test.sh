@@ -107,6 +107,12 @@ log "bench/harness/smoke.sh"
 smoke_status=0
 bench/harness/smoke.sh || smoke_status=$?
 
+# Every cargo-fuzz target for a fixed budget (MCPGATE_FUZZ_SECONDS each, default 30); a crash
+# fails the run and its reproducer is kept under fuzz/regressions/ (which the unit tests replay).
+log "scripts/fuzz.sh"
+fuzz_status=0
+scripts/fuzz.sh || fuzz_status=$?
+
 if [[ -s "$skip_log" ]]; then
   printf '\nSkipped (reason printed by each test):\n' >&2
   sort "$skip_log" >&2
@@ -114,7 +120,7 @@ fi
 
 # One closing line over every test binary: libtest prints one "test result:" per binary.
 # Tests that skipped themselves reported "ok" to libtest; they are counted as skipped here.
-python3 - "$test_log" "$skip_log" "$status" "$smoke_status" <<'PY'
+python3 - "$test_log" "$skip_log" "$status" "$smoke_status" "$fuzz_status" <<'PY'
 import re, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 skipped_by_harness = sum(1 for line in open(sys.argv[2], encoding="utf-8") if line.strip())
@@ -124,13 +130,17 @@ for m in re.finditer(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ign
 status = int(sys.argv[3])
 if status != 0 and failed == 0:
     failed = 1  # a build error or a crashed test binary: no result line, still a failure
-if int(sys.argv[4]) == 0:
-    passed += 1  # the bench harness smoke
-else:
-    failed += 1
+for extra in (sys.argv[4], sys.argv[5]):  # the bench harness smoke, the fuzz run
+    if int(extra) == 0:
+        passed += 1
+    else:
+        failed += 1
 print(f"total: {passed - skipped_by_harness} passed, {failed} failed, {ignored + skipped_by_harness} skipped")
 PY
 if ((status == 0 && smoke_status != 0)); then
   status=$smoke_status
+fi
+if ((status == 0 && fuzz_status != 0)); then
+  status=$fuzz_status
 fi
 exit "$status"

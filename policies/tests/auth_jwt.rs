@@ -289,6 +289,22 @@ fn issuer_audience_and_time_checks() {
         TokenProblem::NotYetValid
     );
     assert!(check(with(good_claims(), "nbf", (NOW + 30).into())).is_ok());
+    // iat in the future beyond the leeway: the token claims to be issued later than now, which a
+    // correct issuer cannot do (a year ahead was accepted before issue 14 #9).
+    for ahead in [31, 3600, 365 * 24 * 3600] {
+        assert_eq!(
+            problem(check(with(good_claims(), "iat", (NOW + ahead).into()))),
+            TokenProblem::IssuedInFuture,
+            "iat now + {ahead}"
+        );
+    }
+    assert!(check(with(good_claims(), "iat", (NOW + 30).into())).is_ok());
+    assert!(check(with(good_claims(), "iat", (NOW - 3600).into())).is_ok());
+    assert!(check(without(good_claims(), "iat")).is_ok());
+    assert_eq!(
+        problem(check(with(good_claims(), "iat", "yesterday".into()))),
+        TokenProblem::BadClaims
+    );
     // Fractional NumericDates are accepted.
     assert!(check(with(
         good_claims(),
@@ -307,6 +323,15 @@ fn issuer_audience_and_time_checks() {
     assert_eq!(
         problem(verify_jwt(&token, &keys, &strict, NOW)),
         TokenProblem::Expired
+    );
+    let token = signer.token(
+        "ES384",
+        Some("k"),
+        &with(good_claims(), "iat", (NOW + 1).into()),
+    );
+    assert_eq!(
+        problem(verify_jwt(&token, &keys, &strict, NOW)),
+        TokenProblem::IssuedInFuture
     );
 }
 

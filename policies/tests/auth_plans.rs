@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use mcpgate_policies::auth::introspection::IntrospectionUnavailable;
 use mcpgate_policies::auth::request::StrHeaders;
 use mcpgate_policies::auth::{
     ApiAuth, AuthConfigUser, AuthError, AuthRequest, AuthStep, CompileContext, FileSource, KeySet,
@@ -189,7 +190,8 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
     )
     .expect("jwk")])
     .expect("set");
-    state.install_jwks(0, Arc::new(jwks), NOW);
+    let jwks = Arc::new(jwks);
+    state.install_jwks(0, Arc::clone(&jwks), NOW);
 
     // Missing token: 401, resource_metadata + scope, no error.
     let (error, status, challenge) = refused(&auth, step(&auth, &mut state, &[], None, NOW));
@@ -328,7 +330,7 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
 
     // Malformed Authorization headers: 400.
     for value in [
-        "Bearer  two-spaces",
+        "Bearer  two tokens",
         "Bearer",
         "Bearer a b",
         "Bearer tok\u{e9}n",
@@ -339,6 +341,21 @@ fn oauth2_refusals_carry_the_right_status_and_challenge() {
         );
         assert!(matches!(error, AuthError::InvalidRequest(_)), "{value:?}");
         assert_eq!(status, 400);
+    }
+    // Several spaces (or tabs) between scheme and token are one separator (RFC 9110 §11.4,
+    // `1*SP`): admitted on a cache miss (fresh state) and on a hit alike.
+    let token = good.strip_prefix("Bearer ").unwrap_or_default();
+    let mut fresh = auth.new_worker_state();
+    fresh.install_jwks(0, jwks, NOW);
+    for header in [format!("Bearer  {token}"), format!("bearer \t {token}")] {
+        let headers = [("Authorization", header.as_str())];
+        for state in [&mut fresh, &mut state] {
+            let outcome = step(&auth, state, &headers, None, NOW);
+            assert!(
+                matches!(outcome, AuthStep::Authenticated(_)),
+                "{header:?}: {outcome:?}"
+            );
+        }
     }
     let two = [
         ("Authorization", good.as_str()),
@@ -511,6 +528,95 @@ introspection_cache_seconds = 60
     assert_eq!(calls.get(), before + 1, "entry did not outlive exp");
 }
 
+/// The status of the introspection answer decides before its body (issue 14 #8): a 4xx means the
+/// authorization server was reached and did not vouch for the token (401 `invalid_token` with the
+/// challenge, cached like an inactive answer); a 5xx or anything else means it could not judge
+/// (the engine answers 503 and nothing is cached, so the next request asks again).
+#[test]
+fn introspection_status_4xx_refuses_5xx_is_unavailable() {
+    let auth = compile(&format!(
+        r#"
+[[plans]]
+type = "oauth2"
+issuer = "{ISSUER}"
+validation = "introspection"
+introspection_endpoint = "{ISSUER}/introspect"
+client_id = "gateway"
+client_secret = "s3cret"
+required_scopes = ["mcp:read"]
+"#
+    ));
+    let mut state = auth.new_worker_state();
+    let active = serde_json::json!({"active": true, "sub": "bob", "client_id": "c",
+        "scope": "mcp:read", "aud": RESOURCE, "iss": ISSUER, "exp": NOW + 300})
+    .to_string();
+    let error_body = br#"{"error":"unsupported_token_type"}"#;
+    let headers = [("Authorization", "Bearer opaque-1")];
+    let expect_introspect =
+        |state: &mut WorkerAuthState| match step(&auth, state, &headers, None, NOW) {
+            AuthStep::Introspect { plan, token } => (plan, token.to_owned()),
+            other => panic!("expected an introspection step, got {other:?}"),
+        };
+
+    for status in [500, 502, 503, 504, 302, 204, 100] {
+        let (plan, token) = expect_introspect(&mut state);
+        assert_eq!(
+            auth.complete_introspection_answer(plan, &token, status, error_body, &mut state, NOW),
+            Err(IntrospectionUnavailable { status }),
+            "status {status}"
+        );
+    }
+    // Nothing was cached by those: the next request asks again; a 200 is read as before.
+    let (plan, token) = expect_introspect(&mut state);
+    assert_eq!(
+        auth.complete_introspection_answer(plan, &token, 200, active.as_bytes(), &mut state, NOW),
+        Ok(())
+    );
+    assert!(matches!(
+        step(&auth, &mut state, &headers, None, NOW),
+        AuthStep::Authenticated(_)
+    ));
+
+    for (status, token_text) in [
+        (400, "opaque-2"),
+        (401, "opaque-3"),
+        (403, "opaque-4"),
+        (404, "opaque-5"),
+        (429, "opaque-6"),
+    ] {
+        let header = format!("Bearer {token_text}");
+        let headers = [("Authorization", header.as_str())];
+        let (plan, token) = match step(&auth, &mut state, &headers, None, NOW) {
+            AuthStep::Introspect { plan, token } => (plan, token.to_owned()),
+            other => panic!("expected an introspection step, got {other:?}"),
+        };
+        // Even a body that reads as an active answer: the status alone refuses.
+        assert_eq!(
+            auth.complete_introspection_answer(
+                plan,
+                &token,
+                status,
+                active.as_bytes(),
+                &mut state,
+                NOW
+            ),
+            Ok(()),
+            "status {status}"
+        );
+        let (error, http, challenge) = refused(&auth, step(&auth, &mut state, &headers, None, NOW));
+        assert_eq!(
+            error,
+            AuthError::InvalidToken(TokenProblem::IntrospectionRefused),
+            "status {status}"
+        );
+        assert_eq!(http, 401);
+        assert!(
+            challenge.is_some_and(|c| c.starts_with(r#"Bearer error="invalid_token""#)),
+            "status {status}"
+        );
+    }
+}
+
 #[test]
 fn several_plans_are_tried_in_order() {
     let signer = Signer::ed25519();
@@ -665,7 +771,7 @@ keys = ["cccccccccccccccccccc"]
     // A malformed bearer header is a 400 even when an API key is accepted alongside it.
     let mixed = [
         ("X-API-Key", "cccccccccccccccccccc"),
-        ("Authorization", "Bearer  spaced"),
+        ("Authorization", "Bearer  spaced out"),
     ];
     assert!(matches!(
         refused(&auth, step(&auth, &mut state, &mixed, None, NOW)).0,

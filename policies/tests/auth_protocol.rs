@@ -388,11 +388,31 @@ fn bearer_header_parsing() {
     assert_eq!(parse_bearer(b"BEARER x"), Ok(Authorization::Bearer("x")));
     assert_eq!(parse_bearer(b"Basic Zm9v"), Ok(Authorization::OtherScheme));
     assert_eq!(parse_bearer(b"Bearerx y"), Ok(Authorization::OtherScheme));
+    // RFC 9110 §11.4 / RFC 6750 §2.1: `credentials = auth-scheme [ 1*SP token68 ]`: any number
+    // of spaces (and, leniently, tabs) between the scheme and the token.
+    for spaced in [
+        &b"Bearer  x"[..],
+        b"Bearer     x",
+        b"bearer 	 x",
+        b"Bearer	x",
+        b"bEaReR		x",
+    ] {
+        assert_eq!(
+            parse_bearer(spaced),
+            Ok(Authorization::Bearer("x")),
+            "{:?}",
+            String::from_utf8_lossy(spaced)
+        );
+    }
+    assert_eq!(parse_bearer(b"Basic	Zm9v"), Ok(Authorization::OtherScheme));
     for bad in [
         &b"Bearer"[..],
         b"Bearer ",
-        b"Bearer  x",
+        b"Bearer  ",
+        b"Bearer \t",
         b"Bearer x y",
+        b"Bearer  x y",
+        b"Bearer x\ty",
         b"Bearer =",
         b"Bearer a=b",
         b"Bearer \xff",

@@ -253,7 +253,8 @@ impl TestAuthServer {
 pub const INTROSPECTION_CLIENT: (&str, &str) = ("gateway", "gw-secret-0123456789");
 
 /// `opaque-<subject>-<word>` tokens are active for that subject with scope `mcp:<word>`; `opaque-revoked` is
-/// not; the caller must authenticate with [`INTROSPECTION_CLIENT`].
+/// not; `opaque-status<NNN>-<word>` gets HTTP status NNN (400, 404, 500, 503) with an OAuth error
+/// body instead of an answer; the caller must authenticate with [`INTROSPECTION_CLIENT`].
 fn introspection_answer(
     request: &str,
     issuer: &str,
@@ -281,6 +282,15 @@ fn introspection_answer(
         .split('&')
         .find_map(|kv| kv.strip_prefix("token="))
         .unwrap_or_default();
+    if let Some(code) = token.strip_prefix("opaque-status").and_then(|t| t.get(..3)) {
+        let status = match code {
+            "400" => "400 Bad Request",
+            "404" => "404 Not Found",
+            "500" => "500 Internal Server Error",
+            _ => "503 Service Unavailable",
+        };
+        return (status, r#"{"error":"unsupported_token_type"}"#.to_owned());
+    }
     let aud = audience.lock().map(|a| a.clone()).unwrap_or_default();
     let answer = match token
         .strip_prefix("opaque-")

@@ -195,7 +195,8 @@ impl CapturedRequest {
 }
 
 /// An upstream that records every request it receives (keep-alive connections included) and
-/// answers each with the same canned response: it shows what the gateway actually sent.
+/// answers each with the same canned response, or with what a script says for it
+/// ([`CapturingUpstream::scripted`]): it shows what the gateway actually sent.
 pub struct CapturingUpstream {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -242,9 +243,46 @@ fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Capture
     })
 }
 
+/// What a scripted upstream writes for one request: `pieces` in order with `pause` between them
+/// (so the gateway sees an answer arrive in parts), then the connection stays open for the next
+/// request, or is closed when `close` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub pieces: Vec<Vec<u8>>,
+    pub pause: Duration,
+    pub close: bool,
+}
+
+impl Reply {
+    /// `bytes` at once; the connection is kept.
+    pub fn keep(bytes: impl Into<Vec<u8>>) -> Self {
+        Self {
+            pieces: vec![bytes.into()],
+            ..Self::default()
+        }
+    }
+
+    /// `bytes` at once, then the connection is closed.
+    pub fn close(bytes: impl Into<Vec<u8>>) -> Self {
+        Self {
+            pieces: vec![bytes.into()],
+            close: true,
+            ..Self::default()
+        }
+    }
+}
+
+type Handler = dyn Fn(&CapturedRequest) -> Reply + Send + Sync;
+
 impl CapturingUpstream {
     /// Starts it; `response` is written verbatim after each request.
     pub fn start(response: &'static [u8]) -> Self {
+        Self::scripted(move |_| Reply::keep(response))
+    }
+
+    /// Starts it; each request is answered with what `handler` returns for it.
+    pub fn scripted(handler: impl Fn(&CapturedRequest) -> Reply + Send + Sync + 'static) -> Self {
+        let handler: Arc<Handler> = Arc::new(handler);
         let listener = match TcpListener::bind("127.0.0.1:0") {
             Ok(listener) => listener,
             Err(error) => panic!("cannot bind the capturing upstream: {error}"),
@@ -271,19 +309,31 @@ impl CapturingUpstream {
                             *accepted.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                             let captured = Arc::clone(&captured);
                             let stop = Arc::clone(&stop);
+                            let handler = Arc::clone(&handler);
                             connections.push(std::thread::spawn(move || {
                                 use std::io::Write;
                                 let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_nodelay(true);
                                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                                 let mut pending = Vec::new();
                                 while !stop.load(Ordering::Relaxed) {
                                     match read_request(&mut stream, &mut pending) {
                                         Some(request) => {
+                                            let reply = handler(&request);
                                             captured
                                                 .lock()
                                                 .unwrap_or_else(|p| p.into_inner())
                                                 .push(request);
-                                            if stream.write_all(response).is_err() {
+                                            for (i, piece) in reply.pieces.iter().enumerate() {
+                                                if i > 0 && !reply.pause.is_zero() {
+                                                    std::thread::sleep(reply.pause);
+                                                }
+                                                if stream.write_all(piece).is_err() {
+                                                    return;
+                                                }
+                                            }
+                                            if reply.close {
+                                                let _ = stream.shutdown(std::net::Shutdown::Both);
                                                 return;
                                             }
                                         }
@@ -331,6 +381,14 @@ impl CapturingUpstream {
     /// How many TCP connections the gateway opened to us.
     pub fn connections(&self) -> usize {
         *self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many requests arrived so far.
+    pub fn count(&self) -> usize {
+        self.captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Waits until at least `count` requests arrived, then returns them all.

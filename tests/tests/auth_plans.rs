@@ -173,6 +173,12 @@ fn negative_corpus_is_refused_and_never_reaches_the_upstream() {
             Some("invalid_token"),
         ),
         (
+            "iat a year in the future",
+            s.key.mint(&with("iat", json!(t + 365 * 24 * 3600))),
+            401,
+            Some("invalid_token"),
+        ),
+        (
             "no exp",
             s.key.mint(&{
                 let mut c = base.clone();
@@ -252,6 +258,18 @@ fn negative_corpus_is_refused_and_never_reaches_the_upstream() {
         seen[0].headers("authorization").is_empty(),
         "Authorization forwarded: {}",
         seen[0].head
+    );
+    // Several spaces between scheme and token are one separator (RFC 9110 §11.4, `1*SP`): a
+    // valid token so written is admitted (issue 14 #7), its Authorization still not forwarded.
+    let spaced = format!("Bearer   {good}");
+    let r = post(&s, &[("Authorization", &spaced)]);
+    assert_eq!(r.status, 200, "Bearer with three spaces: {}", show(&r));
+    let seen = s.upstream.wait_for(2, Duration::from_secs(5));
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[1].headers("authorization").is_empty(),
+        "{}",
+        seen[1].head
     );
     // JWKS discovered from the AS metadata and fetched, and not once per request.
     let fetches = s.auth.jwks_fetches();
@@ -571,6 +589,69 @@ fn introspection_plan_with_discovered_endpoint_and_cache() {
     let seen = upstream.wait_for(3, Duration::from_millis(300));
     assert_eq!(seen.len(), 2, "refused tokens reached the upstream");
     assert!(seen.iter().all(|r| r.headers("authorization").is_empty()));
+}
+
+/// The authorization server reached and answering the introspection call with a 4xx (e.g. 400
+/// `unsupported_token_type`) did not vouch for the token: 401 `invalid_token` with the challenge
+/// (issue 14 #8). A 5xx leaves the token unjudged: 503, no challenge, asked again next time.
+#[test]
+fn introspection_4xx_is_401_invalid_token_and_5xx_is_503() {
+    let key = SigningKey::generate("k1");
+    let auth = TestAuthServer::start(&[&key]);
+    let upstream = CapturingUpstream::start(CANNED);
+    let (client_id, client_secret) = mcpgate_tests::auth::INTROSPECTION_CLIENT;
+    let gateway = Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\npath = \"/mcp\"\nupstream = \"http://{}/mcp\"\n\n\
+         [[api.plan]]\ntype = \"oauth2\"\nissuer = \"{}\"\nvalidation = \"introspection\"\n\
+         client_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n\
+         required_scopes = [\"mcp:read\"]\n",
+        upstream.addr(),
+        auth.issuer()
+    )));
+    auth.set_introspection_audience(&format!("http://{}/mcp", gateway.addr()));
+    let post = |token: &str| {
+        post_mcp(
+            gateway.addr(),
+            "/mcp",
+            &[("Authorization", &bearer(token))],
+            PING,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for token in ["opaque-status400-read", "opaque-status404-read"] {
+        let r = post(token);
+        assert_eq!(r.status, 401, "{token}: {}", show(&r));
+        assert_eq!(
+            r.header("www-authenticate")
+                .and_then(|c| challenge_param(c, "error")),
+            Some("invalid_token".to_owned()),
+            "{token}: {}",
+            show(&r)
+        );
+        let body: Value = r.json().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body["error"]["code"], json!(-32010), "{body}");
+    }
+    for token in ["opaque-status500-read", "opaque-status503-read"] {
+        let before = auth.introspections();
+        let r = post(token);
+        assert_eq!(r.status, 503, "{token}: {}", show(&r));
+        assert_eq!(r.header("www-authenticate"), None, "{token}: {}", show(&r));
+        let body: Value = r.json().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body["error"]["code"], json!(-32603), "{body}");
+        // Not cached: the same token asks the server again.
+        let r = post(token);
+        assert_eq!(r.status, 503, "{token}: {}", show(&r));
+        assert_eq!(auth.introspections(), before + 2, "{token}");
+    }
+    // The server keeps judging ordinary tokens.
+    let r = post("opaque-alice-read");
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(
+        upstream.wait_for(2, Duration::from_millis(300)).len(),
+        1,
+        "only the active token reached the upstream"
+    );
 }
 
 /// An introspection endpoint the gateway cannot reach makes an opaque token neither valid nor

@@ -1,5 +1,10 @@
 //! Request and response heads as offsets into the caller's buffer, and the body-framing decision
 //! (Content-Length / chunked / close-delimited / none) with the request-smuggling checks.
+//!
+//! A request head that parses is also a valid request in the two ways httparse does not check:
+//! its target is one of the four request-target forms, in ASCII and without a fragment (RFC 9112
+//! §3.2), and its `Host` field follows RFC 9112 §3.2 (see [`RequestHead::host`]). Both are 400s
+//! here, so no caller can forward such a request by forgetting a check.
 
 use std::mem::MaybeUninit;
 
@@ -167,13 +172,16 @@ impl RequestHead {
         else {
             return Err(HttpError::Malformed("incomplete request line"));
         };
-        Ok(Some(RequestHead {
+        check_target(method.as_bytes(), target.as_bytes()).map_err(HttpError::Malformed)?;
+        let head = RequestHead {
             method: Span::of(buf, method.as_bytes()),
             target: Span::of(buf, target.as_bytes()),
             minor_version,
             headers: collect_headers(buf, req.headers),
             head_len,
-        }))
+        };
+        head.host(buf)?;
+        Ok(Some(head))
     }
 
     pub fn method<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
@@ -216,9 +224,10 @@ impl RequestHead {
             .map(move |h| (h.name.get(buf), h.value.get(buf)))
     }
 
-    /// The `Host` value, checked per RFC 9112 §3.2: an HTTP/1.1 request needs exactly one, any
-    /// request with several (even identical) is refused, and the value must not contain
-    /// whitespace, `/`, `?`, `#` or `@` (400 for each). `Ok(None)`: an HTTP/1.0 request without one.
+    /// The `Host` value, checked per RFC 9112 §3.2 (and already by [`RequestHead::parse`]): an
+    /// HTTP/1.1 request needs exactly one, any request with several (even identical) is refused,
+    /// and the value must be `uri-host [ ":" port ]` (see [`is_valid_host`]); 400 for each.
+    /// `Ok(None)`: an HTTP/1.0 request without one.
     pub fn host<'b>(&self, buf: &'b [u8]) -> Result<Option<&'b [u8]>, HttpError> {
         let mut hosts = self
             .headers
@@ -232,13 +241,7 @@ impl RequestHead {
         match host {
             None if self.minor_version >= 1 => Err(HttpError::Malformed("missing host field")),
             None => Ok(None),
-            Some(value)
-                if value
-                    .iter()
-                    .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b',')) =>
-            {
-                Err(HttpError::Malformed("invalid host field"))
-            }
+            Some(value) if !is_valid_host(value) => Err(HttpError::Malformed("invalid host field")),
             Some(value) => Ok(Some(value)),
         }
     }
@@ -375,6 +378,130 @@ impl ResponseHead {
             (None, None) => Ok(ResponseBody::CloseDelimited),
         }
     }
+}
+
+/// The request-target is one of RFC 9112 §3.2's four forms, in ASCII, without a fragment:
+/// origin-form (`/path?query`), absolute-form (`scheme:...`), authority-form (CONNECT only) or
+/// asterisk-form (`*`, OPTIONS only). httparse accepts any visible byte, obs-text and `#`
+/// included; a fragment is client-side only and never sent (RFC 9110 §4.2.5). An invalid
+/// request line is refused rather than repaired (RFC 9112 §3).
+fn check_target(method: &[u8], target: &[u8]) -> Result<(), &'static str> {
+    if !target.is_ascii() {
+        return Err("non-ASCII byte in the request target");
+    }
+    if memchr::memchr(b'#', target).is_some() {
+        return Err("fragment in the request target");
+    }
+    let valid = match target.first() {
+        Some(b'/') => true,
+        _ if target == b"*" => method == b"OPTIONS",
+        // Any authority: the gateway is not a forward proxy and answers CONNECT itself.
+        _ if method == b"CONNECT" => true,
+        _ => is_absolute_uri(target),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err("invalid request target")
+    }
+}
+
+/// Starts with `scheme ":"`, `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1).
+fn is_absolute_uri(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', target) else {
+        return false;
+    };
+    let scheme = target.get(..colon).unwrap_or_default();
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2 with RFC 3986 §3.2.2–3.2.3), with two
+/// restrictions: the host must not be empty (RFC 9110 §4.2.1 forbids an `http` URI with an empty
+/// host, and the gateway rebuilds the target URI from this field), and a reg-name must not
+/// contain `,` although RFC 3986's sub-delims allow it: the value is copied into
+/// `X-Forwarded-Host`, a list-valued field where a comma would split it into two hosts, and no DNS
+/// name or address contains one.
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
+    let (host_ok, port) = match value.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(close) = memchr::memchr(b']', rest) else {
+                return false;
+            };
+            let (literal, after) = rest.split_at(close);
+            // `after` starts with the `]`.
+            let after = after.get(1..).unwrap_or_default();
+            let port = match after {
+                [] => None,
+                [b':', port @ ..] => Some(port),
+                _ => return false,
+            };
+            (is_ip_literal(literal), port)
+        }
+        None => match memchr::memchr(b':', value) {
+            Some(colon) => (
+                is_reg_name(value.get(..colon).unwrap_or_default()),
+                value.get(colon + 1..),
+            ),
+            None => (is_reg_name(value), None),
+        },
+    };
+    host_ok && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+}
+
+/// The inside of `[...]`: an IPv6 address (no zone identifier: RFC 3986 has none) or
+/// `IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`.
+fn is_ip_literal(literal: &[u8]) -> bool {
+    if let Some(future) = literal
+        .strip_prefix(b"v")
+        .or_else(|| literal.strip_prefix(b"V"))
+    {
+        let Some(dot) = memchr::memchr(b'.', future) else {
+            return false;
+        };
+        let (version, rest) = future.split_at(dot);
+        let rest = rest.get(1..).unwrap_or_default();
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest
+                .iter()
+                .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':');
+    }
+    std::str::from_utf8(literal).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )`, here non-empty and without `,` (see
+/// [`is_valid_host`]). An IPv4 address is a reg-name too.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = name.get(i) {
+        if b == b'%' {
+            let hex = name.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if is_unreserved(b) || (is_sub_delim(b) && b != b',') {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    !name.is_empty()
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 fn find_header<'b>(headers: &[HeaderSpan], buf: &'b [u8], name: &str) -> Option<&'b [u8]> {

@@ -17,6 +17,10 @@
 //!   A response whose last coding is not `chunked` is close-delimited (RFC 9112 §6.3).
 //! - Heads with obs-fold, bare CR, or NUL/CR/LF inside values are rejected by httparse's default
 //!   configuration; chunked bodies require CRLF line ends (no bare LF).
+//! - A request head is refused (400) when its target is not one of RFC 9112's four forms (or has
+//!   a non-ASCII byte or a fragment), when an HTTP/1.1 request has
+//!   no `Host`, when any request has two, or when the value is not `uri-host[:port]`
+//!   (RFC 9112 §3.2); HTTP/1.0 without `Host` is accepted.
 
 mod chunked;
 mod head;

@@ -607,7 +607,7 @@ mod tests {
         let mut raw = if response {
             String::from("HTTP/1.1 200 OK\r\n")
         } else {
-            String::from("POST /mcp-proxy?x HTTP/1.1\r\n")
+            String::from("POST /mcp-proxy?x HTTP/1.1\r\nHost: gw.example\r\n")
         };
         for _ in 0..rng.below(16) {
             let name = random_name(rng);

@@ -13,7 +13,7 @@ pub enum AuthError {
     /// headers, a bearer header that is not `Bearer <token>`): 400 `invalid_request`.
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
-    /// The token is not acceptable (signature, alg, kid, iss, aud, exp, nbf, shape): 401
+    /// The token is not acceptable (signature, alg, kid, iss, aud, exp, nbf, iat, shape): 401
     /// `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(TokenProblem),
@@ -54,12 +54,18 @@ pub enum TokenProblem {
     Expired,
     #[error("not yet valid")]
     NotYetValid,
+    #[error("issued in the future")]
+    IssuedInFuture,
     #[error("missing exp")]
     MissingExpiry,
     #[error("introspection says inactive")]
     Inactive,
     #[error("introspection response unusable")]
     BadIntrospection,
+    /// The introspection endpoint answered with a 4xx status (e.g. 400 `unsupported_token_type`):
+    /// reached, and it did not vouch for the token.
+    #[error("introspection request refused by the authorization server")]
+    IntrospectionRefused,
 }
 
 /// The `error` parameter of a Bearer challenge (RFC 6750 §3.1).

@@ -43,6 +43,38 @@ fn form_encode_into(out: &mut String, value: &str) {
     }
 }
 
+/// An introspection answer whose status says the authorization server could not judge the token
+/// (a 5xx, or anything that is neither 200 nor 4xx): the engine answers 503 (the client should
+/// retry, not re-authenticate) and nothing is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("introspection endpoint answered status {status}")]
+pub struct IntrospectionUnavailable {
+    pub status: u16,
+}
+
+/// Reads an introspection answer, status first. 200: the body decides ([`evaluate_response`]).
+/// 4xx: the server was reached and refused to vouch for the token (RFC 7662 §2.3 answers a bad
+/// request or bad client credentials with an OAuth error; a 400 `unsupported_token_type` says it
+/// will never accept this token), so it is refused like an inactive token, with the same
+/// negative-cache lifetime; its body is not read. Anything else: [`IntrospectionUnavailable`].
+pub fn evaluate_answer(
+    status: u16,
+    body: &[u8],
+    rules: &JwtRules,
+    now: u64,
+    max_ttl: u64,
+    negative_ttl: u64,
+) -> Result<IntrospectionOutcome, IntrospectionUnavailable> {
+    match status {
+        200 => Ok(evaluate_response(body, rules, now, max_ttl, negative_ttl)),
+        400..=499 => Ok(IntrospectionOutcome {
+            result: Err(TokenProblem::IntrospectionRefused.into()),
+            cache_until: now.saturating_add(negative_ttl),
+        }),
+        _ => Err(IntrospectionUnavailable { status }),
+    }
+}
+
 /// The checked outcome of an introspection answer: a principal, or a refusal, and until when
 /// the outcome may be cached.
 #[derive(Debug, Clone, PartialEq)]

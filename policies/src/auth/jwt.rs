@@ -1,5 +1,5 @@
 //! JWT (compact JWS) validation: shape, header, algorithm allow-list, key selection by `kid`,
-//! signature, then the claims (`exp`, `nbf`, `iss`, `aud`) and scopes. The claims are read only
+//! signature, then the claims (`exp`, `nbf`, `iat`, `iss`, `aud`) and scopes. The claims are read only
 //! after the signature verified, so nothing unauthenticated reaches a JSON parser beyond the
 //! small header. Time comes in as an argument: no clock is read here.
 
@@ -12,7 +12,7 @@ use super::jwks::KeySet;
 use super::keys::{Algorithm, AlgorithmSet};
 use super::principal::Principal;
 
-/// Default clock-skew allowance for `exp` and `nbf`.
+/// Default clock-skew allowance for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 /// Default maximum token length (bytes). Large enough for JWTs with many claims, small enough
 /// that a hostile header cannot cost much.
@@ -98,7 +98,7 @@ pub fn looks_like_jwt(token: &str) -> bool {
     split_compact(token).is_some()
 }
 
-/// Checks signature, `exp`, `nbf`, `iss` and `aud`; not scopes (see [`check_scopes`]), so the
+/// Checks signature, `exp`, `nbf`, `iat`, `iss` and `aud`; not scopes (see [`check_scopes`]), so the
 /// result can be cached and reused by plans that require different scopes.
 pub fn verify_jwt(
     token: &str,
@@ -182,6 +182,15 @@ pub(crate) fn check_claims(
         let nbf = numeric_date(nbf).ok_or(TokenProblem::BadClaims)?;
         if now.saturating_add(rules.leeway_secs) < nbf {
             return Err(TokenProblem::NotYetValid.into());
+        }
+    }
+    // RFC 7519 §4.1.6 gives `iat` no validity rule of its own, but an issuer cannot issue a token
+    // later than now: beyond the clock-skew allowance such a token comes from a broken clock or
+    // was minted to outlive a key rotation, and `exp` measured from a false `iat` is meaningless.
+    if let Some(iat) = object.get("iat") {
+        let iat = numeric_date(iat).ok_or(TokenProblem::BadClaims)?;
+        if now.saturating_add(rules.leeway_secs) < iat {
+            return Err(TokenProblem::IssuedInFuture.into());
         }
     }
     if let Some(issuer) = &rules.issuer {

@@ -10,7 +10,7 @@ use super::apikey::ApiKeyPlan;
 use super::cache::TokenCache;
 use super::challenge::BearerChallenge;
 use super::error::{AuthError, ChallengeError, TokenProblem};
-use super::introspection::{self, IntrospectionOutcome};
+use super::introspection::{self, IntrospectionOutcome, IntrospectionUnavailable};
 use super::jwks::{KeySet, RefetchPolicy};
 use super::jwt::{self, JwtRules};
 use super::metadata::{ProtectedResourceMetadata, PublicUrl};
@@ -391,9 +391,10 @@ impl ApiAuth {
         })
     }
 
-    /// Records an introspection answer (the raw response body) for `token` in the worker's
-    /// cache; the next `authenticate` finds it. A transport failure is the engine's to answer
-    /// (503): it must not call this.
+    /// Records an introspection answer (the raw response body of a 200) for `token` in the
+    /// worker's cache; the next `authenticate` finds it. A transport failure is the engine's to
+    /// answer (503): it must not call this. See [`ApiAuth::complete_introspection_answer`] for
+    /// an answer of any status.
     pub fn complete_introspection(
         &self,
         plan: usize,
@@ -402,26 +403,44 @@ impl ApiAuth {
         state: &mut WorkerAuthState,
         now: u64,
     ) {
+        let _ = self.complete_introspection_answer(plan, token, 200, body, state, now);
+    }
+
+    /// Records an introspection answer of HTTP status `status` for `token`: a 200 is judged by
+    /// its body, a 4xx is a refusal (401 `invalid_token`, cached like an inactive answer), and
+    /// anything else is `Err`: the server could not judge the token, nothing is cached, and the
+    /// engine answers 503.
+    pub fn complete_introspection_answer(
+        &self,
+        plan: usize,
+        token: &str,
+        status: u16,
+        body: &[u8],
+        state: &mut WorkerAuthState,
+        now: u64,
+    ) -> Result<(), IntrospectionUnavailable> {
         let (Some(Plan::OAuth2(oauth)), Some(plan_state)) =
             (self.plans.get(plan), state.plans.get_mut(plan))
         else {
-            return;
+            return Ok(());
         };
         let IntrospectionOutcome {
             result,
             cache_until,
-        } = introspection::evaluate_response(
+        } = introspection::evaluate_answer(
+            status,
             body,
             &oauth.rules,
             now,
             oauth.introspection_cache_secs,
             oauth.introspection_negative_cache_secs,
-        );
+        )?;
         // The answer must be usable by the very next call even with a zero TTL.
         let cache_until = cache_until.max(now.saturating_add(1));
         plan_state
             .introspected
             .insert(token.as_bytes(), result.map(Rc::new), cache_until, now);
+        Ok(())
     }
 
     /// The `WWW-Authenticate` value for a refusal (`None` for a 404, or for an API whose only

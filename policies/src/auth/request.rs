@@ -51,7 +51,8 @@ pub enum Authorization<'a> {
     OtherScheme,
 }
 
-/// Reads `Authorization`. The scheme is case-insensitive and followed by exactly one space; the
+/// Reads `Authorization`. The scheme is case-insensitive and separated from the token by one or
+/// more spaces (RFC 9110 §11.4: `auth-scheme [ 1*SP token68 ]`; tabs are tolerated too); the
 /// token must be a b64token (RFC 6750 §2.1). Two `Authorization` headers, or a Bearer header with
 /// a malformed token, is an invalid request.
 pub fn authorization<'a>(
@@ -95,14 +96,27 @@ pub fn raw_authorization<'a>(
     }
 }
 
+fn is_separator(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
 fn split_bearer(value: &[u8]) -> RawAuthorization<'_> {
-    let scheme_len = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
+    let scheme_len = value
+        .iter()
+        .position(|&b| is_separator(b))
+        .unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_len);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return RawAuthorization::OtherScheme;
     }
-    // Exactly one space: with a second one the token starts with a space and fails validation.
-    RawAuthorization::Bearer(rest.get(1..).unwrap_or_default())
+    // `1*SP` (RFC 9110 §11.4): the whole run is the separator. Tabs are accepted as well: they
+    // cannot be part of a b64token, so tolerating them changes no token's meaning. The token is
+    // what follows the run, so `Bearer  t` and `Bearer t` share one validated-token cache entry.
+    let token_start = rest
+        .iter()
+        .position(|&b| !is_separator(b))
+        .unwrap_or(rest.len());
+    RawAuthorization::Bearer(rest.get(token_start..).unwrap_or_default())
 }
 
 /// The token as text, if it is a b64token (RFC 6750 §2.1); else 400 `invalid_request`.

@@ -96,12 +96,36 @@ pub async fn authenticate(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) 
             }
             Some(AuthStep::Introspect { plan, token }) => {
                 match introspect(&snapshot, api, &auth.auth, plan, token).await {
-                    Ok(body) => {
+                    // The status is the policy's to read: a 4xx refuses the token (401), a 5xx
+                    // leaves it unjudged (503, below).
+                    Ok((status, body)) => {
                         let now = unix_now();
-                        with_plans(&snapshot, api, |w| {
-                            auth.auth
-                                .complete_introspection(plan, token, &body, &mut w.state, now)
+                        let judged = with_plans(&snapshot, api, |w| {
+                            auth.auth.complete_introspection_answer(
+                                plan,
+                                token,
+                                status,
+                                &body,
+                                &mut w.state,
+                                now,
+                            )
                         });
+                        match judged {
+                            Some(Err(e)) => {
+                                crate::warn!("api {api}: plan {plan}: introspection failed: {e}");
+                                return unavailable();
+                            }
+                            _ if (400..500).contains(&status) => crate::warn!(
+                                "api {api}: plan {plan}: introspection endpoint answered {status}: \
+                                 token refused{}",
+                                if matches!(status, 401 | 403) {
+                                    " (check the plan's client_id / client_secret)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                            _ => {}
+                        }
                     }
                     Err(e) => {
                         crate::warn!("api {api}: plan {plan}: introspection failed: {e}");
@@ -217,7 +241,7 @@ async fn introspect(
     auth: &ApiAuth,
     plan: usize,
     token: &str,
-) -> Result<Vec<u8>, AuthFetchError> {
+) -> Result<(u16, Vec<u8>), AuthFetchError> {
     let oauth = oauth_plan(auth, plan).ok_or(AuthFetchError::NoEndpoint("OAuth2 plan"))?;
     let client = oauth
         .introspection
@@ -261,13 +285,7 @@ async fn introspect(
         FETCH_LIMIT,
     )
     .await?;
-    if response.status != 200 {
-        return Err(AuthFetchError::Status {
-            url: endpoint,
-            status: response.status,
-        });
-    }
-    Ok(response.body)
+    Ok((response.status, response.body))
 }
 
 /// The `route` phase's part: requests under `/.well-known/oauth-protected-resource`. Mode B
