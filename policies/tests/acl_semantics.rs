@@ -622,12 +622,41 @@ fn refusal_of_a_rule_that_covers_but_does_not_grant_the_method() {
 }
 
 #[test]
-fn gravitee_el_conditions_are_refused_not_ignored() {
+fn gravitee_el_conditions_are_translated_or_refused_never_ignored() {
+    // A common form is translated to CEL and decides like it.
+    let acl = Acl::from_gravitee_json(
+        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.headers['X-Team'][0] == 'y'}"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        acl.el_translations()
+            .iter()
+            .map(|t| (t.at.as_str(), t.cel.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            "authorizations[0].condition",
+            "request.headers['x-team'] == 'y'"
+        )]
+    );
+    let call = McpRequest::new("tools/call", Target::Name("echo"));
+    const GOOD: &[(&str, &str)] = &[("x-team", "y")];
+    const BAD: &[(&str, &str)] = &[("x-team", "z")];
+    let with = |headers| RequestInfo {
+        headers,
+        ..RequestInfo::default()
+    };
+    assert!(acl.decide(&call, &with(GOOD)).lets_through());
+    assert!(!acl.decide(&call, &with(BAD)).lets_through());
+    // Anything else is refused at load, naming the rule, with the CEL to write instead.
     let err = Acl::from_gravitee_json(
-        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.headers['x'][0] == 'y'}"}]}"#,
+        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.params['x'][0] == 'y'}"}]}"#,
     )
     .unwrap_err();
     assert_eq!(err.at, "authorizations[0].condition");
+    assert!(
+        err.message.contains("write the condition in CEL instead"),
+        "{err}"
+    );
 }
 
 #[test]
