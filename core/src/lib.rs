@@ -11,10 +11,14 @@
 //! - [`acl_phase`]: the MCP ACL's decide and relay work in those phases.
 //! - [`auth_phase`]: plans (authentication), challenges, session binding, well-known metadata.
 //! - [`engine`]: workers, listeners, the connection loop, upstream pools, signals, admin.
+//! - [`startup`]: the startup summary and the warnings about risky setups.
+//! - [`admin_auth`]: bearer tokens and the console's login for the admin listener.
+//! - [`log`]: the gateway's own log lines on `tracing`.
 
 pub mod log;
 
 pub mod acl_phase;
+pub mod admin_auth;
 pub mod auth_phase;
 pub mod cli;
 pub mod config;
@@ -25,4 +29,5 @@ pub mod headers;
 pub mod observe;
 pub mod pipeline;
 pub mod route;
+pub mod startup;
 pub mod urls;
