@@ -9,6 +9,7 @@ mod acl;
 mod admin;
 mod auth;
 mod log;
+mod spans;
 mod user;
 
 use std::fmt;
