@@ -720,4 +720,6 @@ impl ConfigSource {
 }
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;

@@ -49,6 +49,21 @@ fn full_example_values_are_read() {
         cfg.gateway.admin,
         Some("127.0.0.1:9901".parse().unwrap_or_else(|_| unreachable!()))
     );
+    // Every table is read: ACLs (native + Gravitee file, and acl_file), plans, capture.
+    let rules: Vec<_> = cfg
+        .acls
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.0.rule_count()))
+        .collect();
+    assert_eq!(rules, vec![Some(4), Some(1)]);
+    let plans: Vec<_> = cfg
+        .auths
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.auth.plans().len()))
+        .collect();
+    assert_eq!(plans, vec![Some(2), Some(2)]);
+    assert!(cfg.log.api(0).capture);
+    assert_eq!(cfg.gateway.dns.refresh, Some(Duration::from_secs(30)));
 }
 
 #[test]
