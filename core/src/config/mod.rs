@@ -6,8 +6,10 @@
 //! `crate::engine::shared`).
 
 mod acl;
+mod admin;
 mod auth;
 mod log;
+mod spans;
 mod user;
 
 use std::fmt;
@@ -16,6 +18,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{
+    AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
+};
 pub use auth::ApiAuthCfg;
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
@@ -95,6 +100,8 @@ pub struct Gateway {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub dns: Dns,
+    /// Who may use the admin listener (`[gateway.admin_auth]`, see `admin`).
+    pub admin_auth: AdminAuth,
 }
 
 /// An upstream MCP endpoint, resolved at load time (and refreshed while running, see
@@ -194,6 +201,8 @@ pub struct Overrides {
     pub path: Option<String>,
     /// `--acl FILE`: a Gravitee ACL JSON file for the command-line API.
     pub acl: Option<PathBuf>,
+    /// `--admin-token-file`, `MCPGATE_ADMIN_TOKEN`, `--allow-unauthenticated-admin`.
+    pub admin_auth: AdminOverrides,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -649,6 +658,18 @@ impl Validator<'_> {
             )?,
         };
         let dns = self.dns(g.dns)?;
+        let admin_at = match (&ov.admin, &g.admin) {
+            (Some(_), _) => ("--admin", None),
+            (None, Some(a)) => ("gateway.admin", Some(a.span())),
+            (None, None) => ("gateway.admin", None),
+        };
+        let admin_auth = self.admin_auth(
+            g.admin_auth,
+            g.allow_unauthenticated_admin,
+            admin,
+            admin_at,
+            &ov.admin_auth,
+        )?;
         Ok(Gateway {
             listen,
             workers,
@@ -658,6 +679,7 @@ impl Validator<'_> {
             limits,
             timeouts,
             dns,
+            admin_auth,
         })
     }
 
@@ -697,5 +719,7 @@ impl ConfigSource {
     }
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;
