@@ -47,6 +47,12 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body as JSON (fails the test if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body_text()))
+    }
+
     /// Asserts a gateway-written JSON-RPC error: `status`, `code` and the exact body.
     pub fn assert_gateway_error(&self, status: u16, code: i64, id: &str, message: &str) {
         assert_eq!(self.status, status, "{self:?}");

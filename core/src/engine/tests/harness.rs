@@ -151,6 +151,12 @@ impl Setup {
         self
     }
 
+    /// TOML appended after the `[[api]]` table: `[api.acl]` and its rules.
+    pub fn acl(mut self, toml: &'static str) -> Self {
+        self.acl = Some(toml);
+        self
+    }
+
     fn toml(&self) -> String {
         let mut toml = String::from("[gateway]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n");
         toml.push_str("\n[gateway.timeouts]\n");
