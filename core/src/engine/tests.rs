@@ -7,7 +7,7 @@
 //! - `harness`: the runtimes, the deadline, the gateway under test and its configuration;
 //! - `upstream`: the scripted upstream (reads requests, writes scripted bytes, records both);
 //! - `client`: the raw client and the parsers of its answers (status, headers, body, events);
-//! - `framing`, `pool`, `event_streams`, `acl`: the cases.
+//! - `framing`, `pool`, `event_streams`, `acl`, `errors`, `timeouts`: the cases.
 //!
 //! [`Worker`]: super::worker::Worker
 
@@ -43,6 +43,8 @@ mod harness;
 mod upstream;
 
 mod acl;
+mod errors;
 mod event_streams;
 mod framing;
 mod pool;
+mod timeouts;

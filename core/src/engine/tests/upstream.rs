@@ -250,6 +250,15 @@ impl Upstream {
         })
     }
 
+    /// An address nothing listens on (bound, then released).
+    pub fn refusing_address() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind a probe listener: {e}"));
+        listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("probe listener address: {e}"))
+    }
+
     /// Every request read so far, in order.
     pub fn requests(&self) -> Vec<Received> {
         self.log.requests.borrow().clone()
