@@ -18,6 +18,8 @@ mod listener;
 mod relay;
 mod shared;
 mod sse;
+#[cfg(test)]
+mod tests;
 pub mod upstream;
 mod worker;
 
