@@ -35,6 +35,8 @@ pub struct UserGateway {
     pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
+    /// `[gateway.sessions]`: see `super::sessions`.
+    pub sessions: Option<super::sessions::UserSessions>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +46,7 @@ pub struct UserLimits {
     pub max_body_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub upstream_pool_idle: Option<usize>,
+    pub max_sse_event_bytes: Option<usize>,
 }
 
 /// Durations are strings with a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
@@ -56,6 +59,7 @@ pub struct UserTimeouts {
     pub upstream_response_head: Option<Spanned<String>>,
     pub upstream_idle: Option<Spanned<String>>,
     pub sse_idle: Option<Spanned<String>>,
+    pub client_write: Option<Spanned<String>>,
     pub keepalive_idle: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }
