@@ -30,6 +30,9 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The tutorial's commands (tests/tests/tutorial.rs runs docs/tutorial.md) use curl and jq.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   apt-get update -qq

@@ -1,18 +1,40 @@
-//! The command line: `mcpgate run` and `mcpgate check`, and how flags become config overrides.
+//! The command line: `mcpgate run`, `mcpgate check`, `mcpgate version`, the global
+//! `--log-format`, and how flags (and the environment variables the help lists) become config
+//! overrides.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigSource, Overrides};
+use crate::config::{AdminOverrides, ConfigSource, Overrides};
+
+/// Printed after every `--help`: what the environment changes, and where the docs are.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  MCPGATE_LOG             log level or RUST_LOG-style directives (default info),
+                          e.g. debug, warn, info,mcpgate_core::engine=debug
+  MCPGATE_LOG_FORMAT      text (default) or json; --log-format overrides it
+  MCPGATE_ADMIN_TOKEN     bearer token for the admin listener (console, /metrics, logs);
+                          --admin-token-file overrides it, it overrides [gateway.admin_auth]
+  MCPGATE_SESSION_SECRET  key (>= 32 bytes) sealing the session ids of APIs with a plan; the
+                          same on every replica, so any replica accepts any session
+  MCPGATE_CA_FILE         PEM file of extra CA certificates trusted when fetching JWKS, OAuth
+                          metadata and introspection endpoints over https
+
+Documentation: README.md and docs/ in the source tree — docs/tutorial.md (walk-through),
+docs/configuration.md (every key), docs/auth.md, docs/acl.md, docs/observability.md.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "mcpgate",
     version,
-    about = "An edge gateway for the Model Context Protocol"
+    about = "An edge gateway for the Model Context Protocol",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
+    /// Format of the gateway's own log lines on stderr: text or json (default: $MCPGATE_LOG_FORMAT, else text).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -20,12 +42,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (with no --config: the embedded default, /mcp-proxy -> http://127.0.0.1:3001/mcp).
+    #[command(after_help = ENVIRONMENT_HELP)]
     Run(RunArgs),
-    /// Validate a configuration file and exit (0 when valid).
+    /// Validate a configuration file and exit (0 when valid); prints what each API will do.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Check {
         /// The TOML configuration file.
         file: PathBuf,
+        /// Admin token file, as `run` would get it (checked like `run` checks it).
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: Option<PathBuf>,
     },
+    /// Print the version and exit.
+    Version,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,10 +83,19 @@ pub struct RunArgs {
     /// A Gravitee MCP ACL JSON file applied to the API (the --upstream one, or the only one).
     #[arg(long, value_name = "FILE")]
     pub acl: Option<PathBuf>,
+    /// File holding the admin listener's bearer token (overrides $MCPGATE_ADMIN_TOKEN and [gateway.admin_auth]).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Run an admin listener without a token on a non-loopback address (something in front of it must authenticate).
+    #[arg(long)]
+    pub allow_unauthenticated_admin: bool,
 }
 
 impl RunArgs {
     pub fn source(&self) -> ConfigSource {
+        let mut admin_auth = AdminOverrides::from_env();
+        admin_auth.token_file = self.admin_token_file.clone();
+        admin_auth.allow_unauthenticated = self.allow_unauthenticated_admin;
         ConfigSource {
             file: self.config.clone(),
             overrides: Overrides {
@@ -68,7 +106,72 @@ impl RunArgs {
                 upstream: self.upstream.clone(),
                 path: self.path.clone(),
                 acl: self.acl.clone(),
+                admin_auth,
             },
         }
+    }
+}
+
+/// What `check` validates against: the file with the environment's admin token (as `run`
+/// would see it) and `--admin-token-file`.
+pub fn check_overrides(admin_token_file: Option<PathBuf>) -> Overrides {
+    let mut admin_auth = AdminOverrides::from_env();
+    admin_auth.token_file = admin_token_file;
+    Overrides {
+        admin_auth,
+        ..Overrides::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_names_the_environment_and_the_docs() {
+        let help = Cli::command().render_long_help().to_string();
+        for needle in [
+            "MCPGATE_LOG",
+            "MCPGATE_LOG_FORMAT",
+            "MCPGATE_SESSION_SECRET",
+            "MCPGATE_CA_FILE",
+            "MCPGATE_ADMIN_TOKEN",
+            "docs/configuration.md",
+            "--log-format",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "mcpgate",
+            "run",
+            "--log-format",
+            "json",
+            "--admin-token-file",
+            "/x",
+            "--allow-unauthenticated-admin",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.log_format.as_deref(), Some("json"));
+        match cli.command {
+            Command::Run(args) => {
+                let source = args.source();
+                assert_eq!(
+                    source.overrides.admin_auth.token_file,
+                    Some(PathBuf::from("/x"))
+                );
+                assert!(source.overrides.admin_auth.allow_unauthenticated);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Cli::try_parse_from(["mcpgate", "version"]).map(|c| c.command),
+            Ok(Command::Version)
+        ));
+        assert!(Cli::try_parse_from(["mcpgate", "--log-format", "xml", "version"]).is_err());
     }
 }

@@ -13,9 +13,13 @@
 //! - [`snapshot`]: a worker's state for one configuration snapshot.
 //! - [`engine`]: workers, listeners, the connection loop, the I/O between phases, upstream pools,
 //!   signals, admin.
+//! - [`startup`]: the startup summary and the warnings about risky setups.
+//! - [`admin_auth`]: bearer tokens and the console's login for the admin listener.
+//! - [`log`]: the gateway's own log lines on `tracing`.
 
 pub mod log;
 
+pub mod admin_auth;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -28,4 +32,5 @@ pub mod observe;
 pub mod phases;
 pub mod route;
 pub mod snapshot;
+pub mod startup;
 pub mod urls;

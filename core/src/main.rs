@@ -1,14 +1,17 @@
-//! The `mcpgate` binary: parse the command line, load the configuration, run the engine.
-//! Errors are printed as one `mcpgate: error: ...` line (with causes) and exit with status 1.
+//! The `mcpgate` binary: parse the command line, set up the log, load the configuration, run the
+//! engine. Errors are printed as one `mcpgate: error: ...` line (with causes) and exit with
+//! status 1.
 
 use anyhow::Context;
 use clap::Parser;
-use mcpgate_core::cli::{Cli, Command};
-use mcpgate_core::config::{self, Overrides};
+use mcpgate_core::cli::{self, Cli, Command};
+use mcpgate_core::config;
+use mcpgate_core::log::Format;
 
 fn main() {
-    mcpgate_core::log::init_from_env();
-    if let Err(e) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    mcpgate_core::log::init(cli.log_format.as_deref().and_then(Format::parse));
+    if let Err(e) = run(cli) {
         eprintln!("mcpgate: error: {e:#}");
         std::process::exit(1);
     }
@@ -16,8 +19,15 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Check { file } => {
-            let cfg = config::load_file(&file, &Overrides::default())?;
+        Command::Version => {
+            println!("mcpgate {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Check {
+            file,
+            admin_token_file,
+        } => {
+            let cfg = config::load_file(&file, &cli::check_overrides(admin_token_file))?;
             println!(
                 "{}: ok ({} API{}, listen {})",
                 file.display(),
@@ -25,6 +35,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if cfg.apis.len() == 1 { "" } else { "s" },
                 cfg.gateway.listen
             );
+            for line in mcpgate_core::startup::api_lines(&cfg) {
+                println!("  {line}");
+            }
+            for line in mcpgate_core::startup::el_translation_lines(&cfg) {
+                println!("  {line}");
+            }
+            let secret = cfg.gateway.sessions.configured;
+            for warning in mcpgate_core::startup::warnings(&cfg, cfg.gateway.admin, secret) {
+                println!("  warning: {warning}");
+            }
             Ok(())
         }
         Command::Run(args) => {

@@ -224,7 +224,11 @@ fn start_gateway_with(driver: &str, upstream: SocketAddr, extra_timeouts: &str) 
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("mcpgate: listening on ") {
+            // `<timestamp>  INFO mcpgate: listening on ADDR (...)`
+            if let Some(rest) = line
+                .find("mcpgate: listening on ")
+                .and_then(|at| line.get(at + "mcpgate: listening on ".len()..))
+            {
                 let addr = rest.split(' ').next().unwrap_or("").to_string();
                 let _ = tx.send(addr);
             }

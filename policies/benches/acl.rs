@@ -70,10 +70,18 @@ fn bench(c: &mut Criterion) {
         ("x-tier", "gold"),
     ];
     let cond_ctx = RequestInfo { headers, ..ctx };
-    let weather = call("get_weather");
+    // The example grants `get-.*|echo` under the condition: a name it matches reaches CEL.
+    let get_weather = call("get-weather");
     g.bench_function("cel_condition_allow", |b| {
-        b.iter(|| black_box(conditional.decide(black_box(&weather), &cond_ctx).verdict))
+        b.iter(|| {
+            black_box(
+                conditional
+                    .decide(black_box(&get_weather), &cond_ctx)
+                    .verdict,
+            )
+        })
     });
+    let weather = call("get_weather");
     let header_only: AclConfig = AclConfig {
         rules: vec![RuleConfig {
             methods: vec![AclMethod::ToolsCall],

@@ -145,28 +145,36 @@ fn tools_literal_echo_is_the_only_tool() {
 fn resources_and_prompts_follow_the_same_rules() {
     let acl = acl(RESOURCES_AND_PROMPTS);
     let uris = [
-        "test://static/resource/1",
-        "test://static/resource/42",
-        "test://static/resource/x",
-        "xtest://static/resource/1",
+        "demo://resource/static/document/architecture.md",
+        "demo://resource/static/document/how-it-works.md",
+        "demo://resource/static/document/Architecture.md",
+        "demo://resource/static/document/notes.txt",
+        "xdemo://resource/static/document/a.md",
+        "demo://resource/dynamic/text/1",
     ];
     assert_eq!(
         visible(&acl, ListKind::Resources, &uris),
-        ["test://static/resource/1", "test://static/resource/42"]
+        [
+            "demo://resource/static/document/architecture.md",
+            "demo://resource/static/document/how-it-works.md"
+        ]
     );
     assert_eq!(
         visible(
             &acl,
             ListKind::ResourceTemplates,
-            &["test://static/resource/{id}", "test://dynamic/{id}"]
+            &[
+                "demo://resource/dynamic/text/{resourceId}",
+                "demo://resource/dynamic/blob/{resourceId}"
+            ]
         ),
-        ["test://static/resource/{id}"]
+        ["demo://resource/dynamic/text/{resourceId}"]
     );
     assert_eq!(
         verdict(
             &acl,
             "resources/read",
-            Target::Uri("test://static/resource/7")
+            Target::Uri("demo://resource/static/document/features.md")
         ),
         Verdict::Allow
     );
@@ -174,17 +182,21 @@ fn resources_and_prompts_follow_the_same_rules() {
         verdict(
             &acl,
             "resources/read",
-            Target::Uri("test://static/resource/7/../secret")
+            Target::Uri("demo://resource/static/document/../secret.md")
         ),
         Verdict::Refuse
     );
     for method in ["resources/subscribe", "resources/unsubscribe"] {
         assert_eq!(
-            verdict(&acl, method, Target::Uri("test://static/resource/7")),
+            verdict(
+                &acl,
+                method,
+                Target::Uri("demo://resource/static/document/features.md")
+            ),
             Verdict::Allow
         );
         assert_eq!(
-            verdict(&acl, method, Target::Uri("test://other")),
+            verdict(&acl, method, Target::Uri("demo://resource/dynamic/text/1")),
             Verdict::Refuse
         );
     }
@@ -192,22 +204,27 @@ fn resources_and_prompts_follow_the_same_rules() {
         visible(
             &acl,
             ListKind::Prompts,
-            &["simple_prompt", "complex_prompt"]
+            &[
+                "simple-prompt",
+                "args-prompt",
+                "completable-prompt",
+                "resource-prompt"
+            ]
         ),
-        ["simple_prompt"]
+        ["simple-prompt", "args-prompt", "completable-prompt"]
     );
     assert_eq!(
-        verdict(&acl, "prompts/get", Target::Name("simple_prompt")),
+        verdict(&acl, "prompts/get", Target::Name("simple-prompt")),
         Verdict::Allow
     );
     let d = acl.decide(
-        &McpRequest::new("prompts/get", Target::Name("complex_prompt")),
+        &McpRequest::new("prompts/get", Target::Name("resource-prompt")),
         &no_ctx(),
     );
     let err = d.error.unwrap();
     assert_eq!(
         (err.code, err.message.as_ref()),
-        (INVALID_PARAMS, "Unknown prompt: complex_prompt")
+        (INVALID_PARAMS, "Unknown prompt: resource-prompt")
     );
     // Tools were not granted at all.
     assert_eq!(
@@ -283,7 +300,7 @@ fn condition_on_a_header() {
         headers,
         ..RequestInfo::default()
     };
-    let req = McpRequest::new("tools/call", Target::Name("get_weather"));
+    let req = McpRequest::new("tools/call", Target::Name("get-sum"));
     let d = acl.decide(&req, &with(GOLD));
     assert_eq!((d.verdict, d.basis), (Verdict::Allow, Basis::Rule(1)));
     assert_eq!(acl.decide(&req, &with(SILVER)).verdict, Verdict::Refuse);
@@ -411,17 +428,22 @@ fn near_miss_method_names_are_refused() {
 fn completion_refs_are_judged_like_their_targets() {
     let acl = acl(RESOURCES_AND_PROMPTS);
     let v = |t| verdict(&acl, "completion/complete", t);
-    assert_eq!(v(Target::PromptRef("simple_prompt")), Verdict::Allow);
-    assert_eq!(v(Target::PromptRef("complex_prompt")), Verdict::Refuse);
+    assert_eq!(v(Target::PromptRef("simple-prompt")), Verdict::Allow);
+    assert_eq!(v(Target::PromptRef("resource-prompt")), Verdict::Refuse);
     assert_eq!(
-        v(Target::ResourceRef("test://static/resource/3")),
+        v(Target::ResourceRef(
+            "demo://resource/static/document/startup.md"
+        )),
         Verdict::Allow
     );
-    assert_eq!(v(Target::ResourceRef("test://secret/{x}")), Verdict::Refuse);
+    assert_eq!(
+        v(Target::ResourceRef("demo://resource/dynamic/text/{x}")),
+        Verdict::Refuse
+    );
     let d = acl.decide(
         &McpRequest::new(
             "completion/complete",
-            Target::ResourceRef("test://secret/{x}"),
+            Target::ResourceRef("demo://resource/dynamic/text/{x}"),
         ),
         &no_ctx(),
     );
@@ -622,12 +644,41 @@ fn refusal_of_a_rule_that_covers_but_does_not_grant_the_method() {
 }
 
 #[test]
-fn gravitee_el_conditions_are_refused_not_ignored() {
+fn gravitee_el_conditions_are_translated_or_refused_never_ignored() {
+    // A common form is translated to CEL and decides like it.
+    let acl = Acl::from_gravitee_json(
+        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.headers['X-Team'][0] == 'y'}"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        acl.el_translations()
+            .iter()
+            .map(|t| (t.at.as_str(), t.cel.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            "authorizations[0].condition",
+            "request.headers['x-team'] == 'y'"
+        )]
+    );
+    let call = McpRequest::new("tools/call", Target::Name("echo"));
+    const GOOD: &[(&str, &str)] = &[("x-team", "y")];
+    const BAD: &[(&str, &str)] = &[("x-team", "z")];
+    let with = |headers| RequestInfo {
+        headers,
+        ..RequestInfo::default()
+    };
+    assert!(acl.decide(&call, &with(GOOD)).lets_through());
+    assert!(!acl.decide(&call, &with(BAD)).lets_through());
+    // Anything else is refused at load, naming the rule, with the CEL to write instead.
     let err = Acl::from_gravitee_json(
-        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.headers['x'][0] == 'y'}"}]}"#,
+        r#"{"authorizations":[{"authorizedFeatures":[{"type":"TOOLS","methods":["TOOLS_CALL"]}],"condition":"{#request.params['x'][0] == 'y'}"}]}"#,
     )
     .unwrap_err();
     assert_eq!(err.at, "authorizations[0].condition");
+    assert!(
+        err.message.contains("write the condition in CEL instead"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -3,8 +3,9 @@
 // resource metadata (authorization server = $ISSUER, an oidc-provider), `requireBearerAuth`
 // answers 401 with a `resource_metadata` challenge and checks JWT access tokens against the AS's
 // JWKS (jose). The audience it accepts is set by the test once the gateway's public URL is known
-// (`POST /test/audience`), since tokens are minted for the resource the client was pointed at.
-// Usage: PORT=n ISSUER=url node secured_server.mjs
+// (`POST /test/audience`), since tokens are minted for the resource the client was pointed at,
+// or given as $AUDIENCE when it is known beforehand (docs/tutorial.md).
+// Usage: PORT=n ISSUER=url [AUDIENCE=url] node secured_server.mjs
 import express from 'express';
 import { z } from 'zod';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -21,7 +22,7 @@ const issuer = process.env.ISSUER;
 const self = new URL(`http://127.0.0.1:${port}/mcp`);
 const oauthMetadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
 const jwks = createRemoteJWKSet(new URL(oauthMetadata.jwks_uri));
-let audience = self.href;
+let audience = process.env.AUDIENCE || self.href;
 let seenSubjects = [];
 
 const verifier = {

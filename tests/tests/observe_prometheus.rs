@@ -1,6 +1,8 @@
 //! A real Prometheus (Debian `prometheus`) scrapes mcpgate's admin listener every second while the
 //! official TypeScript SDK client drives server-everything through the gateway; PromQL over
-//! Prometheus' HTTP API must then return the counts the run produced.
+//! Prometheus' HTTP API must then return the counts the run produced. The admin listener has a
+//! token and a separate scrape token (issue 18); Prometheus scrapes with the scrape token
+//! (`authorization.credentials_file`), as the observability guide tells operators to.
 
 mod observe_common;
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use mcpgate_tests::process::ManagedChild;
 use mcpgate_tests::{free_port, run_client, Sdk};
-use observe_common::{admin_get, poll, require_program, url_encode, Stack, API_NAME};
+use observe_common::{admin_get, poll, require_program, url_encode, Scratch, Stack, API_NAME};
 
 /// A Prometheus started on loopback with a generated config; killed on drop.
 struct Prometheus {
@@ -19,7 +21,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(stack: &Stack, scrape_target: SocketAddr) -> Self {
+    fn start(stack: &Stack, scrape_target: SocketAddr, scrape_token: &std::path::Path) -> Self {
         let binary = require_program("prometheus", "prometheus");
         let dir = stack.scratch.path.join("prometheus");
         std::fs::create_dir_all(dir.join("data"))
@@ -30,7 +32,9 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
                  scrape_configs:\n  - job_name: mcpgate\n    metrics_path: /metrics\n    \
-                 static_configs:\n      - targets: ['{scrape_target}']\n"
+                 authorization:\n      credentials_file: {token}\n    \
+                 static_configs:\n      - targets: ['{scrape_target}']\n",
+                token = scrape_token.display()
             ),
         )
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
@@ -122,8 +126,25 @@ fn expect_promql(prom: &Prometheus, promql: &str, expected: f64) {
 
 #[test]
 fn promql_returns_the_counts_of_an_sdk_run() {
-    let stack = Stack::start("observe-prometheus", false);
-    let prom = Prometheus::start(&stack, stack.admin());
+    let tokens = Scratch::new("prometheus-tokens");
+    let (admin_token, scrape_token) = (tokens.path.join("admin"), tokens.path.join("scrape"));
+    std::fs::write(&admin_token, "prometheus-e2e-admin-token-01").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&scrape_token, "prometheus-e2e-scrape-token-02\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack::start_all(
+        "observe-prometheus",
+        false,
+        "",
+        "",
+        &format!(
+            "[gateway.admin_auth]\ntoken_file = \"{}\"\nmetrics_token_file = \"{}\"\n",
+            admin_token.display(),
+            scrape_token.display()
+        ),
+    );
+    // Without the token the metrics are refused; Prometheus below scrapes with the scrape token.
+    assert_eq!(admin_get(stack.admin(), "/metrics").0, 401);
+    let prom = Prometheus::start(&stack, stack.admin(), &scrape_token);
     // Prometheus must have scraped the gateway at least once before the run, so the counters'
     // first appearance is not mistaken for the whole run (and `up` proves the target is right).
     expect_promql(&prom, "up{job=\"mcpgate\"}", 1.0);

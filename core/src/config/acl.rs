@@ -38,6 +38,9 @@ impl Validator<'_> {
         field: &str,
         e: AclError,
     ) -> ConfigError {
+        // A native rule's key is in this file: point at it rather than at `[api.acl]`.
+        let span =
+            span.map(|table| super::spans::acl_rule_key(self.text, &table, &e.at).unwrap_or(table));
         self.invalid(span, field, e.to_string())
     }
 
@@ -76,7 +79,16 @@ impl Validator<'_> {
             }
             (Some(table), None) => {
                 let config = AclConfig::deserialize(table.get_ref().clone()).map_err(|e| {
-                    self.invalid(Some(table.span()), &field, e.message().trim_end())
+                    let message = e.message().trim_end();
+                    match super::spans::acl_error(self.text) {
+                        Some((span, message)) => self.invalid(Some(span), &field, message),
+                        None => {
+                            let span =
+                                super::spans::named_in_message(self.text, &table.span(), message)
+                                    .unwrap_or(table.span());
+                            self.invalid(Some(span), &field, message)
+                        }
+                    }
                 })?;
                 let file_text = match &config.gravitee_file {
                     Some(file) => {
@@ -136,7 +148,7 @@ mod tests {
             err.contains("api[0].acl") && err.contains("rule[0]"),
             "{err}"
         );
-        let err = load("[api.acl]\n[[api.acl.rule]]\ntype = \"TOOLS\"\ncondition = \"{#request.headers['x'][0] == 'a'}\"\n")
+        let err = load("[api.acl]\n[[api.acl.rule]]\ntype = \"TOOLS\"\ncondition = \"{#request.params['x'][0] == 'a'}\"\n")
             .err()
             .unwrap_or_default();
         assert!(

@@ -104,7 +104,12 @@ impl Validator<'_> {
             }
             _ => AuthConfigUser::deserialize(value),
         }
-        .map_err(|e| self.invalid(span.clone(), &field, e.message().trim_end()))?;
+        .map_err(|e| {
+            let message = e.message().trim_end();
+            // The plan's own key or value, not the `[api.plan]` line.
+            let at = super::spans::named_in_message(self.text, &table.span(), message);
+            self.invalid(at.or(span.clone()), &field, message)
+        })?;
         let files = ConfigFiles { validator: self };
         let auth = user
             .compile(&CompileContext {

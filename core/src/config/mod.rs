@@ -6,9 +6,11 @@
 //! `crate::engine::shared`).
 
 mod acl;
+mod admin;
 mod auth;
 mod log;
 pub mod sessions;
+mod spans;
 mod user;
 
 use std::fmt;
@@ -17,6 +19,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{
+    AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
+};
 pub use auth::ApiAuthCfg;
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
@@ -105,6 +110,8 @@ pub struct Gateway {
     pub dns: Dns,
     /// `[gateway.sessions]`: the key sealing session ids of APIs with plans.
     pub sessions: sessions::Sessions,
+    /// Who may use the admin listener (`[gateway.admin_auth]`, see `admin`).
+    pub admin_auth: AdminAuth,
 }
 
 /// An upstream MCP endpoint, resolved at load time (and refreshed while running, see
@@ -204,6 +211,8 @@ pub struct Overrides {
     pub path: Option<String>,
     /// `--acl FILE`: a Gravitee ACL JSON file for the command-line API.
     pub acl: Option<PathBuf>,
+    /// `--admin-token-file`, `MCPGATE_ADMIN_TOKEN`, `--allow-unauthenticated-admin`.
+    pub admin_auth: AdminOverrides,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -666,6 +675,18 @@ impl Validator<'_> {
         };
         let dns = self.dns(g.dns)?;
         let sessions = self.sessions(g.sessions)?;
+        let admin_at = match (&ov.admin, &g.admin) {
+            (Some(_), _) => ("--admin", None),
+            (None, Some(a)) => ("gateway.admin", Some(a.span())),
+            (None, None) => ("gateway.admin", None),
+        };
+        let admin_auth = self.admin_auth(
+            g.admin_auth,
+            g.allow_unauthenticated_admin,
+            admin,
+            admin_at,
+            &ov.admin_auth,
+        )?;
         Ok(Gateway {
             listen,
             workers,
@@ -676,6 +697,7 @@ impl Validator<'_> {
             timeouts,
             dns,
             sessions,
+            admin_auth,
         })
     }
 
@@ -715,5 +737,7 @@ impl ConfigSource {
     }
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

@@ -108,9 +108,10 @@ impl Validator<'_> {
             (Some(f), None) => Some(spanned(f, true, "gateway.sessions.secret_file")?),
             (None, Some(e)) => Some(spanned(e, false, "gateway.sessions.secret_env")?),
             (None, None) => match std::env::var(SESSION_SECRET_ENV) {
-                Ok(_) => Some(read_secret(SESSION_SECRET_ENV, None).map_err(|m| {
-                    self.invalid(None, SESSION_SECRET_ENV, m)
-                })?),
+                Ok(_) => Some(
+                    read_secret(SESSION_SECRET_ENV, None)
+                        .map_err(|m| self.invalid(None, SESSION_SECRET_ENV, m))?,
+                ),
                 Err(_) => None,
             },
         };

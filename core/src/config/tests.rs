@@ -49,6 +49,21 @@ fn full_example_values_are_read() {
         cfg.gateway.admin,
         Some("127.0.0.1:9901".parse().unwrap_or_else(|_| unreachable!()))
     );
+    // Every table is read: ACLs (native + Gravitee file, and acl_file), plans, capture.
+    let rules: Vec<_> = cfg
+        .apis
+        .iter()
+        .map(|a| a.acl.as_ref().map(|a| a.0.rule_count()))
+        .collect();
+    assert_eq!(rules, vec![Some(4), Some(1)]);
+    let plans: Vec<_> = cfg
+        .apis
+        .iter()
+        .map(|a| a.auth.as_ref().map(|a| a.auth.plans().len()))
+        .collect();
+    assert_eq!(plans, vec![Some(2), Some(2)]);
+    assert!(cfg.apis[0].log.capture);
+    assert_eq!(cfg.gateway.dns.refresh, Some(Duration::from_secs(30)));
 }
 
 #[test]
@@ -80,7 +95,7 @@ fn command_line_overrides_replace_apis_and_listener() {
         driver: Some("epoll".into()),
         upstream: Some("http://127.0.0.1:4000/".into()),
         path: Some("/gw/".into()),
-        acl: None,
+        ..Overrides::default()
     };
     let cfg = load_default(&ov).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.gateway.listen.port(), 0);

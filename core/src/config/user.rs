@@ -37,6 +37,10 @@ pub struct UserGateway {
     pub log: Option<super::log::UserGatewayLog>,
     /// `[gateway.sessions]`: see `super::sessions`.
     pub sessions: Option<super::sessions::UserSessions>,
+    /// `[gateway.admin_auth]`: bearer tokens for the admin listener (see `super::admin`).
+    pub admin_auth: Option<super::admin::UserAdminAuth>,
+    /// Lets the admin listener run without a token on a non-loopback address.
+    pub allow_unauthenticated_admin: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

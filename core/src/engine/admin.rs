@@ -52,6 +52,13 @@ fn serve(mut stream: TcpStream, shared: &Shared, hub: &ObserveHub) {
     // The whole request-target: the log API reads its filters from the query.
     let method = std::str::from_utf8(head.method(&buf)).unwrap_or("");
     let target = std::str::from_utf8(head.target(&buf)).unwrap_or("/");
+    // Admin authentication (crate::admin_auth): everything but the probes needs the token.
+    let lookup = |name: &str| head.header(&buf, name);
+    let auth = &shared.config().gateway.admin_auth;
+    if let Some(reply) = crate::admin_auth::gate(method, target, &lookup, auth) {
+        let _ = stream.write_all(&reply);
+        return;
+    }
     if let Some((status, content_type, body)) = observe::handle_admin(method, target, hub) {
         let body = if method == "HEAD" { &[][..] } else { &body[..] };
         return respond_raw(&mut stream, status, content_type, body);

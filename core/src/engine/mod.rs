@@ -89,24 +89,17 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         Driver::Uring => "io_uring",
         Driver::Epoll => "epoll",
     };
-    let snapshot = shared.config();
-    eprintln!(
-        "mcpgate: listening on {local} ({} worker{}, {driver})",
-        g.workers,
-        if g.workers == 1 { "" } else { "s" }
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    crate::startup::announce(
+        &shared.config(),
+        crate::startup::Bound {
+            listen: local,
+            driver,
+            admin: admin_addr,
+        },
     );
-    for api in &snapshot.apis {
-        eprintln!(
-            "mcpgate: api {} {} -> {}",
-            api.name, api.path, api.upstream.url
-        );
-    }
     if let Some(listener) = admin_listener {
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
         admin::spawn(listener, shared.clone(), hub.clone()).map_err(EngineError::Spawn)?;
-        eprintln!("mcpgate: admin listening on {addr}");
     }
     // Upstream host names were resolved by the loader; this thread keeps them current.
     dns_refresh::spawn(shared.clone()).map_err(EngineError::Spawn)?;

@@ -8,6 +8,7 @@
 
 mod condition;
 mod config;
+pub mod el;
 mod method;
 mod pattern;
 pub mod uri;
@@ -301,6 +302,18 @@ pub struct Acl {
     server_requests: ServerRequestsConfig,
     env: Arc<cel::Env>,
     warnings: Vec<String>,
+    /// Conditions written in Gravitee EL and the CEL they were compiled as (`mcpgate check`
+    /// and the startup summary show them).
+    el_translations: Vec<ElTranslation>,
+}
+
+/// A condition written in Gravitee EL, translated by [`el::translate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElTranslation {
+    /// `authorizations[0].condition`, `rule[2].condition`.
+    pub at: String,
+    pub el: String,
+    pub cel: String,
 }
 
 impl std::fmt::Debug for Acl {
@@ -407,13 +420,27 @@ impl Acl {
             server_requests: config.server_requests,
             env,
             warnings,
+            el_translations: Vec::new(),
         };
         for (index, spec) in specs.into_iter().enumerate() {
             let rule = index as u32; // bounded above
             let condition = match spec.condition.as_deref().map(str::trim) {
                 Some(source) if !source.is_empty() => {
-                    let compiled = Condition::compile(&acl.env, source)
-                        .map_err(|e| AclError::new(format!("{}.condition", spec.label), e))?;
+                    let at = format!("{}.condition", spec.label);
+                    let source = if el::is_el(source) {
+                        let cel = el::translate(source)
+                            .map_err(|e| AclError::new(at.clone(), e.to_string()))?;
+                        acl.el_translations.push(ElTranslation {
+                            at: at.clone(),
+                            el: source.to_string(),
+                            cel: cel.clone(),
+                        });
+                        cel
+                    } else {
+                        source.to_string()
+                    };
+                    let compiled =
+                        Condition::compile(&acl.env, &source).map_err(|e| AclError::new(at, e))?;
                     acl.conditions.push(compiled);
                     Some(acl.conditions.len() - 1)
                 }
@@ -468,6 +495,11 @@ impl Acl {
     /// Things that load but are probably mistakes (a feature with no methods…).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The conditions that were written in Gravitee EL, with their CEL.
+    pub fn el_translations(&self) -> &[ElTranslation] {
+        &self.el_translations
     }
 
     pub fn is_dry_run(&self) -> bool {

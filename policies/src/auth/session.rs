@@ -44,7 +44,9 @@ struct SessionKey {
 
 impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SessionKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,12 +204,18 @@ mod tests {
             .seal(Some("alice"), "upstream-session-1234")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!sealed.contains("upstream"), "{sealed}");
-        assert!(sealed.bytes().all(|c| (0x21..=0x7e).contains(&c)), "{sealed}");
+        assert!(
+            sealed.bytes().all(|c| (0x21..=0x7e).contains(&c)),
+            "{sealed}"
+        );
         assert_eq!(
             b.open(Some("alice"), &sealed).as_deref(),
             Ok("upstream-session-1234")
         );
-        assert_eq!(b.open(Some("bob"), &sealed), Err(AuthError::SessionNotFound));
+        assert_eq!(
+            b.open(Some("bob"), &sealed),
+            Err(AuthError::SessionNotFound)
+        );
         assert_eq!(b.open(None, &sealed), Err(AuthError::SessionNotFound));
         // Two seals of one payload differ (random nonce): ids cannot be linked.
         let again = b
@@ -216,38 +224,59 @@ mod tests {
         assert_ne!(sealed, again);
         let anonymous = b.seal(None, "x").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(b.open(None, &anonymous).as_deref(), Ok("x"));
-        assert_eq!(b.open(Some(""), &anonymous), Err(AuthError::SessionNotFound));
+        assert_eq!(
+            b.open(Some(""), &anonymous),
+            Err(AuthError::SessionNotFound)
+        );
     }
 
     #[test]
     fn tampered_foreign_or_garbage_ids_are_not_found() {
         let b = binder(A);
-        let sealed = b.seal(Some("alice"), "s-1").unwrap_or_else(|e| panic!("{e}"));
+        let sealed = b
+            .seal(Some("alice"), "s-1")
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap_or_default();
         if let Some(last) = bytes.last_mut() {
             *last ^= 1;
         }
         let tampered = URL_SAFE_NO_PAD.encode(&bytes);
-        assert_eq!(b.open(Some("alice"), &tampered), Err(AuthError::SessionNotFound));
+        assert_eq!(
+            b.open(Some("alice"), &tampered),
+            Err(AuthError::SessionNotFound)
+        );
         assert_eq!(
             binder(B).open(Some("alice"), &sealed),
             Err(AuthError::SessionNotFound)
         );
         for garbage in ["", "a", "s-1.abc", "!!!!", &"A".repeat(5000)] {
-            assert_eq!(b.open(Some("alice"), garbage), Err(AuthError::SessionNotFound));
+            assert_eq!(
+                b.open(Some("alice"), garbage),
+                Err(AuthError::SessionNotFound)
+            );
         }
     }
 
     #[test]
     fn rotation_opens_ids_of_the_previous_secret() {
         let old = binder(A);
-        let sealed = old.seal(Some("alice"), "s-1").unwrap_or_else(|e| panic!("{e}"));
+        let sealed = old
+            .seal(Some("alice"), "s-1")
+            .unwrap_or_else(|e| panic!("{e}"));
         let rotated = SessionBinder::with_previous(B, &[A]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rotated.open(Some("alice"), &sealed).as_deref(), Ok("s-1"));
-        let new = rotated.seal(Some("alice"), "s-2").unwrap_or_else(|e| panic!("{e}"));
+        let new = rotated
+            .seal(Some("alice"), "s-2")
+            .unwrap_or_else(|e| panic!("{e}"));
         // The old binder does not know the new key; once A is retired, its ids stop working.
-        assert_eq!(old.open(Some("alice"), &new), Err(AuthError::SessionNotFound));
-        assert_eq!(binder(B).open(Some("alice"), &sealed), Err(AuthError::SessionNotFound));
+        assert_eq!(
+            old.open(Some("alice"), &new),
+            Err(AuthError::SessionNotFound)
+        );
+        assert_eq!(
+            binder(B).open(Some("alice"), &sealed),
+            Err(AuthError::SessionNotFound)
+        );
         assert!(matches!(
             SessionBinder::from_secret(b"short"),
             Err(SessionKeyError::TooShort)

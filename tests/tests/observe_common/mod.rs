@@ -39,6 +39,18 @@ impl Stack {
 
     /// `api_tables`: more tables of the `[[api]]` (e.g. `[api.acl]`), after `[api.log]`.
     pub fn start_full(name: &str, capture: bool, gateway_log: &str, api_tables: &str) -> Self {
+        Self::start_all(name, capture, gateway_log, api_tables, "")
+    }
+
+    /// `gateway_tables`: more tables of `[gateway]` (e.g. `[gateway.admin_auth]`), after
+    /// `[gateway.log]`.
+    pub fn start_all(
+        name: &str,
+        capture: bool,
+        gateway_log: &str,
+        api_tables: &str,
+        gateway_tables: &str,
+    ) -> Self {
         let upstream = ServerEverything::start();
         let scratch = Scratch::new(name);
         let log_file = scratch.path.join("exchanges.jsonl");
@@ -53,6 +65,7 @@ workers = 2
 sink = "file"
 file = "{log}"
 {gateway_log}
+{gateway_tables}
 
 [[api]]
 name = "{API_NAME}"

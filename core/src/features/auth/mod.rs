@@ -40,21 +40,6 @@ impl<'a> HeaderLookup<'a> for HeadHeaders<'a> {
     }
 }
 
-/// The warning for a gateway whose APIs have plans but whose session ids are sealed with a
-/// per-process random key: another replica (or this one after a restart) answers 404 to them.
-pub fn session_key_warning(config: &Config) -> Option<String> {
-    let with_plans = config.apis.iter().filter(|a| a.auth.is_some()).count();
-    (with_plans > 0 && !config.gateway.sessions.configured).then(|| {
-        format!(
-            "{with_plans} API(s) have plans but no session secret is configured: session ids are \
-             sealed with a random per-process key, so they do not survive a restart and another \
-             replica behind the same balancer answers 404 to them; set [gateway.sessions] \
-             secret_file / secret_env or {}",
-            crate::config::sessions::SESSION_SECRET_ENV
-        )
-    })
-}
-
 /// The API's plans, when it has any.
 pub fn api_auth(ctx: &RequestCtx) -> Option<&ApiAuthCfg> {
     ctx.api().and_then(|a| a.auth.as_ref())

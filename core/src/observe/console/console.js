@@ -35,6 +35,8 @@ function fmtUptime(s) {
 
 async function getJson(url) {
   const r = await fetch(url, { cache: "no-store" });
+  // The session cookie expired (or the token was rotated): sign in again.
+  if (r.status === 401) { location.replace("login"); throw new Error("signed out"); }
   if (!r.ok) throw new Error(url + ": HTTP " + r.status);
   return r.json();
 }

@@ -1,0 +1,481 @@
+//! Who may use the admin listener. Every route but the probes (`/healthz`, `/readyz`, which
+//! orchestrators call without credentials) needs the admin token configured in
+//! `[gateway.admin_auth]` (see `crate::config::AdminAuth`):
+//!
+//! - programs send `Authorization: Bearer <token>`; a separate scrape token, when configured,
+//!   opens `/metrics` and nothing else;
+//! - a person in a browser is sent to `/login`, a page that posts the token once (as a bearer
+//!   header, from script) and gets a session cookie back: `HttpOnly` (script cannot read it),
+//!   `SameSite=Strict` (no other site can make the browser send it), valid 12 hours, an HMAC of
+//!   its issue time under the token's digest (so rotating the token ends every session). Over
+//!   https (a TLS terminator that sets `X-Forwarded-Proto: https`) it is `__Host-mcpgate-admin`
+//!   with `Secure`; on the plain-http listener itself it is `mcpgate-admin` without `Secure`,
+//!   because browsers refuse `Secure` (hence every `__Host-`) cookies set over plain http on a
+//!   non-localhost name, which would make the console unusable there.
+//!
+//! Pure: the listener passes method, target and a header lookup, and writes back the bytes of
+//! [`gate`]'s answer when there is one. Tokens are compared as SHA-256 digests with
+//! `subtle`'s constant-time equality, so neither timing nor length tells a guess apart.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use subtle::ConstantTimeEq;
+
+use crate::config::AdminAuth;
+
+/// The session cookie on the plain-http listener.
+pub const COOKIE: &str = "mcpgate-admin";
+/// The session cookie when the browser reached the listener over https.
+pub const SECURE_COOKIE: &str = "__Host-mcpgate-admin";
+/// How long a console session lasts.
+pub const SESSION_SECS: u64 = 12 * 3600;
+
+const LOGIN_HTML: &str = include_str!("observe/console/login.html");
+const REALM: &str = "Bearer realm=\"mcpgate admin\"";
+
+/// Answers the request when authentication decides it (a refusal, the login page, a login);
+/// `None`: let the admin routes answer. `header` looks a request header up by name.
+pub fn gate<'h>(
+    method: &str,
+    target: &str,
+    header: &dyn Fn(&str) -> Option<&'h [u8]>,
+    auth: &AdminAuth,
+) -> Option<Vec<u8>> {
+    gate_at(method, target, header, auth, now_unix())
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// [`gate`] at a given time (tests).
+pub fn gate_at<'h>(
+    method: &str,
+    target: &str,
+    header: &dyn Fn(&str) -> Option<&'h [u8]>,
+    auth: &AdminAuth,
+    now: u64,
+) -> Option<Vec<u8>> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path == "/healthz" || path == "/readyz" {
+        return None;
+    }
+    let Some(token) = &auth.token else {
+        // Open listener: the login pages have nothing to do.
+        return match path {
+            "/login" | "/logout" => Some(redirect("./", &[])),
+            _ => None,
+        };
+    };
+    let https =
+        header("x-forwarded-proto").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"https"));
+    match (path, method) {
+        ("/login", "GET" | "HEAD") => {
+            return Some(response(
+                200,
+                "text/html; charset=utf-8",
+                &[],
+                LOGIN_HTML.as_bytes(),
+            ))
+        }
+        ("/login", "POST") => {
+            return Some(match bearer(header) {
+                Some(presented) if same(&digest(presented), token.digest()) => {
+                    let cookie = session_cookie(token.digest(), now, https);
+                    response(204, "text/plain", &[("set-cookie", cookie)], b"")
+                }
+                _ => unauthorized("wrong token"),
+            })
+        }
+        ("/login", _) => return Some(json_error(405, "GET or POST /login")),
+        ("/logout", _) => {
+            let clear = [
+                (
+                    "set-cookie",
+                    format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+                ),
+                (
+                    "set-cookie",
+                    format!(
+                        "{SECURE_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
+                    ),
+                ),
+            ];
+            return Some(redirect("login", &clear));
+        }
+        _ => {}
+    }
+    if let Some(presented) = bearer(header) {
+        let presented = digest(presented);
+        if same(&presented, token.digest()) {
+            return None;
+        }
+        if let Some(metrics) = &auth.metrics_token {
+            if same(&presented, metrics.digest()) {
+                return if path == "/metrics" {
+                    None
+                } else {
+                    Some(json_error(403, "this token opens /metrics only"))
+                };
+            }
+        }
+        return Some(unauthorized("wrong token"));
+    }
+    if header("cookie").is_some_and(|c| cookie_valid(c, token.digest(), now)) {
+        return None;
+    }
+    // A person opening the console is sent to the login page; programs get a 401.
+    if matches!(path, "/" | "/index.html") && matches!(method, "GET" | "HEAD") {
+        return Some(redirect("login", &[]));
+    }
+    Some(unauthorized(
+        "the admin listener needs `Authorization: Bearer <token>` (or log in at /login)",
+    ))
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<&'h [u8]> {
+    let value = header("authorization")?.trim_ascii();
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.strip_prefix(b" ")?.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+fn mac(key: &[u8; 32], issued: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let tag = ring::hmac::sign(&key, format!("mcpgate-admin-session:{issued}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn session_cookie(key: &[u8; 32], now: u64, https: bool) -> String {
+    let value = format!("{now}.{}", mac(key, now));
+    if https {
+        format!(
+            "{SECURE_COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; Secure; HttpOnly; SameSite=Strict"
+        )
+    } else {
+        format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict")
+    }
+}
+
+/// Whether a `Cookie` header carries a session issued under `key` that has not expired.
+fn cookie_valid(header: &[u8], key: &[u8; 32], now: u64) -> bool {
+    let Ok(text) = std::str::from_utf8(header) else {
+        return false;
+    };
+    text.split(';').any(|pair| {
+        let Some((name, value)) = pair.trim().split_once('=') else {
+            return false;
+        };
+        if name != COOKIE && name != SECURE_COOKIE {
+            return false;
+        }
+        let Some((issued, tag)) = value.split_once('.') else {
+            return false;
+        };
+        let Ok(issued) = issued.parse::<u64>() else {
+            return false;
+        };
+        // A little clock slack for a cookie minted by a replica whose clock runs ahead.
+        let fresh = issued <= now.saturating_add(60) && now.saturating_sub(issued) < SESSION_SECS;
+        fresh && bool::from(tag.as_bytes().ct_eq(mac(key, issued).as_bytes()))
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        303 => "See Other",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        _ => "",
+    }
+}
+
+fn response(status: u16, content_type: &str, extra: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         cache-control: no-store\r\nconnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (name, value) in extra {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn json_error(status: u16, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    response(status, "application/json", &[], body.as_bytes())
+}
+
+fn unauthorized(message: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    response(
+        401,
+        "application/json",
+        &[("www-authenticate", REALM.to_string())],
+        body.as_bytes(),
+    )
+}
+
+fn redirect(location: &str, extra: &[(&str, String)]) -> Vec<u8> {
+    let mut headers = vec![("location", location.to_string())];
+    headers.extend(extra.iter().cloned());
+    response(303, "text/plain", &headers, b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AdminToken;
+
+    const TOKEN: &str = "admin-token-0123456789abcdef";
+    const SCRAPE: &str = "scrape-token-0123456789abcdef";
+    const NOW: u64 = 1_800_000_000;
+
+    fn auth() -> AdminAuth {
+        AdminAuth {
+            token: AdminToken::new(TOKEN, "test").ok(),
+            metrics_token: AdminToken::new(SCRAPE, "test").ok(),
+            allow_unauthenticated: false,
+        }
+    }
+
+    fn ask(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        auth: &AdminAuth,
+        now: u64,
+    ) -> Option<String> {
+        let lookup = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        };
+        gate_at(method, target, &lookup, auth, now)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn status(answer: &Option<String>) -> u16 {
+        answer
+            .as_deref()
+            .and_then(|a| a.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn probes_stay_open_and_everything_else_needs_the_token() {
+        let a = auth();
+        assert_eq!(ask("GET", "/healthz", &[], &a, NOW), None);
+        assert_eq!(ask("GET", "/readyz?x", &[], &a, NOW), None);
+        for path in [
+            "/metrics",
+            "/api/logs?limit=1",
+            "/api/summary",
+            "/console.js",
+            "/api/logs/0.1",
+        ] {
+            let answer = ask("GET", path, &[], &a, NOW);
+            assert_eq!(status(&answer), 401, "{path}");
+            assert!(answer
+                .unwrap_or_default()
+                .contains("www-authenticate: Bearer"));
+        }
+        let bearer = format!("Bearer {TOKEN}");
+        assert_eq!(
+            ask(
+                "GET",
+                "/api/summary",
+                &[("Authorization", &bearer)],
+                &a,
+                NOW
+            ),
+            None
+        );
+        let lower = format!("bearer  {TOKEN} ");
+        assert_eq!(
+            ask("GET", "/metrics", &[("authorization", &lower)], &a, NOW),
+            None
+        );
+        let wrong = format!("Bearer {TOKEN}x");
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/metrics",
+                &[("Authorization", &wrong)],
+                &a,
+                NOW
+            )),
+            401
+        );
+        let basic = format!("Basic {TOKEN}");
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/metrics",
+                &[("Authorization", &basic)],
+                &a,
+                NOW
+            )),
+            401
+        );
+        // The browser is sent to the login page.
+        let answer = ask("GET", "/", &[], &a, NOW);
+        assert_eq!(status(&answer), 303);
+        assert!(answer.unwrap_or_default().contains("location: login"));
+    }
+
+    #[test]
+    fn the_scrape_token_opens_metrics_only() {
+        let a = auth();
+        let scrape = format!("Bearer {SCRAPE}");
+        assert_eq!(
+            ask("GET", "/metrics", &[("Authorization", &scrape)], &a, NOW),
+            None
+        );
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/api/logs",
+                &[("Authorization", &scrape)],
+                &a,
+                NOW
+            )),
+            403
+        );
+        assert_eq!(
+            status(&ask(
+                "POST",
+                "/login",
+                &[("Authorization", &scrape)],
+                &a,
+                NOW
+            )),
+            401
+        );
+    }
+
+    #[test]
+    fn login_sets_a_cookie_that_opens_the_console_until_it_expires() {
+        let a = auth();
+        assert_eq!(status(&ask("GET", "/login", &[], &a, NOW)), 200);
+        assert_eq!(status(&ask("POST", "/login", &[], &a, NOW)), 401);
+        let bearer = format!("Bearer {TOKEN}");
+        let answer =
+            ask("POST", "/login", &[("Authorization", &bearer)], &a, NOW).unwrap_or_default();
+        assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+        let set = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            set.starts_with("mcpgate-admin=")
+                && set.contains("HttpOnly")
+                && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        assert!(
+            !set.contains("Secure"),
+            "plain http: no Secure, no __Host- ({set})"
+        );
+        let pair = set.split(';').next().unwrap_or_default().to_string();
+        let cookie = format!("theme=dark; {pair}");
+        assert_eq!(
+            ask("GET", "/api/summary", &[("Cookie", &cookie)], &a, NOW + 10),
+            None
+        );
+        assert_eq!(ask("GET", "/", &[("Cookie", &cookie)], &a, NOW + 10), None);
+        // Expired, forged, or minted under another token: refused.
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/api/summary",
+                &[("Cookie", &cookie)],
+                &a,
+                NOW + SESSION_SECS
+            )),
+            401
+        );
+        let forged = pair.replace(&NOW.to_string(), &(NOW + 100).to_string());
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/api/summary",
+                &[("Cookie", &forged)],
+                &a,
+                NOW + 200
+            )),
+            401
+        );
+        let rotated = AdminAuth {
+            token: AdminToken::new("rotated-token-0123456789abc", "test").ok(),
+            ..auth()
+        };
+        assert_eq!(
+            status(&ask(
+                "GET",
+                "/api/summary",
+                &[("Cookie", &cookie)],
+                &rotated,
+                NOW + 10
+            )),
+            401
+        );
+        // Behind a TLS terminator the cookie is __Host- and Secure.
+        let answer = ask(
+            "POST",
+            "/login",
+            &[("Authorization", &bearer), ("X-Forwarded-Proto", "https")],
+            &a,
+            NOW,
+        )
+        .unwrap_or_default();
+        assert!(
+            answer.contains("set-cookie: __Host-mcpgate-admin=") && answer.contains("; Secure;"),
+            "{answer}"
+        );
+        let logout = ask("GET", "/logout", &[], &a, NOW).unwrap_or_default();
+        assert!(
+            logout.contains("mcpgate-admin=; Path=/; Max-Age=0"),
+            "{logout}"
+        );
+    }
+
+    #[test]
+    fn an_open_listener_is_not_gated() {
+        let open = AdminAuth::default();
+        assert_eq!(ask("GET", "/metrics", &[], &open, NOW), None);
+        assert_eq!(ask("GET", "/", &[], &open, NOW), None);
+        assert_eq!(status(&ask("GET", "/login", &[], &open, NOW)), 303);
+    }
+}
