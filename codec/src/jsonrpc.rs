@@ -210,9 +210,23 @@ impl Classifier {
             }
         };
         self.tape = tape.reset();
+        if input.len() > RETAIN_MAX_INPUT {
+            // A worker's classifier lives as long as the worker: one 13 MB body must not pin
+            // 13 MB of scratch (and its structural index) in every worker for good.
+            self.release();
+        }
         result
     }
+
+    /// Gives the scratch buffers back, keeping what a typical message needs.
+    fn release(&mut self) {
+        *self = Classifier::new();
+    }
 }
+
+/// Inputs up to this size leave the classifier's scratch as they grew it (reused by the next
+/// message); a larger one releases it afterwards.
+const RETAIN_MAX_INPUT: usize = 256 * 1024;
 
 fn map_parse_error(e: &simd_json::ErrorType) -> JsonRpcError {
     use simd_json::ErrorType as E;

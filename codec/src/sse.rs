@@ -24,7 +24,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Why the parser gave up on a stream. The stream cannot be resumed after an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {
-    /// An event (complete or still arriving) is larger than [`MAX_SSE_EVENT_BYTES`].
+    /// An event (complete or still arriving) is larger than the parser's limit
+    /// ([`MAX_SSE_EVENT_BYTES`] unless configured).
     #[error("SSE event larger than {limit} bytes")]
     EventTooLarge { limit: usize },
     /// The caller passed a buffer shorter than the part of the current event already scanned
@@ -107,15 +108,33 @@ struct Pending {
 }
 
 /// Incremental parser state for one stream. The result never depends on how reads split it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
     bom_checked: bool,
     pending: Pending,
+    /// Largest event accepted (raw bytes, complete or still arriving).
+    max_event: usize,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_max_event(MAX_SSE_EVENT_BYTES)
+    }
 }
 
 impl SseParser {
+    /// A parser refusing events over [`MAX_SSE_EVENT_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser refusing events over `max_event` bytes (the gateway's `max_sse_event_bytes`).
+    pub fn with_max_event(max_event: usize) -> Self {
+        SseParser {
+            bom_checked: false,
+            pending: Pending::default(),
+            max_event,
+        }
     }
 
     /// Parse one complete event from `buf` (the caller appends reads to `buf` and drains
@@ -152,7 +171,7 @@ impl SseParser {
             let rest = buf.get(p.search_from..).unwrap_or_default();
             let Some(found) = memchr::memchr2(b'\n', b'\r', rest) else {
                 p.search_from = buf.len();
-                return over_limit(buf.len() - p.raw_start).map(|()| None);
+                return over_limit(buf.len() - p.raw_start, self.max_event).map(|()| None);
             };
             let line_end = p.search_from + found;
             let (next_line, ended_by_cr_at_end) = if buf.get(line_end) == Some(&b'\r') {
@@ -164,7 +183,7 @@ impl SseParser {
             } else {
                 (line_end + 1, false)
             };
-            over_limit(next_line - p.raw_start)?;
+            over_limit(next_line - p.raw_start, self.max_event)?;
             let line = p.line_start..line_end;
             p.line_start = next_line;
             p.search_from = next_line;
@@ -202,11 +221,9 @@ pub fn event_data<'b>(ev: &'b SseEvent, buf: &'b [u8]) -> &'b [u8] {
     }
 }
 
-fn over_limit(len: usize) -> Result<(), SseError> {
-    if len > MAX_SSE_EVENT_BYTES {
-        Err(SseError::EventTooLarge {
-            limit: MAX_SSE_EVENT_BYTES,
-        })
+fn over_limit(len: usize, limit: usize) -> Result<(), SseError> {
+    if len > limit {
+        Err(SseError::EventTooLarge { limit })
     } else {
         Ok(())
     }

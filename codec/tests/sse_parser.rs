@@ -367,3 +367,21 @@ proptest! {
         prop_assert_eq!(evs[0].raw.clone(), out);
     }
 }
+
+#[test]
+fn the_event_cap_is_configurable() {
+    let event = b"data: 0123456789\n\n";
+    // 18 raw bytes: refused under a 17-byte cap, accepted at 18, complete or still arriving.
+    assert!(matches!(
+        SseParser::with_max_event(17).next_event(event),
+        Err(SseError::EventTooLarge { limit: 17 })
+    ));
+    assert!(matches!(
+        SseParser::with_max_event(10).next_event(&event[..12]),
+        Err(SseError::EventTooLarge { limit: 10 })
+    ));
+    let parsed = SseParser::with_max_event(18)
+        .next_event(event)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(parsed, Some((_, 18))), "{parsed:?}");
+}

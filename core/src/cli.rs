@@ -18,6 +18,9 @@ Environment:
                           --admin-token-file overrides it, it overrides [gateway.admin_auth]
   MCPGATE_SESSION_SECRET  key (>= 32 bytes) sealing the session ids of APIs with a plan; the
                           same on every replica, so any replica accepts any session
+                          ([gateway.sessions] in the file takes precedence)
+  MCPGATE_SESSION_SECRET_PREVIOUS
+                          comma-separated retired secrets still accepted (key rotation)
   MCPGATE_CA_FILE         PEM file of extra CA certificates trusted when fetching JWKS, OAuth
                           metadata and introspection endpoints over https
 
@@ -135,6 +138,7 @@ mod tests {
             "MCPGATE_LOG",
             "MCPGATE_LOG_FORMAT",
             "MCPGATE_SESSION_SECRET",
+            "MCPGATE_SESSION_SECRET_PREVIOUS",
             "MCPGATE_CA_FILE",
             "MCPGATE_ADMIN_TOKEN",
             "docs/configuration.md",

@@ -41,8 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for line in mcpgate_core::startup::el_translation_lines(&cfg) {
                 println!("  {line}");
             }
-            let secret = std::env::var_os(mcpgate_core::startup::SESSION_SECRET_ENV)
-                .is_some_and(|v| !v.is_empty());
+            let secret = cfg.gateway.sessions.configured;
             for warning in mcpgate_core::startup::warnings(&cfg, cfg.gateway.admin, secret) {
                 println!("  warning: {warning}");
             }

@@ -11,8 +11,7 @@ use mcpgate_policies::auth::Plan;
 
 use crate::config::{ApiAcl, ApiAuthCfg, Config};
 
-/// The variable sealing session ids of APIs with plans (read by `crate::features::auth`).
-pub const SESSION_SECRET_ENV: &str = "MCPGATE_SESSION_SECRET";
+use crate::config::sessions::SESSION_SECRET_ENV;
 
 /// What the engine bound, for the summary.
 #[derive(Debug, Clone, Copy)]
@@ -120,8 +119,9 @@ pub fn el_translation_lines(config: &Config) -> Vec<String> {
     out
 }
 
-/// The risky setups visible in `config`; `session_secret` is whether `MCPGATE_SESSION_SECRET`
-/// is set (a parameter so tests need not touch the environment).
+/// The risky setups visible in `config`; `session_secret` is whether a session secret is
+/// configured (`config.gateway.sessions.configured`: `[gateway.sessions]` or
+/// `MCPGATE_SESSION_SECRET`; a parameter so tests need not touch the environment).
 pub fn warnings(config: &Config, admin: Option<SocketAddr>, session_secret: bool) -> Vec<String> {
     let mut out = Vec::new();
     let admin_auth = &config.gateway.admin_auth;
@@ -144,10 +144,11 @@ pub fn warnings(config: &Config, admin: Option<SocketAddr>, session_secret: bool
         .collect();
     if !with_plans.is_empty() && !session_secret {
         out.push(format!(
-            "{SESSION_SECRET_ENV} is not set: the session ids of {} are sealed with a key drawn \
-             at start, so they stop working when the process restarts and another replica \
-             answers them 404 (the {} workers of this process share the key); set it (>= 32 \
-             bytes, the same on every replica)",
+            "no session secret is configured: the session ids of {} are sealed with a key \
+             drawn at start, so they stop working when the process restarts and another replica \
+             answers them 404 (the {} workers of this process share the key); set \
+             [gateway.sessions] secret_file / secret_env or {SESSION_SECRET_ENV} (>= 32 bytes, \
+             the same on every replica)",
             with_plans.join(", "),
             config.gateway.workers
         ));
@@ -214,8 +215,7 @@ pub fn announce(config: &Config, bound: Bound<'_>) {
     if let Some(addr) = bound.admin {
         crate::info!(target: "mcpgate", "{}", admin_line(config, addr));
     }
-    let secret = std::env::var_os(SESSION_SECRET_ENV).is_some_and(|v| !v.is_empty());
-    for warning in warnings(config, bound.admin, secret) {
+    for warning in warnings(config, bound.admin, config.gateway.sessions.configured) {
         crate::warn!(target: "mcpgate", "{warning}");
     }
 }

@@ -963,17 +963,26 @@ required_scopes = ["has space"]"#
 #[test]
 fn sessions_are_bound_to_their_subject() {
     let binder = SessionBinder::from_secret(&[42; 32]).expect("binder");
-    let sealed = binder.seal(Some("alice"), "upstream-session-7f3a");
+    let sealed = binder
+        .seal(Some("alice"), "upstream-session-7f3a")
+        .expect("seal");
+    // Opaque: the client never sees the upstream's session id.
+    assert!(!sealed.contains("upstream-session"), "{sealed}");
     assert_eq!(
-        binder.open(Some("alice"), &sealed),
+        binder.open(Some("alice"), &sealed).as_deref(),
         Ok("upstream-session-7f3a")
     );
     // Another subject, an anonymous caller, or a tampered id: 404, no challenge.
+    let mut flipped = sealed.clone().into_bytes();
+    if let Some(b) = flipped.get_mut(20) {
+        *b = if *b == b'A' { b'B' } else { b'A' };
+    }
+    let flipped = String::from_utf8(flipped).expect("ascii");
     for (subject, id) in [
         (Some("mallory"), sealed.clone()),
         (None, sealed.clone()),
         (Some(""), sealed.clone()),
-        (Some("alice"), sealed.replacen("7f3a", "7f3b", 1)),
+        (Some("alice"), flipped),
         (Some("alice"), format!("{sealed}x")),
         (Some("alice"), "short".to_owned()),
         (Some("alice"), String::new()),
@@ -986,12 +995,6 @@ fn sessions_are_bound_to_their_subject() {
         );
     }
     assert_eq!(AuthError::SessionNotFound.http_status(), 404);
-    // Subject/payload framing: shifting bytes between them changes the tag.
-    let a = binder.seal(Some("ab"), "c");
-    assert_eq!(
-        binder.open(Some("a"), &a.replacen("c.", "bc.", 1)),
-        Err(AuthError::SessionNotFound)
-    );
     // Another replica with the same secret accepts it; one with another secret does not.
     assert!(SessionBinder::from_secret(&[42; 32])
         .expect("b")
@@ -1001,11 +1004,6 @@ fn sessions_are_bound_to_their_subject() {
         .expect("b")
         .open(Some("alice"), &sealed)
         .is_err());
-    assert!(SessionBinder::from_secret(&[1; 16]).is_err());
-    let random = SessionBinder::random().expect("rng");
-    assert!(random
-        .open(Some("alice"), &random.seal(Some("alice"), "s"))
-        .is_ok());
 }
 
 #[test]

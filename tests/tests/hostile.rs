@@ -1334,6 +1334,9 @@ fn upstream_shape(request: &CapturedRequest) -> Reply {
             "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: {len}\r\n\r\n{body}"
         )),
         "silent-close" => Reply::close(Vec::new()),
+        "bad-chunk" => Reply::close(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{body}\r\n0\r\n\r\n"
+        )),
         "huge-head" => Reply::close(format!(
             "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: {len}\r\n\r\n{body}",
             "h".repeat(20 * 1024)
@@ -1397,6 +1400,13 @@ fn upstream_answers() {
             case(
                 "closed without answering",
                 to("silent-close"),
+                502,
+                Some(-32603),
+                true,
+            ),
+            case(
+                "a chunk size that is not hex, before any byte was relayed",
+                to("bad-chunk"),
                 502,
                 Some(-32603),
                 true,

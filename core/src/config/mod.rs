@@ -9,6 +9,7 @@ mod acl;
 mod admin;
 mod auth;
 mod log;
+pub mod sessions;
 mod spans;
 mod user;
 
@@ -66,6 +67,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Idle keep-alive connections kept per upstream address, per worker.
     pub upstream_pool_idle: usize,
+    /// Largest single SSE event the gateway holds while it is incomplete (502 / the stream is
+    /// cut past it).
+    pub max_sse_event_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +79,11 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     pub upstream_response_head: Duration,
     pub upstream_idle: Duration,
+    /// Upstream silence on an event stream before the gateway ends it.
     pub sse_idle: Duration,
+    /// A client that accepts no byte of the answer for this long is cut off (slow readers must
+    /// not hold an upstream connection).
+    pub client_write: Duration,
     pub keepalive_idle: Duration,
     pub shutdown_grace: Duration,
 }
@@ -100,6 +108,8 @@ pub struct Gateway {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub dns: Dns,
+    /// `[gateway.sessions]`: the key sealing session ids of APIs with plans.
+    pub sessions: sessions::Sessions,
     /// Who may use the admin listener (`[gateway.admin_auth]`, see `admin`).
     pub admin_auth: AdminAuth,
 }
@@ -611,6 +621,11 @@ impl Validator<'_> {
             )?,
             max_connections: positive(l.max_connections, "max_connections", 10_000)?,
             upstream_pool_idle: l.upstream_pool_idle.unwrap_or(64),
+            max_sse_event_bytes: positive(
+                l.max_sse_event_bytes,
+                "max_sse_event_bytes",
+                mcpgate_codec::limits::MAX_SSE_EVENT_BYTES,
+            )?,
         };
         if limits.max_head_bytes > mcpgate_codec::limits::MAX_HEAD_BYTES {
             return Err(self.invalid(
@@ -646,6 +661,7 @@ impl Validator<'_> {
                 Duration::from_secs(4),
             )?,
             sse_idle: self.duration(t.sse_idle, "sse_idle", Duration::from_secs(300))?,
+            client_write: self.duration(t.client_write, "client_write", Duration::from_secs(30))?,
             keepalive_idle: self.duration(
                 t.keepalive_idle,
                 "keepalive_idle",
@@ -658,6 +674,7 @@ impl Validator<'_> {
             )?,
         };
         let dns = self.dns(g.dns)?;
+        let sessions = self.sessions(g.sessions)?;
         let admin_at = match (&ov.admin, &g.admin) {
             (Some(_), _) => ("--admin", None),
             (None, Some(a)) => ("gateway.admin", Some(a.span())),
@@ -679,6 +696,7 @@ impl Validator<'_> {
             limits,
             timeouts,
             dns,
+            sessions,
             admin_auth,
         })
     }

@@ -35,6 +35,8 @@ pub struct UserGateway {
     pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
+    /// `[gateway.sessions]`: see `super::sessions`.
+    pub sessions: Option<super::sessions::UserSessions>,
     /// `[gateway.admin_auth]`: bearer tokens for the admin listener (see `super::admin`).
     pub admin_auth: Option<super::admin::UserAdminAuth>,
     /// Lets the admin listener run without a token on a non-loopback address.
@@ -48,6 +50,7 @@ pub struct UserLimits {
     pub max_body_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub upstream_pool_idle: Option<usize>,
+    pub max_sse_event_bytes: Option<usize>,
 }
 
 /// Durations are strings with a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
@@ -60,6 +63,7 @@ pub struct UserTimeouts {
     pub upstream_response_head: Option<Spanned<String>>,
     pub upstream_idle: Option<Spanned<String>>,
     pub sse_idle: Option<Spanned<String>>,
+    pub client_write: Option<Spanned<String>>,
     pub keepalive_idle: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }

@@ -103,7 +103,18 @@ async fn read_head<R: AsyncReadRent>(
             None if first => timeouts.client_header,
             None => timeouts.keepalive_idle,
         };
-        match read_more(rd, buf, wait).await {
+        let read = read_more(rd, buf, wait);
+        let read = if deadline.is_none() {
+            // Waiting for a request that has not begun: a drain closes the connection at once
+            // rather than at the end of `shutdown_grace` (nothing of a request would be lost).
+            monoio::select! {
+                r = read => r,
+                _ = worker.drained() => return Ok(None),
+            }
+        } else {
+            read.await
+        };
+        match read {
             Ok(0) | Err(ReadError::Io(_)) => return Ok(None),
             Ok(_) => {}
             Err(ReadError::Timeout) if deadline.is_some() => {

@@ -132,9 +132,32 @@ where
         answer: Answer,
     ) -> Outcome {
         if ctx.response_started {
+            // Too late for an error status: the client sees a truncated answer, and the log says
+            // why (an upstream failure or a stalled client is an operator's concern; a client
+            // that hung up is routine).
             if let Answer::Error(e) = &answer {
-                let api = ctx.api().map_or("-", |a| a.name.as_str());
-                crate::debug!("api {api}: answer cut short: {e}");
+                let snapshot = Rc::clone(&ctx.snapshot);
+                let api = ctx
+                    .api
+                    .and_then(|i| snapshot.config.apis.get(i))
+                    .map_or("-", |a| a.name.as_str());
+                match &e.kind {
+                    ErrorKind::ClientGone(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        ctx.obs.client_write_timeout = true;
+                        crate::warn!(
+                            "api {api}: the client accepted no byte for {:?} (timeouts.client_write); answer cut off, connection closed",
+                            snapshot.config.gateway.timeouts.client_write
+                        );
+                    }
+                    ErrorKind::ClientGone(_) => {
+                        crate::debug!("api {api}: the client went away mid-answer: {e}")
+                    }
+                    _ => crate::warn!(
+                        "api {api}: {} answer cut short after {} bytes, connection closed: {e}",
+                        ctx.method.as_str(),
+                        ctx.bytes_to_client
+                    ),
+                }
             }
             return Outcome::Close;
         }
@@ -144,10 +167,15 @@ where
         self.client.out.clear();
         let close = match answer {
             Answer::Raw { response, close } => {
+                let close = close || base_close;
                 ctx.status = status_of(&response);
                 self.client.out.extend_from_slice(&response);
+                if close {
+                    // RFC 9112 §9.6: say so when the connection ends after this answer.
+                    mark_close(self.client.out);
+                }
                 pipeline.local_answer(ctx, &response, None);
-                close || base_close
+                close
             }
             Answer::Error(err) => {
                 let close = err.closes_connection() || base_close;
@@ -225,6 +253,24 @@ where
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Adds `connection: close` to a complete response the gateway wrote (unless it has one).
+fn mark_close(response: &mut Vec<u8>) {
+    let head_end = memchr::memmem::find(response, b"\r\n\r\n").unwrap_or(response.len());
+    let head = response.get(..head_end).unwrap_or_default();
+    let has = head
+        .split(|&b| b == b'\n')
+        .any(|line| line.len() > 11 && line[..11].eq_ignore_ascii_case(b"connection:"));
+    if has {
+        return;
+    }
+    if let Some(status_end) = memchr::memmem::find(response, b"\r\n") {
+        response.splice(
+            status_end + 2..status_end + 2,
+            b"connection: close\r\n".iter().copied(),
+        );
     }
 }
 
@@ -488,5 +534,24 @@ async fn read_response_head(
             }
             Err(ReadError::Io(e)) => return Err(ErrorKind::UpstreamIo(e).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mark_close;
+
+    #[test]
+    fn a_closing_answer_says_so_once() {
+        let mut r = b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec();
+        mark_close(&mut r);
+        assert_eq!(
+            r,
+            b"HTTP/1.1 202 Accepted\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_vec()
+        );
+        let already = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n".to_vec();
+        let mut same = already.clone();
+        mark_close(&mut same);
+        assert_eq!(same, already);
     }
 }

@@ -106,3 +106,17 @@ pub async fn write_all_within<W: AsyncWriteRent>(
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
 }
+
+/// [`write_range`] bounded by `limit` (a client that stops reading). On timeout the buffer is
+/// lost with the dropped write (the connection is closed anyway) and comes back empty.
+pub async fn write_range_within<W: AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    range: std::ops::Range<usize>,
+    limit: Duration,
+) -> io::Result<()> {
+    match monoio::time::timeout(limit, write_range(w, buf, range)).await {
+        Ok(res) => res,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}

@@ -24,7 +24,7 @@ use monoio::buf::VecBuf;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 
 use super::client::{Client, Outcome};
-use super::io::{read_more, write_all_within, write_range};
+use super::io::{read_more, write_all_within, write_range_within};
 use super::sse;
 use super::upstream::UpstreamConn;
 use super::worker::Worker;
@@ -95,7 +95,10 @@ where
         }
         ResponseBody::Chunked | ResponseBody::CloseDelimited => ClientFraming::Chunked,
     };
+    // Reads wait for the upstream (`upstream_response_head` between reads), writes for the
+    // client (`client_write`): a client that stops reading is cut off, not waited for.
     let idle = gateway.timeouts.upstream_response_head;
+    let write_limit = gateway.timeouts.client_write;
     let reusable = if !event_stream && pipeline.buffers_body(ctx, rh.status) {
         let buffered = BufferedRelay {
             conn: &mut conn,
@@ -104,6 +107,7 @@ where
             close_client,
             max_body: gateway.limits.max_body_bytes,
             idle,
+            write_limit,
         };
         buffered.run(client, ctx, pipeline).await?
     } else {
@@ -125,7 +129,8 @@ where
             )
             .await?
         } else {
-            pass_through(client, ctx, pipeline, &mut conn, rframing, cframing, idle).await?
+            let limits = (idle, write_limit);
+            pass_through(client, ctx, pipeline, &mut conn, rframing, cframing, limits).await?
         }
     };
     if reusable && upstream_keep_alive {
@@ -164,6 +169,7 @@ struct BufferedRelay<'r> {
     close_client: bool,
     max_body: usize,
     idle: Duration,
+    write_limit: Duration,
 }
 
 impl BufferedRelay<'_> {
@@ -185,6 +191,7 @@ impl BufferedRelay<'_> {
             close_client,
             max_body,
             idle,
+            write_limit,
         } = self;
         let head_len = rh.head_len.min(conn.buf.len());
         let (buffered, exact) = read_whole_body(conn, head_len, framing, max_body, idle).await?;
@@ -235,7 +242,7 @@ impl BufferedRelay<'_> {
         match rest {
             Buffered::Decoded(v) if v.len() <= SMALL_BODY => {
                 out.extend_from_slice(&v);
-                write_all_within(client.wr, out, idle)
+                write_all_within(client.wr, out, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
@@ -245,7 +252,7 @@ impl BufferedRelay<'_> {
                 let head = std::mem::take(out);
                 let parts = VecBuf::from(vec![head, v]);
                 let written =
-                    monoio::time::timeout(idle, client.wr.write_vectored_all(parts)).await;
+                    monoio::time::timeout(write_limit, client.wr.write_vectored_all(parts)).await;
                 let Ok((res, parts)) = written else {
                     return Err(client_gone(std::io::ErrorKind::TimedOut.into()));
                 };
@@ -257,15 +264,15 @@ impl BufferedRelay<'_> {
             }
             Buffered::InConn(r) if r.len() <= COPY_BODY_MAX => {
                 out.extend_from_slice(conn.buf.get(r).unwrap_or_default());
-                write_all_within(client.wr, out, idle)
+                write_all_within(client.wr, out, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
             Buffered::InConn(r) => {
-                write_all_within(client.wr, out, idle)
+                write_all_within(client.wr, out, write_limit)
                     .await
                     .map_err(client_gone)?;
-                write_range(client.wr, &mut conn.buf, r)
+                write_range_within(client.wr, &mut conn.buf, r, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
@@ -354,7 +361,7 @@ async fn pass_through<R, W>(
     conn: &mut UpstreamConn,
     rframing: ResponseBody,
     cframing: ClientFraming,
-    idle: Duration,
+    (idle, write_limit): (Duration, Duration),
 ) -> Result<bool, Error>
 where
     R: CancelableAsyncReadRent,
@@ -367,7 +374,9 @@ where
         ResponseBody::None => {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
-            write_all_within(wr, out, idle).await.map_err(client_gone)?;
+            write_all_within(wr, out, write_limit)
+                .await
+                .map_err(client_gone)?;
             Ok(conn.buf.is_empty())
         }
         ResponseBody::Length(n) => {
@@ -381,10 +390,14 @@ where
             ctx.response_started = true;
             if initial <= COPY_BODY_MAX {
                 out.extend_from_slice(conn.buf.get(..initial).unwrap_or_default());
-                write_all_within(wr, out, idle).await.map_err(client_gone)?;
+                write_all_within(wr, out, write_limit)
+                    .await
+                    .map_err(client_gone)?;
             } else {
-                write_all_within(wr, out, idle).await.map_err(client_gone)?;
-                write_range(wr, &mut conn.buf, 0..initial)
+                write_all_within(wr, out, write_limit)
+                    .await
+                    .map_err(client_gone)?;
+                write_range_within(wr, &mut conn.buf, 0..initial, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
@@ -400,7 +413,7 @@ where
                     .buf
                     .len()
                     .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                write_range(wr, &mut conn.buf, 0..take)
+                write_range_within(wr, &mut conn.buf, 0..take, write_limit)
                     .await
                     .map_err(client_gone)?;
                 remaining -= take as u64;
@@ -454,7 +467,9 @@ where
                 if !out.is_empty() {
                     ctx.bytes_to_client += out.len() as u64;
                     ctx.response_started = true;
-                    write_all_within(wr, out, idle).await.map_err(client_gone)?;
+                    write_all_within(wr, out, write_limit)
+                        .await
+                        .map_err(client_gone)?;
                 }
                 head_pending = false;
                 if decoder.is_done() {
@@ -480,7 +495,9 @@ where
                 if !out.is_empty() {
                     ctx.bytes_to_client += out.len() as u64;
                     ctx.response_started = true;
-                    write_all_within(wr, out, idle).await.map_err(client_gone)?;
+                    write_all_within(wr, out, write_limit)
+                        .await
+                        .map_err(client_gone)?;
                 }
                 match read_more(&mut conn.stream, &mut conn.buf, idle).await {
                     Ok(0) => break,
@@ -490,7 +507,9 @@ where
             }
             if cframing == ClientFraming::Chunked {
                 out.extend_from_slice(LAST_CHUNK);
-                write_all_within(wr, out, idle).await.map_err(client_gone)?;
+                write_all_within(wr, out, write_limit)
+                    .await
+                    .map_err(client_gone)?;
             }
             Ok(false)
         }

@@ -5,7 +5,9 @@
 //! complete (events read together leave in one write); nothing is buffered beyond the event being
 //! assembled.
 //!
-//! `sse_idle` bounds the silence between reads and ends the stream cleanly. The client's side is
+//! `sse_idle` bounds the upstream's silence between reads and ends the stream cleanly;
+//! `client_write` bounds how long a client may accept no byte (a stalled reader is cut off and
+//! its upstream connection dropped). The client's side is
 //! watched with a cancelable read: its disconnect ends the relay and drops the upstream
 //! connection; pipelined bytes it sends are kept for after the stream. A GET stream also ends
 //! cleanly when the gateway drains.
@@ -57,7 +59,7 @@ where
     } = client;
     let idle = timeouts.sse_idle;
     let end_on_drain = ctx.method == HttpMethod::Get;
-    let mut parser = SseParser::new();
+    let mut parser = SseParser::with_max_event(ctx.config().gateway.limits.max_sse_event_bytes);
     let mut decoder = ChunkedDecoder::new();
     let mut remaining = match rframing {
         ResponseBody::Length(n) => n,
@@ -193,7 +195,7 @@ where
         if !out.is_empty() {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
-            if let Err(e) = write_all_within(&mut **wr, out, idle).await {
+            if let Err(e) = write_all_within(&mut **wr, out, timeouts.client_write).await {
                 client_gone_seen = true;
                 break Err(client_gone(e));
             }

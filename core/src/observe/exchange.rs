@@ -59,5 +59,7 @@ pub struct ExchangeNotes {
     /// The answer was a tool's failure (`result.isError: true`).
     pub tool_error: bool,
     pub upstream_failure: Option<UpstreamFailure>,
+    /// The answer was cut off: the client accepted no byte within `client_write`.
+    pub client_write_timeout: bool,
     pub capture: Option<Box<PendingCapture>>,
 }

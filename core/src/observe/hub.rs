@@ -25,6 +25,7 @@ pub(crate) struct Merged {
     pub tallies: Tallies,
     pub connections_active: i64,
     pub sse_streams_open: i64,
+    pub client_write_timeouts: i64,
     pub recorded: u64,
 }
 
@@ -102,11 +103,13 @@ impl ObserveHub {
             tallies: Tallies::default(),
             connections_active: 0,
             sse_streams_open: 0,
+            client_write_timeouts: 0,
             recorded: 0,
         };
         for w in self.workers() {
             m.connections_active += w.connections_active.load(Ordering::Relaxed);
             m.sse_streams_open += w.sse_streams_open.load(Ordering::Relaxed);
+            m.client_write_timeouts += w.client_write_timeouts.load(Ordering::Relaxed);
             let published = relock(&w.published);
             m.tallies.merge(&published.tallies);
             m.recorded += published.recorded;

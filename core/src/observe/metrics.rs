@@ -233,6 +233,18 @@ pub fn render(hub: &ObserveHub) -> String {
     );
     header(
         &mut out,
+        "mcpgate_client_write_timeouts_total",
+        "counter",
+        "Answers cut off because the client accepted no byte within timeouts.client_write.",
+    );
+    sample(
+        &mut out,
+        "mcpgate_client_write_timeouts_total",
+        &[],
+        merged.client_write_timeouts,
+    );
+    header(
+        &mut out,
         "mcpgate_connections_active",
         "gauge",
         "Client connections currently open.",

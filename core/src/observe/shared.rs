@@ -87,6 +87,8 @@ pub(crate) struct WorkerShared {
     // the cache line stays local and the reader's occasional load is the only sharing.
     pub connections_active: AtomicI64,
     pub sse_streams_open: AtomicI64,
+    /// Answers cut off because the client accepted no byte within `client_write`.
+    pub client_write_timeouts: AtomicI64,
 }
 
 impl WorkerShared {
@@ -96,6 +98,7 @@ impl WorkerShared {
             published: Mutex::new(Published::default()),
             connections_active: AtomicI64::new(0),
             sse_streams_open: AtomicI64::new(0),
+            client_write_timeouts: AtomicI64::new(0),
         }
     }
 }

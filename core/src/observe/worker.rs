@@ -214,6 +214,13 @@ impl WorkerObserver {
         ConnectionGuard(self.shared.clone())
     }
 
+    /// Counts an answer cut off because the client stopped reading (`client_write` elapsed).
+    pub fn client_write_timed_out(&self) {
+        self.shared
+            .client_write_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts an open SSE stream until the guard drops.
     pub fn sse_stream_opened(&self) -> SseStreamGuard {
         self.shared.sse_streams_open.fetch_add(1, Ordering::Relaxed);

@@ -10,13 +10,13 @@
 pub mod plan_io;
 pub mod state;
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use mcpgate_codec::http::{HeadWriter, RequestHead, ResponseHead};
 use mcpgate_policies::auth::challenge::rewrite_resource_metadata;
 use mcpgate_policies::auth::metadata::PRM_WELL_KNOWN;
 use mcpgate_policies::auth::request::HeaderLookup;
-use mcpgate_policies::auth::{AuthError, PublicUrl, Refusal, SessionBinder};
+use mcpgate_policies::auth::{AuthError, PublicUrl, Refusal};
 use smallvec::SmallVec;
 
 use crate::config::{ApiAuthCfg, Config};
@@ -38,21 +38,6 @@ impl<'a> HeaderLookup<'a> for HeadHeaders<'a> {
             .map(|(_, v)| v)
             .collect()
     }
-}
-
-/// The key sealing session ids: one per process (random), or derived from
-/// `MCPGATE_SESSION_SECRET` (≥ 32 bytes) so several replicas accept each other's session ids.
-pub fn session_binder() -> Option<&'static SessionBinder> {
-    static BINDER: OnceLock<Option<SessionBinder>> = OnceLock::new();
-    BINDER
-        .get_or_init(|| match std::env::var("MCPGATE_SESSION_SECRET") {
-            Ok(secret) => SessionBinder::from_secret(secret.as_bytes())
-                .map_err(|e| crate::warn!("MCPGATE_SESSION_SECRET: {e}; using a random key"))
-                .ok()
-                .or_else(|| SessionBinder::random().ok()),
-            Err(_) => SessionBinder::random().ok(),
-        })
-        .as_ref()
 }
 
 /// The API's plans, when it has any.
@@ -134,9 +119,7 @@ pub fn open_session(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) -> Ste
     let Some(presented) = head.header(buf, "mcp-session-id") else {
         return Step::Continue;
     };
-    let Some(binder) = session_binder() else {
-        return Step::Continue;
-    };
+    let binder = Arc::clone(&ctx.config().gateway.sessions.binder);
     let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
     let Ok(presented) = std::str::from_utf8(presented) else {
         return session_not_found();
@@ -214,15 +197,19 @@ fn rewritten_response_head(
     let has_plans = ctx.api()?.auth.is_some();
     // Mode B: seal the upstream's session id to the subject (and keep the upstream's, which the
     // exchange log tags).
-    let sealed = match (
-        has_plans,
-        head.header(buf, "mcp-session-id"),
-        session_binder(),
-    ) {
-        (true, Some(id), Some(binder)) => {
+    let sealed = match (has_plans, head.header(buf, "mcp-session-id")) {
+        (true, Some(id)) => {
             let id = std::str::from_utf8(id).ok()?;
             let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
-            let sealed = binder.seal(subject, id);
+            // No randomness for a nonce is no safe id: leave the head alone rather than
+            // hand out the upstream's id in clear.
+            let sealed = match ctx.config().gateway.sessions.binder.seal(subject, id) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    crate::error!("cannot seal a session id: {e}");
+                    return None;
+                }
+            };
             ctx.upstream_session = Some(id.into());
             Some(sealed)
         }

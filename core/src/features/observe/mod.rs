@@ -475,6 +475,9 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
     if !w.enabled() {
         return;
     }
+    if ctx.obs.client_write_timeout {
+        w.obs.client_write_timed_out();
+    }
     let Some((api_label, upstream)) = w.api_labels(ctx) else {
         return;
     };
