@@ -17,6 +17,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at startup: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (with no --config: the embedded default, /mcp-proxy -> http://127.0.0.1:3001/mcp).
@@ -54,6 +56,15 @@ pub struct RunArgs {
     /// A Gravitee MCP ACL JSON file applied to the API (the --upstream one, or the only one).
     #[arg(long, value_name = "FILE")]
     pub acl: Option<PathBuf>,
+    /// Serve the client listener over TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Trust this PEM CA bundle for the https:// --upstream.
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -68,6 +79,9 @@ impl RunArgs {
                 upstream: self.upstream.clone(),
                 path: self.path.clone(),
                 acl: self.acl.clone(),
+                tls_cert: self.tls_cert.clone(),
+                tls_key: self.tls_key.clone(),
+                upstream_ca: self.upstream_ca.clone(),
             },
         }
     }

@@ -13,6 +13,8 @@
 //! - [`snapshot`]: a worker's state for one configuration snapshot.
 //! - [`engine`]: workers, listeners, the connection loop, the I/O between phases, upstream pools,
 //!   signals, admin.
+//! - [`tls`]: TLS at both edges (rustls): listener and upstream configurations, certificate
+//!   reload, client identities.
 
 pub mod log;
 
@@ -28,4 +30,5 @@ pub mod observe;
 pub mod phases;
 pub mod route;
 pub mod snapshot;
+pub mod tls;
 pub mod urls;

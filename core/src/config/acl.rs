@@ -13,7 +13,7 @@ use super::{ApiAcl, ConfigError, Validator};
 
 impl Validator<'_> {
     /// Files named in the config are relative to the config file's directory.
-    fn relative_to_config(&self, file: &str) -> PathBuf {
+    pub(super) fn relative_to_config(&self, file: &str) -> PathBuf {
         let path = Path::new(file);
         if path.is_absolute() || self.source.starts_with('<') {
             return path.to_path_buf();

@@ -35,6 +35,11 @@ pub struct UserGateway {
     pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
+    /// `[gateway.tls]`: the `listen` listener speaks TLS (see `super::tls`).
+    pub tls: Option<super::tls::UserServerTls>,
+    /// `[[gateway.listeners]]`: more client listeners (see `super::tls`).
+    #[serde(default)]
+    pub listeners: Vec<super::tls::UserListener>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,4 +90,6 @@ pub struct UserApi {
     pub acl_file: Option<Spanned<String>>,
     /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
     pub log: Option<super::log::UserApiLog>,
+    /// `[api.tls]`: how to reach an `https://` upstream (see `super::tls`).
+    pub tls: Option<super::tls::UserUpstreamTls>,
 }
