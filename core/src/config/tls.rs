@@ -376,3 +376,168 @@ impl Validator<'_> {
         Ok(Some(built))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, Overrides};
+    use crate::tls::test_certs::{toml_path, TestPki};
+
+    const API: &str = "\n[[api]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n";
+
+    fn err(text: &str, ov: &Overrides) -> String {
+        match load_str(text, "t.toml", ov) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn listeners_load_with_their_certificates_and_public_urls_turn_https() {
+        let pki = TestPki::new("cfg");
+        let gw = pki.server("gw", &["localhost", "*.example.test"]);
+        let other = pki.server("other", &["other.test"]);
+        let text = format!(
+            "[gateway]\nlisten = \"127.0.0.1:8443\"\n[gateway.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             min_version = \"1.3\"\nclient_ca = \"{}\"\nclient_auth = \"optional\"\nwatch = \"off\"\n\
+             [[gateway.tls.certificates]]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [[gateway.listeners]]\nlisten = \"127.0.0.1:8080\"\n{API}\
+             [[api.plan]]\ntype = \"client_cert\"\n",
+            toml_path(&gw.cert),
+            toml_path(&gw.key),
+            toml_path(&pki.ca()),
+            toml_path(&other.cert),
+            toml_path(&other.key),
+        );
+        let cfg =
+            load_str(&text, "t.toml", &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        let listeners = &cfg.gateway.listeners;
+        assert_eq!(listeners.len(), 2);
+        let tls = listeners[0]
+            .tls
+            .as_ref()
+            .unwrap_or_else(|| panic!("no TLS"));
+        assert_eq!(tls.settings.certs.len(), 2);
+        assert_eq!(tls.settings.watch, None);
+        assert_eq!(tls.loaded.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(
+            tls.loaded.summary[0].contains("localhost, *.example.test"),
+            "{:?}",
+            tls.loaded.summary
+        );
+        assert!(listeners[1].tls.is_none());
+        assert_eq!(cfg.gateway.default_base_url(), "https://127.0.0.1:8443");
+        assert_eq!(
+            cfg.apis[0].auth.as_ref().map(|a| a.public_url.as_str()),
+            Some("https://127.0.0.1:8443/mcp")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let pki = TestPki::new("cfg-errors");
+        let gw = pki.server("gw", &["localhost"]);
+        let other = pki.server("other", &["localhost"]);
+        let (cert, key) = (toml_path(&gw.cert), toml_path(&gw.key));
+        let none = Overrides::default();
+        let tls = |extra: &str| {
+            format!("[gateway.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n{extra}{API}")
+        };
+        for (text, expected) in [
+            (
+                format!("[gateway.tls]\ncert = \"{cert}\"\nkey = \"{}\"\n{API}", toml_path(&other.key)),
+                "gateway.tls.key: ",
+            ),
+            (format!("[gateway.tls]\ncert = \"{cert}\"\n{API}"), "gateway.tls.key: required with `cert`"),
+            (tls("min_version = \"1.1\"\n"), "gateway.tls.min_version: expected \"1.2\""),
+            (tls("client_auth = \"optional\"\n"), "gateway.tls.client_auth: needs `client_ca`"),
+            (tls("handshake_timeout = \"0s\"\n"), "gateway.tls.handshake_timeout: "),
+            (
+                format!("[gateway.tls]\ncert = \"{key}\"\nkey = \"{key}\"\n{API}"),
+                "gateway.tls.cert: ",
+            ),
+            (
+                format!(
+                    "[[gateway.listeners]]\nlisten = \"127.0.0.1:9\"\n[gateway.listeners.tls]\n\
+                     cert = \"{}\"\nkey = \"{key}\"\n{API}",
+                    toml_path(&pki.path("missing.pem"))
+                ),
+                "gateway.listeners[0].tls.cert: ",
+            ),
+            (
+                format!("[gateway]\nlisten = \"127.0.0.1:9\"\n[[gateway.listeners]]\nlisten = \"127.0.0.1:9\"\n{API}"),
+                "gateway.listeners[0].listen: `127.0.0.1:9` is already gateway.listen",
+            ),
+            (format!("{API}[api.tls]\nroots = \"webpki\"\n"), "api[0].tls: only for an https:// upstream"),
+            (
+                "[[api]]\npath = \"/m\"\nupstream = \"https://127.0.0.1:1/mcp\"\n[api.tls]\nroots = \"none\"\n".into(),
+                "api[0].tls.ca: no trust anchors",
+            ),
+            (
+                "[[api]]\npath = \"/m\"\nupstream = \"https://127.0.0.1:1/mcp\"\n[api.tls]\nroots = \"mozilla\"\n".into(),
+                "api[0].tls.roots: expected",
+            ),
+            (
+                format!("[[api]]\npath = \"/m\"\nupstream = \"https://127.0.0.1:1/mcp\"\n[api.tls]\nclient_cert = \"{cert}\"\n"),
+                "api[0].tls.client_key: required with `client_cert`",
+            ),
+            (
+                format!(
+                    "[[api]]\npath = \"/m\"\nupstream = \"https://127.0.0.1:1/mcp\"\n[api.tls]\n\
+                     client_cert = \"{cert}\"\nclient_key = \"{}\"\n",
+                    toml_path(&other.key)
+                ),
+                "api[0].tls.client_key: ",
+            ),
+        ] {
+            let e = err(&text, &none);
+            assert!(e.contains(expected), "expected {expected:?} in: {e}");
+        }
+        let ov = Overrides {
+            tls_cert: Some(gw.cert.clone()),
+            ..Overrides::default()
+        };
+        assert!(err(API, &ov).contains("--tls-cert: --tls-cert and --tls-key go together"));
+        let ov = Overrides {
+            tls_cert: Some(gw.cert.clone()),
+            tls_key: Some(other.key.clone()),
+            ..Overrides::default()
+        };
+        assert!(
+            err(API, &ov).starts_with("command line: --tls-key: "),
+            "{}",
+            err(API, &ov)
+        );
+        let ov = Overrides {
+            upstream: Some("http://127.0.0.1:1/mcp".into()),
+            upstream_ca: Some(pki.ca()),
+            ..Overrides::default()
+        };
+        assert!(err(API, &ov).contains("--upstream-ca: only for an https:// --upstream"));
+    }
+
+    #[test]
+    fn https_upstreams_get_a_tls_client_each() {
+        let pki = TestPki::new("cfg-up");
+        let text = format!(
+            "[[api]]\npath = \"/a\"\nupstream = \"https://127.0.0.1:1/mcp\"\n\
+             [[api]]\npath = \"/b\"\nupstream = \"https://localhost:2/mcp\"\n\
+             [api.tls]\nroots = \"none\"\nca = \"{}\"\nserver_name = \"mcp.internal\"\n",
+            toml_path(&pki.ca())
+        );
+        let cfg =
+            load_str(&text, "t.toml", &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (&cfg.apis[0].upstream, &cfg.apis[1].upstream);
+        assert_eq!((a.port, a.host_header.as_str()), (1, "127.0.0.1:1"));
+        let (ta, tb) = (
+            a.tls.as_ref().unwrap_or_else(|| panic!("no TLS for /a")),
+            b.tls.as_ref().unwrap_or_else(|| panic!("no TLS for /b")),
+        );
+        assert_eq!(format!("{:?}", tb.server_name), "DnsName(\"mcp.internal\")");
+        assert_ne!(ta.id, tb.id);
+        assert_ne!(a.pool_key(), b.pool_key());
+        let plain =
+            load_str(API, "t.toml", &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.apis[0].upstream.pool_key().tls, 0);
+        assert_eq!(plain.gateway.default_base_url(), "http://127.0.0.1:8080");
+    }
+}

@@ -504,3 +504,218 @@ where
         self.wr.shutdown().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use monoio::io::Canceller;
+    use monoio::net::TcpListener;
+
+    use super::*;
+    use crate::tls::client::{self, UpstreamTlsSettings};
+    use crate::tls::server::{self, ClientAuth, ServerTlsSettings};
+    use crate::tls::test_certs::TestPki;
+    use crate::tls::MinVersion;
+
+    /// Runs `f` on the epoll driver and, where the kernel allows it, on io_uring.
+    fn on_both_drivers<F, Fut>(f: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap_or_else(|e| panic!("epoll runtime: {e}"))
+            .block_on(f());
+        if monoio::utils::detect_uring() {
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .enable_timer()
+                .build()
+                .unwrap_or_else(|e| panic!("io_uring runtime: {e}"))
+                .block_on(f());
+        }
+    }
+
+    struct Setup {
+        _pki: TestPki,
+        server: Arc<rustls::ServerConfig>,
+        client: crate::tls::client::UpstreamTls,
+    }
+
+    fn setup(client_ca: bool) -> Setup {
+        let pki = TestPki::new("tls-io");
+        let cert = pki.server("server", &["localhost"]);
+        let settings = ServerTlsSettings {
+            certs: vec![cert],
+            client_ca: client_ca.then(|| (pki.ca(), ClientAuth::Required)),
+            min_version: MinVersion::Tls12,
+            handshake_timeout: Duration::from_secs(5),
+            watch: None,
+        };
+        let server = server::build(&settings)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        let client = client::build(
+            &UpstreamTlsSettings {
+                roots: client::Roots::None,
+                ca: Some(pki.ca()),
+                ..UpstreamTlsSettings::default()
+            },
+            "localhost",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Setup {
+            _pki: pki,
+            server,
+            client,
+        }
+    }
+
+    async fn pair(s: &Setup) -> (TlsStream<ServerConnection>, TlsStream<ClientConnection>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let config = s.server.clone();
+        let server = monoio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+            accept(tcp, config).await
+        });
+        let tcp = TcpStream::connect_addr(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = connect(tcp, s.client.config.clone(), s.client.server_name.clone())
+            .await
+            .unwrap_or_else(|e| panic!("client handshake: {e}"));
+        let server = server
+            .await
+            .unwrap_or_else(|e| panic!("server handshake: {e}"));
+        (server, client)
+    }
+
+    /// Large bodies cross in many records both ways, through split halves and whole streams.
+    #[test]
+    fn large_transfers_both_ways() {
+        let s = setup(false);
+        on_both_drivers(|| async {
+            let (server, mut client) = pair(&s).await;
+            assert_eq!(server.session().alpn_protocol(), Some(&b"http/1.1"[..]));
+            let (mut rd, mut wr) = server.into_split();
+            let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+            let echo = monoio::spawn(async move {
+                let mut got = Vec::new();
+                while got.len() < 300_000 {
+                    let (res, buf) = rd.read(Vec::with_capacity(7000)).await;
+                    let n = res.unwrap_or_else(|e| panic!("{e}"));
+                    assert!(n > 0, "early end after {}", got.len());
+                    got.extend_from_slice(&buf);
+                }
+                let (res, _) = wr.write_all(got).await;
+                res.unwrap_or_else(|e| panic!("{e}"));
+            });
+            let (res, _) = client.write_all(payload.clone()).await;
+            res.unwrap_or_else(|e| panic!("{e}"));
+            let mut back = Vec::new();
+            while back.len() < payload.len() {
+                let (res, buf) = client.read(Vec::with_capacity(16 * 1024)).await;
+                assert!(res.unwrap_or_else(|e| panic!("{e}")) > 0);
+                back.extend_from_slice(&buf);
+            }
+            assert!(back == payload, "echo differs");
+            echo.await;
+        });
+    }
+
+    /// The SSE relay's client watch: a cancelable read returns what arrived, a canceled one
+    /// returns an error and loses nothing, and a clean or unclean close is an end of stream.
+    #[test]
+    fn cancelable_reads_lose_nothing() {
+        let s = setup(false);
+        on_both_drivers(|| async {
+            let (server, mut client) = pair(&s).await;
+            let (mut rd, _wr) = server.into_split();
+            let canceller = Canceller::new();
+            let (res, _) = client.write_all(b"abc".to_vec()).await;
+            res.unwrap_or_else(|e| panic!("{e}"));
+            let (res, buf) = rd
+                .cancelable_read(Vec::with_capacity(128), canceller.handle())
+                .await;
+            assert_eq!((res.ok(), buf.as_slice()), (Some(3), &b"abc"[..]));
+
+            let canceller = Canceller::new();
+            let handle = canceller.handle();
+            let pending = monoio::spawn(async move {
+                let (res, buf) = rd.cancelable_read(Vec::with_capacity(128), handle).await;
+                (res.map_err(|e| e.kind()), buf, rd)
+            });
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            let _ = canceller.cancel();
+            let (res, buf, mut rd) = pending.await;
+            assert!(res.is_err() && buf.is_empty(), "{res:?} {buf:?}");
+            let (res, _) = client.write_all(b"def".to_vec()).await;
+            res.unwrap_or_else(|e| panic!("{e}"));
+            let (res, buf) = rd.read(Vec::with_capacity(128)).await;
+            assert_eq!((res.ok(), buf.as_slice()), (Some(3), &b"def"[..]));
+            drop(client);
+            let (res, _) = rd.read(Vec::with_capacity(128)).await;
+            assert_eq!(res.ok(), Some(0), "an unclean close is an end of stream");
+        });
+    }
+
+    /// Refusals are told to the peer: an h2-only client gets `no_application_protocol`, a client
+    /// without a certificate is refused where one is required.
+    #[test]
+    fn refusals_send_their_alert() {
+        let s = setup(true);
+        on_both_drivers(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            let config = s.server.clone();
+            let server = monoio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for _ in 0..2 {
+                    let (tcp, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+                    outcomes.push(
+                        accept(tcp, config.clone())
+                            .await
+                            .err()
+                            .map(|e| e.to_string()),
+                    );
+                }
+                outcomes
+            });
+            let mut h2_only = (*s.client.config).clone();
+            h2_only.alpn_protocols = vec![b"h2".to_vec()];
+            let tcp = TcpStream::connect_addr(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let refused = connect(tcp, Arc::new(h2_only), s.client.server_name.clone()).await;
+            assert!(
+                matches!(
+                    &refused,
+                    Err(HandshakeError::Tls(rustls::Error::AlertReceived(
+                        rustls::AlertDescription::NoApplicationProtocol
+                    )))
+                ),
+                "{:?}",
+                refused.err()
+            );
+            // TLS 1.3: the client finishes first; the refusal arrives with the first read.
+            let tcp = TcpStream::connect_addr(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut anonymous = connect(tcp, s.client.config.clone(), s.client.server_name.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (res, _) = anonymous.read(Vec::with_capacity(64)).await;
+            let e = res.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("CertificateRequired"), "{e}");
+            let outcomes = server.await;
+            assert!(
+                outcomes.iter().all(Option::is_some),
+                "a refused handshake succeeded: {outcomes:?}"
+            );
+        });
+    }
+}

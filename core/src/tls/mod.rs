@@ -16,6 +16,8 @@
 pub mod client;
 pub mod identity;
 pub mod server;
+#[cfg(test)]
+pub mod test_certs;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -115,3 +115,64 @@ pub fn check(acceptor: &TlsAcceptor) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tls::server::ServerTlsSettings;
+    use crate::tls::test_certs::TestPki;
+    use crate::tls::{CertKeyPaths, MinVersion};
+
+    /// The stamps of the files the acceptor's configuration was read from.
+    fn stamps(acceptor: &TlsAcceptor) -> FileStamps {
+        acceptor.settings().1
+    }
+
+    #[test]
+    fn changed_files_are_reloaded_and_bad_ones_kept_out() {
+        let pki = TestPki::new("watch");
+        let first = pki.server("first", &["localhost"]);
+        let live = CertKeyPaths {
+            cert: pki.path("live.pem"),
+            key: pki.path("live.key"),
+        };
+        let copy = |from: &CertKeyPaths| {
+            for (src, dst) in [(&from.key, &live.key), (&from.cert, &live.cert)] {
+                let tmp = dst.with_extension("tmp");
+                std::fs::copy(src, &tmp).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::rename(&tmp, dst).unwrap_or_else(|e| panic!("{e}"));
+            }
+        };
+        copy(&first);
+        let settings = ServerTlsSettings {
+            certs: vec![live.clone()],
+            client_ca: None,
+            min_version: MinVersion::Tls13,
+            handshake_timeout: Duration::from_secs(1),
+            watch: Some(Duration::from_millis(100)),
+        };
+        let loaded = server::build(&settings).unwrap_or_else(|e| panic!("{e}"));
+        let acceptor = TlsAcceptor::new("test".into(), settings, &loaded);
+        assert!(!check(&acceptor), "nothing changed yet");
+        let before = Arc::as_ptr(&acceptor.current().config);
+        let stamps_before = stamps(&acceptor);
+
+        copy(&pki.server("second", &["localhost"]));
+        assert!(check(&acceptor), "a changed pair was not reloaded");
+        assert_ne!(Arc::as_ptr(&acceptor.current().config), before);
+        assert_ne!(stamps(&acceptor), stamps_before);
+        assert!(!check(&acceptor), "reloaded twice");
+
+        // A key that does not match: kept out, not retried until the files change again.
+        let installed = Arc::as_ptr(&acceptor.current().config);
+        let third = pki.server("third", &["localhost"]);
+        std::fs::copy(&third.key, &live.key).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!check(&acceptor));
+        assert_eq!(Arc::as_ptr(&acceptor.current().config), installed);
+        assert!(!check(&acceptor));
+        std::fs::copy(&third.cert, &live.cert).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check(&acceptor), "the completed pair was not reloaded");
+    }
+}
