@@ -26,6 +26,9 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >
   missing+=(python3-venv)
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# TLS end-to-end tests: `openssl s_client` checks protocol versions, ALPN and SNI
+# (tests/tests/tls.rs records a skip without it).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Observability end-to-end tests: a real Prometheus scrapes the gateway; the console is loaded in
 # headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)

@@ -124,6 +124,7 @@ pub fn benches(c: &mut Criterion) {
         reframed_body_len: None,
         strip_headers: &[],
         session_id: Some(b"upstream-session-0001"),
+        https: false,
     };
     group.bench_function("write_upstream_request_9f", |b| {
         b.iter(|| {

@@ -239,6 +239,7 @@ mod tests {
             let req = mcpgate_policies::auth::AuthRequest {
                 headers: &headers,
                 query: None,
+                client_cert: None,
             };
             let step = api.authenticate(&req, state, at);
             let variant = match step {

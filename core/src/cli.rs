@@ -42,6 +42,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at startup: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (with no --config: the embedded default, /mcp-proxy -> http://127.0.0.1:3001/mcp).
@@ -92,6 +94,15 @@ pub struct RunArgs {
     /// Run an admin listener without a token on a non-loopback address (something in front of it must authenticate).
     #[arg(long)]
     pub allow_unauthenticated_admin: bool,
+    /// Serve the client listener over TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Trust this PEM CA bundle for the https:// --upstream.
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -110,6 +121,9 @@ impl RunArgs {
                 path: self.path.clone(),
                 acl: self.acl.clone(),
                 admin_auth,
+                tls_cert: self.tls_cert.clone(),
+                tls_key: self.tls_key.clone(),
+                upstream_ca: self.upstream_ca.clone(),
             },
         }
     }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use mcpgate_policies::auth::Principal;
+use mcpgate_policies::tls::TlsFacts;
 
 use crate::config::{Api, Config};
 use crate::features::acl::exchange::AclExchange;
@@ -71,6 +72,9 @@ pub struct RpcInfo {
 pub struct RequestCtx {
     pub started: Instant,
     pub peer: SocketAddr,
+    /// The client connection's TLS facts (version, SNI, the verified client certificate);
+    /// `None` on a plain listener. Shared by every request of the connection.
+    pub tls: Option<Rc<TlsFacts>>,
     /// The configuration snapshot and this worker's state for it, held for the whole exchange
     /// (a reload meanwhile serves the next request).
     pub snapshot: Rc<Snapshot>,
@@ -107,6 +111,7 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             peer,
+            tls: None,
             snapshot,
             method,
             api: None,

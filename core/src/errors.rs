@@ -73,6 +73,10 @@ pub enum ErrorKind {
     UpstreamConnect(io::Error),
     #[error("upstream connection timed out")]
     UpstreamConnectTimeout,
+    /// The TLS handshake with an `https://` upstream failed; the text names the reason (unknown
+    /// CA, wrong name, expired, ...).
+    #[error("upstream TLS handshake failed: {0}")]
+    UpstreamTls(String),
     #[error("upstream did not answer in time")]
     UpstreamTimeout,
     #[error("upstream connection failed while exchanging the request: {0}")]
@@ -124,6 +128,7 @@ impl Error {
             | ErrorKind::ClientGone(_) => ErrorSource::Downstream,
             ErrorKind::UpstreamConnect(_)
             | ErrorKind::UpstreamConnectTimeout
+            | ErrorKind::UpstreamTls(_)
             | ErrorKind::UpstreamTimeout
             | ErrorKind::UpstreamIo(_)
             | ErrorKind::UpstreamClosed
@@ -142,6 +147,7 @@ impl Error {
             ErrorKind::ClientGone(_) => 400,
             ErrorKind::AuthServerUnavailable => 503,
             ErrorKind::UpstreamConnect(_)
+            | ErrorKind::UpstreamTls(_)
             | ErrorKind::UpstreamIo(_)
             | ErrorKind::UpstreamClosed
             | ErrorKind::UpstreamMalformed(_) => 502,

@@ -27,6 +27,8 @@ pub struct UpstreamRequest<'a> {
     pub strip_headers: &'a [&'a str],
     /// The upstream's session id to send instead of the (sealed) one the client presented.
     pub session_id: Option<&'a [u8]>,
+    /// The client connection is TLS: `X-Forwarded-Proto: https`.
+    pub https: bool,
 }
 
 /// Inline room for an `X-Forwarded-For` value: a short incoming chain plus the peer address
@@ -65,7 +67,10 @@ pub fn write_upstream_request(
     writer.remove_mut("expect");
     writer.set_mut("host", req.host.as_bytes());
     writer.set_mut("x-forwarded-for", &xff);
-    writer.set_mut("x-forwarded-proto", b"http");
+    writer.set_mut(
+        "x-forwarded-proto",
+        if req.https { b"https" } else { b"http" },
+    );
     if let Some(host) = client_host {
         writer.set_mut("x-forwarded-host", host);
     }
@@ -195,6 +200,7 @@ mod tests {
             reframed_body_len: reframed,
             strip_headers: &[],
             session_id: None,
+            https: false,
         };
         write_upstream_request(buf, &head, &req, &mut out);
         String::from_utf8(out)
@@ -255,6 +261,7 @@ mod tests {
             reframed_body_len: None,
             strip_headers: &strip,
             session_id: Some(b"upstream-1"),
+            https: false,
         };
         let mut out = Vec::new();
         write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
@@ -424,6 +431,7 @@ mod tests {
             reframed_body_len: Some(0),
             strip_headers: &[],
             session_id: None,
+            https: false,
         };
         let mut out = Vec::new();
         write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
@@ -462,7 +470,10 @@ mod tests {
             .remove("expect")
             .set("host", req.host.as_bytes())
             .set("x-forwarded-for", &xff)
-            .set("x-forwarded-proto", b"http");
+            .set(
+                "x-forwarded-proto",
+                if req.https { b"https" } else { b"http" },
+            );
         if let Some(host) = head.header(buf, "host") {
             writer = writer.set("x-forwarded-host", host);
         }
@@ -514,6 +525,7 @@ mod tests {
                             reframed_body_len: reframed,
                             strip_headers,
                             session_id,
+                            https: false,
                         };
                         let (mut fast, mut reference) = (Vec::new(), Vec::new());
                         write_upstream_request(raw.as_bytes(), &head, &req, &mut fast);

@@ -16,6 +16,8 @@
 //! - [`startup`]: the startup summary and the warnings about risky setups.
 //! - [`admin_auth`]: bearer tokens and the console's login for the admin listener.
 //! - [`log`]: the gateway's own log lines on `tracing`.
+//! - [`tls`]: TLS at both edges (rustls): listener and upstream configurations, certificate
+//!   reload, client identities.
 
 pub mod log;
 
@@ -33,4 +35,5 @@ pub mod phases;
 pub mod route;
 pub mod snapshot;
 pub mod startup;
+pub mod tls;
 pub mod urls;

@@ -158,6 +158,7 @@ mod tests {
                 addrs: Vec::new(),
                 host_header: "127.0.0.1:1".into(),
                 path: up_path.into(),
+                tls: None,
             },
             public_url: None,
             acl: None,

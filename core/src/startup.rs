@@ -47,6 +47,7 @@ fn plan_kind(plan: &Plan) -> &'static str {
         Plan::ApiKey(_) => "api_key",
         Plan::Jwt(_) => "jwt",
         Plan::OAuth2(_) => "oauth2",
+        Plan::ClientCert => "client_cert",
     }
 }
 

@@ -55,6 +55,7 @@ pub fn check(data: &[u8]) {
         headers: &headers,
         client_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
         auth: Some(&auth),
+        connection: None,
     };
     let call = McpRequest::new("tools/call", Target::Name(&name));
     let first = acl.decide(&call, &ctx);

@@ -88,6 +88,7 @@ fn cached(c: &mut Criterion) {
     let request = AuthRequest {
         headers: &headers,
         query: None,
+        client_cert: None,
     };
     assert!(matches!(
         auth.authenticate(&request, &mut state, NOW),

@@ -53,6 +53,7 @@ fn step<'r>(
         &AuthRequest {
             headers: &StrHeaders(headers),
             query,
+            client_cert: None,
         },
         state,
         now,
@@ -657,6 +658,7 @@ type = "keyless"
             &AuthRequest {
                 headers: &StrHeaders(&headers),
                 query: None,
+                client_cert: None,
             },
             state,
             NOW,
@@ -1034,4 +1036,46 @@ fn jwks_is_refreshed_when_older_than_max_age() {
         step(&auth, &mut state, &headers, None, NOW + 1300),
         AuthStep::Authenticated(_)
     ));
+}
+
+/// The `client_cert` plan admits a request only when the listener verified a client certificate;
+/// its identity becomes the subject and its facts the claims. Without a certificate, and with no
+/// other plan, the request is refused as unauthenticated.
+#[test]
+fn client_cert_plan_admits_verified_certificates_only() {
+    let auth = compile("[[plans]]\ntype = \"client_cert\"\n");
+    let mut state = auth.new_worker_state();
+    let cert = mcpgate_policies::tls::ClientCertificate {
+        subject: "CN=alice, O=Acme".into(),
+        common_name: Some("alice".into()),
+        dns_names: vec!["alice.acme.example".into()],
+        fingerprint_sha256: "ab".repeat(32),
+        not_after: 4_000_000_000,
+        ..Default::default()
+    };
+    let admitted = auth.authenticate(
+        &AuthRequest {
+            headers: &StrHeaders(&[]),
+            query: None,
+            client_cert: Some(&cert),
+        },
+        &mut state,
+        1_000,
+    );
+    match admitted {
+        AuthStep::Authenticated(p) => {
+            assert_eq!(p.subject.as_deref(), Some("alice.acme.example"));
+            assert_eq!(p.plan, PlanKind::ClientCert);
+            assert_eq!(p.claims["common_name"], "alice");
+            assert_eq!(p.claims["fingerprint_sha256"], "ab".repeat(32));
+        }
+        other => panic!("{other:?}"),
+    }
+    match step(&auth, &mut state, &[], None, 1_000) {
+        AuthStep::Refused(Refusal {
+            error: AuthError::MissingCredentials,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
 }

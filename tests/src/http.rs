@@ -307,13 +307,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<usize, String> {
     let mut chunk = [0u8; 16 * 1024];
     match stream.read(&mut chunk) {
         Ok(n) => {
             buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
             Ok(n)
         }
+        // A TLS peer that closes without close_notify: HTTP framing says whether that was early.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
         Err(e) => Err(format!(
             "read: {e} (got so far: {:?})",
             String::from_utf8_lossy(buf)
@@ -321,7 +323,8 @@ fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String>
     }
 }
 
-fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
+/// Reads one response from any byte stream (a TLS one too: `crate::tls`).
+pub fn read_response<S: Read>(stream: &mut S) -> Result<RawResponse, String> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(pos) = find(&buf, b"\r\n\r\n") {
@@ -384,7 +387,7 @@ fn read_response(stream: &mut TcpStream) -> Result<RawResponse, String> {
     Ok(response)
 }
 
-fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, String> {
+fn read_chunked<S: Read>(stream: &mut S, mut buf: Vec<u8>) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         let line_end = loop {

@@ -66,14 +66,15 @@ impl FileSource for ConfigFiles<'_, '_> {
 pub(super) fn effective_public_url(
     api_public_url: Option<&str>,
     gateway_public_url: Option<&str>,
-    listen: std::net::SocketAddr,
+    default_base: &str,
     path: &str,
 ) -> String {
     let path = if path == "/" { "" } else { path };
     match (api_public_url, gateway_public_url) {
         (Some(url), _) => url.trim_end_matches('/').to_string(),
         (None, Some(base)) => format!("{}{path}", base.trim_end_matches('/')),
-        (None, None) => format!("http://{listen}{path}"),
+        // `https://` when the `listen` listener speaks TLS.
+        (None, None) => format!("{default_base}{path}"),
     }
 }
 

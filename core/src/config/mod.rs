@@ -11,6 +11,7 @@ mod auth;
 mod log;
 pub mod sessions;
 mod spans;
+mod tls;
 mod user;
 
 use std::fmt;
@@ -24,6 +25,7 @@ pub use admin::{
 };
 pub use auth::ApiAuthCfg;
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
+pub use tls::{Listener, ListenerTls};
 pub use user::UserConfig;
 use user::{UserApi, UserDns, UserGateway};
 
@@ -100,7 +102,11 @@ pub struct Dns {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
+    /// The first listener's address (`listen`).
     pub listen: SocketAddr,
+    /// Every client listener: `listen` first (TLS with `[gateway.tls]`), then
+    /// `[[gateway.listeners]]`.
+    pub listeners: Vec<Listener>,
     pub workers: usize,
     pub driver: Driver,
     pub pin_cpus: bool,
@@ -114,14 +120,22 @@ pub struct Gateway {
     pub admin_auth: AdminAuth,
 }
 
+impl Gateway {
+    /// The base of the URLs the gateway publishes when no `public_url` says otherwise:
+    /// `https://` when the `listen` listener speaks TLS.
+    pub fn default_base_url(&self) -> String {
+        let tls = self.listeners.first().is_some_and(|l| l.tls.is_some());
+        format!("{}://{}", if tls { "https" } else { "http" }, self.listen)
+    }
+}
+
 /// An upstream MCP endpoint, resolved at load time (and refreshed while running, see
 /// `crate::engine`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// The URL as configured (for logs).
     pub url: String,
-    /// Only [`Scheme::Http`] for now: TLS to upstreams is a later issue, which will accept
-    /// `Https` in [`parse_upstream`] and connect accordingly.
+    /// `https://` upstreams are reached over TLS (`tls`).
     pub scheme: Scheme,
     /// The host to resolve: a name, or an IP literal (IPv6 without brackets).
     pub host: String,
@@ -136,12 +150,22 @@ pub struct Upstream {
     pub host_header: String,
     /// Path of the MCP endpoint on the upstream, starts with `/`, no query.
     pub path: String,
+    /// The TLS client of an `https://` upstream (`[api.tls]`); `None` for `http://`.
+    pub tls: Option<crate::tls::client::UpstreamTls>,
 }
 
 impl Upstream {
     /// An IP literal needs no lookup, so nothing to refresh.
     pub fn host_is_ip(&self) -> bool {
         self.host.parse::<std::net::IpAddr>().is_ok()
+    }
+
+    /// Which pooled connections may serve this upstream (see `crate::engine::upstream`).
+    pub fn pool_key(&self) -> crate::engine::upstream::PoolKey {
+        crate::engine::upstream::PoolKey {
+            addr: self.addr,
+            tls: self.tls.as_ref().map_or(0, |t| t.id),
+        }
     }
 
     /// Installs newly resolved addresses (never empty: a failed lookup keeps the old ones).
@@ -213,6 +237,11 @@ pub struct Overrides {
     pub acl: Option<PathBuf>,
     /// `--admin-token-file`, `MCPGATE_ADMIN_TOKEN`, `--allow-unauthenticated-admin`.
     pub admin_auth: AdminOverrides,
+    /// `--tls-cert FILE --tls-key FILE`: the `listen` listener speaks TLS with this pair.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `--upstream-ca FILE`: a CA bundle trusted for the command line's https:// upstream.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,22 +325,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
-/// Parses an upstream URL, `http://host[:port][/path]`, and resolves its host (off the calling
+/// Parses an upstream URL, `http(s)://host[:port][/path]`, and resolves its host (off the calling
 /// thread, within `resolve_timeout`; see `crate::dns`). Refused with a message for the operator:
-/// `https://` (not implemented yet), other schemes, credentials, a query or a fragment.
+/// other schemes, credentials, a query or a fragment. An `https://` upstream's TLS client is
+/// built by the caller (`[api.tls]`).
 pub fn parse_upstream(url: &str, resolve_timeout: Duration) -> Result<Upstream, String> {
     let parsed = urls::parse(url).map_err(|e| match e {
-        urls::UrlError::Scheme(_) => "only http:// is supported".to_string(),
+        urls::UrlError::Scheme(_) => "only http:// and https:// are supported".to_string(),
         other => other.to_string(),
     })?;
-    match parsed.scheme {
-        Scheme::Http => {}
-        Scheme::Https => {
-            return Err(
-                "only http:// is supported (TLS to upstreams is not implemented yet)".into(),
-            )
-        }
-    }
     if parsed.has_fragment {
         return Err("a fragment (#...) is not allowed in an upstream URL".into());
     }
@@ -334,6 +356,7 @@ pub fn parse_upstream(url: &str, resolve_timeout: Duration) -> Result<Upstream, 
         addrs,
         host_header: parsed.authority,
         path: parsed.path,
+        tls: None,
     })
 }
 
@@ -394,17 +417,33 @@ impl Validator<'_> {
             api_logs.push(self.api_log(i, api.log.take())?);
         }
         let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
-        let gateway = self.gateway(user.gateway, ov)?;
+        let main_tls = user.gateway.tls.take();
+        let more_listeners = std::mem::take(&mut user.gateway.listeners);
+        let mut gateway = self.gateway(user.gateway, ov)?;
+        gateway.listeners = self.listeners(gateway.listen, main_tls, more_listeners, ov)?;
+        let default_base = gateway.default_base_url();
         let resolve_timeout = gateway.dns.timeout;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
-                vec![self.command_line_api(upstream, path.as_deref(), resolve_timeout)?]
+                vec![self.command_line_api(
+                    upstream,
+                    path.as_deref(),
+                    resolve_timeout,
+                    ov.upstream_ca.as_ref(),
+                )?]
             }
             (None, Some(_)) => {
                 return Err(self.invalid(
                     None,
                     "--path",
                     "needs --upstream (they define one API together)",
+                ))
+            }
+            (None, None) if ov.upstream_ca.is_some() => {
+                return Err(self.invalid(
+                    None,
+                    "--upstream-ca",
+                    "needs --upstream (use [api.tls] ca in a file)",
                 ))
             }
             (None, None) => {
@@ -414,7 +453,7 @@ impl Validator<'_> {
                     let public_url = auth::effective_public_url(
                         api.public_url.as_ref().map(|u| u.get_ref().as_str()),
                         gateway_public_url.as_deref(),
-                        gateway.listen,
+                        &default_base,
                         &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
                     );
                     let auth = self.api_auth(i, &api, &public_url)?;
@@ -471,11 +510,19 @@ impl Validator<'_> {
         upstream: &str,
         path: Option<&str>,
         resolve_timeout: Duration,
+        upstream_ca: Option<&PathBuf>,
     ) -> Result<Api, ConfigError> {
         let path = normalize_entry_path(path.unwrap_or("/mcp-proxy"))
             .map_err(|m| self.invalid(None, "--path", m))?;
-        let upstream = parse_upstream(upstream, resolve_timeout)
+        let mut upstream = parse_upstream(upstream, resolve_timeout)
             .map_err(|m| self.invalid(None, "--upstream", m))?;
+        upstream.tls = self.upstream_tls(
+            "--upstream",
+            upstream.scheme == Scheme::Https,
+            &upstream.host,
+            None,
+            upstream_ca,
+        )?;
         Ok(Api {
             name: "cli".into(),
             path,
@@ -487,12 +534,24 @@ impl Validator<'_> {
         })
     }
 
-    fn api(&self, i: usize, api: UserApi, resolve_timeout: Duration) -> Result<Api, ConfigError> {
+    fn api(
+        &self,
+        i: usize,
+        mut api: UserApi,
+        resolve_timeout: Duration,
+    ) -> Result<Api, ConfigError> {
         let field = |name: &str| format!("api[{i}].{name}");
         let path = normalize_entry_path(api.path.get_ref())
             .map_err(|m| self.invalid(Some(api.path.span()), &field("path"), m))?;
-        let upstream = parse_upstream(api.upstream.get_ref(), resolve_timeout)
+        let mut upstream = parse_upstream(api.upstream.get_ref(), resolve_timeout)
             .map_err(|m| self.invalid(Some(api.upstream.span()), &field("upstream"), m))?;
+        upstream.tls = self.upstream_tls(
+            &field("tls"),
+            upstream.scheme == Scheme::Https,
+            &upstream.host,
+            api.tls.take(),
+            None,
+        )?;
         let public_url = match api.public_url {
             Some(u) => {
                 let s = u.get_ref();
@@ -689,6 +748,8 @@ impl Validator<'_> {
         )?;
         Ok(Gateway {
             listen,
+            // Filled in by `config` (the listener tables are validated after the rest).
+            listeners: Vec::new(),
             workers,
             driver,
             pin_cpus: g.pin_cpus.unwrap_or(false),

@@ -12,7 +12,9 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use mcpgate_policies::acl::AclConfig;
-use mcpgate_policies::auth::config::{ApiKeyUser, JwtUser, KeylessUser, OAuth2User, PlanUser};
+use mcpgate_policies::auth::config::{
+    ApiKeyUser, ClientCertUser, JwtUser, KeylessUser, OAuth2User, PlanUser,
+};
 use mcpgate_policies::auth::AuthConfigUser;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::Deserialize;
@@ -332,6 +334,7 @@ pub fn accepted() -> Schema {
             "api_key" => walk::<ApiKeyUser>(&path, &cell),
             "jwt" => walk::<JwtUser>(&path, &cell),
             "oauth2" => walk::<OAuth2User>(&path, &cell),
+            "client_cert" => walk::<ClientCertUser>(&path, &cell),
             other => panic!("a plan type this test does not know: {other} (add its struct here)"),
         }
         let cell = cell.into_inner();
@@ -429,8 +432,16 @@ pub fn shown(toml_text: &str) -> BTreeSet<String> {
     let mut table = String::new();
     for line in toml_text.lines() {
         let t = line.trim();
-        if t.starts_with('[') {
-            table = t.trim_matches(['[', ']', ' ']).to_string();
+        // A commented table header (`# [gateway.tls]`) opens a table shown only commented (it
+        // needs files the example cannot ship); its commented keys belong to it.
+        let header = t
+            .strip_prefix('#')
+            .map(str::trim_start)
+            .filter(|h| h.starts_with('[') && h.contains(']') && !h.contains('='))
+            .map(|h| h.split('#').next().unwrap_or(h).trim())
+            .unwrap_or(t);
+        if header.starts_with('[') {
+            table = header.trim_matches(['[', ']', ' ']).to_string();
             continue;
         }
         if table == "api.plan" || table == "api.plan.plans" {
@@ -554,7 +565,10 @@ mod tests {
         assert!(a.tables.contains("gateway.limits") && a.tables.contains("api.acl.rule"));
         let (tag, variants) = plan_variants();
         assert_eq!(tag, "type");
-        assert_eq!(variants, ["keyless", "api_key", "jwt", "oauth2"]);
+        assert_eq!(
+            variants,
+            ["keyless", "api_key", "jwt", "oauth2", "client_cert"]
+        );
     }
 
     #[test]

@@ -137,10 +137,10 @@ fn unknown_fields_are_named() {
 #[test]
 fn validation_errors_name_the_field_and_line() {
     let e = err(&format!(
-        "{API}[[api]]\npath = \"/b\"\nupstream = \"https://example.com/mcp\"\n"
+        "{API}[[api]]\npath = \"/b\"\nupstream = \"ftp://example.com/mcp\"\n"
     ));
     assert!(
-        e.starts_with("test.toml:6:12: api[1].upstream: only http:// is supported"),
+        e.starts_with("test.toml:6:12: api[1].upstream: only http:// and https:// are supported"),
         "{e}"
     );
     let e = err(&format!(
@@ -219,11 +219,7 @@ fn upstream_urls() {
 #[test]
 fn upstream_url_refusals_say_why() {
     for (bad, message) in [
-        (
-            "https://x/",
-            "only http:// is supported (TLS to upstreams is not implemented yet)",
-        ),
-        ("ftp://x/", "only http:// is supported"),
+        ("ftp://x/", "only http:// and https:// are supported"),
         ("http://", "missing host"),
         ("http:///mcp", "missing host"),
         (

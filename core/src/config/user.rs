@@ -41,6 +41,11 @@ pub struct UserGateway {
     pub admin_auth: Option<super::admin::UserAdminAuth>,
     /// Lets the admin listener run without a token on a non-loopback address.
     pub allow_unauthenticated_admin: Option<bool>,
+    /// `[gateway.tls]`: the `listen` listener speaks TLS (see `super::tls`).
+    pub tls: Option<super::tls::UserServerTls>,
+    /// `[[gateway.listeners]]`: more client listeners (see `super::tls`).
+    #[serde(default)]
+    pub listeners: Vec<super::tls::UserListener>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,4 +98,6 @@ pub struct UserApi {
     pub acl_file: Option<Spanned<String>>,
     /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
     pub log: Option<super::log::UserApiLog>,
+    /// `[api.tls]`: how to reach an `https://` upstream (see `super::tls`).
+    pub tls: Option<super::tls::UserUpstreamTls>,
 }

@@ -1,6 +1,20 @@
 //! The client side of one exchange as the engine's I/O sees it: the connection's read and write
 //! halves, its read buffer (which may already hold the next pipelined request) and its output
-//! buffer, and what the request said about keeping the connection.
+//! buffer, and what the request said about keeping the connection. Also how an accepted socket
+//! becomes those halves ([`ClientStream`]): split as is, or after a TLS handshake.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mcpgate_policies::tls::TlsFacts;
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use rustls::ServerConnection;
+
+use super::tls_io::{self, TlsReadHalf, TlsWriteHalf};
+use crate::tls::identity;
+use crate::tls::server::TlsAcceptor;
 
 /// Borrowed from the connection loop (`super::conn`) for one request.
 pub struct Client<'a, R, W> {
@@ -20,4 +34,77 @@ pub struct Client<'a, R, W> {
 pub enum Outcome {
     KeepAlive,
     Close,
+}
+
+/// What a listener accepted, opened for the connection loop: a plain socket split into its
+/// halves, or a TLS handshake completed first (within the listener's `handshake_timeout`).
+pub(crate) trait ClientStream {
+    type Read: monoio::io::CancelableAsyncReadRent;
+    type Write: monoio::io::AsyncWriteRent;
+
+    /// `None`: the connection ends here (a failed or timed-out handshake; already logged).
+    async fn open(self, peer: SocketAddr) -> Option<Opened<Self::Read, Self::Write>>;
+}
+
+/// An opened client connection's halves and, over TLS, what the handshake established.
+pub(crate) struct Opened<R, W> {
+    pub rd: R,
+    pub wr: W,
+    pub tls: Option<Rc<TlsFacts>>,
+}
+
+impl ClientStream for TcpStream {
+    type Read = OwnedReadHalf<TcpStream>;
+    type Write = OwnedWriteHalf<TcpStream>;
+
+    async fn open(self, _peer: SocketAddr) -> Option<Opened<Self::Read, Self::Write>> {
+        // Responses are written whole; Nagle would only delay them.
+        let _ = self.set_nodelay(true);
+        let (rd, wr) = self.into_split();
+        Some(Opened { rd, wr, tls: None })
+    }
+}
+
+/// A connection accepted on a TLS listener, its handshake still to run.
+pub(crate) struct TlsClient {
+    pub tcp: TcpStream,
+    pub acceptor: Arc<TlsAcceptor>,
+}
+
+impl ClientStream for TlsClient {
+    type Read = TlsReadHalf<ServerConnection>;
+    type Write = TlsWriteHalf<ServerConnection>;
+
+    async fn open(self, peer: SocketAddr) -> Option<Opened<Self::Read, Self::Write>> {
+        let _ = self.tcp.set_nodelay(true);
+        // The configuration in force now; a reload meanwhile serves the next connection.
+        let current = self.acceptor.current();
+        let handshake = tls_io::accept(self.tcp, current.config);
+        let stream = match monoio::time::timeout(current.handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => stream,
+            // Debug, not warn: scanners and clients that give up make these all day long.
+            Ok(Err(e)) => {
+                crate::debug!(
+                    "tls {}: handshake with {peer} failed: {e}",
+                    self.acceptor.label
+                );
+                return None;
+            }
+            Err(_) => {
+                crate::debug!(
+                    "tls {}: handshake with {peer} not finished within {:?}; closed",
+                    self.acceptor.label,
+                    current.handshake_timeout
+                );
+                return None;
+            }
+        };
+        let facts = identity::server_facts(&stream.session());
+        let (rd, wr) = stream.into_split();
+        Some(Opened {
+            rd,
+            wr,
+            tls: Some(Rc::new(facts)),
+        })
+    }
 }

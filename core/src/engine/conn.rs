@@ -1,15 +1,15 @@
 //! One client connection: read request heads (keep-alive, pipelined requests served in order),
-//! hand each request to the proxy, close on errors, idle timeout or shutdown.
+//! hand each request to the proxy, close on errors, idle timeout or shutdown. Plain or TLS alike
+//! (`super::client::ClientStream` opens the connection: a TLS handshake happens there).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
 use mcpgate_codec::http::{HttpError, RequestHead};
-use monoio::io::{AsyncReadRent, Splitable};
-use monoio::net::TcpStream;
+use monoio::io::AsyncReadRent;
 
-use super::client::Outcome;
+use super::client::{ClientStream, Opened, Outcome};
 use super::exchange;
 use super::io::{read_more, write_all, ReadError, READ_CHUNK};
 use super::worker::{InFlight, Worker};
@@ -29,13 +29,18 @@ impl Drop for ConnGuard {
     }
 }
 
-pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: SocketAddr) {
     worker.connections.set(worker.connections.get() + 1);
     let _guard = ConnGuard(worker.clone());
     let _observed = worker.pipeline.features.observe.connection_guard();
-    // Responses are written whole; Nagle would only delay them.
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let Some(Opened {
+        mut rd,
+        mut wr,
+        tls,
+    }) = stream.open(peer).await
+    else {
+        return;
+    };
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(4096);
     let mut first = true;
@@ -53,8 +58,10 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         first = false;
         let _in_flight = InFlight::new(&worker);
         drop(snapshot);
-        let outcome =
-            exchange::handle(&worker, peer, &mut rd, &mut wr, &mut buf, head, &mut out).await;
+        let outcome = exchange::handle(
+            &worker, peer, &tls, &mut rd, &mut wr, &mut buf, head, &mut out,
+        )
+        .await;
         if outcome == Outcome::Close || worker.draining() {
             return;
         }

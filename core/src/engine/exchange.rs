@@ -19,6 +19,7 @@ use mcpgate_codec::http::{
     check_body_charset, check_body_len, ChunkedDecoder, HttpError, RequestBody, RequestHead,
     ResponseHead,
 };
+use mcpgate_policies::tls::TlsFacts;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
 
 use super::client::{Client, Outcome};
@@ -68,6 +69,7 @@ pub struct Exchange<'a, R, W> {
 pub async fn handle<R, W>(
     worker: &Rc<Worker>,
     peer: SocketAddr,
+    tls: &Option<Rc<TlsFacts>>,
     rd: &mut R,
     wr: &mut W,
     buf: &mut Vec<u8>,
@@ -80,6 +82,7 @@ where
 {
     let method = HttpMethod::from_bytes(head.method(buf));
     let mut ctx = RequestCtx::new(peer, worker.snapshot(), method);
+    ctx.tls = tls.clone();
     // HTTP/1.0 clients get one response per connection (no keep-alive negotiation).
     let client_keep_alive = head.minor_version >= 1 && head.keep_alive(buf);
     let framing = head.body_framing(buf);
@@ -227,11 +230,13 @@ where
                 self.worker
                     .pool
                     .borrow_mut()
-                    .take(up.addr, timeouts.upstream_idle)
+                    .take(up.pool_key(), timeouts.upstream_idle)
             };
             let mut conn = match pooled {
                 Some(conn) => conn,
-                None => upstream::connect(&up.addrs, timeouts.upstream_connect).await?,
+                None => {
+                    upstream::connect(&up.addrs, timeouts.upstream_connect, up.tls.as_ref()).await?
+                }
             };
             let attempt = match send_request(
                 &mut conn,
@@ -411,6 +416,7 @@ where
                 reframed_body_len,
                 strip_headers: &edits.remove,
                 session_id: edits.session_id,
+                https: ctx.tls.is_some(),
             },
             &mut request,
         );

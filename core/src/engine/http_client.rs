@@ -17,6 +17,7 @@ use monoio::net::TcpStream;
 
 use super::io::{read_more, ReadError};
 use crate::dns::{self, ResolveError};
+use crate::tls::client::UpstreamTls;
 use crate::urls::{self, Scheme};
 
 /// Largest control-plane response body accepted (a JWKS with many keys is a few tens of KiB).
@@ -81,6 +82,24 @@ pub async fn get(url: &str, limit: Duration) -> Result<HttpResponse, FetchError>
     request("GET", url, &[("accept", "application/json")], b"", limit).await
 }
 
+/// `GET url` from an API's upstream, over that upstream's TLS client (its trust store, name and
+/// client certificate) when the URL is `https://`: Mode A's protected-resource metadata.
+pub async fn get_from_upstream(
+    url: &str,
+    limit: Duration,
+    upstream_tls: Option<&UpstreamTls>,
+) -> Result<HttpResponse, FetchError> {
+    request_via(
+        "GET",
+        url,
+        &[("accept", "application/json")],
+        b"",
+        limit,
+        upstream_tls,
+    )
+    .await
+}
+
 /// One request; the whole exchange (connect, write, read to the end) must finish within `limit`.
 pub async fn request(
     method: &str,
@@ -88,6 +107,18 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
     limit: Duration,
+) -> Result<HttpResponse, FetchError> {
+    request_via(method, url, headers, body, limit, None).await
+}
+
+/// [`request`], over `upstream_tls` instead of the control-plane trust store for `https://`.
+async fn request_via(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+    upstream_tls: Option<&UpstreamTls>,
 ) -> Result<HttpResponse, FetchError> {
     let url = HttpUrl::parse(url)?;
     let deadline = Instant::now() + limit;
@@ -128,7 +159,15 @@ pub async fn request(
         }
     };
     if url.tls {
-        let plain = tls_exchange(&mut stream, &url.host, out, deadline).await?;
+        let (config, name) = match upstream_tls {
+            Some(t) => (t.config.clone(), t.server_name.clone()),
+            None => (
+                tls_config()?,
+                rustls::pki_types::ServerName::try_from(url.host.clone())
+                    .map_err(|e| FetchError::Tls(e.to_string()))?,
+            ),
+        };
+        let plain = tls_exchange(&mut stream, config, name, out, deadline).await?;
         return read_response(plain, method, &mut Source::Exhausted).await;
     }
     let wait = deadline.saturating_duration_since(Instant::now());
@@ -180,15 +219,14 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
 /// (the request says `Connection: close`), bounded by `MAX_BODY` plus a head and `deadline`.
 async fn tls_exchange(
     stream: &mut TcpStream,
-    host: &str,
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
     request: Vec<u8>,
     deadline: Instant,
 ) -> Result<Vec<u8>, FetchError> {
     use std::io::{Read, Write};
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| FetchError::Tls(e.to_string()))?;
-    let mut conn = rustls::ClientConnection::new(tls_config()?, name)
-        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| FetchError::Tls(e.to_string()))?;
     conn.writer().write_all(&request).map_err(FetchError::Io)?;
     let limit = MAX_BODY + mcpgate_codec::limits::MAX_HEAD_BYTES;
     let mut plain = Vec::new();

@@ -1,25 +1,35 @@
 //! A worker thread: its monoio runtime (io_uring with tuned setup, or epoll, or the fusion of
-//! both), optionally pinned to a core, and its accept loop over its own SO_REUSEPORT listener —
-//! connection limit, periodic pool sweep, and on drain: stop accepting, let in-flight requests
-//! finish within `shutdown_grace`.
+//! both), optionally pinned to a core, and its accept loops over its own SO_REUSEPORT listeners
+//! (one per configured listener, plain or TLS) — connection limit, periodic pool sweep, and on
+//! drain: stop accepting, let in-flight requests finish within `shutdown_grace`.
 
-use std::net::TcpListener as StdListener;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use monoio::net::{TcpListener, TcpStream};
+
+use super::client::TlsClient;
 use super::shared::Shared;
 use super::worker::Worker;
 use crate::config::Driver;
 use crate::observe::ObserveHub;
+use crate::tls::server::TlsAcceptor;
+
+/// One of a worker's listening sockets, and its TLS acceptor when it speaks TLS.
+pub struct WorkerListener {
+    pub socket: StdListener,
+    pub tls: Option<Arc<TlsAcceptor>>,
+}
 
 /// How often an idle worker looks at the draining flag (the only cross-thread signal it polls).
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 pub fn spawn(
     id: usize,
-    listener: StdListener,
+    listeners: Vec<WorkerListener>,
     shared: Arc<Shared>,
     driver: Driver,
     pin: Option<usize>,
@@ -35,7 +45,7 @@ pub fn spawn(
                 Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                     .enable_timer()
                     .build()
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
+                    .map(|mut rt| rt.block_on(serve(id, listeners, shared, hub))),
                 Driver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                     .uring_builder(tuned_uring())
                     .enable_timer()
@@ -46,7 +56,7 @@ pub fn spawn(
                             .enable_timer()
                             .build()
                     })
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
+                    .map(|mut rt| rt.block_on(serve(id, listeners, shared, hub))),
                 Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                     .uring_builder(tuned_uring())
                     .enable_timer()
@@ -57,7 +67,7 @@ pub fn spawn(
                             .enable_timer()
                             .build()
                     })
-                    .map(|mut rt| rt.block_on(serve(id, listener, shared, hub))),
+                    .map(|mut rt| rt.block_on(serve(id, listeners, shared, hub))),
             };
             if let Err(e) = result {
                 crate::error!("worker {id}: cannot start its runtime: {e}");
@@ -91,15 +101,26 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
-async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: ObserveHub) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::error!("worker {id}: cannot register its listener: {e}");
-            return;
+async fn serve(id: usize, listeners: Vec<WorkerListener>, shared: Arc<Shared>, hub: ObserveHub) {
+    let mut registered = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        match TcpListener::from_std(l.socket) {
+            Ok(socket) => registered.push((socket, l.tls)),
+            Err(e) => {
+                crate::error!("worker {id}: cannot register its listener: {e}");
+                return;
+            }
         }
+    }
+    let mut registered = registered.into_iter();
+    let Some((listener, tls)) = registered.next() else {
+        return;
     };
     let worker = Rc::new(Worker::new(shared, &hub));
+    // The other listeners accept on tasks of their own, which end when the worker drains.
+    for (other, other_tls) in registered {
+        monoio::spawn(accept_more(id, worker.clone(), other, other_tls));
+    }
     let mut last_sweep = Instant::now();
     loop {
         let accepted = monoio::select! {
@@ -107,30 +128,7 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: Obser
             _ = wait_for_drain(&worker) => None,
         };
         let Some(accepted) = accepted else { break };
-        match accepted {
-            Ok((stream, peer)) => {
-                let snapshot = worker.snapshot();
-                let cfg = &snapshot.config;
-                let share = cfg
-                    .gateway
-                    .limits
-                    .max_connections
-                    .div_ceil(cfg.gateway.workers.max(1));
-                if worker.connections.get() >= share {
-                    crate::debug!(
-                        "worker {id}: connection limit ({share}) reached, refusing {peer}"
-                    );
-                    drop(stream);
-                    continue;
-                }
-                monoio::spawn(super::conn::serve(worker.clone(), stream, peer));
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning on a failing accept.
-                crate::warn!("worker {id}: accept failed: {e}");
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        accept(id, &worker, accepted, tls.as_ref()).await;
         if last_sweep.elapsed() > Duration::from_secs(5) {
             let idle = worker.snapshot().config.gateway.timeouts.upstream_idle;
             worker.pool.borrow_mut().sweep(idle);
@@ -150,6 +148,66 @@ async fn serve(id: usize, listener: StdListener, shared: Arc<Shared>, hub: Obser
             worker.in_flight.get(),
             grace
         );
+    }
+}
+
+/// The accept loop of a worker's second and further listeners.
+async fn accept_more(
+    id: usize,
+    worker: Rc<Worker>,
+    listener: TcpListener,
+    tls: Option<Arc<TlsAcceptor>>,
+) {
+    loop {
+        let accepted = monoio::select! {
+            a = listener.accept() => Some(a),
+            _ = worker.drained() => None,
+        };
+        let Some(accepted) = accepted else { break };
+        accept(id, &worker, accepted, tls.as_ref()).await;
+    }
+}
+
+/// One accepted connection: refused over the worker's connection share, else served on a task
+/// of its own (after its TLS handshake on a TLS listener).
+async fn accept(
+    id: usize,
+    worker: &Rc<Worker>,
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    tls: Option<&Arc<TlsAcceptor>>,
+) {
+    match accepted {
+        Ok((stream, peer)) => {
+            let snapshot = worker.snapshot();
+            let cfg = &snapshot.config;
+            let share = cfg
+                .gateway
+                .limits
+                .max_connections
+                .div_ceil(cfg.gateway.workers.max(1));
+            if worker.connections.get() >= share {
+                crate::debug!("worker {id}: connection limit ({share}) reached, refusing {peer}");
+                drop(stream);
+                return;
+            }
+            match tls {
+                None => {
+                    monoio::spawn(super::conn::serve(worker.clone(), stream, peer));
+                }
+                Some(acceptor) => {
+                    let client = TlsClient {
+                        tcp: stream,
+                        acceptor: acceptor.clone(),
+                    };
+                    monoio::spawn(super::conn::serve(worker.clone(), client, peer));
+                }
+            }
+        }
+        Err(e) => {
+            // EMFILE and friends: back off instead of spinning on a failing accept.
+            crate::warn!("worker {id}: accept failed: {e}");
+            monoio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

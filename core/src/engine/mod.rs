@@ -20,6 +20,7 @@ mod shared;
 mod sse;
 #[cfg(test)]
 mod tests;
+pub mod tls_io;
 pub mod upstream;
 mod worker;
 
@@ -61,11 +62,26 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         return Err(EngineError::UringUnavailable);
     }
     raise_fd_limit();
-    let listeners = bind_reuseport(g.listen, g.workers)?;
-    let local = listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .unwrap_or(g.listen);
+    // Per configured listener: one socket per worker, and its TLS acceptor (shared by workers).
+    let mut bound = Vec::with_capacity(g.listeners.len());
+    let mut acceptors = Vec::with_capacity(g.listeners.len());
+    for l in &g.listeners {
+        let sockets = bind_reuseport(l.addr, g.workers)?;
+        let local = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(l.addr);
+        let acceptor = l.tls.as_ref().map(|t| {
+            Arc::new(crate::tls::server::TlsAcceptor::new(
+                local.to_string(),
+                t.settings.clone(),
+                &t.loaded,
+            ))
+        });
+        acceptors.push(acceptor.clone());
+        bound.push((local, sockets, acceptor));
+    }
+    let local = bound.first().map_or(g.listen, |(local, _, _)| *local);
     let admin_listener = match g.admin {
         Some(addr) => Some(TcpListener::bind(addr).map_err(|source| EngineError::Bind {
             addr,
@@ -77,11 +93,24 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     let shared = Arc::new(Shared::new(config));
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut workers = Vec::with_capacity(listeners.len());
-    for (id, listener) in listeners.into_iter().enumerate() {
+    // Worker `id` gets socket `id` of every listener.
+    let mut per_worker: Vec<Vec<listener::WorkerListener>> =
+        (0..g.workers.max(1)).map(|_| Vec::new()).collect();
+    for (_, sockets, acceptor) in &mut bound {
+        for (id, socket) in std::mem::take(sockets).into_iter().enumerate() {
+            if let Some(list) = per_worker.get_mut(id) {
+                list.push(listener::WorkerListener {
+                    socket,
+                    tls: acceptor.clone(),
+                });
+            }
+        }
+    }
+    let mut workers = Vec::with_capacity(per_worker.len());
+    for (id, listeners) in per_worker.into_iter().enumerate() {
         let pin = g.pin_cpus.then_some(id % cores);
         workers.push(
-            listener::spawn(id, listener, shared.clone(), g.driver, pin, hub.clone())
+            listener::spawn(id, listeners, shared.clone(), g.driver, pin, hub.clone())
                 .map_err(EngineError::Spawn)?,
         );
     }
@@ -100,17 +129,32 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
             admin: admin_addr,
         },
     );
+    // More listeners than the first (which the summary names), and the certificates loaded.
+    for (i, ((addr, _, acceptor), l)) in bound.iter().zip(&g.listeners).enumerate() {
+        if i > 0 {
+            let tls = if acceptor.is_some() { ", tls" } else { "" };
+            crate::info!(target: "mcpgate", "listening on {addr} ({driver}{tls})");
+        }
+        if let Some(t) = &l.tls {
+            for line in &t.loaded.summary {
+                crate::info!(target: "mcpgate", "tls {addr}: certificate {line}");
+            }
+        }
+    }
     if let Some(listener) = admin_listener {
         admin::spawn(listener, shared.clone(), hub.clone()).map_err(EngineError::Spawn)?;
     }
     // Upstream host names were resolved by the loader; this thread keeps them current.
     dns_refresh::spawn(shared.clone()).map_err(EngineError::Spawn)?;
+    // Certificates rotated on disk are picked up without a signal.
+    crate::tls::watch::spawn(acceptors.iter().flatten().cloned().collect())
+        .map_err(EngineError::Spawn)?;
     shared.set_ready();
 
     for signal in signals.forever() {
         match signal {
             SIGHUP => {
-                reload(&shared, &source);
+                reload(&shared, &source, &acceptors);
                 // logrotate moved the file and signalled: write to a fresh one at the same path.
                 hub.reopen_log();
             }
@@ -140,20 +184,43 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// SIGHUP: build a new snapshot from the same source; a bad file keeps the running config.
-fn reload(shared: &Shared, source: &ConfigSource) {
+/// SIGHUP: build a new snapshot from the same source; a bad file keeps the running config (and
+/// the running certificates). TLS listeners get the certificates just read.
+fn reload(
+    shared: &Shared,
+    source: &ConfigSource,
+    acceptors: &[Option<Arc<crate::tls::server::TlsAcceptor>>],
+) {
     match source.load() {
         Ok(new) => {
             let old = shared.config();
             let g_old = &old.gateway;
             let g_new = &new.gateway;
+            let same_listeners = g_old.listeners.len() == g_new.listeners.len()
+                && g_old
+                    .listeners
+                    .iter()
+                    .zip(&g_new.listeners)
+                    .all(|(a, b)| a.addr == b.addr && a.tls.is_some() == b.tls.is_some());
             if g_old.listen != g_new.listen
+                || !same_listeners
                 || g_old.workers != g_new.workers
                 || g_old.driver != g_new.driver
                 || g_old.pin_cpus != g_new.pin_cpus
                 || g_old.admin != g_new.admin
             {
-                crate::warn!("reload: listen, workers, driver, pin_cpus and admin take effect on restart only");
+                crate::warn!("reload: listen, listeners (their addresses, TLS on or off), workers, driver, pin_cpus and admin take effect on restart only");
+            }
+            for ((acceptor, l), was) in acceptors.iter().zip(&g_new.listeners).zip(&g_old.listeners)
+            {
+                if let (Some(acceptor), Some(tls), true) = (acceptor, &l.tls, l.addr == was.addr) {
+                    acceptor.install(tls.settings.clone(), &tls.loaded);
+                    crate::info!(
+                        "reload: tls {}: {}",
+                        acceptor.label,
+                        tls.loaded.summary.join("; ")
+                    );
+                }
             }
             let apis = new.apis.len();
             shared.replace_config(new);

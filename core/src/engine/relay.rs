@@ -66,7 +66,7 @@ where
 {
     let snapshot = Rc::clone(&ctx.snapshot);
     let gateway = &snapshot.config.gateway;
-    let Some(upstream_addr) = ctx.api().map(|a| a.upstream.addr) else {
+    let Some(pool_key) = ctx.api().map(|a| a.upstream.pool_key()) else {
         return Ok(Outcome::Close);
     };
     let method_bytes: &[u8] = match ctx.method {
@@ -137,7 +137,7 @@ where
         worker
             .pool
             .borrow_mut()
-            .put(upstream_addr, conn, gateway.limits.upstream_pool_idle);
+            .put(pool_key, conn, gateway.limits.upstream_pool_idle);
     }
     Ok(if close_client || cframing == ClientFraming::Close {
         Outcome::Close

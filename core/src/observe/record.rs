@@ -159,8 +159,10 @@ impl AclDecision {
 /// Why the upstream leg failed, when it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpstreamFailure {
-    /// Could not connect (refused, unreachable, TLS handshake).
+    /// Could not connect (refused, unreachable).
     Connect,
+    /// The TLS handshake with an `https://` upstream failed (untrusted, wrong name, expired).
+    Tls,
     /// A phase deadline passed (connect, first byte, idle stream).
     Timeout,
     /// The connection closed or reset mid-exchange.
@@ -173,6 +175,7 @@ impl UpstreamFailure {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
+            Self::Tls => "tls",
             Self::Timeout => "timeout",
             Self::Reset => "reset",
             Self::BadResponse => "bad_response",
@@ -248,6 +251,9 @@ pub struct ExchangeRecord {
     /// The authenticated subject, when there is one.
     pub subject: Option<Label>,
     pub client: Option<IpAddr>,
+    /// The identity of the client certificate the TLS listener verified (mTLS): a URI, DNS or
+    /// e-mail SAN, else the common name, else the subject.
+    pub client_cert: Option<Label>,
     /// The JSON-RPC method as parsed (metrics fold unknown methods into `other`).
     pub method: Label,
     /// Tool name, resource URI or prompt name (`params.name` / `params.uri` / `params.ref`).
@@ -281,6 +287,7 @@ impl ExchangeRecord {
             session: None,
             subject: None,
             client: None,
+            client_cert: None,
             method,
             target: None,
             kind,
@@ -396,6 +403,8 @@ impl StoredRecord {
             Some(a) => push_str(out, &a.to_string()),
             None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(b",\"client_cert\":");
+        push_opt_str(out, r.client_cert.as_deref());
         out.extend_from_slice(b",\"method\":");
         push_str(out, &r.method);
         out.extend_from_slice(b",\"target\":");
@@ -502,13 +511,14 @@ pub struct RecordJson<'a> {
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.stored.record;
-        let mut st = s.serialize_struct("exchange", 22)?;
+        let mut st = s.serialize_struct("exchange", 23)?;
         st.serialize_field("id", &self.stored.id())?;
         st.serialize_field("time_ms", &r.time_ms)?;
         st.serialize_field("api", &*r.api)?;
         st.serialize_field("session", &r.session.map(|t| t.to_string()))?;
         st.serialize_field("subject", &r.subject.as_deref())?;
         st.serialize_field("client", &r.client.map(|a| a.to_string()))?;
+        st.serialize_field("client_cert", &r.client_cert.as_deref())?;
         st.serialize_field("method", &*r.method)?;
         st.serialize_field("target", &r.target.as_deref())?;
         st.serialize_field("kind", r.kind.as_str())?;

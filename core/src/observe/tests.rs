@@ -1071,6 +1071,7 @@ fn the_sink_writer_produces_the_same_document_as_serde() {
     );
     full.session = Some(SessionTag::from_secret(b"s"));
     full.subject = Some(w.label("ünïcødé \u{1}"));
+    full.client_cert = Some(w.label("spiffe://acme/alice"));
     full.client = Some(
         "2001:db8::1"
             .parse()

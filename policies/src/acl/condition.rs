@@ -1,6 +1,7 @@
-//! ACL rule conditions in CEL: compiled at load, evaluated lazily on the hot path over three
+//! ACL rule conditions in CEL: compiled at load, evaluated lazily on the hot path over four
 //! variables — `request` (method, path, headers, client_ip), `auth` (subject, client_id, scopes,
-//! claims) and `mcp` (method, name, uri). The CEL context is built at most once per message and
+//! claims), `mcp` (method, name, uri) and `connection` (TLS version, SNI, ALPN and the verified
+//! client certificate, see [`crate::tls`]). The CEL context is built at most once per message and
 //! only when a rule with a condition is actually reached.
 
 use std::collections::HashMap;
@@ -8,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use cel::{Env, Program, Value};
+
+use crate::tls::TlsFacts;
 
 /// Longest condition source accepted (bytes); bounds parser and evaluator recursion.
 pub const MAX_CONDITION_LEN: usize = 4096;
@@ -32,6 +35,10 @@ pub trait ConditionContext {
     fn auth(&self) -> Option<&AuthInfo> {
         None
     }
+    /// The client connection's TLS facts; `None` on a plain-HTTP listener.
+    fn connection(&self) -> Option<&TlsFacts> {
+        None
+    }
 }
 
 /// The credential facts a condition may use (filled by the plan; empty until auth lands).
@@ -51,6 +58,7 @@ pub struct RequestInfo<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     pub client_ip: Option<IpAddr>,
     pub auth: Option<&'a AuthInfo>,
+    pub connection: Option<&'a TlsFacts>,
 }
 
 impl ConditionContext for RequestInfo<'_> {
@@ -71,6 +79,9 @@ impl ConditionContext for RequestInfo<'_> {
     fn auth(&self) -> Option<&AuthInfo> {
         self.auth
     }
+    fn connection(&self) -> Option<&TlsFacts> {
+        self.connection
+    }
 }
 
 /// A compiled condition.
@@ -83,6 +94,7 @@ pub struct Condition {
     /// Whether it reads `request` / `auth`: only those variables are built for it.
     uses_request: bool,
     uses_auth: bool,
+    uses_connection: bool,
 }
 
 impl Condition {
@@ -103,12 +115,14 @@ impl Condition {
         let uses_mcp = references.has_variable("mcp");
         let uses_request = references.has_variable("request");
         let uses_auth = references.has_variable("auth");
+        let uses_connection = references.has_variable("connection");
         drop(references);
         Ok(Condition {
             program,
             uses_mcp,
             uses_request,
             uses_auth,
+            uses_connection,
         })
     }
 
@@ -237,6 +251,7 @@ pub struct Evaluator<'a> {
     cel: Option<cel::Context<'static, 'static>>,
     has_request: bool,
     has_auth: bool,
+    has_connection: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -247,6 +262,7 @@ impl<'a> Evaluator<'a> {
             cel: None,
             has_request: false,
             has_auth: false,
+            has_connection: false,
         }
     }
 
@@ -263,6 +279,10 @@ impl<'a> Evaluator<'a> {
         if condition.uses_auth && !self.has_auth {
             cel.add_variable_from_value("auth", auth_value(self.ctx));
             self.has_auth = true;
+        }
+        if condition.uses_connection && !self.has_connection {
+            cel.add_variable_from_value("connection", connection_value(self.ctx.connection()));
+            self.has_connection = true;
         }
         if condition.uses_mcp {
             cel.add_variable_from_value("mcp", mcp_value(mcp));
@@ -323,6 +343,45 @@ fn auth_value(ctx: &dyn ConditionContext) -> Value {
     );
     auth.insert("claims", json_object(&auth_info.claims));
     auth.into()
+}
+
+/// `connection`: always a complete map, so a condition reads `connection.mtls` or
+/// `connection.client_cert.common_name` on a plain or certificate-less connection without an
+/// evaluation error (absent strings are empty, absent lists empty, `tls`/`mtls` false).
+fn connection_value(tls: Option<&TlsFacts>) -> Value {
+    let strings = |items: &[String]| -> Value {
+        items
+            .iter()
+            .map(|s| Value::from(s.as_str()))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let cert = tls.and_then(|t| t.client_cert.as_ref());
+    let empty = Vec::new();
+    let mut client: HashMap<&str, Value> = HashMap::with_capacity(10);
+    let text =
+        |f: fn(&crate::tls::ClientCertificate) -> &str| -> Value { cert.map_or("", f).into() };
+    client.insert("subject", text(|c| &c.subject));
+    client.insert("issuer", text(|c| &c.issuer));
+    client.insert(
+        "common_name",
+        text(|c| c.common_name.as_deref().unwrap_or_default()),
+    );
+    client.insert("identity", text(|c| c.identity()));
+    client.insert("serial", text(|c| &c.serial));
+    client.insert("fingerprint_sha256", text(|c| &c.fingerprint_sha256));
+    client.insert("dns_names", strings(cert.map_or(&empty, |c| &c.dns_names)));
+    client.insert("uris", strings(cert.map_or(&empty, |c| &c.uris)));
+    client.insert("emails", strings(cert.map_or(&empty, |c| &c.emails)));
+    client.insert("ips", strings(cert.map_or(&empty, |c| &c.ips)));
+    let mut connection: HashMap<&str, Value> = HashMap::with_capacity(6);
+    connection.insert("tls", tls.is_some().into());
+    connection.insert("mtls", cert.is_some().into());
+    connection.insert("tls_version", tls.map_or("", |t| t.version).into());
+    connection.insert("sni", tls.map_or("", |t| t.sni.as_str()).into());
+    connection.insert("alpn", tls.map_or("", |t| t.alpn.as_str()).into());
+    connection.insert("client_cert", client.into());
+    connection.into()
 }
 
 fn mcp_value(mcp: McpFacts<'_>) -> Value {
@@ -388,6 +447,7 @@ mod tests {
             headers: &headers,
             client_ip: Some("10.1.2.3".parse().unwrap()),
             auth: Some(&auth),
+            connection: None,
         };
         let mut ev = Evaluator::new(&env, &req);
         let mcp = McpFacts {
@@ -410,6 +470,57 @@ mod tests {
         ] {
             let cond = Condition::compile(&env, src).unwrap();
             assert_eq!(ev.eval(&cond, mcp), Ok(want), "{src}");
+        }
+    }
+
+    #[test]
+    fn connection_facts_are_visible_and_complete_without_tls() {
+        let env = env();
+        let tls = TlsFacts {
+            version: "TLSv1.3",
+            sni: "mcp.example".into(),
+            alpn: "http/1.1".into(),
+            client_cert: Some(crate::tls::ClientCertificate {
+                subject: "CN=alice, O=Acme".into(),
+                common_name: Some("alice".into()),
+                uris: vec!["spiffe://acme/alice".into()],
+                ..Default::default()
+            }),
+        };
+        let with_tls = RequestInfo {
+            connection: Some(&tls),
+            ..RequestInfo::default()
+        };
+        let plain = RequestInfo::default();
+        for (src, on_tls, on_plain) in [
+            ("connection.tls && connection.mtls", true, false),
+            ("connection.tls_version == 'TLSv1.3'", true, false),
+            ("connection.sni == 'mcp.example'", true, false),
+            ("connection.client_cert.common_name == 'alice'", true, false),
+            (
+                "'spiffe://acme/alice' in connection.client_cert.uris",
+                true,
+                false,
+            ),
+            (
+                "connection.client_cert.identity == 'spiffe://acme/alice'",
+                true,
+                false,
+            ),
+            ("connection.client_cert.subject == ''", false, true),
+            ("size(connection.client_cert.dns_names) == 0", true, true),
+        ] {
+            let cond = Condition::compile(&env, src).unwrap();
+            assert_eq!(
+                Evaluator::new(&env, &with_tls).eval(&cond, McpFacts::default()),
+                Ok(on_tls),
+                "{src} over TLS"
+            );
+            assert_eq!(
+                Evaluator::new(&env, &plain).eval(&cond, McpFacts::default()),
+                Ok(on_plain),
+                "{src} over plain HTTP"
+            );
         }
     }
 

@@ -1007,6 +1007,7 @@ mod tests {
             headers,
             client_ip: Some("10.0.0.1".parse().unwrap()),
             auth: Some(auth),
+            connection: None,
         };
         Evaluator::new(&env, &req).eval(&cond, McpFacts::default())
     }

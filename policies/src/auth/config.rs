@@ -43,11 +43,19 @@ pub enum PlanUser {
     Jwt(JwtUser),
     #[serde(rename = "oauth2")]
     OAuth2(OAuth2User),
+    /// Admits a request whose TLS connection carried a client certificate the listener verified
+    /// (`[gateway.tls] client_ca`); the subject is the certificate's identity.
+    #[serde(rename = "client_cert")]
+    ClientCert(ClientCertUser),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeylessUser {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertUser {}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +250,7 @@ impl AuthConfigUser {
             };
             plans.push(match plan {
                 PlanUser::Keyless(_) => Plan::Keyless,
+                PlanUser::ClientCert(_) => Plan::ClientCert,
                 PlanUser::ApiKey(user) => Plan::ApiKey(compile_api_key(user, ctx.files, &at)?),
                 PlanUser::Jwt(user) => {
                     let audience = match &user.audiences {

@@ -76,6 +76,8 @@ pub struct OAuth2Plan {
 #[derive(Debug)]
 pub enum Plan {
     Keyless,
+    /// A client certificate verified by the TLS listener.
+    ClientCert,
     ApiKey(ApiKeyPlan),
     Jwt(JwtPlan),
     OAuth2(OAuth2Plan),
@@ -86,7 +88,7 @@ impl Plan {
         match self {
             Plan::Jwt(plan) => Some(&plan.rules),
             Plan::OAuth2(plan) => Some(&plan.rules),
-            Plan::Keyless | Plan::ApiKey(_) => None,
+            Plan::Keyless | Plan::ClientCert | Plan::ApiKey(_) => None,
         }
     }
 }
@@ -122,6 +124,8 @@ pub struct AuthRequest<'h, 'r> {
     pub headers: &'h dyn HeaderLookup<'r>,
     /// The query string (after `?`), if any.
     pub query: Option<&'r str>,
+    /// The client certificate the TLS listener verified, if any (the `client_cert` plan).
+    pub client_cert: Option<&'h crate::tls::ClientCertificate>,
 }
 
 /// One API's authentication: immutable, shared by every worker.
@@ -222,7 +226,7 @@ impl ApiAuth {
                     let (capacity, interval) = match plan {
                         Plan::Jwt(p) => (p.cache_capacity, 0),
                         Plan::OAuth2(p) => (p.cache_capacity, p.jwks_refetch_interval_secs),
-                        Plan::Keyless | Plan::ApiKey(_) => (1, 0),
+                        Plan::Keyless | Plan::ClientCert | Plan::ApiKey(_) => (1, 0),
                     };
                     PlanState {
                         verified: TokenCache::new(capacity),
@@ -283,6 +287,10 @@ impl ApiAuth {
             };
             let outcome = match plan {
                 Plan::Keyless => continue,
+                Plan::ClientCert => match req.client_cert {
+                    Some(cert) => Ok(Rc::new(Principal::from_client_cert(cert))),
+                    None => continue,
+                },
                 Plan::ApiKey(api_key) => {
                     let values = req.headers.header_values(api_key.header());
                     match values.as_slice() {

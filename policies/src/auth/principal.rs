@@ -10,6 +10,8 @@ pub enum PlanKind {
     ApiKey,
     Jwt,
     OAuth2,
+    /// A verified TLS client certificate (mTLS).
+    ClientCert,
 }
 
 impl PlanKind {
@@ -19,6 +21,7 @@ impl PlanKind {
             PlanKind::ApiKey => "api_key",
             PlanKind::Jwt => "jwt",
             PlanKind::OAuth2 => "oauth2",
+            PlanKind::ClientCert => "client_cert",
         }
     }
 }
@@ -83,6 +86,19 @@ impl Principal {
             claims,
             expires_at,
             plan: PlanKind::Jwt,
+        }
+    }
+
+    /// The holder of a verified client certificate: its identity (URI, DNS or e-mail SAN, else
+    /// the common name, else the subject) as the subject, the certificate's facts as claims.
+    pub fn from_client_cert(cert: &crate::tls::ClientCertificate) -> Self {
+        Principal {
+            subject: Some(cert.identity().into()),
+            client_id: None,
+            scopes: SmallVec::new(),
+            claims: cert.to_json(),
+            expires_at: u64::try_from(cert.not_after).ok(),
+            plan: PlanKind::ClientCert,
         }
     }
 

@@ -18,6 +18,7 @@ use mcpgate_policies::acl::{
     Target, Verdict,
 };
 use mcpgate_policies::auth::Principal;
+use mcpgate_policies::tls::TlsFacts;
 
 use crate::errors::{write_response, INTERNAL_ERROR};
 
@@ -34,6 +35,8 @@ pub struct RequestFacts {
     /// The `auth` view of `principal`, built on the first condition that reads `auth` — an ACL
     /// without such a condition never pays for copying the claims.
     pub(super) auth: OnceCell<Option<AuthInfo>>,
+    /// The client connection's TLS facts (the CEL `connection` variable), shared, not copied.
+    pub(super) tls: Option<Rc<TlsFacts>>,
 }
 
 impl RequestFacts {
@@ -81,6 +84,9 @@ impl ConditionContext for RequestFacts {
         self.auth
             .get_or_init(|| self.principal.as_deref().map(auth_info))
             .as_ref()
+    }
+    fn connection(&self) -> Option<&TlsFacts> {
+        self.tls.as_deref()
     }
 }
 
@@ -137,6 +143,7 @@ impl AclExchange {
                 client_ip: Some(client_ip),
                 principal,
                 auth: OnceCell::new(),
+                tls: None,
             },
             injected: Vec::new(),
             rewritten_body: None,

@@ -47,6 +47,7 @@ impl Phases for Acl {
             ctx.peer.ip(),
             ctx.principal.clone(),
         );
+        ex.facts.tls = ctx.tls.clone();
         let judgment = if ctx.method == HttpMethod::Post && !body.bytes.is_empty() {
             match body.message {
                 None => exchange::refuse_unreadable(body.bytes, &mut self.classifier.borrow_mut()),
@@ -175,9 +176,10 @@ fn answer_upstream(
         return;
     }
     let addrs = upstream.addrs.clone();
+    let tls = upstream.tls.clone();
     monoio::spawn(async move {
         let deadline = Instant::now() + limit;
-        let mut conn = match upstream::connect(&addrs, limit).await {
+        let mut conn = match upstream::connect(&addrs, limit, tls.as_ref()).await {
             Ok(conn) => conn,
             Err(e) => {
                 crate::warn!("ACL: cannot answer the upstream's refused request: {e}");

@@ -261,7 +261,7 @@ pub fn mode_a_public_url(ctx: &RequestCtx) -> Option<PublicUrl> {
             } else {
                 api.path.as_str()
             };
-            format!("http://{}{path}", ctx.config().gateway.listen)
+            format!("{}{path}", ctx.config().gateway.default_base_url())
         }
     };
     PublicUrl::parse(&url).ok()

@@ -64,9 +64,11 @@ pub async fn authenticate(ctx: &mut RequestCtx, buf: &[u8], head: &RequestHead) 
     };
     let headers = HeadHeaders { buf, head };
     let query = head.query(buf).map(String::from_utf8_lossy);
+    let tls = ctx.tls.clone();
     let request = AuthRequest {
         headers: &headers,
         query: query.as_deref(),
+        client_cert: tls.as_ref().and_then(|t| t.client_cert.as_ref()),
     };
     for _ in 0..MAX_ROUNDS {
         let now = unix_now();
@@ -341,9 +343,14 @@ async fn fetch_upstream_prm(ctx: &RequestCtx) -> Option<Vec<u8>> {
     } else {
         api.upstream.path.as_str()
     };
-    let base = format!("http://{}{PRM_WELL_KNOWN}", api.upstream.host_header);
+    let scheme = match api.upstream.scheme {
+        crate::urls::Scheme::Http => "http",
+        crate::urls::Scheme::Https => "https",
+    };
+    let base = format!("{scheme}://{}{PRM_WELL_KNOWN}", api.upstream.host_header);
     for url in [format!("{base}{upstream_path}"), base.clone()] {
-        match http_client::get(&url, FETCH_LIMIT).await {
+        // Over the upstream's own TLS settings: the same trust store and name as its traffic.
+        match http_client::get_from_upstream(&url, FETCH_LIMIT, api.upstream.tls.as_ref()).await {
             Ok(r) if r.status == 200 => match rewrite_upstream_prm(&r.body, &public) {
                 Ok(doc) => return Some(doc),
                 Err(e) => crate::warn!("api {}: upstream PRM at {url}: {e}", api.name),

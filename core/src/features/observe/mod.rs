@@ -458,6 +458,7 @@ fn note_gateway_error(ctx: &mut RequestCtx, err: &Error) {
     ctx.obs.jsonrpc_error = Some(err.jsonrpc_code());
     ctx.obs.upstream_failure = match err.kind {
         ErrorKind::UpstreamConnect(_) => Some(UpstreamFailure::Connect),
+        ErrorKind::UpstreamTls(_) => Some(UpstreamFailure::Tls),
         ErrorKind::UpstreamConnectTimeout | ErrorKind::UpstreamTimeout => {
             Some(UpstreamFailure::Timeout)
         }
@@ -499,6 +500,11 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
         .as_ref()
         .and_then(|p| p.subject.as_deref())
         .map(|s| obs.label(s));
+    let client_cert = ctx
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_cert.as_ref())
+        .map(|c| obs.label(c.identity()));
     let mut capture = ctx.obs.capture.take().map(|c| {
         let secrets: Vec<&[u8]> = c.secrets.iter().map(Vec::as_slice).collect();
         let response_body = (!c.response_raw.is_empty())
@@ -525,6 +531,7 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
         r.target = m.target.clone();
         r.session = ctx.obs.session;
         r.subject = subject.clone();
+        r.client_cert = client_cert.clone();
         r.client = Some(ctx.peer.ip());
         if let Some(acl) = ctx.acl.as_deref() {
             (r.acl_decision, r.acl_rule) = acl_fields(obs, acl, i);
