@@ -1,8 +1,10 @@
 //! Memory after large bodies (issue 14 #6): a gateway that relayed 10–13 MB requests and answers
 //! must give the memory back. Each worker's JSON-RPC classifier used to keep the scratch copy of
 //! the largest body it had classified (simd-json parses in place) for good — 13 MB per worker;
-//! it now releases scratch grown past 256 KiB (`codec::jsonrpc::Classifier`). Without that fix
-//! this test sees 45 MB after the load against a 20 MB baseline.
+//! it now releases scratch grown past 256 KiB (`codec::jsonrpc::Classifier`). And glibc's
+//! dynamic mmap threshold kept freed 10 MB buffers in the heap arenas in some runs; the gateway
+//! pins the threshold (`engine::tune_allocator`). Without either fix this test sees 43–46 MB
+//! after the load against a 20–22 MB baseline.
 //!
 //! The upstream is a plain keep-alive echo on `std::net` (a body of the request's size back), so
 //! the gateway holds both a large request and a large answer per exchange.
