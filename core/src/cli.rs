@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// A Gravitee MCP ACL JSON file applied to the API (the --upstream one, or the only one).
     #[arg(long, value_name = "FILE")]
     pub acl: Option<PathBuf>,
+    /// A node-scope rate limit on every API, keyed by subject (else client address):
+    /// 'METHOD[:NAME]=N/INTERVAL', e.g. 'tools/call=5/60s' (repeatable).
+    #[arg(long = "limit", value_name = "RULE")]
+    pub limits: Vec<String>,
 }
 
 impl RunArgs {
@@ -68,6 +72,7 @@ impl RunArgs {
                 upstream: self.upstream.clone(),
                 path: self.path.clone(),
                 acl: self.acl.clone(),
+                limits: self.limits.clone(),
             },
         }
     }

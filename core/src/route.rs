@@ -163,6 +163,7 @@ mod tests {
             acl: None,
             auth: None,
             log: crate::config::ApiLog::default(),
+            limits: crate::config::ApiLimits::default(),
         }
     }
 

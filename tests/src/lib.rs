@@ -14,6 +14,7 @@ pub mod net;
 pub mod peers;
 pub mod process;
 pub mod scenarios;
+pub mod stores;
 
 pub use gateway::{mcpgate_bin, Driver, Gateway, GatewaySpec};
 pub use net::{closed_port_addr, free_port, SilentUpstream};

@@ -7,6 +7,7 @@
 
 mod acl;
 mod auth;
+mod limits;
 mod log;
 mod user;
 
@@ -17,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::ApiAuthCfg;
+pub use limits::{
+    carry_over, ApiLimits, CompiledRule, LimitRule, RedisSettings, RuleState, Scope, Stage,
+};
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
 use user::{UserApi, UserDns, UserGateway};
@@ -149,6 +153,8 @@ pub struct Api {
     pub auth: Option<ApiAuthCfg>,
     /// `[api.log]`: payload capture and target labels.
     pub log: ApiLog,
+    /// `[[api.limit]]` and `--limit`: rate limits and quotas (empty: none).
+    pub limits: ApiLimits,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -178,6 +184,8 @@ pub struct Config {
     pub apis: Vec<Api>,
     /// `[gateway.log]` (observability).
     pub log: LogSettings,
+    /// `[gateway.redis]`: the store of cluster-scope rate limits.
+    pub redis: Option<RedisSettings>,
     /// Where it came from (`<embedded default>` or the file path), for messages.
     pub source: String,
 }
@@ -194,6 +202,8 @@ pub struct Overrides {
     pub path: Option<String>,
     /// `--acl FILE`: a Gravitee ACL JSON file for the command-line API.
     pub acl: Option<PathBuf>,
+    /// `--limit 'METHOD[:NAME]=N/INTERVAL'` flags, applied to every API.
+    pub limits: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -375,8 +385,10 @@ impl Validator<'_> {
             api_logs.push(self.api_log(i, api.log.take())?);
         }
         let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
+        let user_redis = user.gateway.redis.take();
         let gateway = self.gateway(user.gateway, ov)?;
         let resolve_timeout = gateway.dns.timeout;
+        let redis = self.redis(user_redis, resolve_timeout)?;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
                 vec![self.command_line_api(upstream, path.as_deref(), resolve_timeout)?]
@@ -399,10 +411,12 @@ impl Validator<'_> {
                         &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
                     );
                     let auth = self.api_auth(i, &api, &public_url)?;
+                    let limits = self.api_limits(i, &api, auth.as_ref(), redis.as_ref())?;
                     let mut api = self.api(i, api, resolve_timeout)?;
                     api.acl = acl;
                     api.auth = auth;
                     api.log = log;
+                    api.limits = limits;
                     apis.push(api);
                 }
                 apis
@@ -437,12 +451,20 @@ impl Validator<'_> {
                 }
             }
         }
+        if !ov.limits.is_empty() {
+            for api in &mut apis {
+                api.limits
+                    .rules
+                    .extend(self.command_line_limits(&ov.limits)?);
+            }
+        }
         Ok(Config {
             gateway,
             apis,
             log: LogSettings {
                 gateway: gateway_log,
             },
+            redis,
             source: self.source.to_string(),
         })
     }
@@ -465,6 +487,7 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            limits: ApiLimits::default(),
         })
     }
 
@@ -503,6 +526,7 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            limits: ApiLimits::default(),
         })
     }
 

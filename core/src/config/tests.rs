@@ -81,6 +81,7 @@ fn command_line_overrides_replace_apis_and_listener() {
         upstream: Some("http://127.0.0.1:4000/".into()),
         path: Some("/gw/".into()),
         acl: None,
+        limits: Vec::new(),
     };
     let cfg = load_default(&ov).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.gateway.listen.port(), 0);

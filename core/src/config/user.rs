@@ -35,6 +35,8 @@ pub struct UserGateway {
     pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
+    /// `[gateway.redis]`: the store of cluster-scope rate limits (see `super::limits`).
+    pub redis: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,4 +87,6 @@ pub struct UserApi {
     pub acl_file: Option<Spanned<String>>,
     /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
     pub log: Option<super::log::UserApiLog>,
+    /// `[[api.limit]]`: rate limits and quotas (see `super::limits`).
+    pub limit: Option<Spanned<toml::Value>>,
 }

@@ -73,6 +73,12 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     };
     let hub = crate::features::observe::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
+    {
+        let shared = Arc::clone(&shared);
+        hub.add_metric_source(Box::new(move |out| {
+            crate::features::limits::metrics::render(&shared.config(), out)
+        }));
+    }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut workers = Vec::with_capacity(listeners.len());
@@ -148,8 +154,10 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
 /// SIGHUP: build a new snapshot from the same source; a bad file keeps the running config.
 fn reload(shared: &Shared, source: &ConfigSource) {
     match source.load() {
-        Ok(new) => {
+        Ok(mut new) => {
             let old = shared.config();
+            // Rules that did not change keep their counts across the reload.
+            crate::config::carry_over(&old, &mut new);
             let g_old = &old.gateway;
             let g_new = &new.gateway;
             if g_old.listen != g_new.listen
