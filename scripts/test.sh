@@ -30,6 +30,10 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Rate-limit end-to-end tests: cluster-scope rules share a real Redis, and two gateways sit behind
+# a real HAProxy (tests/tests/limits.rs starts both on free loopback ports; fail, not skip).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   apt-get update -qq

@@ -716,3 +716,47 @@ fn throttled_response(
     out.extend_from_slice(body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_json_rpc_error_with_the_retry_hint() {
+        let body = error_body(Some(br#""a\"b""#), 1500, "calls");
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+        assert_eq!(v["id"], "a\"b");
+        assert_eq!(v["error"]["code"], THROTTLED);
+        assert_eq!(v["error"]["data"]["retryAfterMs"], 1500);
+        assert_eq!(v["error"]["data"]["rule"], "calls");
+        let null = error_body(None, 1, "x");
+        assert!(null.starts_with(br#"{"jsonrpc":"2.0","id":null,"#));
+    }
+
+    #[test]
+    fn throttled_answers_carry_retry_after_and_the_limit_headers() {
+        let lx = LimitsExchange {
+            policy: "\"calls\";q=2;w=60".into(),
+            limit: "\"calls\";r=0;t=30".into(),
+            throttled: Some("calls".into()),
+        };
+        let response = throttled_response(429, Some(&lx), 29_001, b"{}");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 429 "), "{text}");
+        assert!(text.contains("\r\nretry-after: 30\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nratelimit-policy: \"calls\";q=2;w=60\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nratelimit: \"calls\";r=0;t=30\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("content-length: 2\r\n\r\n{}"), "{text}");
+        // Without decisions (Redis down, fail closed): no RateLimit headers, still a retry hint.
+        let bare = throttled_response(200, None, 1, b"{}");
+        let text = String::from_utf8_lossy(&bare);
+        assert!(text.contains("retry-after: 1\r\n") && !text.contains("ratelimit"));
+    }
+}

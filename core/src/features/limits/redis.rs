@@ -117,18 +117,22 @@ enum State {
     Up(Conn),
 }
 
+/// One live connection. Its queue, buffer and writer flag are its own: a task of an older
+/// connection that wakes late can never take a newer one's commands or replies.
 struct Conn {
     generation: u64,
     fd: i32,
     write: Rc<RefCell<Option<OwnedWriteHalf<TcpStream>>>>,
+    /// Replies awaited, in the order their commands were queued.
+    waiting: VecDeque<Rc<Slot>>,
+    /// Commands queued while the writer's previous write is in flight.
+    out: Vec<u8>,
+    writing: bool,
 }
 
 struct Inner {
     state: State,
     generation: u64,
-    waiting: VecDeque<Rc<Slot>>,
-    out: Vec<u8>,
-    writing: bool,
     /// The wait before the next connection attempt after a failed one.
     backoff: Duration,
     /// Whether the last loss was logged (one line per outage, one per recovery).
@@ -150,9 +154,6 @@ impl RedisClient {
                     retry_at: Instant::now(),
                 },
                 generation: 0,
-                waiting: VecDeque::new(),
-                out: Vec::new(),
-                writing: false,
                 backoff: MIN_BACKOFF,
                 logged_down: false,
             }),
@@ -214,23 +215,21 @@ impl RedisClient {
         let slot = Rc::new(Slot::default());
         {
             let mut inner = self.inner.borrow_mut();
-            if !matches!(inner.state, State::Up(_)) {
+            let State::Up(conn) = &mut inner.state else {
                 return Err(RedisError::Lost);
-            }
-            if inner.waiting.len() >= MAX_IN_FLIGHT {
+            };
+            if conn.waiting.len() >= MAX_IN_FLIGHT {
                 drop(inner);
                 self.lose(None, "too many replies outstanding");
                 return Err(RedisError::Lost);
             }
-            inner.waiting.push_back(Rc::clone(&slot));
-            inner.out.extend_from_slice(&command);
+            conn.waiting.push_back(Rc::clone(&slot));
+            conn.out.extend_from_slice(&command);
             CALLS.fetch_add(1, Ordering::Relaxed);
-            if !inner.writing {
-                inner.writing = true;
-                if let State::Up(conn) = &inner.state {
-                    let (write, generation) = (Rc::clone(&conn.write), conn.generation);
-                    monoio::spawn(Rc::clone(self).write_loop(write, generation));
-                }
+            if !conn.writing {
+                conn.writing = true;
+                let (write, generation) = (Rc::clone(&conn.write), conn.generation);
+                monoio::spawn(Rc::clone(self).write_loop(write, generation));
             }
         }
         match SlotWait(slot).await {
@@ -292,6 +291,9 @@ impl RedisClient {
                     generation,
                     fd,
                     write: Rc::new(RefCell::new(Some(write))),
+                    waiting: VecDeque::new(),
+                    out: Vec::new(),
+                    writing: false,
                 });
                 CONNECTS.fetch_add(1, Ordering::Relaxed);
                 if inner.logged_down {
@@ -338,16 +340,17 @@ impl RedisClient {
         // The reader holds the read half in a pending read: shutting the socket down ends it
         // (with EOF), so the descriptor is released now rather than when Redis speaks again.
         // SAFETY: `fd` belongs to the stream whose halves this connection still owns (the state
-        // is `Up` with this generation, and only `lose` leaves that state), so it is open.
+        // is `Up` with this generation, and only `lose` leaves that state; the reader calls it
+        // before it drops its half), so it is open.
         unsafe {
             libc::shutdown(conn.fd, libc::SHUT_RDWR);
         }
-        conn.write.borrow_mut().take();
-        inner.state = State::Down {
-            retry_at: Instant::now(),
-        };
-        inner.out.clear();
-        let waiting = std::mem::take(&mut inner.waiting);
+        let old = std::mem::replace(
+            &mut inner.state,
+            State::Down {
+                retry_at: Instant::now(),
+            },
+        );
         if !inner.logged_down {
             inner.logged_down = true;
             crate::warn!(
@@ -356,8 +359,11 @@ impl RedisClient {
             );
         }
         drop(inner);
-        for slot in waiting {
-            slot.fill(Err(()));
+        if let State::Up(conn) = old {
+            conn.write.borrow_mut().take();
+            for slot in conn.waiting {
+                slot.fill(Err(()));
+            }
         }
     }
 
@@ -371,15 +377,20 @@ impl RedisClient {
         loop {
             {
                 let mut inner = self.inner.borrow_mut();
-                if inner.out.is_empty() {
-                    inner.writing = false;
+                let State::Up(conn) = &mut inner.state else {
+                    return;
+                };
+                if conn.generation != generation {
                     return;
                 }
-                std::mem::swap(&mut buf, &mut inner.out);
+                if conn.out.is_empty() {
+                    conn.writing = false;
+                    return;
+                }
+                std::mem::swap(&mut buf, &mut conn.out);
             }
             let half = write.borrow_mut().take();
             let Some(mut half) = half else {
-                self.inner.borrow_mut().writing = false;
                 return;
             };
             let (res, mut written) = half.write_all(std::mem::take(&mut buf)).await;
@@ -392,7 +403,6 @@ impl RedisClient {
                 *write.borrow_mut() = Some(half);
             }
             if res.is_err() || !current {
-                self.inner.borrow_mut().writing = false;
                 self.lose(Some(generation), "write failed");
                 return;
             }
@@ -422,7 +432,10 @@ impl RedisClient {
                 match resp::parse(buf.get(used..).unwrap_or_default()) {
                     Ok(Some((value, n))) => {
                         used += n;
-                        let slot = self.inner.borrow_mut().waiting.pop_front();
+                        let slot = match &mut self.inner.borrow_mut().state {
+                            State::Up(c) if c.generation == generation => c.waiting.pop_front(),
+                            _ => None,
+                        };
                         match slot {
                             Some(slot) => slot.fill(Ok(value)),
                             None => break true,
