@@ -33,18 +33,21 @@ pub fn push_policy(out: &mut String, name: &str, limit: &Limit) {
 }
 
 /// Appends one `RateLimit` item.
-pub fn push_limit(out: &mut String, name: &str, decision: &Decision) {
+pub fn push_limit(out: &mut String, name: &str, limit: &Limit, decision: &Decision) {
     if !out.is_empty() {
         out.push_str(", ");
     }
-    let t_ms = if decision.remaining == 0 {
-        decision.retry_after_ms.max(if decision.allowed {
-            decision.reset_ms
-        } else {
-            0
-        })
-    } else {
-        decision.reset_ms
+    let t_ms = match (decision.remaining, decision.allowed, limit) {
+        (0, false, _) => decision.retry_after_ms,
+        // Allowed, the last unit taken: the next one is back once all but `burst - 1` of the
+        // budget has come back (a quota's only at the period's end).
+        (0, true, Limit::Rate(rate)) => {
+            let emission_ms = rate.emission_ns().div_ceil(1_000_000);
+            decision
+                .reset_ms
+                .saturating_sub(emission_ms.saturating_mul(u64::from(rate.burst()) - 1))
+        }
+        _ => decision.reset_ms,
     };
     let _ = write!(
         out,
@@ -73,6 +76,7 @@ mod tests {
         push_limit(
             &mut limit,
             "calls",
+            &rate,
             &Decision {
                 allowed: true,
                 remaining: 3,
@@ -83,6 +87,7 @@ mod tests {
         push_limit(
             &mut limit,
             "daily",
+            &quota,
             &Decision {
                 allowed: false,
                 remaining: 0,
@@ -91,5 +96,20 @@ mod tests {
             },
         );
         assert_eq!(limit, "\"calls\";r=3;t=12, \"daily\";r=0;t=2");
+        // The last unit of a 5-per-hour rate: the next is back in 720 s, not when all 5 are.
+        let hourly = Limit::Rate(Rate::new(5, Duration::from_secs(3600), 5).unwrap());
+        let mut last = String::new();
+        push_limit(
+            &mut last,
+            "calls",
+            &hourly,
+            &Decision {
+                allowed: true,
+                remaining: 0,
+                retry_after_ms: 0,
+                reset_ms: 3_600_000,
+            },
+        );
+        assert_eq!(last, "\"calls\";r=0;t=720");
     }
 }

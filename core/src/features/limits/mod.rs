@@ -467,7 +467,7 @@ impl Limits {
         for (rule_index, decision) in &ev.decisions {
             if let Some(rule) = rules.get(*rule_index) {
                 push_policy(&mut lx.policy, &rule.rule.name, &rule.rule.limit);
-                push_limit(&mut lx.limit, &rule.rule.name, decision);
+                push_limit(&mut lx.limit, &rule.rule.name, &rule.rule.limit, decision);
             }
         }
         match ev.refused_by {

@@ -8,8 +8,9 @@
 //! replies, in order, to the requests waiting for them. Each call is bounded by the configured
 //! timeout (connect included); past it the caller applies its rule's fail mode. A connection that
 //! fails (reset, EOF, a reply that does not parse, a timeout) is dropped with everything waiting
-//! on it, and the next call reconnects by itself, at most once per backoff interval (doubling from
-//! 100 ms to 2 s while Redis stays unreachable). A log line marks each loss and each recovery.
+//! on it, and a background task reconnects by itself, once per backoff interval (doubling from
+//! 100 ms to 2 s while Redis stays unreachable); meanwhile calls fail at once (the rules' fail
+//! modes apply). A log line marks each loss and each recovery.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -137,6 +138,8 @@ struct Inner {
     backoff: Duration,
     /// Whether the last loss was logged (one line per outage, one per recovery).
     logged_down: bool,
+    /// A background task is trying to reconnect (one at most).
+    reconnecting: bool,
 }
 
 /// A worker's client for one Redis address.
@@ -156,6 +159,7 @@ impl RedisClient {
                 generation: 0,
                 backoff: MIN_BACKOFF,
                 logged_down: false,
+                reconnecting: false,
             }),
         })
     }
@@ -323,13 +327,17 @@ impl RedisClient {
                 }
             }
         }
+        let failed = matches!(inner.state, State::Down { .. });
         drop(inner);
         gate.release();
+        if failed {
+            self.reconnect_in_background();
+        }
     }
 
     /// Drops the connection of `generation` (`None`: the current one) and fails every reply
     /// waiting on it.
-    fn lose(&self, generation: Option<u64>, why: &str) {
+    fn lose(self: &Rc<Self>, generation: Option<u64>, why: &str) {
         let mut inner = self.inner.borrow_mut();
         let State::Up(conn) = &inner.state else {
             return;
@@ -365,6 +373,39 @@ impl RedisClient {
                 slot.fill(Err(()));
             }
         }
+        self.reconnect_in_background();
+    }
+
+    /// Starts (once) a task that reconnects without waiting for a request, following the
+    /// backoff, until a connection is up again: every worker that had one gets it back as soon
+    /// as Redis is, even one that sees no cluster-scope request meanwhile.
+    fn reconnect_in_background(self: &Rc<Self>) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.reconnecting {
+                return;
+            }
+            inner.reconnecting = true;
+        }
+        let client = Rc::clone(self);
+        monoio::spawn(async move {
+            loop {
+                let wait = match &client.inner.borrow().state {
+                    State::Up(_) => break,
+                    State::Down { retry_at } => retry_at.saturating_duration_since(Instant::now()),
+                    State::Connecting(_) => MIN_BACKOFF,
+                };
+                monoio::time::sleep(wait.max(Duration::from_millis(10))).await;
+                // The worker dropped this client (a reload changed or removed Redis): stop.
+                if Rc::strong_count(&client) <= 1 {
+                    break;
+                }
+                if client.connected().await.is_ok() {
+                    break;
+                }
+            }
+            client.inner.borrow_mut().reconnecting = false;
+        });
     }
 
     /// Flushes the commands queued while the previous write was in flight, until none are.
