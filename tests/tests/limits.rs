@@ -476,3 +476,55 @@ fn typescript_sdk_sees_the_json_rpc_error_and_retry_hint_with_the_limit_flag() {
     assert_eq!(refused["data"]["rule"], "cli-0", "{out}");
     assert_eq!(out["ping"], "ok", "the session survives a refusal: {out}");
 }
+
+/// Waits until the gateway has logged `count` applied reloads.
+fn wait_reloads(gateway: &Gateway, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway
+        .output()
+        .matches("reload: configuration from")
+        .count()
+        < count
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reload {count} not applied:\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reload_keeps_the_counts_of_unchanged_rules_and_restarts_changed_ones() {
+    let up = upstream();
+    let rule = "[[api.limit]]\nname = \"calls\"\nmethods = [\"tools/call\"]\nkey = \"global\"\nrate = \"3/1h\"\n";
+    let mut gateway = Gateway::start(&GatewaySpec::config(config(up.addr(), "", rule)));
+    let addr = gateway.addr();
+    for i in 0..3 {
+        assert_eq!(classify(&post(addr, &call("echo", i))), Seen::Forwarded);
+    }
+    // The same file again: SIGHUP must not hand out a fresh budget.
+    gateway.process().signal(libc::SIGHUP);
+    wait_reloads(&gateway, 1);
+    assert!(matches!(
+        classify(&post(addr, &call("echo", 3))),
+        Seen::Throttled { .. }
+    ));
+    // A changed budget is a new rule: it starts afresh.
+    let path = gateway
+        .config_path()
+        .unwrap_or_else(|| panic!("no config file"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text.replace("3/1h", "4/1h")).unwrap_or_else(|e| panic!("{e}"));
+    gateway.process().signal(libc::SIGHUP);
+    wait_reloads(&gateway, 2);
+    let after: Vec<Seen> = (10..15)
+        .map(|i| classify(&post(addr, &call("echo", i))))
+        .collect();
+    assert!(
+        after[..4].iter().all(|s| *s == Seen::Forwarded),
+        "{after:?}"
+    );
+    assert!(matches!(after[4], Seen::Throttled { .. }), "{after:?}");
+}
