@@ -36,6 +36,10 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The tutorial's commands (tests/tests/tutorial.rs runs docs/tutorial.md) use curl and jq.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+# Rate-limit end-to-end tests: cluster-scope rules share a real Redis, and two gateways sit behind
+# a real HAProxy (tests/tests/limits.rs starts both on free loopback ports; fail, not skip).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   apt-get update -qq

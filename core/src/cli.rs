@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Trust this PEM CA bundle for the https:// --upstream.
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
+    /// A node-scope rate limit on every API, keyed by subject (else client address):
+    /// 'METHOD[:NAME]=N/INTERVAL', e.g. 'tools/call=5/60s' (repeatable).
+    #[arg(long = "limit", value_name = "RULE")]
+    pub limits: Vec<String>,
 }
 
 impl RunArgs {
@@ -124,6 +128,7 @@ impl RunArgs {
                 tls_cert: self.tls_cert.clone(),
                 tls_key: self.tls_key.clone(),
                 upstream_ca: self.upstream_ca.clone(),
+                limits: self.limits.clone(),
             },
         }
     }

@@ -11,6 +11,7 @@ use mcpgate_policies::tls::TlsFacts;
 
 use crate::config::{Api, Config};
 use crate::features::acl::exchange::AclExchange;
+use crate::features::limits::state::LimitsExchange;
 use crate::observe::exchange::ExchangeNotes;
 use crate::snapshot::{ApiState, Snapshot};
 
@@ -104,6 +105,9 @@ pub struct RequestCtx {
     /// The body to forward instead of the client's (set by `decide`: a batch without its refused
     /// elements).
     pub forward_body: Option<Vec<u8>>,
+    /// What the rate limits decided (headers for the answer, the rule that throttled); `None`
+    /// when no rule counted this request.
+    pub limits: Option<Box<LimitsExchange>>,
 }
 
 impl RequestCtx {
@@ -126,6 +130,7 @@ impl RequestCtx {
             principal: None,
             upstream_session: None,
             forward_body: None,
+            limits: None,
         }
     }
 

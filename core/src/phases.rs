@@ -8,10 +8,10 @@
 //! | request | `route` | pick the API (or answer a path the gateway serves itself) | auth (well-known metadata), routing |
 //! | | — | refuse a body that cannot be read (framing, size, charset) | engine |
 //! | | `authenticate` | the API's plans; `ctx.principal` | auth |
-//! | | `admit` | rate limits and quotas | (none yet) |
+//! | | `admit` | HTTP-level rate limits (rules without `methods`: no body needed) | limits |
 //! | | — | read the body, classify it (JSON-RPC) | engine |
 //! | | `inspect` | look at the request (header/body agreement, what to record) | protocol, observe |
-//! | | `decide` | judge each message (the ACL); refused ones are answered here | acl |
+//! | | `decide` | judge each message (the ACL); refused ones are answered here; then the MCP-level rate limits count what the ACL let through | acl, limits |
 //! | | `serve_from_cache` | answer from a cache instead of the upstream | (none yet) |
 //! | | `upstream_request` | edit the forwarded head (credentials, session id) | auth |
 //! | | — | forward on a pooled connection, read the response head | engine |
@@ -42,7 +42,7 @@ use smallvec::SmallVec;
 use crate::context::{HttpMethod, RequestCtx, RpcInfo};
 use crate::errors::Error;
 use crate::features::{
-    acl::Acl, auth::Auth, observe::Observe, protocol::Protocol, routing::Routing,
+    acl::Acl, auth::Auth, limits::Limits, observe::Observe, protocol::Protocol, routing::Routing,
 };
 
 /// A phase's verdict.
@@ -197,8 +197,9 @@ pub trait Phases {
     fn inspect(&self, _ctx: &mut RequestCtx, _req: Request<'_>, _body: Body<'_>) -> Step {
         Step::Continue
     }
-    /// Judge the messages; may set `ctx.forward_body` (the body to forward instead).
-    fn decide(&self, _ctx: &mut RequestCtx, _req: Request<'_>, _body: Body<'_>) -> Step {
+    /// Judge the messages; may set `ctx.forward_body` (the body to forward instead). Async: a
+    /// cluster-scope rate limit asks Redis.
+    async fn decide(&self, _ctx: &mut RequestCtx, _req: Request<'_>, _body: Body<'_>) -> Step {
         Step::Continue
     }
     /// Answer from a cache.
@@ -264,12 +265,14 @@ pub trait ExchangeIo {
     async fn relay(&mut self, ctx: &mut RequestCtx, pipeline: &Pipeline) -> Result<(), Error>;
 }
 
-/// The features, in the order their phases run (observe last: it records what the others did).
+/// The features, in the order their phases run (observe last: it records what the others did;
+/// limits after the ACL: a call the ACL refuses is never counted).
 pub struct Features {
     pub auth: Auth,
     pub routing: Routing,
     pub protocol: Protocol,
     pub acl: Acl,
+    pub limits: Limits,
     pub observe: Observe,
 }
 
@@ -323,18 +326,18 @@ impl Pipeline {
         // The gateway's own paths (well-known metadata) before the APIs' prefixes.
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.route(ctx, io.request()).await
         ))?;
         io.check_body(ctx)?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.authenticate(ctx, io.request()).await
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.admit(ctx, io.request()).await
         ))?;
         io.read_body(ctx).await?;
@@ -346,29 +349,29 @@ impl Pipeline {
         // The recorder first: a request refused by a later check is recorded with its messages.
         step(each_until_answer!(
             f,
-            [observe, auth, routing, protocol, acl],
+            [observe, auth, routing, protocol, acl, limits],
             |x| x.inspect(ctx, io.request(), body)
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, observe],
-            |x| x.decide(ctx, io.request(), body)
+            [auth, routing, protocol, acl, limits, observe],
+            |x| x.decide(ctx, io.request(), body).await
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.serve_from_cache(ctx, io.request(), body).await
         ))?;
         drop(message);
         let mut edits = UpstreamEdits::default();
-        each!(f, [auth, routing, protocol, acl, observe], |x| x
+        each!(f, [auth, routing, protocol, acl, limits, observe], |x| x
             .upstream_request(ctx, &mut edits));
         io.forward(ctx, &edits).await?;
         drop(edits);
         // Response side.
         if let Some(mut resp) = io.response() {
             // Sealing the session id first, so the recorder tags what the client holds.
-            each!(f, [auth, routing, protocol, acl, observe], |x| x
+            each!(f, [auth, routing, protocol, acl, limits, observe], |x| x
                 .response_head(ctx, &mut resp));
         }
         io.relay(ctx, self).await?;
@@ -414,7 +417,7 @@ impl Pipeline {
         let mut any = false;
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| any |= x.buffers_body(ctx, status)
         );
         any
@@ -429,7 +432,7 @@ impl Pipeline {
         let mut result = Ok(());
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| if result.is_ok() {
                 result = x.body_filter(ctx, answer);
             }
@@ -441,7 +444,7 @@ impl Pipeline {
         let mut any = false;
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| any |= x.sees_body(ctx)
         );
         any
@@ -450,7 +453,7 @@ impl Pipeline {
     pub fn body_seen(&self, ctx: &mut RequestCtx, body: &[u8]) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.body_seen(ctx, body)
         );
     }
@@ -458,7 +461,7 @@ impl Pipeline {
     pub fn events_start(&self, ctx: &mut RequestCtx, out: &mut Vec<u8>) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.events_start(ctx, out)
         );
     }
@@ -470,7 +473,7 @@ impl Pipeline {
         let mut verdict = EventStep::Relay;
         each!(
             &self.features,
-            [auth, routing, protocol, acl],
+            [auth, routing, protocol, acl, limits],
             |x| if verdict == EventStep::Relay {
                 verdict = x.event_filter(ctx, event);
             }
@@ -486,7 +489,7 @@ impl Pipeline {
     pub fn local_answer(&self, ctx: &mut RequestCtx, response: &[u8], error: Option<&Error>) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.local_answer(ctx, response, error)
         );
     }
@@ -494,7 +497,7 @@ impl Pipeline {
     pub fn record(&self, ctx: &mut RequestCtx) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, observe],
+            [auth, routing, protocol, acl, limits, observe],
             |x| x.record(ctx)
         );
     }

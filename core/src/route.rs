@@ -164,6 +164,7 @@ mod tests {
             acl: None,
             auth: None,
             log: crate::config::ApiLog::default(),
+            limits: crate::config::ApiLimits::default(),
         }
     }
 

@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::features::auth::state::AuthApiState;
+use crate::features::limits::state::LimitsApiState;
 use crate::features::observe::state::ObserveApiState;
 
 /// One API's per-worker state under a snapshot. A feature with state of its own adds a field.
 pub struct ApiState {
     pub auth: AuthApiState,
     pub observe: ObserveApiState,
+    pub limits: LimitsApiState,
 }
 
 pub struct Snapshot {
@@ -34,6 +36,7 @@ impl Snapshot {
             .map(|api| ApiState {
                 auth: AuthApiState::new(api),
                 observe: ObserveApiState::default(),
+                limits: LimitsApiState::new(api),
             })
             .collect();
         Snapshot {

@@ -5,7 +5,7 @@
 //
 // Usage: [MCPGATE_E2E_AUTHORIZATION="Bearer …"] node client.mjs <mcp-url> <scenario>
 // Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
-//            roots ping terminate concurrent
+//            roots ping terminate concurrent rate_limited
 // Exit status: 0 with the observations, 1 with {"error": ...} when the SDK threw.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -402,6 +402,27 @@ const scenarios = {
     const rounds = await waitFor(() => updates.filter((u) => u === first).length >= 2, 15000);
     await client.close();
     return { subscribed, twoRounds: rounds, updatedUris: [...new Set(updates)].sort() };
+  },
+
+  // Rate limits: calls `echo` until the gateway throttles one (at most MCPGATE_E2E_CALLS, default
+  // 6), reporting each call as "ok" or the JSON-RPC error the SDK surfaced (code, data), then
+  // shows the session still works (ping) after the refusal.
+  async rate_limited() {
+    const { client } = await connect();
+    const calls = [];
+    const max = Number(process.env.MCPGATE_E2E_CALLS || 6);
+    for (let i = 0; i < max; i++) {
+      try {
+        await client.callTool({ name: "echo", arguments: { message: `call ${i}` } });
+        calls.push("ok");
+      } catch (e) {
+        calls.push({ code: e && e.code, message: e && e.message, data: (e && e.data) || null });
+        break;
+      }
+    }
+    const ping = await client.ping().then(() => "ok", (e) => String(e && e.code));
+    await client.close();
+    return { calls, ping };
   },
 };
 

@@ -168,7 +168,7 @@ pub struct GatewaySpec {
     pub path: String,
     /// A TOML config; `{listen}` and `{admin}` are replaced by the addresses picked for this run.
     pub config: Option<String>,
-    /// More command-line arguments for `mcpgate run` (`--tls-cert FILE`, ...).
+    /// More `mcpgate run` arguments (`--tls-cert FILE`, `--limit …`).
     pub args: Vec<String>,
 }
 
@@ -202,7 +202,7 @@ impl GatewaySpec {
         self
     }
 
-    /// Adds command-line arguments.
+    /// Adds `mcpgate run` arguments.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(Into::into));
         self

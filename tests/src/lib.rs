@@ -14,6 +14,7 @@ pub mod net;
 pub mod peers;
 pub mod process;
 pub mod scenarios;
+pub mod stores;
 pub mod tls;
 
 pub use gateway::{mcpgate_bin, Driver, Gateway, GatewaySpec};

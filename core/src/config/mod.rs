@@ -8,6 +8,7 @@
 mod acl;
 mod admin;
 mod auth;
+mod limits;
 mod log;
 pub mod sessions;
 mod spans;
@@ -24,6 +25,9 @@ pub use admin::{
     AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
 };
 pub use auth::ApiAuthCfg;
+pub use limits::{
+    carry_over, ApiLimits, CompiledRule, LimitRule, RedisSettings, RuleState, Scope, Stage,
+};
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use tls::{Listener, ListenerTls};
 pub use user::UserConfig;
@@ -190,6 +194,8 @@ pub struct Api {
     pub auth: Option<ApiAuthCfg>,
     /// `[api.log]`: payload capture and target labels.
     pub log: ApiLog,
+    /// `[[api.limit]]` and `--limit`: rate limits and quotas (empty: none).
+    pub limits: ApiLimits,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -219,6 +225,8 @@ pub struct Config {
     pub apis: Vec<Api>,
     /// `[gateway.log]` (observability).
     pub log: LogSettings,
+    /// `[gateway.redis]`: the store of cluster-scope rate limits.
+    pub redis: Option<RedisSettings>,
     /// Where it came from (`<embedded default>` or the file path), for messages.
     pub source: String,
 }
@@ -242,6 +250,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     /// `--upstream-ca FILE`: a CA bundle trusted for the command line's https:// upstream.
     pub upstream_ca: Option<PathBuf>,
+    /// `--limit 'METHOD[:NAME]=N/INTERVAL'` flags, applied to every API.
+    pub limits: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -417,12 +427,14 @@ impl Validator<'_> {
             api_logs.push(self.api_log(i, api.log.take())?);
         }
         let gateway_public_url = self.gateway_public_url(user.gateway.public_url.take())?;
+        let user_redis = user.gateway.redis.take();
         let main_tls = user.gateway.tls.take();
         let more_listeners = std::mem::take(&mut user.gateway.listeners);
         let mut gateway = self.gateway(user.gateway, ov)?;
         gateway.listeners = self.listeners(gateway.listen, main_tls, more_listeners, ov)?;
         let default_base = gateway.default_base_url();
         let resolve_timeout = gateway.dns.timeout;
+        let redis = self.redis(user_redis, resolve_timeout)?;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
                 vec![self.command_line_api(
@@ -457,10 +469,12 @@ impl Validator<'_> {
                         &normalize_entry_path(api.path.get_ref()).unwrap_or_default(),
                     );
                     let auth = self.api_auth(i, &api, &public_url)?;
+                    let limits = self.api_limits(i, &api, auth.as_ref(), redis.as_ref())?;
                     let mut api = self.api(i, api, resolve_timeout)?;
                     api.acl = acl;
                     api.auth = auth;
                     api.log = log;
+                    api.limits = limits;
                     apis.push(api);
                 }
                 apis
@@ -495,12 +509,20 @@ impl Validator<'_> {
                 }
             }
         }
+        if !ov.limits.is_empty() {
+            for api in &mut apis {
+                api.limits
+                    .rules
+                    .extend(self.command_line_limits(&ov.limits)?);
+            }
+        }
         Ok(Config {
             gateway,
             apis,
             log: LogSettings {
                 gateway: gateway_log,
             },
+            redis,
             source: self.source.to_string(),
         })
     }
@@ -531,6 +553,7 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            limits: ApiLimits::default(),
         })
     }
 
@@ -581,6 +604,7 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            limits: ApiLimits::default(),
         })
     }
 

@@ -311,11 +311,16 @@ pub fn accepted() -> Schema {
     let schema = RefCell::new(Schema::default());
     walk::<UserConfig>("", &schema);
     {
-        // `acl` and `plan` are read as plain values first, then as these types.
+        // `acl`, `plan`, `limit` and `redis` are read as plain values first, then as these
+        // types.
         let mut s = schema.borrow_mut();
         s.keys.remove("api.acl");
         s.keys.remove("api.plan");
+        s.keys.remove("api.limit");
+        s.keys.remove("gateway.redis");
     }
+    walk::<super::limits::UserLimitRule>("api.limit", &schema);
+    walk::<super::limits::UserRedis>("gateway.redis", &schema);
     walk::<AclConfig>("api.acl", &schema);
     walk::<AuthConfigUser>("api.plan", &schema);
     let mut schema = schema.into_inner();

@@ -46,6 +46,8 @@ pub struct UserGateway {
     /// `[[gateway.listeners]]`: more client listeners (see `super::tls`).
     #[serde(default)]
     pub listeners: Vec<super::tls::UserListener>,
+    /// `[gateway.redis]`: the store of cluster-scope rate limits (see `super::limits`).
+    pub redis: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,4 +102,6 @@ pub struct UserApi {
     pub log: Option<super::log::UserApiLog>,
     /// `[api.tls]`: how to reach an `https://` upstream (see `super::tls`).
     pub tls: Option<super::tls::UserUpstreamTls>,
+    /// `[[api.limit]]`: rate limits and quotas (see `super::limits`).
+    pub limit: Option<Spanned<toml::Value>>,
 }

@@ -92,6 +92,12 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     };
     let hub = crate::features::observe::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
+    {
+        let shared = Arc::clone(&shared);
+        hub.add_metric_source(Box::new(move |out| {
+            crate::features::limits::metrics::render(&shared.config(), out)
+        }));
+    }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Worker `id` gets socket `id` of every listener.
@@ -193,8 +199,10 @@ fn reload(
     acceptors: &[Option<Arc<crate::tls::server::TlsAcceptor>>],
 ) {
     match source.load() {
-        Ok(new) => {
+        Ok(mut new) => {
             let old = shared.config();
+            // Rules that did not change keep their counts across the reload.
+            crate::config::carry_over(&old, &mut new);
             let g_old = &old.gateway;
             let g_new = &new.gateway;
             let same_listeners = g_old.listeners.len() == g_new.listeners.len()

@@ -279,5 +279,6 @@ pub fn render(hub: &ObserveHub) -> String {
         &[("version", &hub.config().version)],
         1,
     );
+    hub.render_metric_sources(&mut out);
     out
 }

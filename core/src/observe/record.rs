@@ -191,6 +191,8 @@ pub enum Outcome {
     Error,
     /// Refused by the ACL.
     Denied,
+    /// Refused by a rate limit or quota (`ExchangeRecord::limit_rule` names it).
+    Throttled,
     /// An HTTP status ≥ 400 without a JSON-RPC error.
     HttpError,
     /// A tool's own failure: a `tools/call` result with `"isError": true` (JSON-RPC success).
@@ -205,6 +207,7 @@ impl Outcome {
             Self::Ok => "ok",
             Self::Error => "error",
             Self::Denied => "denied",
+            Self::Throttled => "throttled",
             Self::HttpError => "http_error",
             Self::ToolError => "tool_error",
             Self::UpstreamError => "upstream_error",
@@ -262,6 +265,8 @@ pub struct ExchangeRecord {
     pub acl_decision: Option<AclDecision>,
     /// The rule that decided; `None` with `Deny` means the implicit deny.
     pub acl_rule: Option<Label>,
+    /// The rate limit or quota rule that refused the exchange (outcome `throttled`).
+    pub limit_rule: Option<Label>,
     /// The HTTP status the client got (0 when the message travelled on an already-open stream).
     pub http_status: u16,
     pub jsonrpc_error: Option<i64>,
@@ -293,6 +298,7 @@ impl ExchangeRecord {
             kind,
             acl_decision: None,
             acl_rule: None,
+            limit_rule: None,
             http_status: 0,
             jsonrpc_error: None,
             tool_error: false,
@@ -309,6 +315,8 @@ impl ExchangeRecord {
     pub fn outcome(&self) -> Outcome {
         if self.acl_decision == Some(AclDecision::Deny) {
             Outcome::Denied
+        } else if self.limit_rule.is_some() {
+            Outcome::Throttled
         } else if let Some(failure) = self.upstream_failure {
             if failure == UpstreamFailure::Timeout {
                 Outcome::Timeout
@@ -415,6 +423,8 @@ impl StoredRecord {
         push_opt_str(out, r.acl_decision.map(AclDecision::as_str));
         out.extend_from_slice(b",\"acl_rule\":");
         push_opt_str(out, r.acl_rule.as_deref());
+        out.extend_from_slice(b",\"limit_rule\":");
+        push_opt_str(out, r.limit_rule.as_deref());
         out.extend_from_slice(b",\"status\":");
         push_u64(out, u64::from(r.http_status));
         out.extend_from_slice(b",\"jsonrpc_error\":");
@@ -524,6 +534,7 @@ impl Serialize for RecordJson<'_> {
         st.serialize_field("kind", r.kind.as_str())?;
         st.serialize_field("acl", &r.acl_decision.map(AclDecision::as_str))?;
         st.serialize_field("acl_rule", &r.acl_rule.as_deref())?;
+        st.serialize_field("limit_rule", &r.limit_rule.as_deref())?;
         st.serialize_field("status", &r.http_status)?;
         st.serialize_field("jsonrpc_error", &r.jsonrpc_error)?;
         st.serialize_field("outcome", r.outcome().as_str())?;

@@ -268,6 +268,18 @@ impl<'a> Evaluator<'a> {
 
     /// `Ok(true)` only when the condition evaluated to the boolean `true`.
     pub fn eval(&mut self, condition: &Condition, mcp: McpFacts<'_>) -> Result<bool, String> {
+        match self.value(condition, mcp)? {
+            Value::Bool(holds) => Ok(holds),
+            other => Err(format!(
+                "condition evaluated to {:?}, not a bool",
+                other.type_of()
+            )),
+        }
+    }
+
+    /// The expression's value, whatever its type (a rate limit's CEL key is a string or a
+    /// number, not a bool).
+    pub fn value(&mut self, condition: &Condition, mcp: McpFacts<'_>) -> Result<Value, String> {
         let env = self.env;
         let cel = self
             .cel
@@ -287,14 +299,7 @@ impl<'a> Evaluator<'a> {
         if condition.uses_mcp {
             cel.add_variable_from_value("mcp", mcp_value(mcp));
         }
-        match condition.program.execute(cel) {
-            Ok(Value::Bool(holds)) => Ok(holds),
-            Ok(other) => Err(format!(
-                "condition evaluated to {:?}, not a bool",
-                other.type_of()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        condition.program.execute(cel).map_err(|e| e.to_string())
     }
 }
 

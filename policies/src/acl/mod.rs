@@ -6,11 +6,11 @@
 //! Rules only grant; what no rule grants is refused (implicit deny). Methods the ACL does not
 //! govern pass, except near-misses of governed names, which are refused. See `docs/acl.md`.
 
-mod condition;
+pub(crate) mod condition;
 mod config;
 pub mod el;
 mod method;
-mod pattern;
+pub(crate) mod pattern;
 pub mod uri;
 
 use std::borrow::Cow;

@@ -52,7 +52,7 @@ impl RequestFacts {
 
 /// A principal as the ACL's CEL `auth` variable sees it: absent subject / client id are empty
 /// strings, claims that are not an object (never, for a JWT) are an empty map.
-fn auth_info(principal: &Principal) -> AuthInfo {
+pub(crate) fn auth_info(principal: &Principal) -> AuthInfo {
     AuthInfo {
         subject: principal.subject.as_deref().unwrap_or_default().to_owned(),
         client_id: principal

@@ -35,7 +35,7 @@ pub struct Acl {
 impl Phases for Acl {
     /// Judges the POST body's messages (every request of an API with an ACL gets its exchange
     /// state: GET streams are judged too).
-    fn decide(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
+    async fn decide(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
         let Some(acl) = ctx.api().and_then(|a| a.acl.as_ref()).map(|a| a.0.clone()) else {
             return Step::Continue;
         };

@@ -536,6 +536,9 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
         if let Some(acl) = ctx.acl.as_deref() {
             (r.acl_decision, r.acl_rule) = acl_fields(obs, acl, i);
         }
+        if let Some(rule) = ctx.limits.as_ref().and_then(|l| l.throttled.as_deref()) {
+            r.limit_rule = Some(obs.label(rule));
+        }
         r.http_status = ctx.status;
         r.upstream = Some(upstream.clone());
         r.upstream_failure = ctx.obs.upstream_failure;

@@ -145,7 +145,7 @@ function bars(el, rows, opts = {}) {
         const okPart = opts.red ? r.count : r.count - (r.errors || 0);
         const errPart = opts.red ? 0 : r.errors || 0;
         return `<div class="bar-row"><span class="name" title="${esc(r.name)}">${esc(r.name)}</span>` +
-          `<span class="n">${fmtInt(r.count)}${errPart ? `<span class="e">${fmtInt(errPart)} failed</span>` : ""}</span>` +
+          `<span class="n">${fmtInt(r.count)}${errPart ? `<span class="e">${fmtInt(errPart)} ${opts.errLabel || "failed"}</span>` : ""}</span>` +
           `<div class="track"><div class="fill" style="width:${(100 * okPart) / max}%"></div>` +
           `<div class="fill err" style="width:${(100 * errPart) / max}%"></div></div></div>`;
       })
@@ -203,7 +203,7 @@ function logQuery() {
 }
 
 function outcomeBadge(o) {
-  const label = { ok: "ok", error: "error", denied: "denied", http_error: "http error", tool_error: "tool error", upstream_error: "upstream", timeout: "timeout" }[o] || o;
+  const label = { ok: "ok", error: "error", denied: "denied", throttled: "throttled", http_error: "http error", tool_error: "tool error", upstream_error: "upstream", timeout: "timeout" }[o] || o;
   return `<span class="badge ${esc(o)}">${esc(label)}</span>`;
 }
 
@@ -258,6 +258,7 @@ async function showDetail(id) {
     field("time", new Date(r.time_ms).toISOString()) + field("api", r.api) + field("kind", r.kind) +
     field("outcome", r.outcome) + field("HTTP status", r.status || null) + field("JSON-RPC error", r.jsonrpc_error) +
     field("ACL", r.acl ? r.acl + (r.acl_rule ? " (rule " + r.acl_rule + ")" : r.acl === "deny" ? " (implicit)" : "") : null) +
+    field("Rate limit", r.limit_rule ? "throttled by " + r.limit_rule : null) +
     field("subject", r.subject) + field("session", r.session) + field("client", r.client) +
     field("upstream", r.upstream) + field("upstream failure", r.upstream_failure) +
     field("first byte", fmtMs(r.first_byte_us / 1000)) + field("complete", fmtMs(r.total_us / 1000)) +
@@ -275,6 +276,24 @@ async function showDetail(id) {
 
 // ---------- wiring ----------
 
+// The rate-limit rules' counters, read from /metrics (they live outside the exchange log).
+const LIMIT_LINE = /^mcpgate_ratelimit_decisions_total\{api="((?:[^"\\]|\\.)*)",rule="((?:[^"\\]|\\.)*)",decision="(allowed|refused)"\} (\d+)/;
+async function refreshLimits() {
+  const r = await fetch("metrics", { cache: "no-store" });
+  if (!r.ok) return;
+  const rows = new Map();
+  for (const line of (await r.text()).split("\n")) {
+    const m = LIMIT_LINE.exec(line);
+    if (!m) continue;
+    const name = `${m[1]} · ${m[2]}`;
+    const row = rows.get(name) || { name, count: 0, errors: 0 };
+    row.count += Number(m[4]);
+    if (m[3] === "refused") row.errors += Number(m[4]);
+    rows.set(name, row);
+  }
+  bars("limits", [...rows.values()], { empty: "No rate limit rule", errLabel: "refused" });
+}
+
 async function refreshLog() {
   renderLog(await getJson("api/logs?" + logQuery()));
 }
@@ -283,6 +302,7 @@ async function refresh() {
   try {
     const [s] = await Promise.all([getJson("api/summary"), state.cursor ? Promise.resolve() : refreshLog()]);
     renderSummary(s);
+    refreshLimits().catch(() => {});
     state.failures = 0;
     setLive(true, "live · " + new Date().toLocaleTimeString("en-GB", { hour12: false }));
   } catch (e) {
