@@ -10,6 +10,7 @@ pub mod http;
 pub mod mcp;
 pub mod net;
 pub mod origin;
+pub mod perfstat;
 pub mod procstat;
 pub mod report;
 pub mod runtime;

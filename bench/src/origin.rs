@@ -22,6 +22,9 @@ use crate::mcp::{MockAnswers, Scenario, ToolCall};
 pub enum OriginKind {
     /// `mock_upstream` (ours).
     Mock,
+    /// `mock_upstream` adding the header fields nginx sends ([`NGINX_LIKE_HEADERS`]): isolates
+    /// what those fields cost a proxy from everything else that differs between the origins.
+    MockHdr,
     /// nginx `return 200` with fixed JSON-RPC bodies.
     Nginx,
     /// server-everything, Streamable HTTP, real sessions; calls its `echo` tool.
@@ -29,11 +32,17 @@ pub enum OriginKind {
 }
 
 impl OriginKind {
-    pub const ALL: [OriginKind; 3] = [OriginKind::Mock, OriginKind::Nginx, OriginKind::Everything];
+    pub const ALL: [OriginKind; 4] = [
+        OriginKind::Mock,
+        OriginKind::MockHdr,
+        OriginKind::Nginx,
+        OriginKind::Everything,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             OriginKind::Mock => "mock",
+            OriginKind::MockHdr => "mock-hdr",
             OriginKind::Nginx => "nginx",
             OriginKind::Everything => "everything",
         }
@@ -80,9 +89,19 @@ impl FromStr for OriginKind {
         OriginKind::ALL
             .into_iter()
             .find(|o| o.name() == s)
-            .ok_or_else(|| format!("unknown origin {s:?} (expected mock, nginx or everything)"))
+            .ok_or_else(|| {
+                format!("unknown origin {s:?} (expected mock, mock-hdr, nginx or everything)")
+            })
     }
 }
+
+/// The fields nginx 1.22 adds to a `return 200` answer that our mock does not send (its Date is
+/// fixed here: a proxy copies it like any other field).
+pub const NGINX_LIKE_HEADERS: [&str; 3] = [
+    "Server: nginx/1.22.1",
+    "Date: Mon, 07 Dec 2026 08:00:00 GMT",
+    "Connection: keep-alive",
+];
 
 /// The session id the nginx origin hands out on `initialize`.
 pub const NGINX_ORIGIN_SESSION: &str = "nginx-origin-session";

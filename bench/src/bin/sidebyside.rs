@@ -22,11 +22,11 @@ use mcpgate_bench::gateconf::{
     api_policies_toml, generated_template, render, JwtKey, Policies, POLICIES_PLACEHOLDER,
 };
 use mcpgate_bench::mcp::{write_request_body, Catalogue, Scenario};
-use mcpgate_bench::origin::{nginx_origin_conf, NginxOriginBodies, OriginKind};
-use mcpgate_bench::procstat;
+use mcpgate_bench::origin::{nginx_origin_conf, NginxOriginBodies, OriginKind, NGINX_LIKE_HEADERS};
 use mcpgate_bench::report::{median, LoadReport, Percentiles};
 use mcpgate_bench::runtime::{raise_nofile_limit, Driver};
 use mcpgate_bench::wrk::{monotonic_ns, WrkOutput, WrkScript, ID_SENTINEL};
+use mcpgate_bench::{perfstat, procstat};
 use serde::Serialize;
 
 #[derive(Parser, Debug, Clone, Serialize)]
@@ -61,8 +61,9 @@ struct Args {
     /// Load generators, comma-separated: ours (loadgen), wrk.
     #[arg(long = "loadgen", default_value = "ours", value_delimiter = ',')]
     loadgens: Vec<LoadgenKind>,
-    /// Origins behind the legs, comma-separated: mock, nginx (trivial `return 200` origin),
-    /// everything (@modelcontextprotocol/server-everything; calls its `echo` tool).
+    /// Origins behind the legs, comma-separated: mock, mock-hdr (the mock adding nginx's Server,
+    /// Date and Connection fields), nginx (trivial `return 200` origin), everything
+    /// (@modelcontextprotocol/server-everything; calls its `echo` tool).
     #[arg(long = "origin", default_value = "mock", value_delimiter = ',')]
     origins: Vec<OriginKind>,
     /// Only the closed-loop pass (CPU per request, max rps); no fixed-rate latency pass.
@@ -78,6 +79,20 @@ struct Args {
     /// (installed by `npm ci` in tests/js).
     #[arg(long)]
     everything: Option<PathBuf>,
+    /// `perf stat` the proxy's processes over every closed-loop window (`--perf-events`) and
+    /// report counts per request. Tracing costs the proxies a little: take ratios without it.
+    #[arg(long)]
+    perf_stat: bool,
+    /// Events for `--perf-stat` (perf's -e list).
+    #[arg(long, default_value = mcpgate_bench::perfstat::DEFAULT_EVENTS)]
+    perf_events: String,
+    /// `perf record -g` the proxy's processes over every closed-loop window into DIR (one
+    /// perf.data per run, named after the run).
+    #[arg(long, value_name = "DIR")]
+    perf_record: Option<PathBuf>,
+    /// The perf binary.
+    #[arg(long, default_value = "perf")]
+    perf: PathBuf,
     /// Legs to run, comma-separated: direct, mcpgate, nginx.
     #[arg(long, default_value = "direct,mcpgate,nginx", value_delimiter = ',')]
     legs: Vec<String>,
@@ -593,8 +608,13 @@ fn start_origin(
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut procs = Vec::new();
     let pids = match kind {
-        OriginKind::Mock => {
+        OriginKind::Mock | OriginKind::MockHdr => {
             let mut cmd = placed(args, Role::Fixture, &sibling("mock_upstream")?);
+            if kind == OriginKind::MockHdr {
+                for h in NGINX_LIKE_HEADERS {
+                    cmd.args(["--extra-header", h]);
+                }
+            }
             cmd.args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--threads", &threads.to_string()])
                 .args([
@@ -604,7 +624,8 @@ fn start_origin(
                     &args.result_bytes.to_string(),
                 ])
                 .args(["--sse-keepalive-ms", &args.sse_keepalive_ms.to_string()]);
-            let mut mock = Proc::spawn("mock_upstream", cmd, dir.join("origin-mock.log"))?;
+            let mut mock =
+                Proc::spawn("mock_upstream", cmd, dir.join(format!("origin-{kind}.log")))?;
             mock.wait_ready("listening", Duration::from_secs(10), |log| {
                 log.contains("listening on")
             })?;
@@ -669,7 +690,7 @@ fn start_origin(
         }
     };
     let catalogue = match kind {
-        OriginKind::Mock | OriginKind::Nginx => Catalogue::mock(args.tools),
+        OriginKind::Mock | OriginKind::MockHdr | OriginKind::Nginx => Catalogue::mock(args.tools),
         OriginKind::Everything => {
             let target = Target::parse(&format!("http://127.0.0.1:{port}/mcp"))?;
             let mut body = Vec::new();
@@ -928,7 +949,28 @@ struct Run {
     scenario: Scenario,
     /// Proxy memory (PSS) just before an idle-streams run, to get the cost per stream.
     proxy_pss_kb_before: Option<u64>,
+    /// `--perf-stat`: the proxy's counts over the window, and the same per request.
+    perf_counts: Option<BTreeMap<String, f64>>,
+    perf_per_request: Option<BTreeMap<String, f64>>,
+    /// `--perf-record`: the profile of this run.
+    perf_data: Option<PathBuf>,
     report: LoadReport,
+}
+
+/// perf attached to a proxy over one window.
+struct PerfRun {
+    child: std::process::Child,
+    out: PathBuf,
+    started: Instant,
+    record: bool,
+}
+
+/// What perf gave for one run.
+#[derive(Default)]
+struct PerfResult {
+    counts: Option<BTreeMap<String, f64>>,
+    per_request: Option<BTreeMap<String, f64>>,
+    data: Option<PathBuf>,
 }
 
 struct Harness {
@@ -939,9 +981,90 @@ struct Harness {
     jwt: JwtKey,
     failures: Vec<String>,
     runs: Vec<Run>,
+    /// Where perf output goes (`--perf-record` DIR, else the run's temp dir).
+    perf_dir: PathBuf,
 }
 
 impl Harness {
+    /// Starts perf on `pids` for `seconds` when `--perf-stat` or `--perf-record` asks for it.
+    fn perf_begin(
+        &self,
+        pids: &[u32],
+        seconds: f64,
+        label: &str,
+    ) -> anyhow::Result<Option<PerfRun>> {
+        let record = self.args.perf_record.is_some();
+        if pids.is_empty() || !(self.args.perf_stat || record) {
+            return Ok(None);
+        }
+        let slug: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let (mode, out) = if record {
+            (
+                perfstat::PerfMode::Record,
+                self.perf_dir.join(format!("{slug}.perf.data")),
+            )
+        } else {
+            (
+                perfstat::PerfMode::Stat {
+                    events: self.args.perf_events.clone(),
+                },
+                self.perf_dir.join(format!("{slug}.perf-stat.csv")),
+            )
+        };
+        let child =
+            perfstat::start(&self.args.perf, &mode, pids, seconds, &out).with_context(|| {
+                format!(
+                    "starting {} (apt-get install -y linux-perf)",
+                    self.args.perf.display()
+                )
+            })?;
+        Ok(Some(PerfRun {
+            child,
+            out,
+            started: Instant::now(),
+            record,
+        }))
+    }
+
+    /// Waits for perf; counts per request, with `requests` completed over `window_s` scaled to
+    /// the seconds perf actually counted.
+    fn perf_end(perf: Option<PerfRun>, requests: u64, window_s: f64) -> anyhow::Result<PerfResult> {
+        let Some(p) = perf else {
+            return Ok(PerfResult::default());
+        };
+        let out = p.child.wait_with_output()?;
+        let seconds = p.started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "perf failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if p.record {
+            return Ok(PerfResult {
+                data: Some(p.out),
+                ..Default::default()
+            });
+        }
+        let counts = perfstat::parse_stat_csv(&std::fs::read_to_string(&p.out)?);
+        let in_perf_window = requests as f64 * (seconds / window_s.max(1e-9)).min(1.0);
+        let per_request = (in_perf_window > 0.0).then(|| {
+            counts
+                .iter()
+                .map(|(k, v)| (k.clone(), v / in_perf_window))
+                .collect()
+        });
+        Ok(PerfResult {
+            counts: Some(counts),
+            per_request,
+            data: None,
+        })
+    }
+
     /// Tools every `tools/list` answer of `leg` must list in `scenario`, when that is known: the
     /// ACL's half through a gateway in the list-acl scenarios, the whole catalogue otherwise
     /// (except through a user's config, which may filter on its own).
@@ -1011,7 +1134,7 @@ impl Harness {
             }
             LoadgenKind::Wrk => self.run_wrk(endpoint, origin, &url, scenario, expect, &label),
         };
-        let (report, proxy_pss_kb_before) = match outcome {
+        let (report, proxy_pss_kb_before, perf) = match outcome {
             Ok(r) => r,
             Err(problem) => {
                 self.failures.push(format!("{label}: {problem:#}"));
@@ -1030,6 +1153,9 @@ impl Harness {
             leg: leg.name().to_owned(),
             scenario,
             proxy_pss_kb_before,
+            perf_counts: perf.counts,
+            perf_per_request: perf.per_request,
+            perf_data: perf.data,
             report: report.clone(),
         });
         Ok(Some(report))
@@ -1047,7 +1173,7 @@ impl Harness {
         expect: Option<usize>,
         rate: Option<f64>,
         label: &str,
-    ) -> anyhow::Result<anyhow::Result<(LoadReport, Option<u64>)>> {
+    ) -> anyhow::Result<anyhow::Result<(LoadReport, Option<u64>, PerfResult)>> {
         let a = &self.args;
         let mut cmd = placed(&self.args, Role::Fixture, &self.loadgen);
         let origin_pids: Vec<String> = origin.pids.iter().map(u32::to_string).collect();
@@ -1100,10 +1226,21 @@ impl Harness {
             } else {
                 None
             };
-        let out = cmd
+        let child = cmd
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .with_context(|| format!("running {}", self.loadgen.display()))?;
+        // perf over the closed-loop window: it opens `warmup` after loadgen's start (plus its
+        // handshake, a few ms); perf stops a little before the window's end.
+        let perf = if rate.is_none() && scenario != Scenario::IdleSse {
+            std::thread::sleep(Duration::from_secs_f64(a.warmup.max(0.0) + 0.05));
+            self.perf_begin(&endpoint.proxy_pids, (a.duration - 0.15).max(0.1), label)?
+        } else {
+            None
+        };
+        let out = child.wait_with_output()?;
         if !out.status.success() {
             return Ok(Err(anyhow::anyhow!(
                 "loadgen failed ({}): {}",
@@ -1117,7 +1254,11 @@ impl Harness {
                 String::from_utf8_lossy(&out.stdout)
             )
         })?;
-        Ok(Ok((report, proxy_pss_kb_before)))
+        let perf = match Self::perf_end(perf, report.requests, report.window_seconds) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok((report, proxy_pss_kb_before, perf)))
     }
 
     /// A run of wrk: the session opened here first (through the leg, as a client would), then
@@ -1131,7 +1272,7 @@ impl Harness {
         scenario: Scenario,
         expect: Option<usize>,
         label: &str,
-    ) -> anyhow::Result<(LoadReport, Option<u64>)> {
+    ) -> anyhow::Result<(LoadReport, Option<u64>, PerfResult)> {
         let a = &self.args;
         let wrk = self
             .wrk
@@ -1217,6 +1358,7 @@ impl Harness {
             .map(|(_, p)| procstat::sample(p))
             .collect::<std::io::Result<_>>()
             .with_context(|| format!("{label}: reading /proc"))?;
+        let perf = self.perf_begin(&endpoint.proxy_pids, measure.as_secs_f64() - 0.05, label)?;
         std::thread::sleep((start + warmup + measure).saturating_duration_since(Instant::now()));
         let after: Vec<procstat::Sample> = groups
             .iter()
@@ -1236,6 +1378,7 @@ impl Harness {
             );
         };
         let requests = w.requests_in_window;
+        let perf = Self::perf_end(perf, requests, window_s)?;
         let mut watched = BTreeMap::new();
         for ((name, pids), (b, af)) in groups.iter().zip(before.iter().zip(&after)) {
             if !pids.is_empty() {
@@ -1278,7 +1421,7 @@ impl Harness {
             watched,
             streams: None,
         };
-        Ok((report, None))
+        Ok((report, None, perf))
     }
 }
 
@@ -1364,6 +1507,9 @@ struct Summary {
     idle_proxy_cpu_percent: Option<f64>,
     /// (PSS while holding the streams - PSS before opening them) / streams.
     idle_proxy_kb_per_stream: Option<f64>,
+    /// `--perf-stat`: per event, the median over repetitions of the proxy's count per request
+    /// (closed loop).
+    perf_per_request: BTreeMap<String, f64>,
     errors: u64,
 }
 
@@ -1413,6 +1559,21 @@ fn summarize(
         ..Default::default()
     };
     s.rps = med(&closed, &|r| Some(r.rps));
+    let closed_runs = runs_of("closed");
+    let events: std::collections::BTreeSet<&String> = closed_runs
+        .iter()
+        .filter_map(|r| r.perf_per_request.as_ref())
+        .flat_map(|m| m.keys())
+        .collect();
+    for e in events {
+        let values: Vec<f64> = closed_runs
+            .iter()
+            .filter_map(|r| r.perf_per_request.as_ref()?.get(e).copied())
+            .collect();
+        if let Some(m) = median(&values) {
+            s.perf_per_request.insert(e.clone(), m);
+        }
+    }
     s.proxy_cpu_us_per_req = med(&closed, &proxy_cpu);
     s.proxy_cpu_us_per_req_at_rate = med(&open, &proxy_cpu);
     (s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max) = spread(&closed, &proxy_cpu);
@@ -1712,6 +1873,51 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             3,
         ));
     }
+    let perf: Vec<&Summary> = requests
+        .iter()
+        .copied()
+        .filter(|s| !s.perf_per_request.is_empty())
+        .collect();
+    if !perf.is_empty() {
+        let events: std::collections::BTreeSet<&String> = perf
+            .iter()
+            .flat_map(|s| s.perf_per_request.keys())
+            .collect();
+        let short = |e: &str| -> String {
+            match e {
+                "task-clock" => "task-clock µs".to_owned(),
+                "raw_syscalls:sys_enter" => "all syscalls".to_owned(),
+                other => other
+                    .strip_prefix("syscalls:sys_enter_")
+                    .unwrap_or(other)
+                    .to_owned(),
+            }
+        };
+        let mut header: Vec<String> = ["combo", "scenario", "leg"].map(str::to_owned).to_vec();
+        header.extend(events.iter().map(|e| short(e)));
+        let rows: Vec<Vec<String>> = perf
+            .iter()
+            .map(|s| {
+                let mut row = vec![s.combo.clone(), s.scenario.clone(), s.leg.clone()];
+                for e in &events {
+                    // perf's task-clock is in ms: per request, µs reads better.
+                    let scale = if e.as_str() == "task-clock" {
+                        1000.0
+                    } else {
+                        1.0
+                    };
+                    row.push(fmt_opt(s.perf_per_request.get(*e).map(|v| v * scale), 2));
+                }
+                row
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "\nperf stat of the proxy's processes, per request (closed loop, medians over repetitions)"
+        );
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        t.push_str(&render_table(&header, &rows, 3));
+    }
     let idle: Vec<&Summary> = summaries
         .iter()
         .filter(|s| s.scenario == "idle-sse")
@@ -1907,7 +2113,11 @@ fn main() -> anyhow::Result<()> {
         jwt: jwt.clone(),
         failures: Vec::new(),
         runs: Vec::new(),
+        perf_dir: args.perf_record.clone().unwrap_or_else(|| dir.clone()),
     };
+    if let Some(d) = &args.perf_record {
+        std::fs::create_dir_all(d)?;
+    }
     if loadgens.contains(&LoadgenKind::Wrk) && h.wrk.is_none() {
         h.failures.push(format!(
             "load generator wrk cannot run: {} not found (apt-get install -y wrk, or pass --wrk)",
