@@ -603,8 +603,8 @@ fn start_origin(
     dir: &Path,
     kind: OriginKind,
     threads: usize,
+    port: u16,
 ) -> anyhow::Result<OriginRun> {
-    let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut procs = Vec::new();
     let pids = match kind {
@@ -2132,7 +2132,9 @@ fn main() -> anyhow::Result<()> {
         // Every origin and its legs run side by side, so the repetitions interleave all of them.
         let mut running: Vec<(OriginRun, Vec<Leg>)> = Vec::new();
         for &kind in &origins {
-            let origin = match start_origin(&args, &dir, kind, origin_threads) {
+            let origin = match free_port()
+                .and_then(|port| start_origin(&args, &dir, kind, origin_threads, port))
+            {
                 Ok(o) => o,
                 Err(e) => {
                     h.failures.push(format!(
@@ -2158,7 +2160,24 @@ fn main() -> anyhow::Result<()> {
             mcpgate_banner = banner(&dir);
         }
         for rep in 0..args.reps {
-            for (origin, legs) in &running {
+            for (origin, legs) in &mut running {
+                // An origin that died (killed from outside, or crashed) is a failure of the run;
+                // started again on its port, the other repetitions still measure something.
+                let mut dead = Vec::new();
+                check_alive(&mut [], &mut origin.procs, &mut dead);
+                if !dead.is_empty() {
+                    h.failures.extend(dead);
+                    origin.procs.clear();
+                    match start_origin(&args, &dir, origin.kind, origin_threads, origin.port) {
+                        Ok(fresh) => *origin = fresh,
+                        Err(e) => {
+                            h.failures
+                                .push(format!("origin {} not restarted: {e:#}", origin.kind));
+                            continue;
+                        }
+                    }
+                }
+                let (origin, legs) = (&*origin, &*legs);
                 // Rotating the order spreads drift of a shared machine over all legs.
                 let order: Vec<usize> = (0..legs.len())
                     .map(|i| (i + rep) % legs.len().max(1))
