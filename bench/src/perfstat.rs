@@ -10,15 +10,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Events counted by default: CPU time as perf sees it, scheduling, every syscall, and the
-/// syscalls a proxy makes per request with io_uring (mcpgate) or epoll (nginx).
+/// Events counted by default: CPU time as perf sees it, scheduling, every syscall, the syscalls
+/// a proxy makes per request with io_uring (mcpgate) or epoll (nginx), and io_uring's own work:
+/// operations submitted, operations that found no data and armed a poll (a read issued before
+/// the bytes were there), operations punted to io-wq worker threads, and task-work runs.
 pub const DEFAULT_EVENTS: &str = "task-clock,context-switches,cpu-migrations,\
 raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait,\
 syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_recvfrom,\
 syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_write,\
 syscalls:sys_enter_readv,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg,\
 syscalls:sys_enter_recvmsg,syscalls:sys_enter_accept4,syscalls:sys_enter_close,\
-syscalls:sys_enter_futex";
+syscalls:sys_enter_futex,io_uring:io_uring_submit_req,io_uring:io_uring_poll_arm,\
+io_uring:io_uring_queue_async_work,io_uring:io_uring_task_work_run";
 
 /// What perf does over a window.
 #[derive(Debug, Clone)]

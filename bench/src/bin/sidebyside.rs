@@ -1887,10 +1887,13 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             match e {
                 "task-clock" => "task-clock µs".to_owned(),
                 "raw_syscalls:sys_enter" => "all syscalls".to_owned(),
-                other => other
-                    .strip_prefix("syscalls:sys_enter_")
-                    .unwrap_or(other)
-                    .to_owned(),
+                other => match other.strip_prefix("io_uring:io_uring_") {
+                    Some(op) => format!("uring {op}"),
+                    None => other
+                        .strip_prefix("syscalls:sys_enter_")
+                        .unwrap_or(other)
+                        .to_owned(),
+                },
             }
         };
         let mut header: Vec<String> = ["combo", "scenario", "leg"].map(str::to_owned).to_vec();
