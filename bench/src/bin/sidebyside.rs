@@ -827,7 +827,14 @@ fn start_leg(
     }
 }
 
-fn nginx_conf(dir: &Path, port: u16, mock_port: u16, workers: usize, idle_streams: u64) -> String {
+fn nginx_conf(
+    dir: &Path,
+    port: u16,
+    mock_port: u16,
+    workers: usize,
+    idle_streams: u64,
+    upstream_idle: &str,
+) -> String {
     let d = dir.display();
     // nginx preallocates its connection table, so size it for the idle scenario (a client and an
     // upstream connection per stream, spread unevenly over reuseport workers) and no larger.
@@ -854,7 +861,7 @@ http {{
         server 127.0.0.1:{mock_port};
         keepalive 256;
         keepalive_requests 100000000;
-        keepalive_timeout 300s;
+        keepalive_timeout {upstream_idle};
     }}
     server {{
         listen 127.0.0.1:{port} backlog=8192 reuseport;
@@ -898,7 +905,20 @@ fn start_nginx(env: &Env<'_>) -> anyhow::Result<Endpoint> {
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
-        nginx_conf(dir, port, mock_port, workers, args.idle_streams),
+        nginx_conf(
+            dir,
+            port,
+            mock_port,
+            workers,
+            args.idle_streams,
+            // Node's HTTP server closes keep-alive connections idle for 5 s: a proxy must let go
+            // of them first, or a request sent just as Node closes one is lost (502).
+            if env.origin.kind == OriginKind::Everything {
+                "4s"
+            } else {
+                "300s"
+            },
+        ),
     )?;
     let mut cmd = placed(args, Role::Proxy, &bin);
     cmd.arg("-p")
