@@ -1252,9 +1252,9 @@ impl Harness {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("running {}", self.loadgen.display()))?;
-        // perf over the closed-loop window: it opens `warmup` after loadgen's start (plus its
-        // handshake, a few ms); perf stops a little before the window's end.
-        let perf = if rate.is_none() && scenario != Scenario::IdleSse {
+        // perf over the measured window (closed or open loop): it opens `warmup` after loadgen's
+        // start (plus its handshake, a few ms); perf stops a little before the window's end.
+        let perf = if scenario != Scenario::IdleSse {
             std::thread::sleep(Duration::from_secs_f64(a.warmup.max(0.0) + 0.05));
             self.perf_begin(&endpoint.proxy_pids, (a.duration - 0.15).max(0.1), label)?
         } else {
@@ -1528,8 +1528,9 @@ struct Summary {
     /// (PSS while holding the streams - PSS before opening them) / streams.
     idle_proxy_kb_per_stream: Option<f64>,
     /// `--perf-stat`: per event, the median over repetitions of the proxy's count per request
-    /// (closed loop).
+    /// (closed loop), and the same at the fixed rate.
     perf_per_request: BTreeMap<String, f64>,
+    perf_per_request_at_rate: BTreeMap<String, f64>,
     errors: u64,
 }
 
@@ -1579,21 +1580,8 @@ fn summarize(
         ..Default::default()
     };
     s.rps = med(&closed, &|r| Some(r.rps));
-    let closed_runs = runs_of("closed");
-    let events: std::collections::BTreeSet<&String> = closed_runs
-        .iter()
-        .filter_map(|r| r.perf_per_request.as_ref())
-        .flat_map(|m| m.keys())
-        .collect();
-    for e in events {
-        let values: Vec<f64> = closed_runs
-            .iter()
-            .filter_map(|r| r.perf_per_request.as_ref()?.get(e).copied())
-            .collect();
-        if let Some(m) = median(&values) {
-            s.perf_per_request.insert(e.clone(), m);
-        }
-    }
+    s.perf_per_request = perf_medians(&runs_of("closed"));
+    s.perf_per_request_at_rate = perf_medians(&runs_of("open"));
     s.proxy_cpu_us_per_req = med(&closed, &proxy_cpu);
     s.proxy_cpu_us_per_req_at_rate = med(&open, &proxy_cpu);
     (s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max) = spread(&closed, &proxy_cpu);
@@ -1634,6 +1622,25 @@ fn summarize(
         s.idle_proxy_kb_per_stream = median(&per_stream);
     }
     s
+}
+
+/// Per perf event, the median over `runs` of its count per request.
+fn perf_medians(runs: &[&Run]) -> BTreeMap<String, f64> {
+    let events: std::collections::BTreeSet<&String> = runs
+        .iter()
+        .filter_map(|r| r.perf_per_request.as_ref())
+        .flat_map(|m| m.keys())
+        .collect();
+    events
+        .into_iter()
+        .filter_map(|e| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.perf_per_request.as_ref()?.get(e).copied())
+                .collect();
+            median(&values).map(|m| (e.clone(), m))
+        })
+        .collect()
 }
 
 /// Min and max of `f` over `rs`.
@@ -1893,16 +1900,20 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             3,
         ));
     }
-    let perf: Vec<&Summary> = requests
+    // (summary, mode, counts): closed loop, then at the fixed rate.
+    let perf: Vec<(&Summary, &str, &BTreeMap<String, f64>)> = requests
         .iter()
-        .copied()
-        .filter(|s| !s.perf_per_request.is_empty())
+        .flat_map(|s| {
+            [
+                (*s, "closed", &s.perf_per_request),
+                (*s, "@rate", &s.perf_per_request_at_rate),
+            ]
+        })
+        .filter(|(_, _, m)| !m.is_empty())
         .collect();
     if !perf.is_empty() {
-        let events: std::collections::BTreeSet<&String> = perf
-            .iter()
-            .flat_map(|s| s.perf_per_request.keys())
-            .collect();
+        let events: std::collections::BTreeSet<&String> =
+            perf.iter().flat_map(|(_, _, m)| m.keys()).collect();
         let short = |e: &str| -> String {
             match e {
                 "task-clock" => "task-clock µs".to_owned(),
@@ -1916,12 +1927,19 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                 },
             }
         };
-        let mut header: Vec<String> = ["combo", "scenario", "leg"].map(str::to_owned).to_vec();
+        let mut header: Vec<String> = ["combo", "scenario", "leg", "mode"]
+            .map(str::to_owned)
+            .to_vec();
         header.extend(events.iter().map(|e| short(e)));
         let rows: Vec<Vec<String>> = perf
             .iter()
-            .map(|s| {
-                let mut row = vec![s.combo.clone(), s.scenario.clone(), s.leg.clone()];
+            .map(|(s, mode, counts)| {
+                let mut row = vec![
+                    s.combo.clone(),
+                    s.scenario.clone(),
+                    s.leg.clone(),
+                    (*mode).to_owned(),
+                ];
                 for e in &events {
                     // perf's task-clock is in ms: per request, µs reads better.
                     let scale = if e.as_str() == "task-clock" {
@@ -1929,17 +1947,17 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                     } else {
                         1.0
                     };
-                    row.push(fmt_opt(s.perf_per_request.get(*e).map(|v| v * scale), 2));
+                    row.push(fmt_opt(counts.get(*e).map(|v| v * scale), 2));
                 }
                 row
             })
             .collect();
         let _ = writeln!(
             t,
-            "\nperf stat of the proxy's processes, per request (closed loop, medians over repetitions)"
+            "\nperf stat of the proxy's processes, per request (medians over repetitions)"
         );
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        t.push_str(&render_table(&header, &rows, 3));
+        t.push_str(&render_table(&header, &rows, 4));
     }
     let idle: Vec<&Summary> = summaries
         .iter()
