@@ -2043,6 +2043,8 @@ fn machine(nofile: u64) -> Machine {
 #[derive(Serialize)]
 struct Output<'a> {
     machine: Machine,
+    /// /proc/loadavg when the run ended (`machine` has the start's).
+    loadavg_at_end: String,
     /// mcpgate's own startup line (workers, driver actually used).
     mcpgate_banner: Option<String>,
     args: &'a Args,
@@ -2074,6 +2076,9 @@ fn main() -> anyhow::Result<()> {
     }
     // 10,000 streams through a proxy: 10k client fds in the loadgen, 20k in the proxy, 10k in the mock.
     let nofile = raise_nofile_limit(65_536);
+    // Taken now: the date and load average the run starts with (the end's would hide what the
+    // machine was doing while it measured).
+    let m = machine(nofile);
     // A proxy holds two fds per stream plus a few of its own; when the hard limit cannot be raised
     // (containers without CAP_SYS_RESOURCE), hold as many streams as fit and say so.
     let fit = nofile.saturating_sub(PROXY_SPARE_FDS) / 2;
@@ -2334,16 +2339,19 @@ fn main() -> anyhow::Result<()> {
     add_comparisons(&mut summaries, &h.runs, &variant_names);
     let t = table(&summaries, &variant_names);
     println!("{t}");
-    let m = machine(nofile);
     println!(
-        "{} · nproc {} · kernel {} · {} · io_uring available: {} · workers {:?} · reps {} (medians)",
-        m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers_list, args.reps
+        "started {} · nproc {} · kernel {} · {} · io_uring available: {} · workers {:?} · reps {} (medians) · load average at start {}",
+        m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers_list, args.reps, m.loadavg_at_start
     );
     if let Some(b) = &mcpgate_banner {
         println!("{b}");
     }
     let output = Output {
         machine: m,
+        loadavg_at_end: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
         mcpgate_banner,
         args: &args,
         workers: &workers_list,
