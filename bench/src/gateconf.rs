@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::mcp::{acl_visible_tools, Scenario};
+use crate::mcp::Scenario;
 
 /// The public URL of the benchmarked API: the token's audience, as a deployment behind a load
 /// balancer would configure it (`public_url`), independent of the port the harness picks.
@@ -116,19 +116,17 @@ fn toml_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-/// What replaces [`POLICIES_PLACEHOLDER`]: keys and sub-tables of the `/mcp-proxy` API.
-pub fn api_policies_toml(policies: Policies, tools: usize, key: &JwtKey) -> String {
+/// What replaces [`POLICIES_PLACEHOLDER`]: keys and sub-tables of the `/mcp-proxy` API, with an
+/// ACL that admits exactly `visible` (the first half of the origin's catalogue).
+pub fn api_policies_toml(policies: Policies, visible: &[String], key: &JwtKey) -> String {
     if policies == Policies::None {
         return String::new();
     }
-    let names: Vec<String> = acl_visible_tools(tools)
-        .iter()
-        .map(|n| toml_str(n))
-        .collect();
+    let names: Vec<String> = visible.iter().map(|n| toml_str(n)).collect();
     let mut t = format!(
         r#"public_url = {public_url}
 
-# MCP ACL: tools/list shows, and tools/call admits, exactly the first half of the mock's tools.
+# MCP ACL: tools/list shows, and tools/call admits, exactly the first half of the origin's tools.
 [api.acl]
 [[api.acl.rule]]
 methods = ["tools/list", "tools/call"]
@@ -203,7 +201,7 @@ mod tests {
         let config = render(
             &generated_template(None),
             "http://127.0.0.1:1/mcp",
-            &api_policies_toml(Policies::AclJwt, 100, &key),
+            &api_policies_toml(Policies::AclJwt, &crate::mcp::acl_visible_tools(100), &key),
         );
         let doc: toml::Value = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
         let plan = doc["api"][0]["plan"].clone();
@@ -283,7 +281,7 @@ mod tests {
         let config = render(
             &generated_template(Some(false)),
             "http://127.0.0.1:1/mcp",
-            &api_policies_toml(Policies::Acl, 100, &key),
+            &api_policies_toml(Policies::Acl, &crate::mcp::acl_visible_tools(100), &key),
         );
         let doc: toml::Value = toml::from_str(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
         assert_eq!(doc["gateway"]["log"]["enabled"].as_bool(), Some(false));
@@ -305,7 +303,7 @@ mod tests {
     #[test]
     fn plain_policies_add_nothing() {
         let key = JwtKey::from_secret("k".repeat(40));
-        assert_eq!(api_policies_toml(Policies::None, 100, &key), "");
+        assert_eq!(api_policies_toml(Policies::None, &[], &key), "");
         let config = render(&generated_template(None), "http://u/mcp", "");
         assert!(!config.contains("gateway.log") && config.contains("upstream = \"http://u/mcp\""));
     }

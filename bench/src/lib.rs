@@ -4,10 +4,14 @@
 //! small HTTP/1.1 layer of their own instead of `mcpgate-codec`: a measuring instrument must not
 //! change when the thing it measures changes.
 
+pub mod client;
 pub mod gateconf;
 pub mod http;
 pub mod mcp;
 pub mod net;
+pub mod origin;
+pub mod perfstat;
 pub mod procstat;
 pub mod report;
 pub mod runtime;
+pub mod wrk;

@@ -103,18 +103,28 @@ pub fn initialized_notification() -> Vec<u8> {
     br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec()
 }
 
-/// Writes the request body for one message of `scenario` with JSON-RPC id `id` into `out`.
-pub fn write_request_body(scenario: Scenario, id: u64, out: &mut Vec<u8>) {
+/// A `tools/call` other than the mock's: the tool's name and its arguments (a JSON object), e.g.
+/// server-everything's `echo` with `{"message":"x"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// Writes the request body for one message of `scenario` with JSON-RPC id `id` into `out`. Call
+/// scenarios call `call` when given, else the mock's `tool_7` (`sse_tool_7` for call-sse).
+pub fn write_request_body(scenario: Scenario, id: u64, call: Option<&ToolCall>, out: &mut Vec<u8>) {
     out.clear();
+    let (name, arguments) = match (scenario, call) {
+        (_, Some(c)) => (c.name.as_str(), c.arguments.as_str()),
+        (Scenario::CallSse, None) => ("sse_tool_7", MOCK_CALL_ARGUMENTS),
+        _ => ("tool_7", MOCK_CALL_ARGUMENTS),
+    };
     // Writing into a Vec cannot fail.
     let _ = match scenario {
-        Scenario::CallJson => write!(
+        Scenario::CallJson | Scenario::CallSse => write!(
             out,
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
-        ),
-        Scenario::CallSse => write!(
-            out,
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{SSE_TOOL_PREFIX}tool_7","arguments":{{"city":"Oslo","units":"metric"}},"_meta":{{"progressToken":"p{id}"}}}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{arguments},"_meta":{{"progressToken":"p{id}"}}}}}}"#
         ),
         Scenario::List | Scenario::ListAcl | Scenario::ListAclJwt | Scenario::IdleSse => {
             write!(
@@ -125,6 +135,9 @@ pub fn write_request_body(scenario: Scenario, id: u64, out: &mut Vec<u8>) {
     };
 }
 
+/// The arguments of the mock's `tool_7` call.
+const MOCK_CALL_ARGUMENTS: &str = r#"{"city":"Oslo","units":"metric"}"#;
+
 /// The name of the mock's tool number `i`; `tools/list` lists `tool_0` .. `tool_{N-1}`.
 pub fn tool_name(i: usize) -> String {
     format!("tool_{i}")
@@ -134,6 +147,77 @@ pub fn tool_name(i: usize) -> String {
 /// `tools/list` of `tools` entries has `tools / 2` of them.
 pub fn acl_visible_tools(tools: usize) -> Vec<String> {
     (0..tools / 2).map(tool_name).collect()
+}
+
+/// The JSON-RPC message of an answer body: the body itself for `application/json`, or the first
+/// `data:` event of an SSE answer that parses as JSON with a `result` or `error`.
+pub fn answer_message(payload: &[u8]) -> Option<serde_json::Value> {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+        return Some(v);
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.trim_start()).ok())
+        .find(|v| v.get("result").is_some() || v.get("error").is_some())
+}
+
+/// What the harness needs to know about an origin's `tools/list`: the tool names in order, and
+/// how many `"name"` keys [`count_list_entries`] finds in the whole answer and in the answer as
+/// an ACL that keeps the first half of the tools leaves it (a tool's own schema may hold a
+/// `"name"` key too, so this is counted, not assumed to be one per tool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalogue {
+    pub names: Vec<String>,
+    pub entries_full: usize,
+    pub entries_acl: usize,
+}
+
+impl Catalogue {
+    /// The mock's catalogue of `tools` generated tools (one `"name"` each).
+    pub fn mock(tools: usize) -> Self {
+        Self {
+            names: (0..tools).map(tool_name).collect(),
+            entries_full: tools,
+            entries_acl: tools / 2,
+        }
+    }
+
+    /// From a `tools/list` answer body (JSON or SSE).
+    pub fn from_answer(payload: &[u8]) -> Option<Self> {
+        let msg = answer_message(payload)?;
+        let tools = msg.get("result")?.get("tools")?.as_array()?;
+        let names: Vec<String> = tools
+            .iter()
+            .map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+            .collect::<Option<_>>()?;
+        let finder = list_entry_finder();
+        let entries_full = count_list_entries(&finder, payload);
+        let kept_names = Self::acl_half(&names);
+        let removed: usize = tools
+            .iter()
+            .filter(|t| {
+                t.get("name")
+                    .and_then(|n| n.as_str())
+                    .is_none_or(|n| !kept_names.iter().any(|k| k == n))
+            })
+            .map(|t| count_list_entries(&finder, t.to_string().as_bytes()))
+            .sum();
+        Some(Self {
+            entries_acl: entries_full.saturating_sub(removed),
+            names,
+            entries_full,
+        })
+    }
+
+    /// The names the harness's ACL lets through: the first half of the catalogue.
+    pub fn acl_names(&self) -> Vec<String> {
+        Self::acl_half(&self.names)
+    }
+
+    fn acl_half(names: &[String]) -> Vec<String> {
+        names[..names.len() / 2].to_vec()
+    }
 }
 
 /// Entries in a `tools/list` answer, counted as occurrences of the `"name"` key: every mock tool
@@ -275,7 +359,7 @@ mod tests {
             Scenario::ListAcl,
             Scenario::ListAclJwt,
         ] {
-            write_request_body(sc, 41, &mut out);
+            write_request_body(sc, 41, None, &mut out);
             let env = parse_envelope(&out).unwrap_or_else(|| panic!("{sc} body parses"));
             assert_eq!(env.id.as_deref(), Some("41"));
             match sc {
@@ -330,6 +414,34 @@ mod tests {
         let filtered = serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":kept}});
         let text = serde_json::to_vec(&filtered).unwrap_or_default();
         assert_eq!(count_list_entries(&finder, &text), 50);
+    }
+
+    #[test]
+    fn tool_call_override_and_catalogue_of_an_sse_answer() {
+        let call = ToolCall {
+            name: "echo".to_owned(),
+            arguments: r#"{"message":"x"}"#.to_owned(),
+        };
+        let mut out = Vec::new();
+        write_request_body(Scenario::CallSse, 9, Some(&call), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["params"]["name"], "echo");
+        assert_eq!(v["params"]["arguments"]["message"], "x");
+        // An SSE tools/list answer whose second tool has a "name" property in its schema.
+        let answer = br#"event: message
+id: 1
+data: {"result":{"tools":[{"name":"a","inputSchema":{}},{"name":"b","inputSchema":{"properties":{"name":{}}}},{"name":"c"},{"name":"d"}]},"jsonrpc":"2.0","id":6}
+
+"#;
+        let cat = Catalogue::from_answer(answer).unwrap_or_else(|| panic!("catalogue"));
+        assert_eq!(cat.names, ["a", "b", "c", "d"]);
+        assert_eq!(cat.acl_names(), ["a", "b"]);
+        assert_eq!((cat.entries_full, cat.entries_acl), (5, 3));
+        let mock = Catalogue::mock(100);
+        assert_eq!(mock.acl_names(), acl_visible_tools(100));
+        let mut list = Vec::new();
+        MockAnswers::new(100, 16).write_list(b"1", &mut list);
+        assert_eq!(Catalogue::from_answer(&list), Some(mock));
     }
 
     #[test]

@@ -103,6 +103,31 @@ pub fn sample(pids: &[u32]) -> io::Result<Sample> {
     Ok(s)
 }
 
+/// CPU and memory of `pids` between two samples: CPU per request over `requests` when
+/// `per_request` (closed/open loop runs; not idle streams), CPU % of one core over `window_s`.
+pub fn watched(
+    pids: &[u32],
+    before: &Sample,
+    after: &Sample,
+    requests: u64,
+    window_s: f64,
+    per_request: bool,
+) -> crate::report::Watched {
+    let cpu_us = u64::try_from(
+        ticks_to_duration(after.cpu_ticks.saturating_sub(before.cpu_ticks)).as_micros(),
+    )
+    .unwrap_or(u64::MAX);
+    crate::report::Watched {
+        pids: pids.to_vec(),
+        cpu_us,
+        cpu_us_per_request: (requests > 0 && per_request).then(|| cpu_us as f64 / requests as f64),
+        cpu_percent: cpu_us as f64 / (window_s.max(1e-9) * 1e6) * 100.0,
+        rss_kb_start: before.rss_kb,
+        rss_kb_end: after.rss_kb,
+        pss_kb_end: after.pss_kb,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

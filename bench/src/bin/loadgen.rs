@@ -10,7 +10,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,16 +18,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use mcpgate_bench::http::{parse_response_head, ResponseHead};
+use mcpgate_bench::client::{self, build_request, connect, exchange, request_prefix, Target};
+use mcpgate_bench::http::parse_response_head;
 use mcpgate_bench::mcp::{
-    count_list_entries, initialize_body, initialized_notification, list_entry_finder,
-    write_request_body, Scenario, PROTOCOL_VERSION,
+    count_list_entries, list_entry_finder, write_request_body, Scenario, ToolCall, PROTOCOL_VERSION,
 };
 use mcpgate_bench::net::{BufConn, ConnError};
 use mcpgate_bench::procstat::{self, Sample};
-use mcpgate_bench::report::{IdleStreams, LoadReport, Percentiles, Watched};
+use mcpgate_bench::report::{IdleStreams, LoadReport, Percentiles};
 use mcpgate_bench::runtime::{block_on, raise_nofile_limit, Driver};
-use monoio::net::TcpStream;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -76,43 +74,16 @@ struct Args {
     /// Skip `initialize` (no Mcp-Session-Id header).
     #[arg(long)]
     no_session: bool,
+    /// Call scenarios: the tool to call instead of the mock's (`tool_7`, `sse_tool_7`), e.g.
+    /// `echo` on server-everything.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Call scenarios with `--tool`: its arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
+    arguments: String,
     /// auto (io_uring, else epoll), uring or epoll.
     #[arg(long, default_value = "auto")]
     driver: Driver,
-}
-
-struct Target {
-    addr: SocketAddr,
-    host: String,
-    path: String,
-    /// Extra header lines, each ending in CRLF.
-    extra_headers: String,
-}
-
-fn parse_url(url: &str) -> anyhow::Result<Target> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("only http:// URLs are supported")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let addr = with_port
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {authority}"))?
-        .next()
-        .with_context(|| format!("{authority} resolves to nothing"))?;
-    Ok(Target {
-        addr,
-        host: authority.to_owned(),
-        path: path.to_owned(),
-        extra_headers: String::new(),
-    })
 }
 
 /// Timing and stop signal shared by the measuring thread and the load threads.
@@ -162,98 +133,6 @@ impl ThreadStats {
     }
 }
 
-/// The fixed part of every request head, up to `Content-Length: `.
-fn request_prefix(target: &Target, session: Option<&str>) -> Vec<u8> {
-    let mut p = Vec::new();
-    let _ = write!(
-        p,
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: {PROTOCOL_VERSION}\r\n",
-        target.path, target.host
-    );
-    if let Some(s) = session {
-        let _ = write!(p, "Mcp-Session-Id: {s}\r\n");
-    }
-    p.extend_from_slice(target.extra_headers.as_bytes());
-    p.extend_from_slice(b"Content-Length: ");
-    p
-}
-
-fn build_request(prefix: &[u8], body: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(prefix);
-    let _ = write!(out, "{}\r\n\r\n", body.len());
-    out.extend_from_slice(body);
-}
-
-/// One request/response exchange on `conn`; returns the response head and whether the
-/// connection may be reused. `payload` receives the (de-chunked) body.
-async fn exchange(
-    conn: &mut BufConn,
-    req: Vec<u8>,
-    payload: &mut Vec<u8>,
-) -> (Result<(ResponseHead, bool), ConnError>, Vec<u8>) {
-    let (res, req) = conn.write_all(req).await;
-    if let Err(e) = res {
-        return (Err(e.into()), req);
-    }
-    let result = async {
-        let head = conn.read_head(|b| parse_response_head(b, false)).await?;
-        payload.clear();
-        let reusable = conn
-            .read_body(head.len, head.framing, Some(payload))
-            .await?
-            && !head.close;
-        Ok((head, reusable))
-    }
-    .await;
-    (result, req)
-}
-
-async fn connect(addr: SocketAddr) -> std::io::Result<BufConn> {
-    let s = TcpStream::connect_addr(addr).await?;
-    s.set_nodelay(true)?;
-    Ok(BufConn::new(s))
-}
-
-/// `initialize` + `notifications/initialized`, as a client would; returns the session id.
-fn open_session(args: &Args, target: &Target) -> anyhow::Result<Option<String>> {
-    let timeout = Duration::from_millis(args.timeout_ms);
-    block_on(args.driver, async {
-        let mut conn = connect(target.addr)
-            .await
-            .with_context(|| format!("connecting to {}", target.addr))?;
-        let mut req = Vec::new();
-        build_request(&request_prefix(target, None), &initialize_body(0), &mut req);
-        let mut payload = Vec::new();
-        let (res, _) = monoio::time::timeout(timeout, exchange(&mut conn, req, &mut payload))
-            .await
-            .context("initialize timed out")?;
-        let (head, _) = res.context("initialize exchange")?;
-        if head.status != 200 {
-            bail!(
-                "initialize answered HTTP {}: {}",
-                head.status,
-                String::from_utf8_lossy(&payload)
-            );
-        }
-        let session = head.session_id;
-        let mut req = Vec::new();
-        build_request(
-            &request_prefix(target, session.as_deref()),
-            &initialized_notification(),
-            &mut req,
-        );
-        let (res, _) = monoio::time::timeout(timeout, exchange(&mut conn, req, &mut payload))
-            .await
-            .context("notifications/initialized timed out")?;
-        let (head, _) = res.context("notifications/initialized exchange")?;
-        if !(200..300).contains(&head.status) {
-            bail!("notifications/initialized answered HTTP {}", head.status);
-        }
-        Ok(session)
-    })?
-}
-
 struct ConnPlan {
     /// Global index of the connection, for staggering open-loop schedules.
     index: u64,
@@ -274,6 +153,8 @@ struct LoopCtx {
     /// Tools every list answer must have (`--expect-list-entries`).
     expect_entries: Option<usize>,
     entry_finder: memchr::memmem::Finder<'static>,
+    /// `--tool`: what a call scenario calls instead of the mock's tool.
+    call: Option<ToolCall>,
 }
 
 async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
@@ -288,6 +169,7 @@ async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
         rate,
         expect_entries,
         ref entry_finder,
+        ref call,
     } = *ctx;
     let mut conn: Option<BufConn> = None;
     let mut body = Vec::with_capacity(512);
@@ -322,7 +204,7 @@ async fn request_loop(plan: ConnPlan, ctx: Rc<LoopCtx>) {
         };
         let mut c = c;
         id += 1;
-        write_request_body(scenario, id, &mut body);
+        write_request_body(scenario, id, call.as_ref(), &mut body);
         build_request(prefix, &body, &mut req);
         let sent = Instant::now();
         let outcome = monoio::time::timeout(
@@ -536,6 +418,10 @@ async fn run_thread(
             rate: args.rate,
             expect_entries: args.expect_list_entries,
             entry_finder: list_entry_finder(),
+            call: args.tool.clone().map(|name| ToolCall {
+                name,
+                arguments: args.arguments.clone(),
+            }),
         });
         let mut tasks = Vec::new();
         for index in mine {
@@ -599,14 +485,13 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let mut target = parse_url(&args.url)?;
+    let mut target = Target::parse(&args.url)?;
     for h in &args.headers {
-        let (name, value) = h
-            .split_once(':')
-            .with_context(|| format!("--header {h:?} is not \"Name: value\""))?;
-        target
-            .extra_headers
-            .push_str(&format!("{}: {}\r\n", name.trim(), value.trim()));
+        target.add_header(h).context("--header")?;
+    }
+    if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.arguments).is_err()
+    {
+        bail!("--arguments {:?} is not a JSON object", args.arguments);
     }
     let groups = args
         .watch
@@ -616,7 +501,7 @@ fn main() -> anyhow::Result<()> {
     let session = if args.no_session {
         None
     } else {
-        open_session(&args, &target)?
+        client::open_session(args.driver, &target, Duration::from_millis(args.timeout_ms))?
     };
 
     let start = Instant::now();
@@ -639,12 +524,7 @@ fn main() -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for thread in 0..args.threads {
         let (args, shared, session) = (args.clone(), shared.clone(), session.clone());
-        let target = Target {
-            addr: target.addr,
-            host: target.host.clone(),
-            path: target.path.clone(),
-            extra_headers: target.extra_headers.clone(),
-        };
+        let target = target.clone();
         handles.push(std::thread::spawn(move || {
             let driver = args.driver;
             block_on(
@@ -705,22 +585,9 @@ fn main() -> anyhow::Result<()> {
     let window_s = window.as_secs_f64().max(1e-9);
     let mut watched = BTreeMap::new();
     for ((g, b), a) in groups.iter().zip(&before).zip(&after) {
-        let cpu_us = u64::try_from(
-            procstat::ticks_to_duration(a.cpu_ticks.saturating_sub(b.cpu_ticks)).as_micros(),
-        )
-        .unwrap_or(u64::MAX);
         watched.insert(
             g.name.clone(),
-            Watched {
-                pids: g.pids.clone(),
-                cpu_us,
-                cpu_us_per_request: (total.requests > 0 && !idle)
-                    .then(|| cpu_us as f64 / total.requests as f64),
-                cpu_percent: cpu_us as f64 / (window_s * 1e6) * 100.0,
-                rss_kb_start: b.rss_kb,
-                rss_kb_end: a.rss_kb,
-                pss_kb_end: a.pss_kb,
-            },
+            procstat::watched(&g.pids, b, a, total.requests, window_s, !idle),
         );
     }
     let open_loop = args.rate.is_some();

@@ -4,7 +4,9 @@
 //! the bottleneck. Answers `initialize` (with an `Mcp-Session-Id`), notifications with 202,
 //! `tools/list` with a generated catalogue, `tools/call` as JSON or as a short chunked SSE stream
 //! (tools named `sse_*`, or every call with `--call-mode sse`), GET as a long-lived SSE stream with
-//! periodic keep-alive comments, DELETE with 200.
+//! periodic keep-alive comments, DELETE with 200. `--extra-header` adds fields to every answer
+//! (e.g. the `Server`, `Date` and `Connection: keep-alive` nginx sends), to tell what a proxy pays
+//! for an origin's headers apart from everything else that differs between origins.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -46,10 +48,17 @@ struct Args {
     /// auto (io_uring, else epoll), uring or epoll.
     #[arg(long, default_value = "auto")]
     driver: Driver,
+    /// A header field "Name: value" added to every response head (repeatable).
+    #[arg(long = "extra-header")]
+    extra_headers: Vec<String>,
 }
 
 struct Ctx {
     answers: MockAnswers,
+    /// `--extra-header` lines, each ending in CRLF.
+    extra: Vec<u8>,
+    /// The head of an SSE answer, extra fields included.
+    sse_head: Vec<u8>,
     call_sse: bool,
     keepalive: Duration,
     thread: usize,
@@ -76,8 +85,14 @@ fn main() -> anyhow::Result<()> {
         let args = args.clone();
         let bind = addr;
         handles.push(std::thread::spawn(move || {
+            let extra = extra_lines(&args.extra_headers);
+            let mut sse_head = SSE_HEAD_START.to_vec();
+            sse_head.extend_from_slice(&extra);
+            sse_head.extend_from_slice(b"\r\n");
             let ctx = Rc::new(Ctx {
                 answers: (*answers).clone(),
+                extra,
+                sse_head,
                 call_sse: args.call_mode == "sse",
                 keepalive: Duration::from_millis(args.sse_keepalive_ms.max(1)),
                 thread,
@@ -129,9 +144,24 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// An SSE answer's head without its blank line (extra fields go after it).
+const SSE_HEAD_START: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
 
-fn json_head(out: &mut Vec<u8>, status: &str, body_len: usize, session: Option<&str>) {
+/// `--extra-header` values as header lines; malformed ones (no colon) are skipped with a note.
+fn extra_lines(headers: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in headers {
+        match h.split_once(':') {
+            Some((name, value)) => {
+                let _ = write!(out, "{}: {}\r\n", name.trim(), value.trim());
+            }
+            None => eprintln!("mock_upstream: ignoring --extra-header {h:?} (no colon)"),
+        }
+    }
+    out
+}
+
+fn json_head(out: &mut Vec<u8>, ctx: &Ctx, status: &str, body_len: usize, session: Option<&str>) {
     let _ = write!(
         out,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n"
@@ -139,11 +169,14 @@ fn json_head(out: &mut Vec<u8>, status: &str, body_len: usize, session: Option<&
     if let Some(s) = session {
         let _ = write!(out, "Mcp-Session-Id: {s}\r\n");
     }
+    out.extend_from_slice(&ctx.extra);
     out.extend_from_slice(b"\r\n");
 }
 
-fn empty(out: &mut Vec<u8>, status: &str) {
-    let _ = write!(out, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+fn empty(out: &mut Vec<u8>, ctx: &Ctx, status: &str) {
+    let _ = write!(out, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n");
+    out.extend_from_slice(&ctx.extra);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Serves one keep-alive connection until the peer closes or misbehaves.
@@ -163,9 +196,9 @@ async fn serve(mut conn: BufConn, ctx: Rc<Ctx>) -> Result<(), ConnError> {
         out.clear();
         match head.method {
             Method::Get if head.accepts_sse => return idle_stream(conn, &ctx).await,
-            Method::Get => empty(&mut out, "405 Method Not Allowed"),
-            Method::Delete => empty(&mut out, "200 OK"),
-            Method::Other => empty(&mut out, "405 Method Not Allowed"),
+            Method::Get => empty(&mut out, &ctx, "405 Method Not Allowed"),
+            Method::Delete => empty(&mut out, &ctx, "200 OK"),
+            Method::Other => empty(&mut out, &ctx, "405 Method Not Allowed"),
             Method::Post => {
                 if let Some(second) = answer_post(&ctx, &body, &mut payload, &mut out) {
                     // SSE answer: the progress event goes out on its own, as a real tool would.
@@ -196,12 +229,12 @@ fn answer_post(
 ) -> Option<Vec<u8>> {
     let Some(env) = parse_envelope(body) else {
         let msg = br#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"}}"#;
-        json_head(out, "400 Bad Request", msg.len(), None);
+        json_head(out, ctx, "400 Bad Request", msg.len(), None);
         out.extend_from_slice(msg);
         return None;
     };
     let Some(id) = env.id.as_deref() else {
-        empty(out, "202 Accepted");
+        empty(out, ctx, "202 Accepted");
         return None;
     };
     payload.clear();
@@ -221,7 +254,7 @@ fn answer_post(
                     .as_deref()
                     .is_some_and(|n| n.starts_with(SSE_TOOL_PREFIX));
             if wants_sse {
-                out.extend_from_slice(SSE_HEAD);
+                out.extend_from_slice(&ctx.sse_head);
                 let mut event = b"event: message\ndata: ".to_vec();
                 MockAnswers::write_progress(
                     env.progress_token.as_deref().unwrap_or("\"p\""),
@@ -250,14 +283,14 @@ fn answer_post(
             );
         }
     }
-    json_head(out, "200 OK", payload.len(), session.as_deref());
+    json_head(out, ctx, "200 OK", payload.len(), session.as_deref());
     out.extend_from_slice(payload);
     None
 }
 
 /// A standalone GET stream: held open with periodic keep-alive comments until the client leaves.
 async fn idle_stream(mut conn: BufConn, ctx: &Ctx) -> Result<(), ConnError> {
-    let mut out = SSE_HEAD.to_vec();
+    let mut out = ctx.sse_head.clone();
     write_chunk(&mut out, b": stream open\n\n");
     let (res, _) = conn.write_all(out).await;
     res?;

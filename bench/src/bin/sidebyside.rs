@@ -1,9 +1,11 @@
-//! sidebyside: one command that measures the same MCP workload direct to the mock upstream,
-//! through mcpgate and through nginx (a blind keep-alive reverse proxy), in one run, and prints a
-//! table and writes JSON of the medians over several repetitions. It generates mcpgate's configs
-//! for the ACL / JWT scenarios and runs A/B variants of mcpgate interleaved with the other legs.
-//! `--smoke` runs every leg briefly (for CI) and fails loudly when a leg cannot run. Method: see
-//! bench/README.md.
+//! sidebyside: one command that measures the same MCP workload direct to the origin, through
+//! mcpgate and through nginx (a blind keep-alive reverse proxy), in one run, and prints a table and
+//! writes JSON of the medians over several repetitions. Every run is one combination of
+//! workers × origin (our mock, nginx as a trivial origin, server-everything) × load generator
+//! (our loadgen, wrk) × leg, and records which; ratios are taken within a combination. It
+//! generates mcpgate's configs for the ACL / JWT scenarios and runs A/B variants of mcpgate
+//! interleaved with the other legs. `--smoke` runs every leg briefly (for CI) and fails loudly
+//! when a leg cannot run. Method: see bench/README.md.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,13 +17,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use mcpgate_bench::client::{self, Target};
 use mcpgate_bench::gateconf::{
     api_policies_toml, generated_template, render, JwtKey, Policies, POLICIES_PLACEHOLDER,
 };
-use mcpgate_bench::mcp::{acl_visible_tools, Scenario};
-use mcpgate_bench::procstat;
-use mcpgate_bench::report::{median, LoadReport};
-use mcpgate_bench::runtime::raise_nofile_limit;
+use mcpgate_bench::mcp::{write_request_body, Catalogue, Scenario};
+use mcpgate_bench::origin::{nginx_origin_conf, NginxOriginBodies, OriginKind, NGINX_LIKE_HEADERS};
+use mcpgate_bench::report::{median, LoadReport, Percentiles};
+use mcpgate_bench::runtime::{raise_nofile_limit, Driver};
+use mcpgate_bench::wrk::{monotonic_ns, WrkOutput, WrkScript, ID_SENTINEL};
+use mcpgate_bench::{perfstat, procstat};
 use serde::Serialize;
 
 #[derive(Parser, Debug, Clone, Serialize)]
@@ -45,12 +50,49 @@ struct Args {
     /// Load generator threads.
     #[arg(long, default_value_t = 1)]
     loadgen_threads: u64,
-    /// Worker threads of mcpgate = worker processes of nginx. Default: available cores.
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Threads of the mock upstream. Default: available cores.
+    /// Worker threads of mcpgate = worker processes of nginx, comma-separated for several
+    /// settings one after the other (e.g. `1,2`). Default: available cores.
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<usize>,
+    /// Threads of the mock upstream (worker processes of the nginx origin). Default: available
+    /// cores.
     #[arg(long)]
     mock_threads: Option<usize>,
+    /// Load generators, comma-separated: ours (loadgen), wrk.
+    #[arg(long = "loadgen", default_value = "ours", value_delimiter = ',')]
+    loadgens: Vec<LoadgenKind>,
+    /// Origins behind the legs, comma-separated: mock, mock-hdr (the mock adding nginx's Server,
+    /// Date and Connection fields), nginx (trivial `return 200` origin), everything
+    /// (@modelcontextprotocol/server-everything; calls its `echo` tool).
+    #[arg(long = "origin", default_value = "mock", value_delimiter = ',')]
+    origins: Vec<OriginKind>,
+    /// Only the closed-loop pass (CPU per request, max rps); no fixed-rate latency pass.
+    #[arg(long)]
+    closed_only: bool,
+    /// The wrk binary.
+    #[arg(long, default_value = "wrk")]
+    wrk: PathBuf,
+    /// The node binary (for the everything origin).
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// server-everything's entry point. Default: tests/js/node_modules/… of this checkout
+    /// (installed by `npm ci` in tests/js).
+    #[arg(long)]
+    everything: Option<PathBuf>,
+    /// `perf stat` the proxy's processes over every closed-loop window (`--perf-events`) and
+    /// report counts per request. Tracing costs the proxies a little: take ratios without it.
+    #[arg(long)]
+    perf_stat: bool,
+    /// Events for `--perf-stat` (perf's -e list).
+    #[arg(long, default_value = mcpgate_bench::perfstat::DEFAULT_EVENTS)]
+    perf_events: String,
+    /// `perf record -g` the proxy's processes over every closed-loop window into DIR (one
+    /// perf.data per run, named after the run).
+    #[arg(long, value_name = "DIR")]
+    perf_record: Option<PathBuf>,
+    /// The perf binary.
+    #[arg(long, default_value = "perf")]
+    perf: PathBuf,
     /// Legs to run, comma-separated: direct, mcpgate, nginx.
     #[arg(long, default_value = "direct,mcpgate,nginx", value_delimiter = ',')]
     legs: Vec<String>,
@@ -120,6 +162,58 @@ struct Args {
     /// Where the JSON goes.
     #[arg(long, default_value = "target/bench/side_by_side.json")]
     out: PathBuf,
+}
+
+/// Which load generator drives a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum LoadgenKind {
+    /// `loadgen` (ours): closed and open loop, idle streams.
+    Ours,
+    /// Debian's `wrk` with a generated Lua script: closed loop only.
+    Wrk,
+}
+
+impl LoadgenKind {
+    fn name(self) -> &'static str {
+        match self {
+            LoadgenKind::Ours => "ours",
+            LoadgenKind::Wrk => "wrk",
+        }
+    }
+}
+
+impl std::str::FromStr for LoadgenKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ours" | "loadgen" => Ok(LoadgenKind::Ours),
+            "wrk" => Ok(LoadgenKind::Wrk),
+            other => Err(format!(
+                "unknown load generator {other:?} (expected ours or wrk)"
+            )),
+        }
+    }
+}
+
+/// One setting of everything but the leg: the unit inside which legs are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Combo {
+    workers: usize,
+    origin: OriginKind,
+    loadgen: LoadgenKind,
+}
+
+impl Combo {
+    /// `w1 wrk→nginx`: how tables and JSON name the combination.
+    fn label(self) -> String {
+        format!(
+            "w{} {}→{}",
+            self.workers,
+            self.loadgen.name(),
+            self.origin.name()
+        )
+    }
 }
 
 impl Args {
@@ -474,9 +568,154 @@ fn leg_specs(args: &Args) -> anyhow::Result<Vec<LegSpec>> {
 struct Env<'a> {
     args: &'a Args,
     dir: &'a Path,
-    mock_port: u16,
+    origin: &'a OriginRun,
     workers: usize,
     jwt: &'a JwtKey,
+}
+
+/// A running origin: what the legs forward to, and its processes (watched as `mock` in reports,
+/// whichever origin it is, so the field names stay those of earlier runs).
+struct OriginRun {
+    kind: OriginKind,
+    port: u16,
+    pids: Vec<u32>,
+    procs: Vec<Proc>,
+    /// Its `tools/list`, read once before the run: the ACL's names and the expected counts.
+    catalogue: Catalogue,
+}
+
+impl OriginRun {
+    fn upstream(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+/// The default entry point of server-everything: tests/js of this checkout.
+fn default_everything() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/js/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// Starts `kind` and reads its catalogue. The mock and the nginx origin use `threads` threads /
+/// worker processes; server-everything is one Node process.
+fn start_origin(
+    args: &Args,
+    dir: &Path,
+    kind: OriginKind,
+    threads: usize,
+    port: u16,
+) -> anyhow::Result<OriginRun> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let mut procs = Vec::new();
+    let pids = match kind {
+        OriginKind::Mock | OriginKind::MockHdr => {
+            let mut cmd = placed(args, Role::Fixture, &sibling("mock_upstream")?);
+            if kind == OriginKind::MockHdr {
+                for h in NGINX_LIKE_HEADERS {
+                    cmd.args(["--extra-header", h]);
+                }
+            }
+            cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--threads", &threads.to_string()])
+                .args([
+                    "--tools",
+                    &args.tools.to_string(),
+                    "--result-bytes",
+                    &args.result_bytes.to_string(),
+                ])
+                .args(["--sse-keepalive-ms", &args.sse_keepalive_ms.to_string()]);
+            let mut mock =
+                Proc::spawn("mock_upstream", cmd, dir.join(format!("origin-{kind}.log")))?;
+            mock.wait_ready("listening", Duration::from_secs(10), |log| {
+                log.contains("listening on")
+            })?;
+            procs.push(mock);
+            vec![procs[0].pid()]
+        }
+        OriginKind::Nginx => {
+            let bin = find_in_path(&args.nginx).with_context(|| {
+                format!(
+                    "{} not found: install it (`apt-get install -y nginx`) or pass --nginx",
+                    args.nginx.display()
+                )
+            })?;
+            let sub = dir.join("origin-nginx");
+            std::fs::create_dir_all(&sub)?;
+            let conf = sub.join("nginx.conf");
+            let bodies = NginxOriginBodies::new(args.tools, args.result_bytes);
+            let text =
+                nginx_origin_conf(&sub, port, threads, &bodies).map_err(anyhow::Error::msg)?;
+            std::fs::write(&conf, text)?;
+            let mut cmd = placed(args, Role::Fixture, &bin);
+            cmd.arg("-p")
+                .arg(&sub)
+                .arg("-e")
+                .arg(sub.join("nginx-error.log"))
+                .arg("-c")
+                .arg(&conf);
+            let mut proc = Proc::spawn("nginx origin", cmd, dir.join("origin-nginx.log"))?;
+            proc.wait_ready("accepting", Duration::from_secs(10), |_| accepts(addr))?;
+            let master = proc.pid();
+            let mut pids = Vec::new();
+            proc.wait_ready("running all workers", Duration::from_secs(5), |_| {
+                pids = procstat::children(master);
+                pids.len() >= threads
+            })?;
+            pids.insert(0, master);
+            procs.push(proc);
+            pids
+        }
+        OriginKind::Everything => {
+            let entry = args.everything.clone().unwrap_or_else(default_everything);
+            require_file(&entry, "install it with `npm ci` in tests/js (bench/harness/ensure_tools.sh) or pass --everything")?;
+            let node = find_in_path(&args.node).with_context(|| {
+                format!(
+                    "{} not found (apt-get install -y nodejs)",
+                    args.node.display()
+                )
+            })?;
+            let mut cmd = placed(args, Role::Fixture, &node);
+            cmd.arg(&entry)
+                .arg("streamableHttp")
+                .env("PORT", port.to_string());
+            let mut proc =
+                Proc::spawn("server-everything", cmd, dir.join("origin-everything.log"))?;
+            let ready = format!("listening on port {port}");
+            proc.wait_ready("listening", Duration::from_secs(30), |log| {
+                log.contains(&ready)
+            })?;
+            proc.wait_ready("accepting", Duration::from_secs(5), |_| accepts(addr))?;
+            procs.push(proc);
+            vec![procs[0].pid()]
+        }
+    };
+    let catalogue = match kind {
+        OriginKind::Mock | OriginKind::MockHdr | OriginKind::Nginx => Catalogue::mock(args.tools),
+        OriginKind::Everything => {
+            let target = Target::parse(&format!("http://127.0.0.1:{port}/mcp"))?;
+            let mut body = Vec::new();
+            write_request_body(Scenario::List, 1, None, &mut body);
+            let (_, status, payload) =
+                client::session_and_request(Driver::Auto, &target, &body, Duration::from_secs(10))
+                    .context("reading server-everything's tools/list")?;
+            if status != 200 {
+                bail!("server-everything answered tools/list with HTTP {status}");
+            }
+            Catalogue::from_answer(&payload).with_context(|| {
+                format!(
+                    "server-everything's tools/list is not a tool list: {}",
+                    String::from_utf8_lossy(&payload[..payload.len().min(300)])
+                )
+            })?
+        }
+    };
+    Ok(OriginRun {
+        kind,
+        port,
+        pids,
+        procs,
+        catalogue,
+    })
 }
 
 /// Starts one mcpgate of `leg` for `policies`; `Ok(None)` when the leg skips them.
@@ -492,7 +731,7 @@ fn start_mcpgate(
         None => sibling("mcpgate")?,
     };
     require_file(&bin, "build it with `cargo build -p mcpgate-core --release` (same CARGO_TARGET_DIR) or pass --mcpgate")?;
-    let upstream = format!("http://127.0.0.1:{}/mcp", env.mock_port);
+    let upstream = env.origin.upstream();
     let template = match policies {
         Policies::None => gate.plain.as_ref(),
         _ => match &gate.with_policies {
@@ -506,11 +745,17 @@ fn start_mcpgate(
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
         .args(["--workers", &env.workers.to_string()]);
-    let stem = format!("{leg}-{}", policies.slug());
+    let stem = format!(
+        "{leg}-{}-w{}-{}",
+        env.origin.kind,
+        env.workers,
+        policies.slug()
+    );
     match template {
         Some(template) => {
             let conf = env.dir.join(format!("{stem}.toml"));
-            let policies_toml = api_policies_toml(policies, args.tools, env.jwt);
+            let policies_toml =
+                api_policies_toml(policies, &env.origin.catalogue.acl_names(), env.jwt);
             std::fs::write(&conf, render(template, &upstream, &policies_toml))?;
             cmd.arg("--config").arg(conf);
         }
@@ -548,13 +793,13 @@ fn start_leg(
             endpoints.insert(
                 Policies::None,
                 Endpoint {
-                    url: format!("http://127.0.0.1:{}/mcp", env.mock_port),
+                    url: env.origin.upstream(),
                     proxy_pids: vec![],
                     procs: vec![],
                 },
             );
         }
-        LegKind::Nginx => match start_nginx(env.args, env.dir, env.mock_port, env.workers) {
+        LegKind::Nginx => match start_nginx(env) {
             Ok(e) => {
                 endpoints.insert(Policies::None, e);
             }
@@ -582,7 +827,14 @@ fn start_leg(
     }
 }
 
-fn nginx_conf(dir: &Path, port: u16, mock_port: u16, workers: usize, idle_streams: u64) -> String {
+fn nginx_conf(
+    dir: &Path,
+    port: u16,
+    mock_port: u16,
+    workers: usize,
+    idle_streams: u64,
+    upstream_idle: &str,
+) -> String {
     let d = dir.display();
     // nginx preallocates its connection table, so size it for the idle scenario (a client and an
     // upstream connection per stream, spread unevenly over reuseport workers) and no larger.
@@ -609,7 +861,7 @@ http {{
         server 127.0.0.1:{mock_port};
         keepalive 256;
         keepalive_requests 100000000;
-        keepalive_timeout 300s;
+        keepalive_timeout {upstream_idle};
     }}
     server {{
         listen 127.0.0.1:{port} backlog=8192 reuseport;
@@ -639,12 +891,13 @@ fn find_in_path(bin: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn start_nginx(
-    args: &Args,
-    dir: &Path,
-    mock_port: u16,
-    workers: usize,
-) -> anyhow::Result<Endpoint> {
+fn start_nginx(env: &Env<'_>) -> anyhow::Result<Endpoint> {
+    let (args, workers, mock_port) = (env.args, env.workers, env.origin.port);
+    // One directory per nginx (pid file, temp paths): several run at once, one per origin.
+    let dir = &env
+        .dir
+        .join(format!("nginx-proxy-{}-w{workers}", env.origin.kind));
+    std::fs::create_dir_all(dir)?;
     let bin = find_in_path(&args.nginx).with_context(|| {
         format!("{} not found: install it (`apt-get update && apt-get install -y nginx`) or pass --nginx", args.nginx.display())
     })?;
@@ -652,7 +905,20 @@ fn start_nginx(
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
-        nginx_conf(dir, port, mock_port, workers, args.idle_streams),
+        nginx_conf(
+            dir,
+            port,
+            mock_port,
+            workers,
+            args.idle_streams,
+            // Node's HTTP server closes keep-alive connections idle for 5 s: a proxy must let go
+            // of them first, or a request sent just as Node closes one is lost (502).
+            if env.origin.kind == OriginKind::Everything {
+                "4s"
+            } else {
+                "300s"
+            },
+        ),
     )?;
     let mut cmd = placed(args, Role::Proxy, &bin);
     cmd.arg("-p")
@@ -678,11 +944,11 @@ fn start_nginx(
     })
 }
 
-fn check_alive(legs: &mut [Leg], mock: &mut Proc, failures: &mut Vec<String>) {
+fn check_alive(legs: &mut [Leg], origin: &mut [Proc], failures: &mut Vec<String>) {
     for p in legs
         .iter_mut()
         .flat_map(|l| l.procs_mut())
-        .chain(std::iter::once(mock))
+        .chain(origin.iter_mut())
     {
         if let Err(e) = p.ensure_running() {
             failures.push(format!("{e:#}"));
@@ -694,40 +960,169 @@ fn check_alive(legs: &mut [Leg], mock: &mut Proc, failures: &mut Vec<String>) {
 #[derive(Debug, Clone, Serialize)]
 struct Run {
     rep: usize,
+    /// `w1 wrk→nginx`: workers, load generator, origin (also as separate fields below).
+    combo: String,
+    workers: usize,
+    origin: OriginKind,
+    loadgen: LoadgenKind,
     leg: String,
     scenario: Scenario,
     /// Proxy memory (PSS) just before an idle-streams run, to get the cost per stream.
     proxy_pss_kb_before: Option<u64>,
+    /// `--perf-stat`: the proxy's counts over the window, and the same per request.
+    perf_counts: Option<BTreeMap<String, f64>>,
+    perf_per_request: Option<BTreeMap<String, f64>>,
+    /// `--perf-record`: the profile of this run.
+    perf_data: Option<PathBuf>,
     report: LoadReport,
+}
+
+/// perf attached to a proxy over one window.
+struct PerfRun {
+    child: std::process::Child,
+    out: PathBuf,
+    started: Instant,
+    record: bool,
+}
+
+/// What perf gave for one run.
+#[derive(Default)]
+struct PerfResult {
+    counts: Option<BTreeMap<String, f64>>,
+    per_request: Option<BTreeMap<String, f64>>,
+    data: Option<PathBuf>,
 }
 
 struct Harness {
     args: Args,
     loadgen: PathBuf,
-    mock_pid: u32,
+    /// wrk, when a combination uses it.
+    wrk: Option<PathBuf>,
     jwt: JwtKey,
     failures: Vec<String>,
     runs: Vec<Run>,
+    /// Where perf output goes (`--perf-record` DIR, else the run's temp dir).
+    perf_dir: PathBuf,
 }
 
 impl Harness {
+    /// Starts perf on `pids` for `seconds` when `--perf-stat` or `--perf-record` asks for it.
+    fn perf_begin(
+        &self,
+        pids: &[u32],
+        seconds: f64,
+        label: &str,
+    ) -> anyhow::Result<Option<PerfRun>> {
+        let record = self.args.perf_record.is_some();
+        if pids.is_empty() || !(self.args.perf_stat || record) {
+            return Ok(None);
+        }
+        let slug: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let (mode, out) = if record {
+            (
+                perfstat::PerfMode::Record,
+                self.perf_dir.join(format!("{slug}.perf.data")),
+            )
+        } else {
+            (
+                perfstat::PerfMode::Stat {
+                    events: self.args.perf_events.clone(),
+                },
+                self.perf_dir.join(format!("{slug}.perf-stat.csv")),
+            )
+        };
+        let child =
+            perfstat::start(&self.args.perf, &mode, pids, seconds, &out).with_context(|| {
+                format!(
+                    "starting {} (apt-get install -y linux-perf)",
+                    self.args.perf.display()
+                )
+            })?;
+        Ok(Some(PerfRun {
+            child,
+            out,
+            started: Instant::now(),
+            record,
+        }))
+    }
+
+    /// Waits for perf; counts per request, with `requests` completed over `window_s` scaled to
+    /// the seconds perf actually counted.
+    fn perf_end(perf: Option<PerfRun>, requests: u64, window_s: f64) -> anyhow::Result<PerfResult> {
+        let Some(p) = perf else {
+            return Ok(PerfResult::default());
+        };
+        let out = p.child.wait_with_output()?;
+        let seconds = p.started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "perf failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if p.record {
+            return Ok(PerfResult {
+                data: Some(p.out),
+                ..Default::default()
+            });
+        }
+        let counts = perfstat::parse_stat_csv(&std::fs::read_to_string(&p.out)?);
+        let in_perf_window = requests as f64 * (seconds / window_s.max(1e-9)).min(1.0);
+        let per_request = (in_perf_window > 0.0).then(|| {
+            counts
+                .iter()
+                .map(|(k, v)| (k.clone(), v / in_perf_window))
+                .collect()
+        });
+        Ok(PerfResult {
+            counts: Some(counts),
+            per_request,
+            data: None,
+        })
+    }
+
     /// Tools every `tools/list` answer of `leg` must list in `scenario`, when that is known: the
     /// ACL's half through a gateway in the list-acl scenarios, the whole catalogue otherwise
     /// (except through a user's config, which may filter on its own).
-    fn expected_list_entries(&self, leg: &LegSpec, scenario: Scenario) -> Option<usize> {
+    fn expected_list_entries(
+        &self,
+        leg: &LegSpec,
+        origin: &OriginRun,
+        scenario: Scenario,
+    ) -> Option<usize> {
         if !scenario.is_list() {
             return None;
         }
         match leg.gate() {
-            Some(_) if scenario.has_acl() => Some(acl_visible_tools(self.args.tools).len()),
+            Some(_) if scenario.has_acl() => Some(origin.catalogue.entries_acl),
             Some(g) if g.plain_is_users => None,
-            _ => Some(self.args.tools),
+            _ => Some(origin.catalogue.entries_full),
         }
     }
 
-    fn loadgen(
+    /// `Authorization` for the JWT scenario: every leg sends the token (nginx and the origins
+    /// ignore it), so all legs do the same work on the client side. Minted per run: a long A/B
+    /// outlives an hour-long token.
+    fn auth_header(&self, scenario: Scenario) -> Option<String> {
+        scenario.has_jwt().then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            format!("Authorization: Bearer {}", self.jwt.mint(now))
+        })
+    }
+
+    /// One measured run of `scenario` on `leg` in `combo`; `rate` = open loop (ours only).
+    fn run_load(
         &mut self,
         leg: &Leg,
+        origin: &OriginRun,
+        combo: Combo,
         scenario: Scenario,
         rep: usize,
         rate: Option<f64>,
@@ -735,25 +1130,84 @@ impl Harness {
         let Some(endpoint) = leg.endpoint(scenario) else {
             return Ok(None);
         };
+        let mode = if scenario == Scenario::IdleSse {
+            "idle"
+        } else if rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        };
+        let label = format!(
+            "{} {} {} {} (rep {})",
+            combo.label(),
+            leg.name(),
+            scenario,
+            mode,
+            rep + 1
+        );
+        eprintln!("sidebyside: {label} ...");
+        let url = format!("{}{}", endpoint.url, origin.kind.query(scenario));
+        let expect = self.expected_list_entries(&leg.spec, origin, scenario);
+        let outcome = match combo.loadgen {
+            LoadgenKind::Ours => {
+                self.run_ours(endpoint, origin, &url, scenario, expect, rate, &label)?
+            }
+            LoadgenKind::Wrk => self.run_wrk(endpoint, origin, &url, scenario, expect, &label),
+        };
+        let (report, proxy_pss_kb_before, perf) = match outcome {
+            Ok(r) => r,
+            Err(problem) => {
+                self.failures.push(format!("{label}: {problem:#}"));
+                return Ok(None);
+            }
+        };
+        if let Some(problem) = judge(scenario, &report) {
+            self.failures.push(format!("{label}: {problem}"));
+        }
+        self.runs.push(Run {
+            rep,
+            combo: combo.label(),
+            workers: combo.workers,
+            origin: combo.origin,
+            loadgen: combo.loadgen,
+            leg: leg.name().to_owned(),
+            scenario,
+            proxy_pss_kb_before,
+            perf_counts: perf.counts,
+            perf_per_request: perf.per_request,
+            perf_data: perf.data,
+            report: report.clone(),
+        });
+        Ok(Some(report))
+    }
+
+    /// A run of our loadgen. The outer error is the harness's own (fatal); the inner one means
+    /// this leg could not run (a failure of the run, recorded by the caller).
+    #[allow(clippy::too_many_arguments)]
+    fn run_ours(
+        &self,
+        endpoint: &Endpoint,
+        origin: &OriginRun,
+        url: &str,
+        scenario: Scenario,
+        expect: Option<usize>,
+        rate: Option<f64>,
+        label: &str,
+    ) -> anyhow::Result<anyhow::Result<(LoadReport, Option<u64>, PerfResult)>> {
         let a = &self.args;
         let mut cmd = placed(&self.args, Role::Fixture, &self.loadgen);
-        cmd.args(["--url", &endpoint.url, "--scenario", scenario.name()])
+        let origin_pids: Vec<String> = origin.pids.iter().map(u32::to_string).collect();
+        cmd.args(["--url", url, "--scenario", scenario.name()])
             .args(["--threads", &a.loadgen_threads.to_string()])
-            .args(["--watch", &format!("mock={}", self.mock_pid)]);
-        if let Some(n) = self.expected_list_entries(&leg.spec, scenario) {
+            .args(["--watch", &format!("mock={}", origin_pids.join(","))]);
+        if let Some(n) = expect {
             cmd.args(["--expect-list-entries", &n.to_string()]);
         }
-        if scenario.has_jwt() {
-            // Every leg sends the token (nginx and the mock ignore it), so all legs do the same
-            // work on the client side. Minted per run: a long A/B outlives an hour-long token.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            cmd.args([
-                "--header",
-                &format!("Authorization: Bearer {}", self.jwt.mint(now)),
-            ]);
+        if let Some(call) = origin.kind.tool_call() {
+            cmd.args(["--tool", &call.name, "--arguments", &call.arguments]);
+        }
+        if let Some(h) = self.auth_header(scenario) {
+            cmd.args(["--header", &h]);
         }
         if !endpoint.proxy_pids.is_empty() {
             let pids: Vec<String> = endpoint.proxy_pids.iter().map(u32::to_string).collect();
@@ -782,15 +1236,6 @@ impl Harness {
         for h in &a.headers {
             cmd.args(["--header", h]);
         }
-        let mode = if scenario == Scenario::IdleSse {
-            "idle"
-        } else if rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        };
-        let label = format!("{} {} {} (rep {})", leg.name(), scenario, mode, rep + 1);
-        eprintln!("sidebyside: {label} ...");
         let proxy_pss_kb_before =
             if scenario == Scenario::IdleSse && !endpoint.proxy_pids.is_empty() {
                 Some(
@@ -801,17 +1246,27 @@ impl Harness {
             } else {
                 None
             };
-        let out = cmd
+        let child = cmd
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .with_context(|| format!("running {}", self.loadgen.display()))?;
+        // perf over the measured window (closed or open loop): it opens `warmup` after loadgen's
+        // start (plus its handshake, a few ms); perf stops a little before the window's end.
+        let perf = if scenario != Scenario::IdleSse {
+            std::thread::sleep(Duration::from_secs_f64(a.warmup.max(0.0) + 0.05));
+            self.perf_begin(&endpoint.proxy_pids, (a.duration - 0.15).max(0.1), label)?
+        } else {
+            None
+        };
+        let out = child.wait_with_output()?;
         if !out.status.success() {
-            self.failures.push(format!(
-                "{label}: loadgen failed ({}): {}",
+            return Ok(Err(anyhow::anyhow!(
+                "loadgen failed ({}): {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
-            ));
-            return Ok(None);
+            )));
         }
         let report: LoadReport = serde_json::from_slice(&out.stdout).with_context(|| {
             format!(
@@ -819,17 +1274,174 @@ impl Harness {
                 String::from_utf8_lossy(&out.stdout)
             )
         })?;
-        if let Some(problem) = judge(scenario, &report) {
-            self.failures.push(format!("{label}: {problem}"));
+        let perf = match Self::perf_end(perf, report.requests, report.window_seconds) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok((report, proxy_pss_kb_before, perf)))
+    }
+
+    /// A run of wrk: the session opened here first (through the leg, as a client would), then
+    /// wrk for warm-up + duration, the proxy's and origin's CPU read from /proc at the edges of
+    /// the window the script counts answers in.
+    fn run_wrk(
+        &self,
+        endpoint: &Endpoint,
+        origin: &OriginRun,
+        url: &str,
+        scenario: Scenario,
+        expect: Option<usize>,
+        label: &str,
+    ) -> anyhow::Result<(LoadReport, Option<u64>, PerfResult)> {
+        let a = &self.args;
+        let wrk = self
+            .wrk
+            .as_ref()
+            .context("wrk is not installed (apt-get install -y wrk) or pass --wrk")?;
+        if scenario == Scenario::IdleSse {
+            bail!("wrk does not hold idle streams");
         }
-        self.runs.push(Run {
-            rep,
-            leg: leg.name().to_owned(),
+        let mut target = Target::parse(url)?;
+        let auth = self.auth_header(scenario);
+        for h in a.headers.iter().chain(auth.iter()) {
+            target.add_header(h)?;
+        }
+        let timeout = Duration::from_secs(5);
+        let session = client::open_session(Driver::Auto, &target, timeout)
+            .context("opening the session for wrk")?;
+        let mut headers: Vec<(String, String)> = vec![
+            ("Host".into(), target.host.clone()),
+            ("Content-Type".into(), "application/json".into()),
+            (
+                "Accept".into(),
+                "application/json, text/event-stream".into(),
+            ),
+            (
+                "MCP-Protocol-Version".into(),
+                mcpgate_bench::mcp::PROTOCOL_VERSION.into(),
+            ),
+        ];
+        if let Some(s) = &session {
+            headers.push(("Mcp-Session-Id".into(), s.clone()));
+        }
+        for h in a.headers.iter().chain(auth.iter()) {
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        // The body with a sentinel id, split by the script and joined with each request's id.
+        let sentinel: u64 = ID_SENTINEL.parse().context("id sentinel")?;
+        let mut body = Vec::new();
+        write_request_body(
             scenario,
-            proxy_pss_kb_before,
-            report: report.clone(),
-        });
-        Ok(Some(report))
+            sentinel,
+            origin.kind.tool_call().as_ref(),
+            &mut body,
+        );
+        let warmup = Duration::from_secs_f64(a.warmup.max(0.0));
+        let measure = Duration::from_secs_f64(a.duration.max(0.1));
+        let start_ns = monotonic_ns();
+        let start = Instant::now();
+        let window_start_ns = start_ns + u64::try_from(warmup.as_nanos()).unwrap_or(u64::MAX);
+        let window_end_ns = window_start_ns + u64::try_from(measure.as_nanos()).unwrap_or(u64::MAX);
+        let script = WrkScript {
+            path: target.path.clone(),
+            headers,
+            body_template: String::from_utf8_lossy(&body).into_owned(),
+            expect_entries: expect,
+            window_start_ns,
+            window_end_ns,
+        };
+        let lua =
+            std::env::temp_dir().join(format!("mcpgate-sidebyside-{}-wrk.lua", std::process::id()));
+        std::fs::write(&lua, script.lua())?;
+        // wrk's -d is whole seconds: round up past the window's end.
+        let total = (warmup + measure).as_secs_f64() + 0.3;
+        let mut cmd = placed(a, Role::Fixture, wrk);
+        cmd.args(["-t", &a.loadgen_threads.to_string()])
+            .args(["-c", &a.connections.max(a.loadgen_threads).to_string()])
+            .args(["-d", &format!("{}s", total.ceil() as u64)])
+            .args(["--timeout", "5s", "-s"])
+            .arg(&lua)
+            .arg(format!("http://{}{}", target.host, target.path))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", wrk.display()))?;
+        let groups: [(&str, &[u32]); 2] = [("proxy", &endpoint.proxy_pids), ("mock", &origin.pids)];
+        std::thread::sleep((start + warmup).saturating_duration_since(Instant::now()));
+        let t0 = Instant::now();
+        let before: Vec<procstat::Sample> = groups
+            .iter()
+            .map(|(_, p)| procstat::sample(p))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("{label}: reading /proc"))?;
+        let perf = self.perf_begin(&endpoint.proxy_pids, measure.as_secs_f64() - 0.05, label)?;
+        std::thread::sleep((start + warmup + measure).saturating_duration_since(Instant::now()));
+        let after: Vec<procstat::Sample> = groups
+            .iter()
+            .map(|(_, p)| procstat::sample(p))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("{label}: reading /proc"))?;
+        let window_s = t0.elapsed().as_secs_f64();
+        let out = child.wait_with_output()?;
+        let _ = std::fs::remove_file(&lua);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(w) = WrkOutput::parse(&stdout).filter(|_| out.status.success()) else {
+            bail!(
+                "wrk failed ({}): {} {}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        };
+        let requests = w.requests_in_window;
+        let perf = Self::perf_end(perf, requests, window_s)?;
+        let mut watched = BTreeMap::new();
+        for ((name, pids), (b, af)) in groups.iter().zip(before.iter().zip(&after)) {
+            if !pids.is_empty() {
+                watched.insert(
+                    (*name).to_owned(),
+                    procstat::watched(pids, b, af, requests, window_s, true),
+                );
+            }
+        }
+        let first_error = match (w.first_error.is_empty(), w.socket_errors()) {
+            (false, _) => Some(w.first_error.clone()),
+            (true, 0) => None,
+            (true, n) => Some(format!(
+                "{n} socket errors (connect {}, read {}, write {}, timeout {})",
+                w.connect_errors, w.read_errors, w.write_errors, w.timeouts
+            )),
+        };
+        let report = LoadReport {
+            scenario: scenario.to_string(),
+            mode: "closed".to_owned(),
+            url: url.to_owned(),
+            driver: "wrk".to_owned(),
+            connections: a.connections,
+            threads: a.loadgen_threads,
+            rate: None,
+            window_seconds: window_s,
+            requests,
+            errors: w.errors_in_window + w.socket_errors(),
+            first_error,
+            rps: requests as f64 / window_s.max(1e-9),
+            latency_us: Percentiles {
+                p50: w.p50,
+                p90: w.p90,
+                p99: w.p99,
+                p999: w.p999,
+                max: w.max,
+                mean: w.mean,
+            },
+            service_us: None,
+            watched,
+            streams: None,
+        };
+        Ok((report, None, perf))
     }
 }
 
@@ -869,6 +1481,11 @@ fn judge(scenario: Scenario, r: &LoadReport) -> Option<String> {
 /// Medians over repetitions of one leg in one scenario.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Summary {
+    /// `w1 wrk→nginx`; the parts follow.
+    combo: String,
+    workers: usize,
+    origin: String,
+    loadgen: String,
     scenario: String,
     leg: String,
     reps: usize,
@@ -881,6 +1498,11 @@ struct Summary {
     proxy_cpu_us_per_req_at_rate_min: Option<f64>,
     proxy_cpu_us_per_req_at_rate_max: Option<f64>,
     cpu_vs_nginx: Option<f64>,
+    /// Per repetition, this leg's CPU µs/req ÷ nginx's in the same repetition and combination;
+    /// the median, min and max of those ratios (closed loop).
+    cpu_vs_nginx_paired: Option<f64>,
+    cpu_vs_nginx_paired_min: Option<f64>,
+    cpu_vs_nginx_paired_max: Option<f64>,
     /// A/B variants only: this leg's median CPU µs/req ÷ the mcpgate leg's (closed loop).
     cpu_vs_mcpgate: Option<f64>,
     /// A/B variants only: per repetition, this leg's CPU µs/req ÷ the mcpgate leg's in the same
@@ -905,18 +1527,31 @@ struct Summary {
     idle_proxy_cpu_percent: Option<f64>,
     /// (PSS while holding the streams - PSS before opening them) / streams.
     idle_proxy_kb_per_stream: Option<f64>,
+    /// `--perf-stat`: per event, the median over repetitions of the proxy's count per request
+    /// (closed loop), and the same at the fixed rate.
+    perf_per_request: BTreeMap<String, f64>,
+    perf_per_request_at_rate: BTreeMap<String, f64>,
     errors: u64,
+}
+
+/// The key of a combination's scenario in the fixed-rate map.
+fn rate_key(combo: Combo, scenario: Scenario) -> String {
+    format!("{} {scenario}", combo.label())
 }
 
 fn summarize(
     runs: &[Run],
+    combo: Combo,
     scenario: Scenario,
     leg: &str,
     rates: &BTreeMap<String, f64>,
 ) -> Summary {
+    let label = combo.label();
     let runs_of = |mode: &str| -> Vec<&Run> {
         runs.iter()
-            .filter(|r| r.scenario == scenario && r.leg == leg && r.report.mode == mode)
+            .filter(|r| {
+                r.combo == label && r.scenario == scenario && r.leg == leg && r.report.mode == mode
+            })
             .collect()
     };
     let mine =
@@ -929,18 +1564,24 @@ fn summarize(
     let open = mine("open");
     let idle = mine("idle");
     let mut s = Summary {
+        combo: label.clone(),
+        workers: combo.workers,
+        origin: combo.origin.name().to_owned(),
+        loadgen: combo.loadgen.name().to_owned(),
         scenario: scenario.to_string(),
         leg: leg.to_owned(),
         reps: closed.len().max(idle.len()),
-        rate: rates.get(scenario.name()).copied(),
+        rate: rates.get(&rate_key(combo, scenario)).copied(),
         errors: runs
             .iter()
-            .filter(|r| r.scenario == scenario && r.leg == leg)
+            .filter(|r| r.combo == label && r.scenario == scenario && r.leg == leg)
             .map(|r| r.report.errors)
             .sum(),
         ..Default::default()
     };
     s.rps = med(&closed, &|r| Some(r.rps));
+    s.perf_per_request = perf_medians(&runs_of("closed"));
+    s.perf_per_request_at_rate = perf_medians(&runs_of("open"));
     s.proxy_cpu_us_per_req = med(&closed, &proxy_cpu);
     s.proxy_cpu_us_per_req_at_rate = med(&open, &proxy_cpu);
     (s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max) = spread(&closed, &proxy_cpu);
@@ -983,6 +1624,25 @@ fn summarize(
     s
 }
 
+/// Per perf event, the median over `runs` of its count per request.
+fn perf_medians(runs: &[&Run]) -> BTreeMap<String, f64> {
+    let events: std::collections::BTreeSet<&String> = runs
+        .iter()
+        .filter_map(|r| r.perf_per_request.as_ref())
+        .flat_map(|m| m.keys())
+        .collect();
+    events
+        .into_iter()
+        .filter_map(|e| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.perf_per_request.as_ref()?.get(e).copied())
+                .collect();
+            median(&values).map(|m| (e.clone(), m))
+        })
+        .collect()
+}
+
 /// Min and max of `f` over `rs`.
 fn spread(
     rs: &[&LoadReport],
@@ -1002,10 +1662,17 @@ fn spread(
 /// The leg every A/B variant is compared with.
 const BASELINE_LEG: &str = "mcpgate";
 
-/// Per repetition: `leg`'s proxy CPU µs/req ÷ the baseline's in the same repetition, scenario
-/// and mode. Pairing within a repetition cancels the machine's drift between repetitions, which
-/// on a shared machine is larger than a few-percent effect.
-fn paired_ratios(runs: &[Run], scenario: &str, leg: &str, mode: &str) -> Vec<f64> {
+/// Per repetition: `leg`'s proxy CPU µs/req ÷ `base`'s in the same repetition, combination,
+/// scenario and mode. Pairing within a repetition cancels the machine's drift between
+/// repetitions, which on a shared machine is larger than a few-percent effect.
+fn paired_ratios(
+    runs: &[Run],
+    combo: &str,
+    scenario: &str,
+    leg: &str,
+    base: &str,
+    mode: &str,
+) -> Vec<f64> {
     let cpu = |r: &Run| {
         r.report
             .watched
@@ -1013,14 +1680,12 @@ fn paired_ratios(runs: &[Run], scenario: &str, leg: &str, mode: &str) -> Vec<f64
             .and_then(|w| w.cpu_us_per_request)
     };
     let same = |r: &Run, name: &str| {
-        r.scenario.name() == scenario && r.leg == name && r.report.mode == mode
+        r.combo == combo && r.scenario.name() == scenario && r.leg == name && r.report.mode == mode
     };
     runs.iter()
         .filter(|r| same(r, leg))
         .filter_map(|v| {
-            let base = runs
-                .iter()
-                .find(|b| same(b, BASELINE_LEG) && b.rep == v.rep)?;
+            let base = runs.iter().find(|b| same(b, base) && b.rep == v.rep)?;
             let (v, b) = (cpu(v)?, cpu(base)?);
             (b > 0.0).then(|| v / b)
         })
@@ -1033,13 +1698,19 @@ fn add_comparisons(summaries: &mut [Summary], runs: &[Run], variants: &[String])
         let same = |leg: &str| {
             snapshot
                 .iter()
-                .find(|o| o.scenario == s.scenario && o.leg == leg)
+                .find(|o| o.combo == s.combo && o.scenario == s.scenario && o.leg == leg)
         };
         if let (Some(mine), Some(nginx)) = (
             s.proxy_cpu_us_per_req,
             same("nginx").and_then(|n| n.proxy_cpu_us_per_req),
         ) {
             s.cpu_vs_nginx = (nginx > 0.0).then(|| mine / nginx);
+        }
+        if s.leg != "nginx" && s.leg != "direct" {
+            let paired = paired_ratios(runs, &s.combo, &s.scenario, &s.leg, "nginx", "closed");
+            s.cpu_vs_nginx_paired = median(&paired);
+            s.cpu_vs_nginx_paired_min = paired.iter().copied().reduce(f64::min);
+            s.cpu_vs_nginx_paired_max = paired.iter().copied().reduce(f64::max);
         }
         if let Some(direct) = same("direct") {
             if s.leg != "direct" {
@@ -1054,13 +1725,19 @@ fn add_comparisons(summaries: &mut [Summary], runs: &[Run], variants: &[String])
             ) {
                 s.cpu_vs_mcpgate = (base > 0.0).then(|| mine / base);
             }
-            let closed = paired_ratios(runs, &s.scenario, &s.leg, "closed");
+            let closed = paired_ratios(runs, &s.combo, &s.scenario, &s.leg, BASELINE_LEG, "closed");
             s.ab_pairs = closed.len();
             s.cpu_vs_mcpgate_paired = median(&closed);
             s.cpu_vs_mcpgate_paired_min = closed.iter().copied().reduce(f64::min);
             s.cpu_vs_mcpgate_paired_max = closed.iter().copied().reduce(f64::max);
-            s.cpu_at_rate_vs_mcpgate_paired =
-                median(&paired_ratios(runs, &s.scenario, &s.leg, "open"));
+            s.cpu_at_rate_vs_mcpgate_paired = median(&paired_ratios(
+                runs,
+                &s.combo,
+                &s.scenario,
+                &s.leg,
+                BASELINE_LEG,
+                "open",
+            ));
         }
     }
 }
@@ -1117,6 +1794,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
     let ab = !variants.is_empty();
     if !requests.is_empty() {
         let mut header = vec![
+            "combo",
             "scenario",
             "leg",
             "max rps",
@@ -1124,6 +1802,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             "min–max",
             "@rate",
             "vs nginx",
+            "paired (min–max)",
         ];
         if ab {
             header.push("vs mcpgate");
@@ -1132,7 +1811,15 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
         let rows: Vec<Vec<String>> = requests
             .iter()
             .map(|s| {
+                let paired = match s.cpu_vs_nginx_paired {
+                    Some(p) => format!(
+                        "{p:.2} ({})",
+                        fmt_range(s.cpu_vs_nginx_paired_min, s.cpu_vs_nginx_paired_max, 2)
+                    ),
+                    None => "-".to_owned(),
+                };
                 let mut row = vec![
+                    s.combo.clone(),
                     s.scenario.clone(),
                     s.leg.clone(),
                     fmt_opt(s.rps, 0),
@@ -1140,6 +1827,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                     fmt_range(s.proxy_cpu_us_per_req_min, s.proxy_cpu_us_per_req_max, 1),
                     fmt_opt(s.proxy_cpu_us_per_req_at_rate, 1),
                     fmt_opt(s.cpu_vs_nginx, 2),
+                    paired,
                 ];
                 if ab {
                     row.push(fmt_opt(s.cpu_vs_mcpgate, 3));
@@ -1155,20 +1843,21 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                 row
             })
             .collect();
-        t.push_str(&render_table(&header, &rows, 2));
+        t.push_str(&render_table(&header, &rows, 3));
     }
     if ab {
-        let base = |scenario: &str| {
+        let base = |combo: &str, scenario: &str| {
             summaries
                 .iter()
-                .find(|o| o.scenario == scenario && o.leg == BASELINE_LEG)
+                .find(|o| o.combo == combo && o.scenario == scenario && o.leg == BASELINE_LEG)
         };
         let rows: Vec<Vec<String>> = requests
             .iter()
             .filter(|s| variants.contains(&s.leg))
             .map(|s| {
-                let b = base(&s.scenario);
+                let b = base(&s.combo, &s.scenario);
                 vec![
+                    s.combo.clone(),
                     s.scenario.clone(),
                     s.leg.clone(),
                     s.ab_pairs.to_string(),
@@ -1194,6 +1883,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
         );
         t.push_str(&render_table(
             &[
+                "combo",
                 "scenario",
                 "leg",
                 "pairs",
@@ -1207,8 +1897,67 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                 "paired @rate",
             ],
             &rows,
-            2,
+            3,
         ));
+    }
+    // (summary, mode, counts): closed loop, then at the fixed rate.
+    let perf: Vec<(&Summary, &str, &BTreeMap<String, f64>)> = requests
+        .iter()
+        .flat_map(|s| {
+            [
+                (*s, "closed", &s.perf_per_request),
+                (*s, "@rate", &s.perf_per_request_at_rate),
+            ]
+        })
+        .filter(|(_, _, m)| !m.is_empty())
+        .collect();
+    if !perf.is_empty() {
+        let events: std::collections::BTreeSet<&String> =
+            perf.iter().flat_map(|(_, _, m)| m.keys()).collect();
+        let short = |e: &str| -> String {
+            match e {
+                "task-clock" => "task-clock µs".to_owned(),
+                "raw_syscalls:sys_enter" => "all syscalls".to_owned(),
+                other => match other.strip_prefix("io_uring:io_uring_") {
+                    Some(op) => format!("uring {op}"),
+                    None => other
+                        .strip_prefix("syscalls:sys_enter_")
+                        .unwrap_or(other)
+                        .to_owned(),
+                },
+            }
+        };
+        let mut header: Vec<String> = ["combo", "scenario", "leg", "mode"]
+            .map(str::to_owned)
+            .to_vec();
+        header.extend(events.iter().map(|e| short(e)));
+        let rows: Vec<Vec<String>> = perf
+            .iter()
+            .map(|(s, mode, counts)| {
+                let mut row = vec![
+                    s.combo.clone(),
+                    s.scenario.clone(),
+                    s.leg.clone(),
+                    (*mode).to_owned(),
+                ];
+                for e in &events {
+                    // perf's task-clock is in ms: per request, µs reads better.
+                    let scale = if e.as_str() == "task-clock" {
+                        1000.0
+                    } else {
+                        1.0
+                    };
+                    row.push(fmt_opt(counts.get(*e).map(|v| v * scale), 2));
+                }
+                row
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "\nperf stat of the proxy's processes, per request (medians over repetitions)"
+        );
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        t.push_str(&render_table(&header, &rows, 4));
     }
     let idle: Vec<&Summary> = summaries
         .iter()
@@ -1220,6 +1969,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             .iter()
             .map(|s| {
                 vec![
+                    s.combo.clone(),
                     s.scenario.clone(),
                     s.leg.clone(),
                     fmt_opt(s.idle_streams_open, 0),
@@ -1231,6 +1981,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
             .collect();
         t.push_str(&render_table(
             &[
+                "combo",
                 "scenario",
                 "leg",
                 "streams open",
@@ -1239,7 +1990,7 @@ fn table(summaries: &[Summary], variants: &[String]) -> String {
                 "proxy CPU % idle",
             ],
             &rows,
-            2,
+            3,
         ));
     }
     t
@@ -1292,10 +2043,12 @@ fn machine(nofile: u64) -> Machine {
 #[derive(Serialize)]
 struct Output<'a> {
     machine: Machine,
+    /// /proc/loadavg when the run ended (`machine` has the start's).
+    loadavg_at_end: String,
     /// mcpgate's own startup line (workers, driver actually used).
     mcpgate_banner: Option<String>,
     args: &'a Args,
-    workers: usize,
+    workers: &'a [usize],
     rates: &'a BTreeMap<String, f64>,
     summary: &'a [Summary],
     failures: &'a [String],
@@ -1323,6 +2076,9 @@ fn main() -> anyhow::Result<()> {
     }
     // 10,000 streams through a proxy: 10k client fds in the loadgen, 20k in the proxy, 10k in the mock.
     let nofile = raise_nofile_limit(65_536);
+    // Taken now: the date and load average the run starts with (the end's would hide what the
+    // machine was doing while it measured).
+    let m = machine(nofile);
     // A proxy holds two fds per stream plus a few of its own; when the hard limit cannot be raised
     // (containers without CAP_SYS_RESOURCE), hold as many streams as fit and say so.
     let fit = nofile.saturating_sub(PROXY_SPARE_FDS) / 2;
@@ -1339,33 +2095,27 @@ fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let workers = args.workers.unwrap_or(cores);
+    let workers_list: Vec<usize> = if args.workers.is_empty() {
+        vec![cores]
+    } else {
+        args.workers.clone()
+    };
+    if workers_list.contains(&0) {
+        bail!("--workers must be at least 1");
+    }
+    let origin_threads = args.mock_threads.unwrap_or(cores).max(1);
     let loadgen = sibling("loadgen")?;
-    let mock_bin = sibling("mock_upstream")?;
     let build_hint = "build with `cargo build -p mcpgate-bench --release --bins`";
     require_file(&loadgen, build_hint)?;
-    require_file(&mock_bin, build_hint)?;
+    require_file(&sibling("mock_upstream")?, build_hint)?;
+    let mut loadgens = args.loadgens.clone();
+    loadgens.dedup();
+    let mut origins = args.origins.clone();
+    origins.dedup();
 
     let dir = std::env::temp_dir().join(format!("mcpgate-sidebyside-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     eprintln!("sidebyside: logs and configs in {}", dir.display());
-
-    let mock_port = free_port()?;
-    let mut mock_cmd = placed(&args, Role::Fixture, &mock_bin);
-    mock_cmd
-        .args(["--listen", &format!("127.0.0.1:{mock_port}")])
-        .args(["--threads", &args.mock_threads.unwrap_or(cores).to_string()])
-        .args([
-            "--tools",
-            &args.tools.to_string(),
-            "--result-bytes",
-            &args.result_bytes.to_string(),
-        ])
-        .args(["--sse-keepalive-ms", &args.sse_keepalive_ms.to_string()]);
-    let mut mock = Proc::spawn("mock_upstream", mock_cmd, dir.join("mock.log"))?;
-    mock.wait_ready("listening", Duration::from_secs(10), |log| {
-        log.contains("listening on")
-    })?;
 
     let jwt = JwtKey::random()?;
     let specs = leg_specs(&args)?;
@@ -1387,18 +2137,6 @@ fn main() -> anyhow::Result<()> {
         .collect();
     needed.sort();
     needed.dedup();
-    let env = Env {
-        args: &args,
-        dir: &dir,
-        mock_port,
-        workers,
-        jwt: &jwt,
-    };
-    let mut failures = Vec::new();
-    let mut legs: Vec<Leg> = specs
-        .iter()
-        .map(|spec| start_leg(&env, spec, &needed, &mut failures))
-        .collect();
     for spec in &specs {
         for sc in args.scenarios.iter().filter(|&&sc| !spec.runs(sc)) {
             eprintln!(
@@ -1407,98 +2145,216 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    if args.scenarios.contains(&Scenario::IdleSse)
+        && (origins.iter().any(|&o| o != OriginKind::Mock) || loadgens.contains(&LoadgenKind::Wrk))
+    {
+        eprintln!("sidebyside: NOTE: idle-sse runs with our loadgen and the mock origin only");
+    }
 
+    let wrk = find_in_path(&args.wrk);
     let mut h = Harness {
         args: args.clone(),
         loadgen,
-        mock_pid: mock.pid(),
+        wrk,
         jwt: jwt.clone(),
-        failures,
+        failures: Vec::new(),
         runs: Vec::new(),
+        perf_dir: args.perf_record.clone().unwrap_or_else(|| dir.clone()),
     };
-    let mcpgate_banner = [
-        "mcpgate-plain.log",
-        "mcpgate-acl.log",
-        "mcpgate-acl-jwt.log",
-    ]
-    .iter()
-    .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-    .find_map(|log| {
-        log.lines()
-            .find(|l| l.contains("listening on"))
-            .map(str::to_owned)
-    });
+    if let Some(d) = &args.perf_record {
+        std::fs::create_dir_all(d)?;
+    }
+    if loadgens.contains(&LoadgenKind::Wrk) && h.wrk.is_none() {
+        h.failures.push(format!(
+            "load generator wrk cannot run: {} not found (apt-get install -y wrk, or pass --wrk)",
+            args.wrk.display()
+        ));
+        loadgens.retain(|&l| l != LoadgenKind::Wrk);
+    }
+    let mut mcpgate_banner = None;
     let mut rates: BTreeMap<String, f64> = BTreeMap::new();
-    for rep in 0..args.reps {
-        // Rotating the order spreads drift of a shared machine over all legs.
-        let order: Vec<usize> = (0..legs.len())
-            .map(|i| (i + rep) % legs.len().max(1))
-            .collect();
-        for &scenario in &request_scenarios {
-            let mut max_rps = Vec::new();
-            for &i in &order {
-                if let Some(r) = h.loadgen(&legs[i], scenario, rep, None)? {
-                    if r.requests > 0 {
-                        max_rps.push(r.rps);
+    let mut combos: Vec<Combo> = Vec::new();
+    for &workers in &workers_list {
+        // Every origin and its legs run side by side, so the repetitions interleave all of them.
+        let mut running: Vec<(OriginRun, Vec<Leg>)> = Vec::new();
+        for &kind in &origins {
+            let origin = match free_port()
+                .and_then(|port| start_origin(&args, &dir, kind, origin_threads, port))
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    h.failures.push(format!(
+                        "origin {kind} (workers {workers}) cannot run: {e:#}"
+                    ));
+                    continue;
+                }
+            };
+            let env = Env {
+                args: &args,
+                dir: &dir,
+                origin: &origin,
+                workers,
+                jwt: &jwt,
+            };
+            let legs: Vec<Leg> = specs
+                .iter()
+                .map(|spec| start_leg(&env, spec, &needed, &mut h.failures))
+                .collect();
+            running.push((origin, legs));
+        }
+        if mcpgate_banner.is_none() {
+            mcpgate_banner = banner(&dir);
+        }
+        for rep in 0..args.reps {
+            for (origin, legs) in &mut running {
+                // An origin that died (killed from outside, or crashed) is a failure of the run;
+                // started again on its port, the other repetitions still measure something.
+                let mut dead = Vec::new();
+                check_alive(&mut [], &mut origin.procs, &mut dead);
+                if !dead.is_empty() {
+                    h.failures.extend(dead);
+                    origin.procs.clear();
+                    match start_origin(&args, &dir, origin.kind, origin_threads, origin.port) {
+                        Ok(fresh) => *origin = fresh,
+                        Err(e) => {
+                            h.failures
+                                .push(format!("origin {} not restarted: {e:#}", origin.kind));
+                            continue;
+                        }
+                    }
+                }
+                let (origin, legs) = (&*origin, &*legs);
+                // Rotating the order spreads drift of a shared machine over all legs.
+                let order: Vec<usize> = (0..legs.len())
+                    .map(|i| (i + rep) % legs.len().max(1))
+                    .collect();
+                for &scenario in request_scenarios
+                    .iter()
+                    .filter(|&&s| origin.kind.supports(s))
+                {
+                    for &lg in &loadgens {
+                        let combo = Combo {
+                            workers,
+                            origin: origin.kind,
+                            loadgen: lg,
+                        };
+                        if !combos.contains(&combo) {
+                            combos.push(combo);
+                        }
+                        let mut max_rps = Vec::new();
+                        for &i in &order {
+                            if let Some(r) =
+                                h.run_load(&legs[i], origin, combo, scenario, rep, None)?
+                            {
+                                if r.requests > 0 {
+                                    max_rps.push(r.rps);
+                                }
+                            }
+                        }
+                        // The fixed-rate pass needs an open loop: our loadgen only.
+                        if lg != LoadgenKind::Ours || args.closed_only {
+                            continue;
+                        }
+                        let key = rate_key(combo, scenario);
+                        let rate = match (args.rate, rates.get(&key)) {
+                            (Some(r), _) => Some(r),
+                            (None, Some(r)) => Some(*r),
+                            (None, None) => max_rps
+                                .iter()
+                                .copied()
+                                .reduce(f64::min)
+                                .map(|m| (m * args.rate_fraction).max(1.0)),
+                        };
+                        let Some(rate) = rate else { continue };
+                        rates.insert(key, rate);
+                        for &i in &order {
+                            h.run_load(&legs[i], origin, combo, scenario, rep, Some(rate))?;
+                        }
                     }
                 }
             }
-            let rate = match (args.rate, rates.get(scenario.name())) {
-                (Some(r), _) => Some(r),
-                (None, Some(r)) => Some(*r),
-                (None, None) => max_rps
-                    .iter()
-                    .copied()
-                    .reduce(f64::min)
-                    .map(|m| (m * args.rate_fraction).max(1.0)),
-            };
-            let Some(rate) = rate else { continue };
-            rates.insert(scenario.name().to_owned(), rate);
-            for &i in &order {
-                h.loadgen(&legs[i], scenario, rep, Some(rate))?;
+            for (origin, legs) in &mut running {
+                check_alive(legs, &mut origin.procs, &mut h.failures);
             }
         }
-        check_alive(&mut legs, &mut mock, &mut h.failures);
-    }
-    drop(legs);
-
-    // Idle streams run last, each on a freshly started proxy, so their memory neither inflates the
-    // request scenarios' figures nor depends on what earlier repetitions left allocated.
-    if args.scenarios.contains(&Scenario::IdleSse) {
-        for rep in 0..args.reps {
-            for k in 0..specs.len() {
-                let spec = &specs[(k + rep) % specs.len()];
-                let mut leg = start_leg(&env, spec, &[Policies::None], &mut h.failures);
-                if leg.endpoint(Scenario::IdleSse).is_some() {
-                    h.loadgen(&leg, Scenario::IdleSse, rep, None)?;
-                    check_alive(std::slice::from_mut(&mut leg), &mut mock, &mut h.failures);
+        // Idle streams run last, each on a freshly started proxy, so their memory neither
+        // inflates the request scenarios' figures nor depends on what earlier repetitions left
+        // allocated. Our loadgen and the mock only.
+        for (_, legs) in &mut running {
+            legs.clear();
+        }
+        let mock = running
+            .iter_mut()
+            .map(|(o, _)| o)
+            .find(|o| o.kind == OriginKind::Mock);
+        if let Some(origin) = mock.filter(|_| args.scenarios.contains(&Scenario::IdleSse)) {
+            let combo = Combo {
+                workers,
+                origin: OriginKind::Mock,
+                loadgen: LoadgenKind::Ours,
+            };
+            if !combos.contains(&combo) {
+                combos.push(combo);
+            }
+            for rep in 0..args.reps {
+                for k in 0..specs.len() {
+                    let spec = &specs[(k + rep) % specs.len()];
+                    let env = Env {
+                        args: &args,
+                        dir: &dir,
+                        origin,
+                        workers,
+                        jwt: &jwt,
+                    };
+                    let mut leg = start_leg(&env, spec, &[Policies::None], &mut h.failures);
+                    if leg.endpoint(Scenario::IdleSse).is_some() {
+                        h.run_load(&leg, origin, combo, Scenario::IdleSse, rep, None)?;
+                        check_alive(
+                            std::slice::from_mut(&mut leg),
+                            &mut origin.procs,
+                            &mut h.failures,
+                        );
+                    }
                 }
             }
         }
+        drop(running);
     }
 
     let mut summaries = Vec::new();
-    for &scenario in &args.scenarios {
-        for spec in specs.iter().filter(|s| s.runs(scenario)) {
-            summaries.push(summarize(&h.runs, scenario, &spec.name, &rates));
+    for &combo in &combos {
+        for &scenario in &args.scenarios {
+            let ran = h
+                .runs
+                .iter()
+                .any(|r| r.combo == combo.label() && r.scenario == scenario);
+            if !ran {
+                continue;
+            }
+            for spec in specs.iter().filter(|s| s.runs(scenario)) {
+                summaries.push(summarize(&h.runs, combo, scenario, &spec.name, &rates));
+            }
         }
     }
     add_comparisons(&mut summaries, &h.runs, &variant_names);
     let t = table(&summaries, &variant_names);
     println!("{t}");
-    let m = machine(nofile);
     println!(
-        "{} · nproc {} · kernel {} · {} · io_uring available: {} · workers {} · reps {} (medians)",
-        m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers, args.reps
+        "started {} · nproc {} · kernel {} · {} · io_uring available: {} · workers {:?} · reps {} (medians) · load average at start {}",
+        m.date_utc, m.nproc, m.kernel, m.cpu_model, m.io_uring_available, workers_list, args.reps, m.loadavg_at_start
     );
     if let Some(b) = &mcpgate_banner {
         println!("{b}");
     }
     let output = Output {
         machine: m,
+        loadavg_at_end: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
         mcpgate_banner,
         args: &args,
-        workers,
+        workers: &workers_list,
         rates: &rates,
         summary: &summaries,
         failures: &h.failures,
@@ -1510,7 +2366,6 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, serde_json::to_string_pretty(&output)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("JSON written to {}", args.out.display());
-    drop(mock);
     if !h.failures.is_empty() {
         eprintln!("\nsidebyside: FAILED — {} problem(s):", h.failures.len());
         for f in &h.failures {
@@ -1520,4 +2375,25 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// mcpgate's own startup line (workers, driver actually used), from the first mcpgate log.
+fn banner(dir: &Path) -> Option<String> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("mcpgate") && n.ends_with(".log"))
+        })
+        .collect();
+    logs.sort();
+    logs.iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .find_map(|log| {
+            log.lines()
+                .find(|l| l.contains("listening on"))
+                .map(str::to_owned)
+        })
 }
