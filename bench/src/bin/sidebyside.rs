@@ -117,6 +117,11 @@ struct Args {
     /// rotated with the other legs and compared with the mcpgate leg ("vs mcpgate"). Repeatable.
     #[arg(long = "mcpgate-variant", value_name = "NAME=FILE")]
     variants: Vec<String>,
+    /// An extra mcpgate leg NAME running another mcpgate BINARY with exactly the mcpgate leg's
+    /// configs (a before/after of two builds in one run), rotated with the other legs and
+    /// compared with the mcpgate leg ("vs mcpgate"). Repeatable.
+    #[arg(long = "mcpgate-binary-variant", value_name = "NAME=BINARY")]
+    binary_variants: Vec<String>,
     /// A/B of exchange recording: adds the variant `mcpgate-nolog` (`[gateway.log] enabled =
     /// false`) and runs the mcpgate leg from the same generated config with `enabled = true`.
     #[arg(long)]
@@ -370,6 +375,8 @@ fn accepts(addr: SocketAddr) -> bool {
 /// How a gateway leg configures mcpgate.
 #[derive(Debug, Clone)]
 struct GateSpec {
+    /// The mcpgate binary of this leg; `None` = `--mcpgate` (or the sibling build).
+    bin: Option<PathBuf>,
     /// Template for the plain scenarios; `None` = `--upstream … --path /mcp-proxy`.
     plain: Option<String>,
     /// The plain template is the user's (`--mcpgate-config` / a variant file): it may contain an
@@ -475,6 +482,7 @@ fn user_gate(text: String, fallback: Option<String>) -> GateSpec {
         fallback
     };
     GateSpec {
+        bin: None,
         plain: Some(text),
         plain_is_users: true,
         with_policies,
@@ -499,11 +507,13 @@ fn leg_specs(args: &Args) -> anyhow::Result<Vec<LegSpec>> {
                 // Both A/B legs from the same generated file, recording on vs off: nothing else
                 // differs (the command-line leg would also differ in its API's name).
                 (None, true) => GateSpec {
+                    bin: None,
                     plain: Some(generated_template(Some(true))),
                     plain_is_users: false,
                     with_policies: Some(generated_template(Some(true))),
                 },
                 (None, false) => GateSpec {
+                    bin: None,
                     plain: None,
                     plain_is_users: false,
                     with_policies: Some(generated_template(None)),
@@ -526,6 +536,7 @@ fn leg_specs(args: &Args) -> anyhow::Result<Vec<LegSpec>> {
         variants.push((
             NOLOG_VARIANT.to_owned(),
             GateSpec {
+                bin: None,
                 plain: Some(nolog.clone()),
                 plain_is_users: false,
                 with_policies: Some(nolog),
@@ -539,6 +550,25 @@ fn leg_specs(args: &Args) -> anyhow::Result<Vec<LegSpec>> {
         variants.push((
             name.to_owned(),
             user_gate(read_template(Path::new(file))?, None),
+        ));
+    }
+    for v in &args.binary_variants {
+        let (name, bin) = v
+            .split_once('=')
+            .with_context(|| format!("--mcpgate-binary-variant {v:?} is not NAME=BINARY"))?;
+        let Some(LegKind::Gateway(base)) = specs
+            .iter()
+            .find(|s| s.name == BASELINE_LEG)
+            .map(|s| s.kind.clone())
+        else {
+            bail!("--mcpgate-binary-variant runs the mcpgate leg's configs: add mcpgate to --legs");
+        };
+        variants.push((
+            name.to_owned(),
+            GateSpec {
+                bin: Some(PathBuf::from(bin)),
+                ..base
+            },
         ));
     }
     if !variants.is_empty() && !args.legs.iter().any(|l| l == BASELINE_LEG) {
@@ -726,9 +756,9 @@ fn start_mcpgate(
     policies: Policies,
 ) -> anyhow::Result<Option<Endpoint>> {
     let args = env.args;
-    let bin = match &args.mcpgate {
-        Some(p) => p.clone(),
-        None => sibling("mcpgate")?,
+    let bin = match (&gate.bin, &args.mcpgate) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => sibling("mcpgate")?,
     };
     require_file(&bin, "build it with `cargo build -p mcpgate-core --release` (same CARGO_TARGET_DIR) or pass --mcpgate")?;
     let upstream = env.origin.upstream();
