@@ -257,7 +257,7 @@ async function showDetail(id) {
   let h = '<dl class="fields">' +
     field("time", new Date(r.time_ms).toISOString()) + field("api", r.api) + field("kind", r.kind) +
     field("outcome", r.outcome) + field("HTTP status", r.status || null) + field("JSON-RPC error", r.jsonrpc_error) +
-    field("ACL", r.acl ? r.acl + (r.acl_rule ? " (rule " + r.acl_rule + ")" : r.acl === "deny" ? " (implicit)" : "") : null) +
+    field("ACL", r.acl ? r.acl.replace("_", " ") + (r.acl_rule ? " (rule " + r.acl_rule + ")" : r.acl !== "allow" ? " (implicit)" : "") : null) +
     field("subject", r.subject) + field("session", r.session) + field("client", r.client) +
     field("upstream", r.upstream) + field("upstream failure", r.upstream_failure) +
     field("first byte", fmtMs(r.first_byte_us / 1000)) + field("complete", fmtMs(r.total_us / 1000)) +
