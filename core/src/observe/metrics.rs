@@ -141,15 +141,35 @@ pub fn render(hub: &ObserveHub) -> String {
         "counter",
         "Messages refused by the MCP ACL, by API and deciding rule (implicit_deny when no rule matched).",
     );
-    let denials: BTreeMap<(&str, &str), u64> = t
-        .acl_denials
-        .iter()
-        .map(|((api, rule), n)| ((&**api, rule.as_deref().unwrap_or("implicit_deny")), *n))
-        .collect();
-    for ((api, rule), n) in &denials {
+    let denials = |dry_run: bool| -> BTreeMap<(&str, &str), u64> {
+        let mut by_rule = BTreeMap::new();
+        for ((api, rule, d), n) in &t.acl_denials {
+            if *d == dry_run {
+                *by_rule
+                    .entry((&**api, rule.as_deref().unwrap_or("implicit_deny")))
+                    .or_default() += *n;
+            }
+        }
+        by_rule
+    };
+    for ((api, rule), n) in &denials(false) {
         sample(
             &mut out,
             "mcpgate_acl_denials_total",
+            &[("api", api), ("rule", rule)],
+            n,
+        );
+    }
+    header(
+        &mut out,
+        "mcpgate_acl_would_deny_total",
+        "counter",
+        "Messages an ACL in dry-run let through although its rules refuse them, by API and rule.",
+    );
+    for ((api, rule), n) in &denials(true) {
+        sample(
+            &mut out,
+            "mcpgate_acl_would_deny_total",
             &[("api", api), ("rule", rule)],
             n,
         );

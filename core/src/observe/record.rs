@@ -145,6 +145,8 @@ impl ExchangeKind {
 pub enum AclDecision {
     Allow,
     Deny,
+    /// Refused by the rules, let through because the ACL is in dry-run.
+    WouldDeny,
 }
 
 impl AclDecision {
@@ -152,6 +154,7 @@ impl AclDecision {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
+            Self::WouldDeny => "would_deny",
         }
     }
 }

@@ -112,8 +112,9 @@ pub struct Tallies<L = Label> {
     pub requests: Map<RequestKey<L>, u64>,
     /// `(api, code)`; `None` is the `other` bucket for codes past the per-api cap.
     pub jsonrpc_errors: Map<(L, Option<i64>), u64>,
-    /// `(api, rule)`; `None` is the implicit deny.
-    pub acl_denials: Map<(L, Option<L>), u64>,
+    /// `(api, rule, dry_run)`; `None` is the implicit deny; `dry_run`: a would-be denial the
+    /// ACL's dry-run let through.
+    pub acl_denials: Map<(L, Option<L>, bool), u64>,
     pub upstream_errors: Map<(L, UpstreamFailure), u64>,
     /// `(api, folded method)`, only for exchanges that wait for an answer.
     pub latency: Map<(L, L), Latency>,
@@ -165,13 +166,13 @@ impl Tallies {
                 *self.jsonrpc_errors.entry((api, code)).or_default() += n;
             }
         }
-        for ((api, rule), n) in delta.acl_denials.drain() {
+        for ((api, rule, dry_run), n) in delta.acl_denials.drain() {
             let rule = match rule.map(label) {
                 Some(None) => continue,
                 r => r.flatten(),
             };
             if let Some(api) = label(api) {
-                *self.acl_denials.entry((api, rule)).or_default() += n;
+                *self.acl_denials.entry((api, rule, dry_run)).or_default() += n;
             }
         }
         for ((api, kind), n) in delta.upstream_errors.drain() {

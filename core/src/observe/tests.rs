@@ -430,6 +430,11 @@ fn metrics_count_requests_errors_denials_and_upstream_failures() {
     let mut implicit = ExchangeRecord::new(T0, api.clone(), method.clone(), ExchangeKind::Request);
     implicit.acl_decision = Some(AclDecision::Deny);
     w.record(implicit);
+    // A dry-run ACL lets this one through: counted apart, and its exchange is not "denied".
+    let mut would = ExchangeRecord::new(T0, api.clone(), method.clone(), ExchangeKind::Request);
+    would.acl_decision = Some(AclDecision::WouldDeny);
+    would.acl_rule = Some(w.label("read-only"));
+    w.record(would);
     let mut timeout = ExchangeRecord::new(T0, api, method, ExchangeKind::Request);
     timeout.upstream_failure = Some(UpstreamFailure::Timeout);
     timeout.http_status = 504;
@@ -478,6 +483,10 @@ fn metrics_count_requests_errors_denials_and_upstream_failures() {
     );
     assert_eq!(
         v(r#"mcpgate_acl_denials_total{api="weather",rule="implicit_deny"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"mcpgate_acl_would_deny_total{api="weather",rule="read-only"}"#),
         1.0
     );
     assert_eq!(

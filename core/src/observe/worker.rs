@@ -338,9 +338,14 @@ impl WorkerObserver {
             let code = self.bounded_code(&r.api, code);
             *self.delta.jsonrpc_errors.entry((api, code)).or_default() += 1;
         }
-        if r.acl_decision == Some(AclDecision::Deny) {
+        if let Some(d @ (AclDecision::Deny | AclDecision::WouldDeny)) = r.acl_decision {
             let rule = r.acl_rule.as_ref().map(|l| self.delta_labels.keep(l));
-            *self.delta.acl_denials.entry((api, rule)).or_default() += 1;
+            let dry_run = d == AclDecision::WouldDeny;
+            *self
+                .delta
+                .acl_denials
+                .entry((api, rule, dry_run))
+                .or_default() += 1;
         }
         if let Some(f) = r.upstream_failure {
             *self.delta.upstream_errors.entry((api, f)).or_default() += 1;

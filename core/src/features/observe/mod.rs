@@ -579,7 +579,8 @@ fn decision_fields(
 ) -> (Option<AclDecision>, Option<Label>) {
     let decision = match d.outcome {
         AclOutcome::Refused | AclOutcome::Dropped => AclDecision::Deny,
-        _ => AclDecision::Allow,
+        AclOutcome::DryRunRefused | AclOutcome::DryRunDropped => AclDecision::WouldDeny,
+        AclOutcome::Allowed => AclDecision::Allow,
     };
     let rule = match d.basis {
         Basis::NotGoverned => return (None, None),

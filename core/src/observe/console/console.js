@@ -257,7 +257,7 @@ async function showDetail(id) {
   let h = '<dl class="fields">' +
     field("time", new Date(r.time_ms).toISOString()) + field("api", r.api) + field("kind", r.kind) +
     field("outcome", r.outcome) + field("HTTP status", r.status || null) + field("JSON-RPC error", r.jsonrpc_error) +
-    field("ACL", r.acl ? r.acl + (r.acl_rule ? " (rule " + r.acl_rule + ")" : r.acl === "deny" ? " (implicit)" : "") : null) +
+    field("ACL", r.acl ? r.acl.replace("_", " ") + (r.acl_rule ? " (rule " + r.acl_rule + ")" : r.acl === "deny" ? " (implicit)" : "") : null) +
     field("Rate limit", r.limit_rule ? "throttled by " + r.limit_rule : null) +
     field("subject", r.subject) + field("session", r.session) + field("client", r.client) +
     field("upstream", r.upstream) + field("upstream failure", r.upstream_failure) +
