@@ -1,5 +1,7 @@
-//! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks).
+//! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks, tool
+//! integrity: list-cache rules and pinning).
 #![forbid(unsafe_code)]
 
 pub mod acl;
 pub mod auth;
+pub mod integrity;
