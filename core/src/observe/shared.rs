@@ -68,6 +68,8 @@ pub(crate) struct HubInner {
     /// Per api, the targets that have their own metric label. Sticky, so counters stay monotonic.
     pub admitted: Mutex<Map<Label, HashSet<Label>>>,
     pub started_ms: u64,
+    /// Features' own state for `/metrics` and `/api/summary` (see `super::hub::StatusSource`).
+    pub sources: Mutex<Vec<Arc<dyn super::hub::StatusSource>>>,
 }
 
 /// What a worker publishes and a reader copies, behind the worker's own mutex.
