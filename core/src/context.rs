@@ -10,6 +10,7 @@ use mcpgate_policies::auth::Principal;
 
 use crate::config::{Api, Config};
 use crate::features::acl::exchange::AclExchange;
+use crate::features::integrity::IntegrityExchange;
 use crate::observe::exchange::ExchangeNotes;
 use crate::snapshot::{ApiState, Snapshot};
 
@@ -100,6 +101,11 @@ pub struct RequestCtx {
     /// The body to forward instead of the client's (set by `decide`: a batch without its refused
     /// elements).
     pub forward_body: Option<Vec<u8>>,
+    /// The list cache's and pinning's state for this exchange (`crate::features::integrity`).
+    pub integrity: Option<Box<IntegrityExchange>>,
+    /// A JSON answer a cache served (set by `serve_from_cache`): the pipeline passes it through
+    /// the body filters that follow the cache, then the gateway writes it.
+    pub cached_answer: Option<Vec<u8>>,
 }
 
 impl RequestCtx {
@@ -121,6 +127,8 @@ impl RequestCtx {
             principal: None,
             upstream_session: None,
             forward_body: None,
+            integrity: None,
+            cached_answer: None,
         }
     }
 

@@ -163,6 +163,8 @@ mod tests {
             acl: None,
             auth: None,
             log: crate::config::ApiLog::default(),
+            cache: None,
+            pin: None,
         }
     }
 

@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::features::auth::state::AuthApiState;
+use crate::features::integrity::state::IntegrityApiState;
 use crate::features::observe::state::ObserveApiState;
 
 /// One API's per-worker state under a snapshot. A feature with state of its own adds a field.
 pub struct ApiState {
     pub auth: AuthApiState,
     pub observe: ObserveApiState,
+    /// The list cache and this worker's view of the pins (built on the API's first request).
+    pub integrity: IntegrityApiState,
 }
 
 pub struct Snapshot {
@@ -34,6 +37,7 @@ impl Snapshot {
             .map(|api| ApiState {
                 auth: AuthApiState::new(api),
                 observe: ObserveApiState::default(),
+                integrity: IntegrityApiState::default(),
             })
             .collect();
         Snapshot {

@@ -8,6 +8,7 @@
 mod acl;
 mod admin;
 mod auth;
+mod integrity;
 mod log;
 mod spans;
 mod user;
@@ -22,6 +23,7 @@ pub use admin::{
     AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
 };
 pub use auth::ApiAuthCfg;
+pub use integrity::{upstream_key, ApiCache, ApiPin, LoadedPins, PinOverrides};
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use user::UserConfig;
 use user::{UserApi, UserDns, UserGateway};
@@ -156,6 +158,10 @@ pub struct Api {
     pub auth: Option<ApiAuthCfg>,
     /// `[api.log]`: payload capture and target labels.
     pub log: ApiLog,
+    /// `[api.cache]`: the list cache; `None` = list answers are not cached.
+    pub cache: Option<ApiCache>,
+    /// `[api.pin]` (or `--pin`): tools and prompts pinned; `None` = not checked.
+    pub pin: Option<ApiPin>,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -203,6 +209,8 @@ pub struct Overrides {
     pub acl: Option<PathBuf>,
     /// `--admin-token-file`, `MCPGATE_ADMIN_TOKEN`, `--allow-unauthenticated-admin`.
     pub admin_auth: AdminOverrides,
+    /// `--pin FILE`, `--trust-on-first-use`, `--on-tool-change`: every API's `[api.pin]`.
+    pub pin: PinOverrides,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -388,7 +396,9 @@ impl Validator<'_> {
         let resolve_timeout = gateway.dns.timeout;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
-                vec![self.command_line_api(upstream, path.as_deref(), resolve_timeout)?]
+                let mut api = self.command_line_api(upstream, path.as_deref(), resolve_timeout)?;
+                api.pin = self.api_pin(0, None, &api.upstream.url, &ov.pin)?;
+                vec![api]
             }
             (None, Some(_)) => {
                 return Err(self.invalid(
@@ -399,8 +409,10 @@ impl Validator<'_> {
             }
             (None, None) => {
                 let mut apis = Vec::with_capacity(user.api.len());
-                for ((i, api), log) in user.api.into_iter().enumerate().zip(api_logs) {
+                for ((i, mut api), log) in user.api.into_iter().enumerate().zip(api_logs) {
                     let acl = self.api_acl(i, &api)?;
+                    let cache = self.api_cache(i, api.cache.take())?;
+                    let pin = api.pin.take();
                     let public_url = auth::effective_public_url(
                         api.public_url.as_ref().map(|u| u.get_ref().as_str()),
                         gateway_public_url.as_deref(),
@@ -412,6 +424,8 @@ impl Validator<'_> {
                     api.acl = acl;
                     api.auth = auth;
                     api.log = log;
+                    api.cache = cache;
+                    api.pin = self.api_pin(i, pin, &api.upstream.url, &ov.pin)?;
                     apis.push(api);
                 }
                 apis
@@ -474,6 +488,8 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            cache: None,
+            pin: None,
         })
     }
 
@@ -512,6 +528,8 @@ impl Validator<'_> {
             acl: None,
             auth: None,
             log: ApiLog::default(),
+            cache: None,
+            pin: None,
         })
     }
 

@@ -89,4 +89,8 @@ pub struct UserApi {
     pub acl_file: Option<Spanned<String>>,
     /// `[api.log]`: payload capture and metric labels of this API (see `super::log`).
     pub log: Option<super::log::UserApiLog>,
+    /// `[api.cache]`: the list cache (see `super::integrity`).
+    pub cache: Option<super::integrity::UserApiCache>,
+    /// `[api.pin]`: tools and prompts pinned against silent changes (see `super::integrity`).
+    pub pin: Option<super::integrity::UserApiPin>,
 }

@@ -73,6 +73,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     };
     let hub = crate::features::observe::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
+    hub.add_source(shared.integrity.clone());
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut workers = Vec::with_capacity(listeners.len());

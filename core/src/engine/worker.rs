@@ -14,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use super::shared::Shared;
 use super::upstream::Pool;
 use crate::features::{
-    acl::Acl, auth::Auth, observe::Observe, protocol::Protocol, routing::Routing,
+    acl::Acl, auth::Auth, integrity::Integrity, observe::Observe, protocol::Protocol,
+    routing::Routing,
 };
 use crate::observe::ObserveHub;
 use crate::phases::{Features, Pipeline};
@@ -39,6 +40,7 @@ impl Worker {
             routing: Routing,
             protocol: Protocol,
             acl: Acl::default(),
+            integrity: Integrity::new(Arc::clone(&shared.integrity)),
             observe: Observe::new(hub, recording),
         };
         // Generation first: a reload racing with this read is then seen by the next request.
