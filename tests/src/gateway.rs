@@ -168,6 +168,8 @@ pub struct GatewaySpec {
     pub path: String,
     /// A TOML config; `{listen}` and `{admin}` are replaced by the addresses picked for this run.
     pub config: Option<String>,
+    /// More `mcpgate run` arguments, after the others (`--pin FILE`…).
+    pub args: Vec<String>,
 }
 
 impl GatewaySpec {
@@ -179,6 +181,7 @@ impl GatewaySpec {
             upstream: upstream.into(),
             path: path.into(),
             config: None,
+            args: Vec::new(),
         }
     }
 
@@ -190,11 +193,18 @@ impl GatewaySpec {
             upstream: String::new(),
             path: String::new(),
             config: Some(toml.into()),
+            args: Vec::new(),
         }
     }
 
     pub fn driver(mut self, driver: Driver) -> Self {
         self.driver = Some(driver);
+        self
+    }
+
+    /// Appends `mcpgate run` arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 }
@@ -252,6 +262,7 @@ impl Gateway {
             if let Some(driver) = spec.driver {
                 command.args(["--driver", driver.flag()]);
             }
+            command.args(&spec.args);
             command.env("RUST_BACKTRACE", "1").current_dir(&scratch.0);
             let name = format!(
                 "mcpgate {addr} ({})",
