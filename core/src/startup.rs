@@ -176,6 +176,20 @@ pub fn warnings(config: &Config, admin: Option<SocketAddr>, session_secret: bool
             config.gateway.workers
         ));
     }
+    for api in &config.apis {
+        if let Some(pin) = api.pin.as_ref().filter(|p| !p.tofu && p.pins.0.is_none()) {
+            out.push(format!(
+                "api {} ({}): the lockfile {} has no entry for {}: every tool and prompt of it \
+                 is flagged as new (pin it with `mcpgate pin --upstream {} --out {}`)",
+                api.name,
+                api.path,
+                pin.file.display(),
+                pin.upstream_key,
+                pin.upstream_key,
+                pin.file.display()
+            ));
+        }
+    }
     for (i, api) in config.apis.iter().enumerate() {
         if api_facts(config, i).acl.is_some_and(|a| a.0.is_dry_run()) {
             out.push(format!(

@@ -90,6 +90,16 @@ fn list_answers_are_cached_with_each_clients_id_and_dropped_on_list_changed() {
         server.list_calls("tools/list") <= fetched + 1,
         "the second request for the page was not served from the cache"
     );
+    // resources/list is cached the same way.
+    for id in [11, 12] {
+        let (_, messages) = session.messages(
+            &[],
+            &format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"resources/list"}}"#),
+        );
+        assert_eq!(messages[0]["id"], id, "{messages:?}");
+        assert_eq!(messages[0]["result"]["resources"][0]["uri"], "pin://readme");
+    }
+    assert_eq!(server.list_calls("resources/list"), 1);
 
     // The Python SDK's sessions are served from the cache too (or fetched once, if it speaks
     // another protocol version: the version is part of the key).
