@@ -332,37 +332,38 @@ fn string_special_mask(w: u64) -> u64 {
 
 /// A raw string's content range and whether it holds escapes.
 #[derive(Clone)]
-struct RawStr {
-    range: Range<usize>,
-    escaped: bool,
+pub(crate) struct RawStr {
+    pub(crate) range: Range<usize>,
+    pub(crate) escaped: bool,
 }
 
-struct Scan<'a, 'd> {
-    b: &'a [u8],
-    pos: usize,
-    decoded: &'d mut String,
+/// The validating scanner, shared with `crate::list_answer` (the list cache's byte-level reads).
+pub(crate) struct Scan<'a, 'd> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
+    pub(crate) decoded: &'d mut String,
 }
 
 impl<'a> Scan<'a, '_> {
     #[inline(always)]
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
 
     #[cold]
-    fn invalid(&self) -> FilterError {
+    pub(crate) fn invalid(&self) -> FilterError {
         FilterError::InvalidJson { offset: self.pos }
     }
 
     #[inline(always)]
-    fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
         }
     }
 
     #[inline(always)]
-    fn eat(&mut self, c: u8) -> Result<(), FilterError> {
+    pub(crate) fn eat(&mut self, c: u8) -> Result<(), FilterError> {
         if self.peek() == Some(c) {
             self.pos += 1;
             Ok(())
@@ -372,7 +373,7 @@ impl<'a> Scan<'a, '_> {
     }
 
     /// Scans a string starting at its opening quote; validates escapes and control characters.
-    fn string(&mut self) -> Result<RawStr, FilterError> {
+    pub(crate) fn string(&mut self) -> Result<RawStr, FilterError> {
         self.eat(b'"')?;
         let start = self.pos;
         let mut escaped = false;
@@ -442,7 +443,7 @@ impl<'a> Scan<'a, '_> {
     }
 
     /// The string's value with escapes decoded (borrowed when it has none).
-    fn text(&mut self, s: &RawStr) -> Result<&str, FilterError> {
+    pub(crate) fn text(&mut self, s: &RawStr) -> Result<&str, FilterError> {
         let raw = self.b.get(s.range.clone()).unwrap_or_default();
         if !s.escaped {
             return std::str::from_utf8(raw).map_err(|_| FilterError::InvalidUtf8);
@@ -468,7 +469,7 @@ impl<'a> Scan<'a, '_> {
         Ok(ListSet::kind_of_key(text).filter(|k| kinds.contains(*k)))
     }
 
-    fn key_is(&mut self, key: &RawStr, name: &str) -> Result<bool, FilterError> {
+    pub(crate) fn key_is(&mut self, key: &RawStr, name: &str) -> Result<bool, FilterError> {
         if !key.escaped {
             return Ok(self.b.get(key.range.clone()) == Some(name.as_bytes()));
         }
@@ -477,7 +478,7 @@ impl<'a> Scan<'a, '_> {
 
     /// Walks an object at `pos`, calling `member` with each key (value at `pos`, whitespace
     /// skipped); `member` must consume the value.
-    fn object(
+    pub(crate) fn object(
         &mut self,
         depth: usize,
         mut member: impl FnMut(&mut Self, RawStr, usize) -> Result<(), FilterError>,
@@ -512,7 +513,7 @@ impl<'a> Scan<'a, '_> {
         }
     }
 
-    fn skip_value(&mut self, depth: usize) -> Result<(), FilterError> {
+    pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), FilterError> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
             Some(b'{') => self.object(depth, |s, _, depth| s.skip_value(depth + 1)),
@@ -559,7 +560,7 @@ impl<'a> Scan<'a, '_> {
         }
     }
 
-    fn digits(&mut self) -> usize {
+    pub(crate) fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
             self.pos += 1;

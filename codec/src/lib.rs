@@ -8,6 +8,8 @@
 //! - [`jsonrpc`]: JSON-RPC / MCP message classification (simd-json tape).
 //! - [`envelope`]: a cheap look at a plain request's or notification's method, for the exchange log.
 //! - [`filter`]: MCP list-result filtering (`tools/list`, `prompts/list`, `resources/list`, templates).
+//! - [`list_answer`]: what the list cache reads and writes (a request's cursor, an answer's
+//!   `result`, `ttlMs`, `cacheScope`; an answer rebuilt with another id).
 //! - [`limits`]: the named limits every parser enforces.
 
 #![forbid(unsafe_code)]
@@ -17,4 +19,5 @@ pub mod filter;
 pub mod http;
 pub mod jsonrpc;
 pub mod limits;
+pub mod list_answer;
 pub mod sse;

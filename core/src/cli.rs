@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{AdminOverrides, ConfigSource, Overrides};
+use crate::config::{AdminOverrides, ConfigSource, Overrides, PinOverrides};
 
 /// Printed after every `--help`: what the environment changes, and where the docs are.
 const ENVIRONMENT_HELP: &str = "\
@@ -58,8 +58,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         admin_token_file: Option<PathBuf>,
     },
+    /// Write a pin lockfile from a live upstream: every tool's and prompt's definition and digest,
+    /// for review (docs/integrity.md); `run --pin FILE` enforces it.
+    Pin(PinArgs),
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// The upstream MCP endpoint to pin (http://host[:port]/path).
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// The lockfile to write (its other upstreams are kept); without it the lockfile is printed.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// A header sent with every request to the upstream ("Authorization: Bearer …"); repeatable.
+    #[arg(long, value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// How long each request may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +126,17 @@ pub struct RunArgs {
     /// 'METHOD[:NAME]=N/INTERVAL', e.g. 'tools/call=5/60s' (repeatable).
     #[arg(long = "limit", value_name = "RULE")]
     pub limits: Vec<String>,
+    /// Pin lockfile every API's tools and prompts are checked against (`mcpgate pin` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub pin: Option<PathBuf>,
+    /// With --pin: FILE is a trust-on-first-use store — what an upstream lists first is pinned
+    /// and written there.
+    #[arg(long, requires = "pin")]
+    pub trust_on_first_use: bool,
+    /// What a new or changed tool or prompt does: alert (pass, log), hide (removed from lists,
+    /// its use refused) or block (every list and call of its upstream refused).
+    #[arg(long, value_name = "POLICY", value_parser = ["alert", "hide", "block"])]
+    pub on_tool_change: Option<String>,
 }
 
 impl RunArgs {
@@ -129,8 +159,43 @@ impl RunArgs {
                 tls_key: self.tls_key.clone(),
                 upstream_ca: self.upstream_ca.clone(),
                 limits: self.limits.clone(),
+                pin: PinOverrides {
+                    file: self.pin.clone(),
+                    tofu: self.trust_on_first_use,
+                    on_change: self.on_tool_change.clone(),
+                },
             },
         }
+    }
+}
+
+impl PinArgs {
+    /// The request `features::integrity::pin_cli` runs.
+    pub fn request(&self) -> Result<crate::features::integrity::pin_cli::PinRequest, String> {
+        let timeout = crate::config::parse_duration(&self.timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--timeout {}: expected a duration like \"10s\"",
+                    self.timeout
+                )
+            })?;
+        let headers = self
+            .header
+            .iter()
+            .map(|h| match h.split_once(':') {
+                Some((name, value)) if !name.trim().is_empty() => {
+                    Ok((name.trim().to_owned(), value.trim().to_owned()))
+                }
+                _ => Err(format!("--header {h:?}: expected \"Name: value\"")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(crate::features::integrity::pin_cli::PinRequest {
+            upstream: self.upstream.clone(),
+            out: self.out.clone(),
+            headers,
+            timeout,
+        })
     }
 }
 

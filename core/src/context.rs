@@ -11,6 +11,7 @@ use mcpgate_policies::tls::TlsFacts;
 
 use crate::config::{Api, Config};
 use crate::features::acl::exchange::AclExchange;
+use crate::features::integrity::IntegrityExchange;
 use crate::features::limits::state::LimitsExchange;
 use crate::observe::exchange::ExchangeNotes;
 use crate::snapshot::{ApiState, Snapshot};
@@ -108,6 +109,11 @@ pub struct RequestCtx {
     /// What the rate limits decided (headers for the answer, the rule that throttled); `None`
     /// when no rule counted this request.
     pub limits: Option<Box<LimitsExchange>>,
+    /// The list cache's and pinning's state for this exchange (`crate::features::integrity`).
+    pub integrity: Option<Box<IntegrityExchange>>,
+    /// A JSON answer a cache served (set by `serve_from_cache`): the pipeline passes it through
+    /// the body filters that follow the cache, then the gateway writes it.
+    pub cached_answer: Option<Vec<u8>>,
 }
 
 impl RequestCtx {
@@ -131,6 +137,8 @@ impl RequestCtx {
             upstream_session: None,
             forward_body: None,
             limits: None,
+            integrity: None,
+            cached_answer: None,
         }
     }
 

@@ -47,6 +47,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Pin(args) => {
+            let request = args.request().map_err(anyhow::Error::msg)?;
+            let done = mcpgate_core::features::integrity::pin_cli::run(&request)?;
+            eprintln!("mcpgate: {done}");
+            Ok(())
+        }
         Command::Run(args) => {
             let source = args.source();
             let cfg = source.load()?;

@@ -11,14 +11,14 @@
 //! | | `admit` | HTTP-level rate limits (rules without `methods`: no body needed) | limits |
 //! | | — | read the body, classify it (JSON-RPC) | engine |
 //! | | `inspect` | look at the request (header/body agreement, what to record) | protocol, observe |
-//! | | `decide` | judge each message (the ACL); refused ones are answered here; then the MCP-level rate limits count what the ACL let through | acl, limits |
-//! | | `serve_from_cache` | answer from a cache instead of the upstream | (none yet) |
+//! | | `decide` | judge each message (the ACL, then the pin policy); refused ones are answered here; then the MCP-level rate limits count what was let through | acl, integrity, limits |
+//! | | `serve_from_cache` | answer from a cache instead of the upstream; the answer then goes through the body filters after the cache | integrity (list cache) |
 //! | | `upstream_request` | edit the forwarded head (credentials, session id) | auth |
 //! | | — | forward on a pooled connection, read the response head | engine |
 //! | response | `response_head` | edit the upstream's head (session sealing, challenges) | auth, observe |
-//! | | `buffers_body` + `body_filter` | a non-stream answer read whole and rewritten | acl, observe |
+//! | | `buffers_body` + `body_filter` | a non-stream answer read whole and rewritten | integrity (fills the cache, compares pins, hides), then acl, observe |
 //! | | `body_seen` | a pass-through answer, as it went by | observe |
-//! | | `events_start` + `event_filter` | each event of an event stream | routing (endpoint), acl, observe |
+//! | | `events_start` + `event_filter` | each event of an event stream | routing (endpoint), integrity (as for bodies; `list_changed`), acl, observe |
 //! | | `local_answer` | the gateway answered itself (any phase above, or an error) | observe |
 //! | | `record` | the exchange is over, however it ended | observe |
 //!
@@ -42,7 +42,8 @@ use smallvec::SmallVec;
 use crate::context::{HttpMethod, RequestCtx, RpcInfo};
 use crate::errors::Error;
 use crate::features::{
-    acl::Acl, auth::Auth, limits::Limits, observe::Observe, protocol::Protocol, routing::Routing,
+    acl::Acl, auth::Auth, integrity::Integrity, limits::Limits, observe::Observe,
+    protocol::Protocol, routing::Routing,
 };
 
 /// A phase's verdict.
@@ -265,14 +266,18 @@ pub trait ExchangeIo {
     async fn relay(&mut self, ctx: &mut RequestCtx, pipeline: &Pipeline) -> Result<(), Error>;
 }
 
-/// The features, in the order their phases run (observe last: it records what the others did;
-/// limits after the ACL: a call the ACL refuses is never counted).
+/// The features, in the order their phases run (observe last: it records what the others did).
+/// Integrity comes after the ACL on the request side (the ACL refuses first what a subject may
+/// not use at all) and before it on the response side (the list cache keeps the upstream's
+/// answer as it came, and every answer, cached or not, is cut by the ACL for its subject).
+/// Limits count last on the request side: a call the ACL or the pin policy refuses is never counted.
 pub struct Features {
     pub auth: Auth,
     pub routing: Routing,
     pub protocol: Protocol,
     pub acl: Acl,
     pub limits: Limits,
+    pub integrity: Integrity,
     pub observe: Observe,
 }
 
@@ -326,18 +331,18 @@ impl Pipeline {
         // The gateway's own paths (well-known metadata) before the APIs' prefixes.
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.route(ctx, io.request()).await
         ))?;
         io.check_body(ctx)?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.authenticate(ctx, io.request()).await
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.admit(ctx, io.request()).await
         ))?;
         io.read_body(ctx).await?;
@@ -349,33 +354,76 @@ impl Pipeline {
         // The recorder first: a request refused by a later check is recorded with its messages.
         step(each_until_answer!(
             f,
-            [observe, auth, routing, protocol, acl, limits],
+            [observe, auth, routing, protocol, acl, integrity, limits],
             |x| x.inspect(ctx, io.request(), body)
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.decide(ctx, io.request(), body).await
         ))?;
         step(each_until_answer!(
             f,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.serve_from_cache(ctx, io.request(), body).await
         ))?;
+        if let Some(cached) = ctx.cached_answer.take() {
+            return Err(self.cached_answer(ctx, cached));
+        }
         drop(message);
         let mut edits = UpstreamEdits::default();
-        each!(f, [auth, routing, protocol, acl, limits, observe], |x| x
-            .upstream_request(ctx, &mut edits));
+        each!(
+            f,
+            [auth, routing, protocol, acl, integrity, limits, observe],
+            |x| x.upstream_request(ctx, &mut edits)
+        );
         io.forward(ctx, &edits).await?;
         drop(edits);
         // Response side.
         if let Some(mut resp) = io.response() {
             // Sealing the session id first, so the recorder tags what the client holds.
-            each!(f, [auth, routing, protocol, acl, limits, observe], |x| x
-                .response_head(ctx, &mut resp));
+            each!(
+                f,
+                [auth, routing, protocol, acl, integrity, limits, observe],
+                |x| x.response_head(ctx, &mut resp)
+            );
         }
         io.relay(ctx, self).await?;
         Ok(())
+    }
+
+    /// An answer a cache served (`ctx.cached_answer`): through the body filters that follow the
+    /// cache — the pin policy, the ACL (each subject sees only what it may) — then written by the
+    /// gateway. The recorder notes it as written, in `local_answer`.
+    fn cached_answer(&self, ctx: &mut RequestCtx, body: Vec<u8>) -> Answer {
+        let mut answer = BufferedAnswer {
+            status: 200,
+            body: Cow::Owned(body),
+            gateway_answers: true,
+        };
+        let mut result = Ok(());
+        each!(
+            &self.features,
+            [auth, routing, protocol, integrity, acl],
+            |x| if result.is_ok() {
+                result = x.body_filter(ctx, &mut answer);
+            }
+        );
+        if let Err(e) = result {
+            return Answer::Error(e);
+        }
+        let mut response = Vec::with_capacity(answer.body.len() + 96);
+        crate::errors::write_response(
+            answer.status,
+            "application/json",
+            &answer.body,
+            false,
+            &mut response,
+        );
+        Answer::Raw {
+            response,
+            close: false,
+        }
     }
 
     /// The JSON-RPC classification of a POST body (`None`: no body, not a POST, or not JSON-RPC:
@@ -417,13 +465,14 @@ impl Pipeline {
         let mut any = false;
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, integrity, acl, limits, observe],
             |x| any |= x.buffers_body(ctx, status)
         );
         any
     }
 
-    /// The recorder last: it sees what the client gets.
+    /// Integrity before the ACL (it caches and pins the upstream's answer as it came), the
+    /// recorder last: it sees what the client gets.
     pub fn body_filter(
         &self,
         ctx: &mut RequestCtx,
@@ -432,7 +481,7 @@ impl Pipeline {
         let mut result = Ok(());
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, integrity, acl, limits, observe],
             |x| if result.is_ok() {
                 result = x.body_filter(ctx, answer);
             }
@@ -444,7 +493,7 @@ impl Pipeline {
         let mut any = false;
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| any |= x.sees_body(ctx)
         );
         any
@@ -453,7 +502,7 @@ impl Pipeline {
     pub fn body_seen(&self, ctx: &mut RequestCtx, body: &[u8]) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.body_seen(ctx, body)
         );
     }
@@ -461,7 +510,7 @@ impl Pipeline {
     pub fn events_start(&self, ctx: &mut RequestCtx, out: &mut Vec<u8>) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.events_start(ctx, out)
         );
     }
@@ -473,7 +522,7 @@ impl Pipeline {
         let mut verdict = EventStep::Relay;
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits],
+            [auth, routing, protocol, integrity, acl, limits],
             |x| if verdict == EventStep::Relay {
                 verdict = x.event_filter(ctx, event);
             }
@@ -489,7 +538,7 @@ impl Pipeline {
     pub fn local_answer(&self, ctx: &mut RequestCtx, response: &[u8], error: Option<&Error>) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.local_answer(ctx, response, error)
         );
     }
@@ -497,7 +546,7 @@ impl Pipeline {
     pub fn record(&self, ctx: &mut RequestCtx) {
         each!(
             &self.features,
-            [auth, routing, protocol, acl, limits, observe],
+            [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.record(ctx)
         );
     }

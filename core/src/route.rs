@@ -165,6 +165,8 @@ mod tests {
             auth: None,
             log: crate::config::ApiLog::default(),
             limits: crate::config::ApiLimits::default(),
+            cache: None,
+            pin: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::features::auth::state::AuthApiState;
+use crate::features::integrity::state::IntegrityApiState;
 use crate::features::limits::state::LimitsApiState;
 use crate::features::observe::state::ObserveApiState;
 
@@ -17,6 +18,8 @@ pub struct ApiState {
     pub auth: AuthApiState,
     pub observe: ObserveApiState,
     pub limits: LimitsApiState,
+    /// The list cache and this worker's view of the pins (built on the API's first request).
+    pub integrity: IntegrityApiState,
 }
 
 pub struct Snapshot {
@@ -37,6 +40,7 @@ impl Snapshot {
                 auth: AuthApiState::new(api),
                 observe: ObserveApiState::default(),
                 limits: LimitsApiState::new(api),
+                integrity: IntegrityApiState::default(),
             })
             .collect();
         Snapshot {

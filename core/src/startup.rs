@@ -87,8 +87,9 @@ pub fn api_lines(config: &Config) -> Vec<String> {
                     )
                 }
             };
+            let integrity = integrity_facts(api);
             format!(
-                "api {} {} -> {}: {plans}, {acl}{}",
+                "api {} {} -> {}: {plans}, {acl}{}{integrity}",
                 api.name,
                 api.path,
                 api.upstream.url,
@@ -100,6 +101,29 @@ pub fn api_lines(config: &Config) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `, list cache, pins FILE (on change: hide)` for an API with `[api.cache]` / `[api.pin]`.
+fn integrity_facts(api: &crate::config::Api) -> String {
+    let mut out = String::new();
+    if api.cache.is_some() {
+        out.push_str(", list cache");
+    }
+    if let Some(pin) = &api.pin {
+        out.push_str(&format!(
+            ", pins {}{} (on change: {})",
+            pin.file.display(),
+            if pin.tofu {
+                " (trust on first use)"
+            } else if pin.pins.0.is_none() {
+                " (no entry for this upstream: every tool is new)"
+            } else {
+                ""
+            },
+            pin.on_change.as_str()
+        ));
+    }
+    out
 }
 
 /// Each ACL condition that was written in Gravitee EL, with the CEL it became:
@@ -153,6 +177,20 @@ pub fn warnings(config: &Config, admin: Option<SocketAddr>, session_secret: bool
             with_plans.join(", "),
             config.gateway.workers
         ));
+    }
+    for api in &config.apis {
+        if let Some(pin) = api.pin.as_ref().filter(|p| !p.tofu && p.pins.0.is_none()) {
+            out.push(format!(
+                "api {} ({}): the lockfile {} has no entry for {}: every tool and prompt of it \
+                 is flagged as new (pin it with `mcpgate pin --upstream {} --out {}`)",
+                api.name,
+                api.path,
+                pin.file.display(),
+                pin.upstream_key,
+                pin.upstream_key,
+                pin.file.display()
+            ));
+        }
     }
     for (i, api) in config.apis.iter().enumerate() {
         if api_facts(config, i).acl.is_some_and(|a| a.0.is_dry_run()) {

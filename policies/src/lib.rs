@@ -1,8 +1,9 @@
 //! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks, rate
-//! limits and quotas).
+//! limits and quotas, tool integrity: list-cache rules and pinning).
 #![forbid(unsafe_code)]
 
 pub mod acl;
 pub mod auth;
+pub mod integrity;
 pub mod limits;
 pub mod tls;

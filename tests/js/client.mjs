@@ -5,7 +5,8 @@
 //
 // Usage: [MCPGATE_E2E_AUTHORIZATION="Bearer …"] node client.mjs <mcp-url> <scenario>
 // Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
-//            roots ping terminate concurrent rate_limited
+//            roots ping terminate concurrent rate_limited; integrity_tools
+//            integrity_list_changed integrity_concurrent_lists (against tests/py/pin_server.py)
 // Exit status: 0 with the observations, 1 with {"error": ...} when the SDK threw.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -423,6 +424,94 @@ const scenarios = {
     const ping = await client.ping().then(() => "ok", (e) => String(e && e.code));
     await client.close();
     return { calls, ping };
+  },
+
+  // Tool integrity (tests/tests/integrity.rs, against tests/py/pin_server.py): what the client
+  // sees of the tools and prompts, and what using them does. Errors are observations.
+  async integrity_tools() {
+    const { client } = await connect();
+    const failure = (e) => ({ code: e && e.code !== undefined ? e.code : null, message: String((e && e.message) || e) });
+    const out = { tools: null, listError: null, prompts: null, promptsError: null, calls: {}, prompt: null };
+    try {
+      const all = [];
+      let cursor;
+      do {
+        const page = await client.listTools(cursor ? { cursor } : {});
+        all.push(...page.tools);
+        cursor = page.nextCursor;
+      } while (cursor);
+      out.tools = all.map((t) => ({
+        name: t.name,
+        description: t.description || null,
+        inputProperties: Object.keys((t.inputSchema && t.inputSchema.properties) || {}).sort(),
+      }));
+    } catch (e) {
+      out.listError = failure(e);
+    }
+    try {
+      out.prompts = (await client.listPrompts()).prompts.map((p) => ({ name: p.name, description: p.description || null }));
+    } catch (e) {
+      out.promptsError = failure(e);
+    }
+    for (const [name, args] of [["echo", { text: "hi" }], ["get_forecast", { city: "Paris" }]]) {
+      try {
+        const r = await client.callTool({ name, arguments: args });
+        out.calls[name] = { ok: !r.isError, text: textOf(r) };
+      } catch (e) {
+        out.calls[name] = failure(e);
+      }
+    }
+    try {
+      await client.getPrompt({ name: "briefing", arguments: { topic: "pins" } });
+      out.prompt = { ok: true };
+    } catch (e) {
+      out.prompt = failure(e);
+    }
+    await client.close();
+    return out;
+  },
+
+  // Lists the tools twice, calls pin-server's `mutate` (which switches its definitions and sends
+  // notifications/tools/list_changed on the GET stream), waits for the notification, lists again.
+  async integrity_list_changed() {
+    const { ToolListChangedNotificationSchema } = await import("@modelcontextprotocol/sdk/types.js");
+    const client = newClient();
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      changed += 1;
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    const describe = async () => {
+      try {
+        return (await client.listTools()).tools.map((t) => ({ name: t.name, description: t.description || null }));
+      } catch (e) {
+        return { code: e && e.code !== undefined ? e.code : null, message: String((e && e.message) || e) };
+      }
+    };
+    const before = await describe();
+    const again = await describe();
+    await client.callTool({ name: "mutate", arguments: { variant: process.env.MCPGATE_E2E_VARIANT || "b" } });
+    const notified = await waitFor(() => changed > 0, 15000);
+    const after = await describe();
+    let callAfter;
+    try {
+      const r = await client.callTool({ name: "get_forecast", arguments: { city: "Paris" } });
+      callAfter = { ok: !r.isError, text: textOf(r) };
+    } catch (e) {
+      callAfter = { code: e && e.code !== undefined ? e.code : null, message: String((e && e.message) || e) };
+    }
+    await client.close();
+    return { before, again, notified, after, callAfter };
+  },
+
+  // Many tools/list requests of one session at once (MCPGATE_E2E_CONCURRENT, default 8): each
+  // answer must reach the request it answers (the SDK pairs them by id).
+  async integrity_concurrent_lists() {
+    const { client } = await connect();
+    const n = Number(process.env.MCPGATE_E2E_CONCURRENT || 8);
+    const results = await Promise.all(Array.from({ length: n }, () => client.listTools()));
+    await client.close();
+    return { answers: results.length, toolNames: results.map((r) => r.tools.map((t) => t.name).sort()) };
   },
 };
 

@@ -6,7 +6,7 @@ it never judges, so a gateway bug shows up as a wrong observation rather than a 
 
 Usage: python client.py <mcp-url> <scenario>
 Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
-           roots ping terminate
+           roots ping terminate; integrity_tools integrity_list_changed (against pin_server.py)
 Exit status: 0 with the observations, 1 with {"error": ...} when the SDK raised.
 """
 
@@ -106,7 +106,7 @@ class Connection:
 
 
 @asynccontextmanager
-async def connect(url: str) -> AsyncIterator[Connection]:
+async def connect(url: str, message_handler: Any = None) -> AsyncIterator[Connection]:
     async with streamable_http_client(url) as (read, write, get_session_id):
         async with ClientSession(
             read,
@@ -115,6 +115,7 @@ async def connect(url: str) -> AsyncIterator[Connection]:
             elicitation_callback=on_elicitation,
             list_roots_callback=on_list_roots,
             logging_callback=on_log,
+            message_handler=message_handler,
             client_info=types.Implementation(name="mcpgate-e2e-py", version="0.1.0"),
         ) as session:
             init = await session.initialize()
@@ -317,6 +318,88 @@ async def scenario_terminate(url: str) -> dict[str, Any]:
     }
 
 
+def failure(error: BaseException) -> dict[str, Any]:
+    """A JSON-RPC error as an observation: its code (None when the SDK raised something else)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    code = getattr(getattr(error, "error", None), "code", None)
+    return {"code": code, "message": str(error)}
+
+
+async def scenario_integrity_tools(url: str) -> dict[str, Any]:
+    """Tool integrity (tests/tests/integrity.rs, against py/pin_server.py): what the client sees of
+    the tools and prompts, and what using them does."""
+    out: dict[str, Any] = {"tools": None, "listError": None, "prompts": None, "promptsError": None, "calls": {}}
+    async with connect(url) as conn:
+        try:
+            tools: list[types.Tool] = []
+            cursor: str | None = None
+            while True:
+                page = await conn.session.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.nextCursor
+                if not cursor:
+                    break
+            out["tools"] = [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "inputProperties": sorted((t.inputSchema or {}).get("properties", {}).keys()),
+                }
+                for t in tools
+            ]
+        except Exception as error:  # noqa: BLE001 - an error is an observation
+            out["listError"] = failure(error)
+        try:
+            prompts = await conn.session.list_prompts()
+            out["prompts"] = [{"name": p.name, "description": p.description} for p in prompts.prompts]
+        except Exception as error:  # noqa: BLE001
+            out["promptsError"] = failure(error)
+        for name, args in (("echo", {"text": "hi"}), ("get_forecast", {"city": "Paris"})):
+            try:
+                result = await conn.session.call_tool(name, args)
+                out["calls"][name] = {"ok": not result.isError, "text": text_of(result)}
+            except Exception as error:  # noqa: BLE001
+                out["calls"][name] = failure(error)
+        try:
+            await conn.session.get_prompt("briefing", {"topic": "pins"})
+            out["prompt"] = {"ok": True}
+        except Exception as error:  # noqa: BLE001
+            out["prompt"] = failure(error)
+    return out
+
+
+async def scenario_integrity_list_changed(url: str) -> dict[str, Any]:
+    """Lists, calls pin-server's `mutate` (new definitions + notifications/tools/list_changed),
+    waits for the notification, lists again."""
+    changed: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ServerNotification) and isinstance(
+            message.root, types.ToolListChangedNotification
+        ):
+            changed.append(message.root.method)
+
+    async def describe(conn: Connection) -> Any:
+        try:
+            return [{"name": t.name, "description": t.description} for t in (await conn.session.list_tools()).tools]
+        except Exception as error:  # noqa: BLE001
+            return failure(error)
+
+    async with connect(url, message_handler=on_message) as conn:
+        before = await describe(conn)
+        again = await describe(conn)
+        await conn.session.call_tool("mutate", {"variant": "b"})
+        notified = await wait_for(lambda: bool(changed), 15)
+        after = await describe(conn)
+        try:
+            result = await conn.session.call_tool("get_forecast", {"city": "Paris"})
+            call_after: dict[str, Any] = {"ok": not result.isError, "text": text_of(result)}
+        except Exception as error:  # noqa: BLE001
+            call_after = failure(error)
+    return {"before": before, "again": again, "notified": notified, "after": after, "callAfter": call_after}
+
+
 SCENARIOS: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {
     "initialize": scenario_initialize,
     "tools_list": scenario_tools_list,
@@ -329,6 +412,8 @@ SCENARIOS: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {
     "roots": scenario_roots,
     "ping": scenario_ping,
     "terminate": scenario_terminate,
+    "integrity_tools": scenario_integrity_tools,
+    "integrity_list_changed": scenario_integrity_list_changed,
 }
 
 

@@ -168,7 +168,7 @@ pub struct GatewaySpec {
     pub path: String,
     /// A TOML config; `{listen}` and `{admin}` are replaced by the addresses picked for this run.
     pub config: Option<String>,
-    /// More `mcpgate run` arguments (`--tls-cert FILE`, `--limit …`).
+    /// More `mcpgate run` arguments, after the others (`--tls-cert FILE`, `--limit …`, `--pin FILE`).
     pub args: Vec<String>,
 }
 

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod gateway;
 pub mod http;
+pub mod integrity;
 pub mod net;
 pub mod peers;
 pub mod process;

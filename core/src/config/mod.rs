@@ -8,6 +8,7 @@
 mod acl;
 mod admin;
 mod auth;
+mod integrity;
 mod limits;
 mod log;
 pub mod sessions;
@@ -25,6 +26,7 @@ pub use admin::{
     AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
 };
 pub use auth::ApiAuthCfg;
+pub use integrity::{upstream_key, ApiCache, ApiPin, LoadedPins, PinOverrides};
 pub use limits::{
     carry_over, ApiLimits, CompiledRule, LimitRule, RedisSettings, RuleState, Scope, Stage,
 };
@@ -196,6 +198,10 @@ pub struct Api {
     pub log: ApiLog,
     /// `[[api.limit]]` and `--limit`: rate limits and quotas (empty: none).
     pub limits: ApiLimits,
+    /// `[api.cache]`: the list cache; `None` = list answers are not cached.
+    pub cache: Option<ApiCache>,
+    /// `[api.pin]` (or `--pin`): tools and prompts pinned; `None` = not checked.
+    pub pin: Option<ApiPin>,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -252,6 +258,8 @@ pub struct Overrides {
     pub upstream_ca: Option<PathBuf>,
     /// `--limit 'METHOD[:NAME]=N/INTERVAL'` flags, applied to every API.
     pub limits: Vec<String>,
+    /// `--pin FILE`, `--trust-on-first-use`, `--on-tool-change`: every API's `[api.pin]`.
+    pub pin: PinOverrides,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -437,12 +445,14 @@ impl Validator<'_> {
         let redis = self.redis(user_redis, resolve_timeout)?;
         let apis = match (&ov.upstream, &ov.path) {
             (Some(upstream), path) => {
-                vec![self.command_line_api(
+                let mut api = self.command_line_api(
                     upstream,
                     path.as_deref(),
                     resolve_timeout,
                     ov.upstream_ca.as_ref(),
-                )?]
+                )?;
+                api.pin = self.api_pin(0, None, &api.upstream.url, &ov.pin)?;
+                vec![api]
             }
             (None, Some(_)) => {
                 return Err(self.invalid(
@@ -460,8 +470,10 @@ impl Validator<'_> {
             }
             (None, None) => {
                 let mut apis = Vec::with_capacity(user.api.len());
-                for ((i, api), log) in user.api.into_iter().enumerate().zip(api_logs) {
+                for ((i, mut api), log) in user.api.into_iter().enumerate().zip(api_logs) {
                     let acl = self.api_acl(i, &api)?;
+                    let cache = self.api_cache(i, api.cache.take())?;
+                    let pin = api.pin.take();
                     let public_url = auth::effective_public_url(
                         api.public_url.as_ref().map(|u| u.get_ref().as_str()),
                         gateway_public_url.as_deref(),
@@ -475,6 +487,8 @@ impl Validator<'_> {
                     api.auth = auth;
                     api.log = log;
                     api.limits = limits;
+                    api.cache = cache;
+                    api.pin = self.api_pin(i, pin, &api.upstream.url, &ov.pin)?;
                     apis.push(api);
                 }
                 apis
@@ -554,6 +568,8 @@ impl Validator<'_> {
             auth: None,
             log: ApiLog::default(),
             limits: ApiLimits::default(),
+            cache: None,
+            pin: None,
         })
     }
 
@@ -605,6 +621,8 @@ impl Validator<'_> {
             auth: None,
             log: ApiLog::default(),
             limits: ApiLimits::default(),
+            cache: None,
+            pin: None,
         })
     }
 

@@ -104,4 +104,8 @@ pub struct UserApi {
     pub tls: Option<super::tls::UserUpstreamTls>,
     /// `[[api.limit]]`: rate limits and quotas (see `super::limits`).
     pub limit: Option<Spanned<toml::Value>>,
+    /// `[api.cache]`: the list cache (see `super::integrity`).
+    pub cache: Option<super::integrity::UserApiCache>,
+    /// `[api.pin]`: tools and prompts pinned against silent changes (see `super::integrity`).
+    pub pin: Option<super::integrity::UserApiPin>,
 }

@@ -98,6 +98,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
             crate::features::limits::metrics::render(&shared.config(), out)
         }));
     }
+    hub.add_source(shared.integrity.clone());
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Worker `id` gets socket `id` of every listener.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::config::Config;
 
 pub struct Shared {
+    /// Tool integrity's process-wide state (list epochs, pin findings, cache counters).
+    pub integrity: Arc<crate::features::integrity::Registry>,
     generation: AtomicU64,
     current: Mutex<Arc<Config>>,
     draining: AtomicBool,
@@ -17,6 +19,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Self {
         Shared {
+            integrity: Arc::default(),
             generation: AtomicU64::new(0),
             current: Mutex::new(Arc::new(config)),
             draining: AtomicBool::new(false),

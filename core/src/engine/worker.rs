@@ -14,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use super::shared::Shared;
 use super::upstream::Pool;
 use crate::features::{
-    acl::Acl, auth::Auth, limits::Limits, observe::Observe, protocol::Protocol, routing::Routing,
+    acl::Acl, auth::Auth, integrity::Integrity, limits::Limits, observe::Observe,
+    protocol::Protocol, routing::Routing,
 };
 use crate::observe::ObserveHub;
 use crate::phases::{Features, Pipeline};
@@ -40,6 +41,7 @@ impl Worker {
             protocol: Protocol,
             acl: Acl::default(),
             limits: Limits::default(),
+            integrity: Integrity::new(Arc::clone(&shared.integrity)),
             observe: Observe::new(hub, recording),
         };
         // Generation first: a reload racing with this read is then seen by the next request.

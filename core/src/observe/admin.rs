@@ -367,7 +367,7 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
 
     let newest_bucket = now_ms / SERIES_BUCKET_MS;
     let first_bucket = newest_bucket.saturating_sub(SERIES_BUCKETS - 1);
-    let out: Vec<serde_json::Value> = apis
+    let per_api: Vec<serde_json::Value> = apis
         .into_iter()
         .map(|(api, mut a)| {
             let points = t.series.get(&api);
@@ -413,7 +413,7 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
             })
         })
         .collect();
-    json!({
+    let mut out = json!({
         "now_ms": now_ms,
         "bucket_ms": SERIES_BUCKET_MS,
         "version": hub.config().version,
@@ -422,6 +422,12 @@ pub fn summary(hub: &ObserveHub, now_ms: u64) -> serde_json::Value {
         "connections_active": merged.connections_active,
         "sse_streams_open": merged.sse_streams_open,
         "log_records_dropped": hub.log_records_dropped(),
-        "apis": out,
-    })
+        "apis": per_api,
+    });
+    for source in hub.sources() {
+        if let (Some((name, value)), Some(obj)) = (source.summary(), out.as_object_mut()) {
+            obj.insert(name.to_string(), value);
+        }
+    }
+    out
 }

@@ -14,6 +14,16 @@ use super::worker::WorkerObserver;
 
 pub use super::shared::ObserveConfig;
 
+/// State a feature keeps outside the exchange log that the admin API shows (the integrity
+/// feature's cache counters and pin findings): read at scrape and summary time, never on the
+/// request path.
+pub trait StatusSource: Send + Sync {
+    /// Appends Prometheus text exposition (`# HELP`, `# TYPE` and samples).
+    fn metrics(&self, out: &mut String);
+    /// One member of `GET /api/summary`: its name and value (`None`: nothing to show).
+    fn summary(&self) -> Option<(&'static str, serde_json::Value)>;
+}
+
 /// Shared handle to observability; cheap to clone, `Send + Sync`.
 #[derive(Clone)]
 pub struct ObserveHub {
@@ -50,6 +60,7 @@ impl ObserveHub {
                 admitted: Mutex::new(Map::default()),
                 started_ms: super::now_unix_ms(),
                 metric_sources: Mutex::new(Vec::new()),
+                sources: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -78,6 +89,16 @@ impl ObserveHub {
         for source in relock(&self.inner.metric_sources).iter() {
             source(out);
         }
+    }
+
+    /// Adds a feature's state to `/metrics` and `/api/summary`.
+    pub fn add_source(&self, source: Arc<dyn StatusSource>) {
+        relock(&self.inner.sources).push(source);
+    }
+
+    /// The sources added, for the readers.
+    pub(crate) fn sources(&self) -> Vec<Arc<dyn StatusSource>> {
+        relock(&self.inner.sources).clone()
     }
 
     pub fn redactor(&self) -> &Redactor {

@@ -33,12 +33,17 @@ pub fn escape_label_value(v: &str) -> String {
     out
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+pub fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -300,5 +305,8 @@ pub fn render(hub: &ObserveHub) -> String {
         1,
     );
     hub.render_metric_sources(&mut out);
+    for source in hub.sources() {
+        source.metrics(&mut out);
+    }
     out
 }

@@ -30,7 +30,7 @@ mod console_dev;
 mod tests;
 
 pub use admin::{handle_admin, AdminResponse};
-pub use hub::{ObserveConfig, ObserveHub};
+pub use hub::{ObserveConfig, ObserveHub, StatusSource};
 pub use record::{
     AclDecision, ExchangeKind, ExchangeRecord, Label, Outcome, SessionTag, UpstreamFailure,
 };

@@ -70,6 +70,8 @@ pub(crate) struct HubInner {
     pub started_ms: u64,
     /// More `/metrics` families, written by other parts of the gateway (the rate limits' rules).
     pub metric_sources: Mutex<Vec<MetricSource>>,
+    /// Features' own state for `/metrics` and `/api/summary` (see `super::hub::StatusSource`).
+    pub sources: Mutex<Vec<Arc<dyn super::hub::StatusSource>>>,
 }
 
 /// Appends Prometheus text to `/metrics`.

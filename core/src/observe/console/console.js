@@ -60,6 +60,39 @@ function renderFacts(s) {
   $("facts").innerHTML = facts.map(([k, v]) => `<span>${k} <b>${v}</b></span>`).join("");
 }
 
+// Tool integrity (GET /api/summary's `integrity`): the API's pin findings and cache counters.
+function integrityOf(s, api) {
+  const all = (s.integrity && s.integrity.apis) || [];
+  return all.find((x) => x.api === api) || null;
+}
+
+function integrityBadge(s, api) {
+  const i = integrityOf(s, api);
+  const n = i && i.pin ? i.pin.findings.length : 0;
+  if (!n) return "";
+  const blocked = i.pin.blocked;
+  const title = `${n} tool/prompt definition(s) changed since pinned (on_change = ${i.pin.policy})`;
+  return `<span class="badge${blocked ? " block" : ""}" title="${esc(title)}">${blocked ? "blocked" : "⚠ " + n}</span>`;
+}
+
+function renderIntegrity(s, api) {
+  const i = integrityOf(s, api);
+  $("integrity-card").classList.toggle("hidden", !i);
+  if (!i) return;
+  const facts = [];
+  if (i.pin) facts.push(`pins: ${esc(i.pin.file)}${i.pin.trust_on_first_use ? " (trust on first use)" : ""}, on change: <b>${esc(i.pin.policy)}</b>`);
+  if (i.cache) facts.push(`list cache: ${fmtInt(i.cache.hits)} hits, ${fmtInt(i.cache.misses)} misses, ${fmtInt(i.cache.evictions)} evictions, ${fmtBytes(i.cache.bytes)}`);
+  $("integrity-sub").textContent = "· " + i.upstream;
+  const findings = i.pin ? i.pin.findings : [];
+  $("integrity").innerHTML =
+    `<div class="facts">${facts.join(" · ")}</div>` +
+    (findings.length === 0
+      ? `<div class="none">${i.pin ? "Every tool and prompt matches its pin" : "No pins"}</div>`
+      : findings
+          .map((f) => `<div class="finding"><span class="what mono">${esc(f.kind)} ${esc(f.name)}</span><span class="change">${esc(f.change)}</span><pre class="diff">${esc(f.diff.join("\n"))}</pre></div>`)
+          .join(""));
+}
+
 function renderTabs(s) {
   const names = s.apis.map((a) => a.api);
   if (!names.includes(state.api)) {
@@ -68,7 +101,7 @@ function renderTabs(s) {
     state.api = busiest ? busiest.api : null;
   }
   $("api-tabs").innerHTML = s.apis
-    .map((a) => `<button data-api="${esc(a.api)}" class="${a.api === state.api ? "active" : ""}">${esc(a.api || "(unrouted)")}<span class="count">${fmtInt(a.requests)}</span></button>`)
+    .map((a) => `<button data-api="${esc(a.api)}" class="${a.api === state.api ? "active" : ""}">${esc(a.api || "(unrouted)")}<span class="count">${fmtInt(a.requests)}</span>${integrityBadge(s, a.api)}</button>`)
     .join("");
   const sel = $("f-api");
   const current = sel.value;
@@ -176,6 +209,7 @@ function renderSummary(s) {
   $("overview").classList.toggle("hidden", !a);
   if (!a) return;
   renderKpis(a);
+  renderIntegrity(s, a.api);
   renderChart(a);
   bars("methods", a.methods, { empty: "No methods yet" });
   bars("top-tools", a.top.tools, { empty: "No tool called yet" });
