@@ -92,12 +92,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     };
     let hub = crate::features::observe::start_hub(&config)?;
     let shared = Arc::new(Shared::new(config));
-    {
-        let shared = Arc::clone(&shared);
-        hub.add_metric_source(Box::new(move |out| {
-            crate::features::limits::metrics::render(&shared.config(), out)
-        }));
-    }
+    hub.add_source(Arc::new(LimitsMetrics(Arc::clone(&shared))));
     hub.add_source(shared.integrity.clone());
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -332,4 +327,17 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// The rate limits' `/metrics` families, rendered from the snapshot current at scrape time.
+struct LimitsMetrics(Arc<Shared>);
+
+impl crate::observe::StatusSource for LimitsMetrics {
+    fn metrics(&self, out: &mut String) {
+        crate::features::limits::metrics::render(&self.0.config(), out);
+    }
+
+    fn summary(&self) -> Option<(&'static str, serde_json::Value)> {
+        None
+    }
 }

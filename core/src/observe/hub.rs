@@ -59,7 +59,6 @@ impl ObserveHub {
                 workers: Mutex::new(Vec::new()),
                 admitted: Mutex::new(Map::default()),
                 started_ms: super::now_unix_ms(),
-                metric_sources: Mutex::new(Vec::new()),
                 sources: Mutex::new(Vec::new()),
             }),
         })
@@ -76,19 +75,6 @@ impl ObserveHub {
 
     pub fn config(&self) -> &ObserveConfig {
         &self.inner.config
-    }
-
-    /// Adds metric families that live outside the exchange log (rendered at the end of
-    /// `/metrics`, at scrape time).
-    pub fn add_metric_source(&self, source: super::shared::MetricSource) {
-        relock(&self.inner.metric_sources).push(source);
-    }
-
-    /// Appends every added source's families to `out`.
-    pub(crate) fn render_metric_sources(&self, out: &mut String) {
-        for source in relock(&self.inner.metric_sources).iter() {
-            source(out);
-        }
     }
 
     /// Adds a feature's state to `/metrics` and `/api/summary`.

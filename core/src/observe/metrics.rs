@@ -304,7 +304,6 @@ pub fn render(hub: &ObserveHub) -> String {
         &[("version", &hub.config().version)],
         1,
     );
-    hub.render_metric_sources(&mut out);
     for source in hub.sources() {
         source.metrics(&mut out);
     }

@@ -68,14 +68,9 @@ pub(crate) struct HubInner {
     /// Per api, the targets that have their own metric label. Sticky, so counters stay monotonic.
     pub admitted: Mutex<Map<Label, HashSet<Label>>>,
     pub started_ms: u64,
-    /// More `/metrics` families, written by other parts of the gateway (the rate limits' rules).
-    pub metric_sources: Mutex<Vec<MetricSource>>,
     /// Features' own state for `/metrics` and `/api/summary` (see `super::hub::StatusSource`).
     pub sources: Mutex<Vec<Arc<dyn super::hub::StatusSource>>>,
 }
-
-/// Appends Prometheus text to `/metrics`.
-pub type MetricSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// What a worker publishes and a reader copies, behind the worker's own mutex.
 #[derive(Debug, Default)]
