@@ -175,6 +175,7 @@ impl<'de, 's> de::Deserializer<'de> for Walker<'s> {
             walker: self,
             fields: &[],
             at: 0,
+            spanned: false,
         })
     }
 
@@ -186,10 +187,11 @@ impl<'de, 's> de::Deserializer<'de> for Walker<'s> {
     ) -> Result<V::Value, WalkError> {
         if name == SPANNED {
             // toml's Spanned<T>: start, end, then T itself at this path.
-            return visitor.visit_map(Spanned {
+            return visitor.visit_map(Fields {
                 walker: self,
                 fields,
                 at: 0,
+                spanned: true,
             });
         }
         {
@@ -202,6 +204,7 @@ impl<'de, 's> de::Deserializer<'de> for Walker<'s> {
             walker: self,
             fields,
             at: 0,
+            spanned: false,
         })
     }
 
@@ -234,10 +237,13 @@ impl<'de, 's> de::SeqAccess<'de> for One<'s> {
     }
 }
 
+/// A struct's (or a free-form map's) fields, handed out in order. For toml's `Spanned<T>`
+/// (`spanned`), the start and end are numbers and `value` is `T` itself at the same path.
 struct Fields<'s> {
     walker: Walker<'s>,
     fields: &'static [&'static str],
     at: usize,
+    spanned: bool,
 }
 
 impl<'de, 's> de::MapAccess<'de> for Fields<'s> {
@@ -258,35 +264,9 @@ impl<'de, 's> de::MapAccess<'de> for Fields<'s> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, WalkError> {
         let field = self.fields.get(self.at).copied().unwrap_or("");
         self.at += 1;
-        seed.deserialize(self.walker.child(field))
-    }
-}
-
-struct Spanned<'s> {
-    walker: Walker<'s>,
-    fields: &'static [&'static str],
-    at: usize,
-}
-
-impl<'de, 's> de::MapAccess<'de> for Spanned<'s> {
-    type Error = WalkError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, WalkError> {
-        match self.fields.get(self.at) {
-            Some(field) => seed
-                .deserialize(de::value::BorrowedStrDeserializer::new(field))
-                .map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, WalkError> {
-        let field = self.fields.get(self.at).copied().unwrap_or("");
-        self.at += 1;
-        if field.ends_with("value") {
+        if !self.spanned {
+            seed.deserialize(self.walker.child(field))
+        } else if field.ends_with("value") {
             seed.deserialize(self.walker.same())
         } else {
             seed.deserialize(0u64.into_deserializer())
