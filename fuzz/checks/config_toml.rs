@@ -5,13 +5,17 @@
 //! loading the same text again gives the same snapshot.
 //!
 //! Inputs the loader would turn into I/O are skipped, not fed: an upstream whose host is not an
-//! IP literal (resolving it is a DNS query) and any `*_file` / `file` key (a file read, which a
-//! fuzzer could point at `/dev/zero`).
+//! IP literal (resolving it is a DNS query), any `*_file` / `*_files` / `file` key and a `tls`
+//! table's certificate, key and CA paths (a file read, which a fuzzer could point at `/dev/zero`).
 use mcpgate_core::config::{load_str, ConfigError, Overrides};
 
 /// Whether loading `value` could do I/O (see the module header).
 fn touches_io(key: &str, value: &toml::Value) -> bool {
-    if key == "file" || key.ends_with("_file") {
+    if key == "file" || key.ends_with("_file") || key.ends_with("_files") {
+        return true;
+    }
+    // A TLS table's certificate, key and CA settings are file paths.
+    if key == "tls" && tls_names_a_file(value) {
         return true;
     }
     match value {
@@ -22,11 +26,26 @@ fn touches_io(key: &str, value: &toml::Value) -> bool {
     }
 }
 
+fn tls_names_a_file(value: &toml::Value) -> bool {
+    const PATH_KEYS: [&str; 6] = ["cert", "key", "ca", "client_ca", "client_cert", "client_key"];
+    match value {
+        toml::Value::Table(table) => table
+            .iter()
+            .any(|(k, v)| PATH_KEYS.contains(&k.as_str()) || tls_names_a_file(v)),
+        toml::Value::Array(items) => items.iter().any(tls_names_a_file),
+        _ => false,
+    }
+}
+
 fn host_is_ip_literal(url: &str) -> bool {
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => url.get(7..).unwrap_or(""),
-        // Not http://: refused before any lookup.
-        _ => return true,
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        url.get(7..).unwrap_or("")
+    } else if lower.starts_with("https://") {
+        url.get(8..).unwrap_or("")
+    } else {
+        // Neither http:// nor https://: refused before any lookup.
+        return true;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = match authority.strip_prefix('[') {
@@ -72,8 +91,9 @@ pub fn check(data: &[u8]) {
                     api.path
                 );
             }
-            // Compiled ACLs and plans compare by identity (a reload always recompiles): compare
-            // everything else, and which APIs have them, and their public URLs.
+            // Compiled ACLs, plans and upstream TLS clients compare by identity (a reload always
+            // rebuilds them): compare everything else, and which APIs have them, and their public
+            // URLs and TLS server names.
             match load_str(text, "fuzz.toml", &Overrides::default()) {
                 Ok(again) => {
                     assert_eq!(again.gateway, config.gateway, "a second load differs");
@@ -82,8 +102,12 @@ pub fn check(data: &[u8]) {
                         c.apis
                             .iter()
                             .map(|a| {
+                                let mut upstream = a.upstream.clone();
+                                let tls = upstream.tls.take().map(|t| {
+                                    (format!("{:?}", t.server_name), t.insecure_skip_verify)
+                                });
                                 (
-                                    (a.name.clone(), a.path.clone(), a.upstream.clone()),
+                                    (a.name.clone(), a.path.clone(), upstream, tls),
                                     (a.public_url.clone(), a.log.clone()),
                                     a.acl.as_ref().map(|a| a.0.rule_count()),
                                     a.auth

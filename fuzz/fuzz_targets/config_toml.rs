@@ -6,8 +6,8 @@
 //! loading the same text again gives the same snapshot.
 //!
 //! Inputs the loader would turn into I/O are skipped, not fed: an upstream whose host is not an
-//! IP literal (resolving it is a DNS query) and any `*_file` / `file` key (a file read, which a
-//! fuzzer could point at `/dev/zero`).
+//! IP literal (resolving it is a DNS query), any `*_file` / `*_files` / `file` key and a `tls`
+//! table's certificate, key and CA paths (a file read, which a fuzzer could point at `/dev/zero`).
 //!
 //! The body is `checks/config_toml.rs`, shared with the unit tests that replay the corpus and the
 //! regression inputs (see README.md, Fuzzing).
