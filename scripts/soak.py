@@ -235,6 +235,7 @@ def main():
     args = ap.parse_args()
 
     reload_every = args.reload_every or min(300.0, args.duration / 2)
+    tested_commit = commit()  # of the build below, not of whatever is checked out at the end
     tdir = target_dir()
     bins = tdir / "release"
     out_dir = args.out or tdir / "soak" / datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
@@ -385,7 +386,7 @@ def main():
         summary = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "commit": commit(),
+            "commit": tested_commit,
             "duration_s": args.duration,
             "load": args.load,
             "reloads_sent": reloads,
