@@ -150,7 +150,9 @@ pub fn gate_at<'h>(
         };
     }
     // A person opening the console is sent to the login page; programs get a 401.
-    if matches!(path, "/" | "/index.html") && matches!(method, "GET" | "HEAD") {
+    if matches!(path, "/" | "/index.html" | "/manage" | "/manage.html")
+        && matches!(method, "GET" | "HEAD")
+    {
         return Some(redirect("login", &[]));
     }
     Some(unauthorized(

@@ -483,7 +483,10 @@ pub fn live_lists(upstream: &str, timeout: Duration) -> Result<Value, PinError> 
         "initialize",
         json!({
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            // What a full client declares: servers (server-everything) list some tools only
+            // to clients that can serve roots, sampling or elicitation, and the forms should
+            // offer every name a client may see.
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
             "clientInfo": {"name": "mcpgate-console", "version": env!("CARGO_PKG_VERSION")},
         }),
     )?;
