@@ -20,6 +20,7 @@ import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 WAIT_S = 30
@@ -65,9 +66,18 @@ def main():
 
 def typed(driver, element_id, text):
     field = driver.find_element(By.ID, element_id)
-    field.clear()
-    field.send_keys(text)
+    replace_text(field, text)
     return field
+
+
+def replace_text(field, text):
+    # Select what is there and type over it, as a person would (clear() fires no input event).
+    field.click()
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)
+    field.send_keys(text)
+    if field.get_attribute("value") != text:
+        raise AssertionError("typed %r, the field holds %r" % (text, field.get_attribute("value")))
 
 
 def rule_card(driver, index):
@@ -84,7 +94,7 @@ def live_rows(driver):
 def deploy_and_land(driver, wait, out, name):
     driver.find_element(By.ID, "deploy").click()
     wait.until(lambda d: d.current_url.endswith("/#api=" + name)
-               or d.find_element(By.ID, "messages").text.strip())
+               or d.find_element(By.ID, "status").text == "Not deployed.")
     if not driver.current_url.endswith("/#api=" + name):
         raise AssertionError("not deployed: " + driver.find_element(By.ID, "messages").text)
     # The traffic console, on this API.
@@ -139,14 +149,12 @@ def literal(driver, wait, out):
     # An invalid regular expression is refused inline before anything is sent.
     Select(card.find_element(By.CSS_SELECTOR, ".r-ptype")).select_by_value("EXPRESSION")
     pattern = card.find_element(By.CSS_SELECTOR, ".r-pattern")
-    pattern.clear()
-    pattern.send_keys("(echo")
+    replace_text(pattern, "(echo")
     wait.until(lambda d: rule_card(d, 0).find_element(By.CSS_SELECTOR, ".r-error").text)
     out["inline_rule"] = card.find_element(By.CSS_SELECTOR, ".r-error").text
     # The guide's "one literal tool": echo, listed and callable.
     Select(card.find_element(By.CSS_SELECTOR, ".r-ptype")).select_by_value("LITERAL")
-    pattern.clear()
-    pattern.send_keys("echo")
+    replace_text(pattern, "echo")
     if not card.find_element(By.CSS_SELECTOR, ".r-call").is_selected():
         card.find_element(By.CSS_SELECTOR, ".r-call").click()
     wait.until(lambda d: "1 of" in rule_card(d, 0).find_element(By.CSS_SELECTOR, ".r-preview").text)

@@ -314,9 +314,11 @@ function openForm(api) {
 }
 
 async function validate() {
+  setStatus("Validating…");
+  showMessages([]);
   const errors = fieldErrors();
   showFieldErrors(errors);
-  if (Object.keys(errors).length) { showMessages(["Fix the fields marked in red."]); return false; }
+  if (Object.keys(errors).length) { showMessages(["Fix the fields marked in red."]); setStatus("Not valid."); return false; }
   const body = { api: buildApi() };
   if (st.current) body.name = st.current;
   const { status, json } = await call("POST", "api/manage/validate", body);
@@ -336,9 +338,11 @@ async function validate() {
 
 async function deploy(e) {
   if (e) e.preventDefault();
+  setStatus("Deploying…");
+  showMessages([]);
   const errors = fieldErrors();
   showFieldErrors(errors);
-  if (Object.keys(errors).length) { showMessages(["Fix the fields marked in red."]); return; }
+  if (Object.keys(errors).length) { showMessages(["Fix the fields marked in red."]); setStatus("Not deployed."); return; }
   const api = buildApi();
   const body = { version: st.version, api };
   setStatus("Deploying…");
@@ -348,7 +352,7 @@ async function deploy(e) {
     : await call("POST", "api/manage/apis", body);
   $("deploy").disabled = !st.editable;
   if (status === 200 || status === 201) {
-    if (json.reload && json.reload.ok === false) { showMessages(["Written, but the reload failed: " + json.reload.message]); return; }
+    if (json.reload && json.reload.ok === false) { showMessages(["Written, but the reload failed: " + json.reload.message]); setStatus("Not deployed."); return; }
     setStatus("Deployed.");
     // Land on the API's traffic view.
     location.href = "./#api=" + encodeURIComponent(api.name || api.path);
