@@ -175,6 +175,15 @@ pub enum Credential {
 impl Credential {
     /// The credential of a request [`gate`] admitted (`None`: it did not carry the admin token).
     pub fn of<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>, auth: &AdminAuth) -> Option<Self> {
+        Self::of_at(header, auth, now_unix())
+    }
+
+    /// [`Credential::of`] at a given time (tests).
+    pub fn of_at<'h>(
+        header: &dyn Fn(&str) -> Option<&'h [u8]>,
+        auth: &AdminAuth,
+        now: u64,
+    ) -> Option<Self> {
         let Some(token) = &auth.token else {
             return Some(Credential::Open);
         };
@@ -182,7 +191,7 @@ impl Credential {
             return same(&digest(presented), token.digest()).then_some(Credential::Bearer);
         }
         header("cookie")
-            .and_then(|c| session_issued(c, token.digest(), now_unix()))
+            .and_then(|c| session_issued(c, token.digest(), now))
             .map(|issued| Credential::Session { issued })
     }
 
@@ -570,6 +579,96 @@ mod tests {
             logout.contains("mcpgate-admin=; Path=/; Max-Age=0"),
             "{logout}"
         );
+    }
+
+    #[test]
+    fn session_writes_need_the_csrf_token_and_the_same_origin() {
+        let a = auth();
+        let key = a.token.as_ref().map(|t| *t.digest()).unwrap_or_default();
+        let cookie = format!("{COOKIE}={NOW}.{}", mac(&key, NOW));
+        let csrf = csrf_for(&key, NOW);
+        let host = ("Host", "127.0.0.1:9901");
+        // Reads ride on the cookie alone.
+        assert_eq!(
+            ask("GET", "/api/manage", &[("Cookie", &cookie)], &a, NOW),
+            None
+        );
+        // Writes need the token, and no other origin.
+        let no_token = ask(
+            "POST",
+            "/api/manage/apis",
+            &[("Cookie", &cookie), host],
+            &a,
+            NOW,
+        );
+        assert_eq!(status(&no_token), 403);
+        assert!(no_token.unwrap_or_default().contains("X-CSRF-Token"));
+        let wrong = [("Cookie", cookie.as_str()), ("X-CSRF-Token", "00"), host];
+        assert_eq!(
+            status(&ask("PUT", "/api/manage/apis/x", &wrong, &a, NOW)),
+            403
+        );
+        let good = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", csrf.as_str()),
+            host,
+        ];
+        assert_eq!(ask("DELETE", "/api/manage/apis/x", &good, &a, NOW), None);
+        let same = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", csrf.as_str()),
+            host,
+            ("Origin", "http://127.0.0.1:9901"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        assert_eq!(ask("POST", "/api/manage/apis", &same, &a, NOW), None);
+        for (name, value) in [
+            ("Origin", "http://evil.example"),
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-site"),
+        ] {
+            let h = [
+                ("Cookie", cookie.as_str()),
+                ("X-CSRF-Token", csrf.as_str()),
+                host,
+                (name, value),
+            ];
+            assert_eq!(
+                status(&ask("POST", "/api/manage/apis", &h, &a, NOW)),
+                403,
+                "{name}: {value}"
+            );
+        }
+        // Another session's token does not fit this session.
+        let other = csrf_for(&key, NOW + 1);
+        let h = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", other.as_str()),
+            host,
+        ];
+        assert_eq!(status(&ask("POST", "/api/manage/apis", &h, &a, NOW)), 403);
+        // Bearer callers need none of it.
+        let bearer = format!("Bearer {TOKEN}");
+        let h = [
+            ("Authorization", bearer.as_str()),
+            ("Origin", "http://evil.example"),
+        ];
+        assert_eq!(ask("POST", "/api/manage/apis", &h, &a, NOW), None);
+        // The credential and the token the console is given.
+        let lookup = |name: &str| {
+            good.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        };
+        let credential = Credential::of_at(&lookup, &a, NOW);
+        assert!(matches!(credential, Some(Credential::Session { .. })));
+        let identity = credential
+            .as_ref()
+            .map(|c| c.identity(&a))
+            .unwrap_or_default();
+        assert!(identity.starts_with("console session") && identity.contains("sha256:"));
+        assert!(!identity.contains(TOKEN));
     }
 
     #[test]
