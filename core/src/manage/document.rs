@@ -14,20 +14,24 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table};
 /// What a secret reads as, and what a write sends to keep the secret it had.
 pub const SECRET_MARKER: &str = "********";
 
-/// Keys whose string values (or arrays of strings) are secrets wherever they appear.
+/// Keys whose string values (or arrays of strings) are secrets wherever they appear. Not `key`:
+/// elsewhere it is a rate-limit dimension (`[[api.limit]] key = "subject"`) or a file path
+/// (`[api.tls] client_key`, certificates' `key`).
 const SECRET_KEYS: &[&str] = &[
     "hmac_secret",
     "client_secret",
     "secret",
-    "key",
     "k",
     "password",
     "token",
 ];
 
-/// `keys` holds secrets when its entries are strings (an API-key plan's keys); tables in it
-/// (a JWT plan's public keys, `{ key, subject }` entries) are walked by their own keys.
+/// `keys` holds secrets when its entries are strings (an API-key plan's keys) or tables with a
+/// `key` (`{ key, subject }` entries); a JWT plan's public keys (`kid`, `pem`, `jwk`) are walked
+/// by their own keys.
 const KEYS_LIST: &str = "keys";
+/// The secret of a `{ key, subject }` entry of `keys`.
+const KEY_IN_KEYS: &str = "key";
 
 /// Keys written first in a new `[[api]]` (the rest follow in name order).
 const API_KEY_ORDER: &[&str] = &["name", "path", "upstream", "public_url"];
@@ -103,10 +107,19 @@ pub fn redact(v: &mut Value, key: Option<&str>) {
     match v {
         Value::String(s) if is_secret_key(key) => *s = SECRET_MARKER.into(),
         Value::Array(items) => {
-            let strings_are_secret = is_secret_key(key) || key == Some(KEYS_LIST);
+            let in_keys = key == Some(KEYS_LIST);
+            let strings_are_secret = is_secret_key(key) || in_keys;
             for item in items {
                 match item {
                     Value::String(s) if strings_are_secret => *s = SECRET_MARKER.into(),
+                    Value::Object(m) if in_keys => {
+                        if let Some(Value::String(s)) = m.get_mut(KEY_IN_KEYS) {
+                            *s = SECRET_MARKER.into();
+                        }
+                        for (k, x) in m.iter_mut() {
+                            redact(x, Some(k));
+                        }
+                    }
                     other => redact(other, None),
                 }
             }
@@ -326,7 +339,18 @@ fn redact_table(t: &mut Table) {
         match item {
             Item::Value(v) => redact_toml(v, Some(&key)),
             Item::Table(sub) => redact_table(sub),
-            Item::ArrayOfTables(list) => list.iter_mut().for_each(redact_table),
+            Item::ArrayOfTables(list) => {
+                for sub in list.iter_mut() {
+                    if key == KEYS_LIST {
+                        if let Some(v) = sub.get_mut(KEY_IN_KEYS).and_then(Item::as_value_mut) {
+                            if v.is_str() {
+                                mask(v);
+                            }
+                        }
+                    }
+                    redact_table(sub);
+                }
+            }
             Item::None => {}
         }
     }
@@ -342,13 +366,19 @@ fn redact_toml(v: &mut toml_edit::Value, key: Option<&str>) {
     match v {
         toml_edit::Value::String(_) if is_secret_key(key) => mask(v),
         toml_edit::Value::Array(items) => {
-            let strings_are_secret = is_secret_key(key) || key == Some(KEYS_LIST);
+            let in_keys = key == Some(KEYS_LIST);
+            let strings_are_secret = is_secret_key(key) || in_keys;
             for item in items.iter_mut() {
                 if item.is_str() && strings_are_secret {
                     mask(item);
-                } else {
-                    redact_toml(item, None);
+                    continue;
                 }
+                if let (true, toml_edit::Value::InlineTable(t)) = (in_keys, &mut *item) {
+                    if let Some(v) = t.get_mut(KEY_IN_KEYS).filter(|v| v.is_str()) {
+                        mask(v);
+                    }
+                }
+                redact_toml(item, None);
             }
         }
         toml_edit::Value::InlineTable(t) => {
@@ -388,6 +418,37 @@ mod tests {
         assert!(
             text.contains("keys = [\"********\"]  # rotate monthly"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn only_secrets_are_masked() {
+        let text = "[[api]]\npath = \"/a\"\nupstream = \"http://h/mcp\"\n\
+            [api.plan]\ntype = \"api_key\"\nkeys = [{ key = \"sk-0123456789abcdef\", subject = \"alice\" }]\n\
+            [api.tls]\nclient_key = \"certs/gw.key\"\n\
+            [[api.limit]]\nkey = \"subject\"\nrate = \"5/60s\"\n\
+            [[api.plan.more]]\nhmac_secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let api = view(&apis(text).unwrap_or_default()[0]);
+        assert_eq!(api["plan"]["keys"][0]["key"], SECRET_MARKER, "{api}");
+        assert_eq!(api["plan"]["keys"][0]["subject"], "alice");
+        assert_eq!(api["tls"]["client_key"], "certs/gw.key");
+        assert_eq!(api["limit"][0]["key"], "subject");
+        assert_eq!(api["plan"]["more"][0]["hmac_secret"], SECRET_MARKER);
+        let shown = redact_text(text);
+        assert!(
+            !shown.contains("sk-0123") && !shown.contains("0123456789abcdef0123"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("key = \"subject\"") && shown.contains("certs/gw.key"),
+            "{shown}"
+        );
+        let tables = "[[api]]\npath = \"/a\"\nupstream = \"http://h/mcp\"\n\
+            [api.plan]\ntype = \"api_key\"\n[[api.plan.keys]]\nkey = \"sk-0123456789abcdef\"\nsubject = \"bob\"\n";
+        let shown = redact_text(tables);
+        assert!(
+            !shown.contains("sk-0123") && shown.contains("bob"),
+            "{shown}"
         );
     }
 
