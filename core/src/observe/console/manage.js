@@ -222,6 +222,15 @@ function fieldErrors() {
   if (!upstream) errors.upstream = "Required.";
   else if (!/^https?:\/\/[^/\s]+/.test(upstream)) errors.upstream = "An http:// or https:// URL.";
   if ($("f-plan").value === "api_key" && !$("f-keys").value.trim()) errors.plan = "Give at least one key.";
+  const limits = $("f-limits").value.trim();
+  if (limits) {
+    try {
+      const parsed = JSON.parse(limits);
+      if (typeof parsed !== "object" || parsed === null) errors.limit = "A JSON array of rules (or one rule).";
+    } catch (e) {
+      errors.limit = "Not JSON: " + e.message;
+    }
+  }
   if ($("acl-enabled").checked && !$("acl-file-note").dataset.file) {
     const bad = Array.from($("rules").children).map(readRule).map(ruleError).filter(Boolean);
     if (bad.length) errors.acl = "Fix the rules above.";
@@ -244,7 +253,7 @@ function placeServerMessages(messages) {
   const errors = {};
   for (const m of messages || []) {
     const at = /api\[\d+\]\.([a-z_]+)/.exec(m);
-    const field = at && ({ name: "name", path: "path", upstream: "upstream", plan: "plan", acl: "acl", acl_file: "acl" }[at[1]]);
+    const field = at && ({ name: "name", path: "path", upstream: "upstream", plan: "plan", acl: "acl", acl_file: "acl", limit: "limit" }[at[1]]);
     if (field && !errors[field]) errors[field] = m.replace(/^.*?api\[\d+\]\.[^:]*:\s*/, "");
   }
   showFieldErrors(errors);
@@ -264,6 +273,8 @@ function buildApi() {
     const old = api.plan && !Array.isArray(api.plan) && api.plan.type === "api_key" ? api.plan : {};
     api.plan = Object.assign({}, old, { type: "api_key", keys });
   }
+  const limits = $("f-limits").value.trim();
+  if (limits) api.limit = JSON.parse(limits); else delete api.limit;
   if (!$("acl-file-note").dataset.file) {
     if ($("acl-enabled").checked) {
       const acl = Object.assign({}, api.acl || {});
@@ -297,6 +308,7 @@ function openForm(api) {
   else { $("f-plan-keep").hidden = false; $("f-plan").value = "keep"; }
   $("f-keys").value = single && single.type === "api_key" ? (single.keys || []).map((k) => (typeof k === "string" ? k : st.marker)).join("\n") : "";
   $("keys-box").classList.toggle("hidden", $("f-plan").value !== "api_key");
+  $("f-limits").value = api && api.limit ? JSON.stringify(api.limit, null, 2) : "";
   const file = api && api.acl_file;
   $("acl-file-note").dataset.file = file || "";
   $("acl-file-note").textContent = file ? `The ACL comes from the Gravitee JSON file ${file}; edit that file (kept as is here).` : "";
