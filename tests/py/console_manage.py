@@ -35,7 +35,7 @@ def main():
                 "--user-data-dir=" + tempfile.mkdtemp(prefix="mcpgate-webdriver-")):
         options.add_argument(arg)
     driver = webdriver.Remote(command_executor=driver_url, options=options)
-    out = {"phase": phase}
+    out = {"phase": phase, "shots": shots}
     try:
         wait = WebDriverWait(driver, WAIT_S)
         # Sign in through the login page (the token never reaches the server in the URL: it
@@ -92,6 +92,7 @@ def live_rows(driver):
 
 
 def deploy_and_land(driver, wait, out, name):
+    driver.save_screenshot(out["shots"] + "/manage-" + out["phase"] + "-form.png")
     driver.find_element(By.ID, "deploy").click()
     wait.until(lambda d: d.current_url.endswith("/#api=" + name)
                or d.find_element(By.ID, "status").text == "Not deployed.")

@@ -194,7 +194,7 @@ function renderLive() {
     }
   }
   const errors = Object.entries(st.live.errors || {}).map(([k, v]) => `<p class="field-error">${esc(k)}: ${esc(v)}</p>`).join("");
-  $("live").innerHTML = errors + `<table class="live" id="live-table"><thead><tr><th>Kind</th><th>Name</th><th>List</th><th>Call</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  $("live").innerHTML = errors + `<table class="live-list" id="live-table"><thead><tr><th>Kind</th><th>Name</th><th>List</th><th>Call</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
 async function loadLive() {
