@@ -393,6 +393,41 @@ fn every_endpoint_over_http() {
     let (_, st) = api(admin, "GET", "/api/manage", None);
     let v3 = st["version"].as_str().unwrap_or_default().to_string();
 
+    // Truly concurrent edits from the same version: exactly one is written.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let mut edit = second.clone();
+            edit["acl"]["rule"][0]["names"] = json!([format!("tool-{i}")]);
+            let body = json!({"api": edit, "version": v3});
+            std::thread::spawn(move || {
+                barrier.wait();
+                api(admin, "PUT", "/api/manage/apis/second", Some(&body))
+            })
+        })
+        .collect();
+    let mut outcomes: Vec<(u16, Value)> = racers
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| panic!("a racer panicked")))
+        .collect();
+    outcomes.sort_by_key(|(s, _)| *s);
+    let statuses: Vec<u16> = outcomes.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [200, 409, 409, 409], "{outcomes:?}");
+    let winner = outcomes[0].1["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for (_, loser) in &outcomes[1..] {
+        assert_eq!(loser["code"], "stale_version");
+        assert_eq!(
+            loser["version"],
+            winner.as_str(),
+            "the losers learn the winner's version"
+        );
+    }
+    let v3 = winner;
+
     // Secrets are write-only: sending the marker back keeps the key, the key itself is never
     // shown (every call above and below checks that), and a marker where there was no secret is
     // refused.
@@ -499,7 +534,7 @@ fn every_endpoint_over_http() {
         .iter()
         .filter_map(|r| r["action"].as_str())
         .collect();
-    assert_eq!(actions.len(), 7, "{actions:?}");
+    assert_eq!(actions.len(), 8, "{actions:?}");
     assert!(actions[0].starts_with("rollback to "), "{actions:?}");
     for want in ["create", "update", "delete", "deploy"] {
         assert!(actions.contains(&want), "{want} in {actions:?}");
@@ -517,7 +552,7 @@ fn every_endpoint_over_http() {
     }
     let audit_file = audit["file"].as_str().unwrap_or_default();
     let on_disk = read(Path::new(audit_file));
-    assert_eq!(on_disk.lines().count(), 7);
+    assert_eq!(on_disk.lines().count(), 8);
     assert!(!on_disk.contains(API_KEY), "the audit log holds no secret");
     let kept = std::fs::read_dir(Path::new(audit_file).parent().unwrap_or(Path::new("/")))
         .map(|d| d.flatten().count())
