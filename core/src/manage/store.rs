@@ -40,8 +40,12 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Replaces `path` with `bytes` atomically (see the module header).
+/// Replaces `path` with `bytes` atomically (see the module header). A symbolic link is followed
+/// and its target replaced (the config may be a link into a git checkout): renaming over the
+/// link itself would turn it into a plain file and detach it from the checkout.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let resolved = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -229,6 +233,18 @@ mod tests {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_linked_config_is_written_through_the_link() {
+        let dir = scratch("link");
+        let target = dir.join("repo.toml");
+        fs::write(&target, "old").unwrap_or_else(|e| panic!("{e}"));
+        let link = dir.join("mcpgate.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+        write_atomic(&link, b"new").unwrap_or_else(|e| panic!("{e}"));
+        assert!(fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+        assert_eq!(fs::read_to_string(&target).unwrap_or_default(), "new");
     }
 
     #[test]
