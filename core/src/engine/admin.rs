@@ -128,8 +128,16 @@ fn serve(mut stream: TcpStream, shared: &Shared, hub: &ObserveHub, manager: &Man
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path.starts_with("/api/") {
-        let credential = crate::admin_auth::Credential::of(&lookup, auth)
-            .unwrap_or(crate::admin_auth::Credential::Open);
+        // The gate admitted it, so this finds the credential; a session that expired in between
+        // is refused rather than recorded as anyone else.
+        let Some(credential) = crate::admin_auth::Credential::of(&lookup, auth) else {
+            return respond_raw(
+                &mut stream,
+                401,
+                "application/json",
+                b"{\"error\":\"the session expired; sign in again\"}",
+            );
+        };
         let request = crate::manage::Request {
             method,
             path,
