@@ -35,6 +35,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The management console's browser test drives Chromium through WebDriver
+# (tests/tests/management_console.rs; selenium comes from tests/py/requirements.lock).
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # The tutorial's commands (tests/tests/tutorial.rs runs docs/tutorial.md) use curl and jq.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
