@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -37,7 +38,10 @@ def main():
     driver = webdriver.Remote(command_executor=driver_url, options=options)
     out = {"phase": phase, "shots": shots}
     try:
-        wait = WebDriverWait(driver, WAIT_S)
+        # The pages re-render parts of themselves (and deploying navigates to the traffic
+        # console): an element found a moment ago may be gone; conditions are simply re-checked.
+        wait = WebDriverWait(driver, WAIT_S,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
         # Sign in through the login page (the token never reaches the server in the URL: it
         # is in the fragment, and the page posts it as a bearer header).
         driver.get(admin + "/login#token=" + token)
@@ -101,7 +105,8 @@ def deploy_and_land(driver, wait, out, name):
     # The traffic console, on this API.
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-api") == name)
     out["landed"] = driver.current_url
-    out["traffic_view"] = driver.find_element(By.ID, "empty-title").text or driver.find_element(By.ID, "api-tabs").text
+    out["traffic_view"] = wait.until(
+        lambda d: d.find_element(By.ID, "empty-title").text or d.find_element(By.ID, "api-tabs").text)
 
 
 def create(driver, wait, upstream, out):
