@@ -91,16 +91,25 @@ impl Naming {
         self.upstreams.len() > 1
     }
 
-    /// The client-visible name of upstream `index`'s `name`; refused when it breaks the spec's
-    /// limits (the entry is then left out of the list, with a warning).
+    /// The client-visible name of upstream `index`'s tool `name`; refused when it breaks the
+    /// spec's tool-name limits (the entry is then left out of the list, with a warning).
     pub fn expose(&self, index: usize, name: &str) -> Result<String, NameError> {
         if !self.prefixes() {
             return Ok(name.to_owned());
         }
-        let upstream = self.upstreams.get(index).map_or("", String::as_str);
-        let full = format!("{upstream}{}{name}", self.separator);
+        let full = self.prefix(index, name);
         check_name(&full)?;
         Ok(full)
+    }
+
+    /// The client-visible name of a prompt or a resource template: prefixed the same way, but
+    /// not held to the tool-name charset (their names are free text, `"Dynamic Text Resource"`).
+    pub fn prefix(&self, index: usize, name: &str) -> String {
+        if !self.prefixes() {
+            return name.to_owned();
+        }
+        let upstream = self.upstreams.get(index).map_or("", String::as_str);
+        format!("{upstream}{}{name}", self.separator)
     }
 
     /// Which upstream a client-visible name belongs to, and the upstream's own name.
@@ -266,6 +275,8 @@ mod tests {
             n.expose(0, "has space"),
             Err(NameError::Characters(_))
         ));
+        // Prompts and templates carry free-text names.
+        assert_eq!(n.prefix(1, "Dynamic Text"), "b_Dynamic Text");
     }
 
     #[test]

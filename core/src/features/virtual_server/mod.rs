@@ -652,7 +652,12 @@ impl VirtualServer {
                     let Some(own) = item.get("name").and_then(Value::as_str) else {
                         continue;
                     };
-                    match server.naming.expose(*index, own) {
+                    let exposed = if field == "tools" {
+                        server.naming.expose(*index, own)
+                    } else {
+                        Ok(server.naming.prefix(*index, own))
+                    };
+                    match exposed {
                         Ok(name) => item["name"] = Value::String(name),
                         Err(e) => {
                             crate::warn!("virtual API {api}: {} {method}: left out: {e}", up.name);
