@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mcpgate_tests::http::McpSession;
 use mcpgate_tests::peers::{run_client_with_env, tests_dir};
 use mcpgate_tests::{run_client, Gateway, GatewaySpec, Sdk, ServerEverything};
-use observe_common::{admin_json, poll};
+use observe_common::{admin_get, admin_json, poll};
 use serde_json::{json, Value};
 
 const PATH: &str = "/mcp";
@@ -327,6 +327,23 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
         "{kids:?} -> {restarted:?}"
     );
 
+    // Per-upstream health in /metrics: b down, a and s up, the stdio restart counted.
+    let (status, metrics) = admin_get(gateway.admin_addr(), "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"a\"} 1",
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"b\"} 0",
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"s\"} 1",
+        "mcpgate_virtual_stdio_restarts_total{api=\"toolbox\",upstream=\"s\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+    assert!(
+        !metrics
+            .contains("mcpgate_virtual_upstream_failures_total{api=\"toolbox\",upstream=\"b\"} 0"),
+        "{metrics}"
+    );
+
     // DELETE ends every upstream session: `a` no longer knows the session afterwards.
     let response = mcpgate_tests::http::exchange(
         gateway.addr(),
@@ -386,4 +403,52 @@ fn upstream_cmd_publishes_one_stdio_server_as_it_is() {
     let o = run_client(Sdk::TypeScript, &gateway.url("/everything"), "tools_call");
     assert_eq!(o["echoText"], "Echo: hello through mcpgate", "{o}");
     assert_eq!(o["sumText"], "The sum of 19 and 23 is 42.", "{o}");
+}
+
+#[test]
+fn fail_closed_refuses_lists_while_an_upstream_is_down() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"strict\"\npath = \"{PATH}\"\n\n\
+         [api.virtual]\non_upstream_failure = \"fail_closed\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"b\"\nurl = \"{}\"\n",
+        a.upstream_url(),
+        b.upstream_url(),
+    );
+    let gateway = Gateway::start(&GatewaySpec::config(config));
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    assert_eq!(
+        prefixes(&tool_names(&session, 2)),
+        ["a", "b"].iter().map(|s| s.to_string()).collect()
+    );
+    drop(b);
+    let refused = call(&session, 3, "tools/list", json!({}));
+    assert_eq!(refused["error"]["code"], -32603, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream `b`")),
+        "{refused}"
+    );
+    // Calls to the upstream that is up still work; a new session is refused.
+    assert_eq!(
+        echo(&session, 4, "a")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    let response = mcpgate_tests::http::post_mcp(
+        gateway.addr(),
+        PATH,
+        &[],
+        &mcpgate_tests::http::initialize_body(1),
+    )
+    .unwrap_or_else(|e| panic!("initialize: {e}"));
+    let body = response.body_text();
+    assert!(
+        body.contains("-32603") && body.contains("upstream `b`"),
+        "{}: {body}",
+        response.status
+    );
 }

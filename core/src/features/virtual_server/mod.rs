@@ -17,6 +17,7 @@
 //! `body_filter` (the answers go through `ctx.cached_answer`, like the list cache's).
 //! A pass-through API (one `upstream` URL) never gets past the first test of `serve`.
 
+pub mod health;
 pub mod stdio;
 
 use std::cell::{Cell, RefCell};
@@ -245,6 +246,24 @@ impl VirtualServer {
     /// One request to one upstream: its whole JSON-RPC answer (`result` or `error`), and for
     /// `initialize` the session id it gave.
     async fn request(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        leg: Option<&Leg>,
+        method: &str,
+        params: Value,
+    ) -> Result<(Value, Option<String>), String> {
+        let outcome = self.request_leg(ctx, server, up, leg, method, params).await;
+        health::note(
+            ctx.api().map_or("", |a| a.name.as_str()),
+            &up.name,
+            outcome.is_ok(),
+        );
+        outcome
+    }
+
+    async fn request_leg(
         &self,
         ctx: &RequestCtx,
         server: &Server,
