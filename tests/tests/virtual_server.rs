@@ -403,6 +403,49 @@ fn upstream_cmd_publishes_one_stdio_server_as_it_is() {
     let o = run_client(Sdk::TypeScript, &gateway.url("/everything"), "tools_call");
     assert_eq!(o["echoText"], "Echo: hello through mcpgate", "{o}");
     assert_eq!(o["sumText"], "The sum of 19 and 23 is 42.", "{o}");
+    // Progress from the shared stdio process reaches the client under its own token (the
+    // gateway remapped it), before the result.
+    check_progress(&run_client(
+        Sdk::TypeScript,
+        &gateway.url("/everything"),
+        "progress",
+    ));
+}
+
+/// The `progress` scenario's four notifications, in order, each before the result. A virtual
+/// API delivers them with the answer (not as they happen), so only their content and order are
+/// checked here.
+fn check_progress(o: &Value) {
+    let progress = o["progress"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no progress: {o}"));
+    let values: Vec<f64> = progress
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0], "{o}");
+    assert!(progress.iter().all(|p| p["total"] == 4), "{o}");
+    assert!(
+        o["resultText"]
+            .as_str()
+            .is_some_and(|t| t.contains("Long running operation completed")),
+        "{o}"
+    );
+}
+
+#[test]
+fn progress_from_an_http_upstream_reaches_the_client() {
+    let a = ServerEverything::start();
+    let config = "[gateway]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\n\n\
+                  [[api]]\npath = \"/unused\"\nupstream = \"http://127.0.0.1:9/mcp\"\n";
+    let named = format!("a={}", a.upstream_url());
+    let gateway =
+        Gateway::start(&GatewaySpec::config(config).args(["--path", "/one", "--upstream", &named]));
+    check_progress(&run_client(
+        Sdk::TypeScript,
+        &gateway.url("/one"),
+        "progress",
+    ));
 }
 
 #[test]

@@ -90,6 +90,10 @@ impl VirtualError {
     }
 }
 
+/// Where an upstream's answer carries the notifications about the request that preceded it
+/// (progress): internal, never sent (only `result` / `error` are taken from an answer).
+pub const NOTES: &str = "_mcpgate_notes";
+
 /// How the gateway writes a virtual server's JSON answer once the body filters ran.
 #[derive(Debug, Default)]
 pub struct AnswerForm {
@@ -97,6 +101,11 @@ pub struct AnswerForm {
     pub session_id: Option<String>,
     /// The client accepts only `text/event-stream`: one `message` event.
     pub sse: bool,
+    /// The client accepts `text/event-stream` (besides JSON).
+    pub accepts_sse: bool,
+    /// Notifications about the request (progress), written as events before the answer when
+    /// the client accepts an event stream. They arrive with the answer, not as they happened.
+    pub events: Vec<Value>,
 }
 
 impl AnswerForm {
@@ -105,8 +114,13 @@ impl AnswerForm {
         if let Some(id) = self.session_id.as_deref() {
             extra.push(("mcp-session-id", id));
         }
-        if self.sse {
+        if self.sse || (self.accepts_sse && !self.events.is_empty()) {
             let mut event = Vec::with_capacity(body.len() + 24);
+            for note in &self.events {
+                event.extend_from_slice(b"event: message\ndata: ");
+                event.extend_from_slice(&serde_json::to_vec(note).unwrap_or_default());
+                event.extend_from_slice(b"\n\n");
+            }
             event.extend_from_slice(b"event: message\ndata: ");
             event.extend_from_slice(body);
             event.extend_from_slice(b"\n\n");
@@ -153,13 +167,15 @@ fn error_step(ctx: &RequestCtx, e: &VirtualError) -> Step {
     ))
 }
 
-/// The client accepts only event streams (else JSON, which every client must accept on POST).
-fn wants_sse(req: Request<'_>) -> bool {
+/// Whether the client accepts event streams, and only them (else JSON, which every client must
+/// accept on POST).
+fn accepts_sse(req: Request<'_>) -> (bool, bool) {
     let accept = req
         .header("accept")
         .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
         .unwrap_or_default();
-    accept.contains("text/event-stream") && !accept.contains("application/json")
+    let sse = accept.contains("text/event-stream");
+    (sse, sse && !accept.contains("application/json"))
 }
 
 impl VirtualServer {
@@ -211,9 +227,12 @@ impl VirtualServer {
             serde_json::from_slice(body.bytes).map_err(|_| VirtualError::NotJsonRpc)?;
         let params = value.get("params").cloned().unwrap_or(Value::Null);
         let method = message.method.clone().unwrap_or_default();
+        let (sse, only_sse) = accepts_sse(req);
         let mut form = AnswerForm {
             session_id: None,
-            sse: wants_sse(req),
+            sse: only_sse,
+            accepts_sse: sse,
+            events: Vec::new(),
         };
         let answer = if method == "initialize" {
             let (result, sealed) = self.initialize(ctx, server, &params).await?;
@@ -221,8 +240,14 @@ impl VirtualServer {
             Ok(result)
         } else {
             let session = open_session(ctx, req)?;
-            self.dispatch(ctx, server, &session, &method, params)
-                .await?
+            let answer = self
+                .dispatch(ctx, server, &session, &method, params)
+                .await?;
+            // Progress a routed call collected (see `forward`).
+            if let Some(earlier) = ctx.answer_form.take() {
+                form.events = earlier.events;
+            }
+            answer
         };
         let id: Value = ctx
             .id_raw()
@@ -535,10 +560,16 @@ impl VirtualServer {
             VirtualError::Unavailable(up.name.clone(), "not in this session".into())
         })?;
         ctx.served_by = Some(up.name.as_str().into());
-        let (answer, _) = self
+        let (mut answer, _) = self
             .request(ctx, server, up, Some(leg), method, params)
             .await
             .map_err(|why| VirtualError::Unavailable(up.name.clone(), why))?;
+        if let Some(Value::Array(notes)) = answer.as_object_mut().and_then(|a| a.remove(NOTES)) {
+            ctx.answer_form = Some(Box::new(AnswerForm {
+                events: notes,
+                ..AnswerForm::default()
+            }));
+        }
         Ok(split_answer(answer))
     }
 
@@ -832,11 +863,22 @@ async fn http_leg(
             Err(e) => return Err(format!("an answer that is not JSON: {e}")),
         }
     };
-    messages
-        .into_iter()
-        .find(|m| &m["id"] == id && (m.get("result").is_some() || m.get("error").is_some()))
-        .map(|m| (m, response.session_id))
-        .ok_or_else(|| "no answer to the request in the upstream's response".to_string())
+    // Progress about the request came first on its stream: kept with the answer (the client's
+    // token went upstream unchanged: each client has its own upstream session).
+    let mut notes = Vec::new();
+    for m in messages {
+        if &m["id"] == id && (m.get("result").is_some() || m.get("error").is_some()) {
+            let mut answer = m;
+            if !notes.is_empty() {
+                answer[NOTES] = Value::Array(notes);
+            }
+            return Ok((answer, response.session_id));
+        }
+        if m["method"] == "notifications/progress" {
+            notes.push(m);
+        }
+    }
+    Err("no answer to the request in the upstream's response".to_string())
 }
 
 /// The JSON messages of an event stream's `data` fields (one per event, lines joined).

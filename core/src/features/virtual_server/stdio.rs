@@ -57,14 +57,22 @@ type Reply = Result<Value, StdioError>;
 /// A one-shot slot a supervisor thread fills and a worker's task awaits.
 #[derive(Default)]
 struct Slot {
-    state: Mutex<(Option<Reply>, Option<Waker>)>,
+    /// The answer, the waiting task, and the notifications about the request that came first
+    /// (progress, with the client's token restored).
+    state: Mutex<(Option<Reply>, Option<Waker>, Vec<Value>)>,
 }
 
 impl Slot {
     fn fill(&self, reply: Reply) {
         let waker = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            s.0 = Some(reply);
+            let notes = std::mem::take(&mut s.2);
+            s.0 = Some(reply.map(|mut answer| {
+                if !notes.is_empty() {
+                    answer[super::NOTES] = Value::Array(notes);
+                }
+                answer
+            }));
             s.1.take()
         };
         if let Some(w) = waker {
@@ -98,6 +106,9 @@ struct Inner {
     stdin: Option<ChildStdin>,
     child: Option<Child>,
     pending: HashMap<u64, Arc<Slot>>,
+    /// The gateway's progress token → (the request's id, the client's token): clients of a shared
+    /// process may all use token 1.
+    tokens: HashMap<String, (u64, Value)>,
     next_id: u64,
     init: Option<InitInfo>,
     restarts: u64,
@@ -115,8 +126,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// Sends `method` and waits for its answer (the whole JSON-RPC message).
-    pub async fn request(&self, method: &str, params: Value) -> Reply {
+    /// Sends `method` and waits for its answer (the whole JSON-RPC message; progress received
+    /// before it under `super::NOTES`).
+    pub async fn request(&self, method: &str, mut params: Value) -> Reply {
         let slot = Arc::new(Slot::default());
         let id = {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -125,6 +137,12 @@ impl Process {
             }
             inner.next_id += 1;
             let id = inner.next_id;
+            if let Some(token) = params
+                .pointer_mut("/_meta/progressToken")
+                .map(|t| std::mem::replace(t, Value::String(format!("mcpgate-{id}"))))
+            {
+                inner.tokens.insert(format!("mcpgate-{id}"), (id, token));
+            }
             let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
             inner.pending.insert(id, Arc::clone(&slot));
             if let Err(e) = write_line(&mut inner, &line) {
@@ -198,12 +216,13 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.process
+        let mut inner = self
+            .process
             .inner
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pending
-            .remove(&self.id);
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.pending.remove(&self.id);
+        inner.tokens.remove(&format!("mcpgate-{}", self.id));
     }
 }
 
@@ -459,8 +478,25 @@ fn dispatch(p: &Process, message: Value, init_deadline: Instant) -> Result<(), S
                 "code": -32601, "message": "not available through the gateway's virtual server"}});
             write_line(&mut inner, &refusal).map_err(|e| e.to_string())?;
         }
+        (None, _) if message["method"] == "notifications/progress" => {
+            // Progress about one request: kept with it, under the client's own token.
+            let token = message["params"]["progressToken"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some((id, original)) = inner.tokens.get(token).cloned() {
+                if let Some(slot) = inner.pending.get(&id) {
+                    let mut note = message;
+                    note["params"]["progressToken"] = original;
+                    slot.state
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .2
+                        .push(note);
+                }
+            }
+        }
         (None, _) => {
-            // Notifications (logging, list_changed, progress) are not relayed yet.
+            // Other notifications (logging, list_changed) are not relayed yet.
         }
     }
     if inner.init.is_none() && Instant::now() > init_deadline {
