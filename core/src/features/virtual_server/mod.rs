@@ -132,6 +132,9 @@ impl AnswerForm {
     }
 }
 
+/// How long `initialize` waits for a stdio upstream that is starting or restarting.
+const STDIO_START_WAIT: Duration = Duration::from_secs(10);
+
 /// Entries of the per-worker URI hint before it is cleared.
 const URI_HINTS: usize = 10_000;
 
@@ -418,9 +421,21 @@ impl VirtualServer {
             Transport::Stdio(spec) => {
                 // The shared process was initialized by its supervisor.
                 let api = ctx.api().map_or("", |a| a.name.as_str());
-                let init = stdio::process(api, &up.name, spec)
-                    .and_then(|p| p.init())
-                    .ok_or_else(|| "the process is not running".to_string())?;
+                let process = stdio::process(api, &up.name, spec)
+                    .ok_or_else(|| "the process is not configured".to_string())?;
+                // Just started or restarting: wait for it a little (a client connecting as the
+                // gateway starts must not find its stdio upstreams missing).
+                let deadline =
+                    std::time::Instant::now() + server.call_timeout.min(STDIO_START_WAIT);
+                let init = loop {
+                    if let Some(init) = process.init() {
+                        break init;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err("the process is not running".to_string());
+                    }
+                    monoio::time::sleep(Duration::from_millis(25)).await;
+                };
                 (json!({"result": init.result}), None)
             }
             Transport::Http { url } => {

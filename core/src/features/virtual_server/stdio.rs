@@ -8,7 +8,8 @@
 //! subscriptions) is common to the API's clients.
 //!
 //! Each process has a supervisor thread (spawn, `initialize`, read stdout lines, restart with
-//! backoff when it exits) and a stderr thread (each line into the gateway's log with the
+//! backoff when it exits), a stdin writer thread (workers queue lines, never block on a full
+//! pipe) and a stderr thread (each line into the gateway's log with the
 //! upstream's name). The child's environment is explicit: cleared, then `PATH` and `HOME`, then
 //! the configured `env` — the gateway's own variables and secrets never reach it. It dies with
 //! the gateway (`PR_SET_PDEATHSIG`), on shutdown (`stop_all`) and when a reload removes it
@@ -20,8 +21,9 @@ use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::pin::Pin;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -103,7 +105,9 @@ pub struct InitInfo {
 
 #[derive(Default)]
 struct Inner {
-    stdin: Option<ChildStdin>,
+    /// Lines for the process's stdin, written by its writer thread (a worker never blocks on a
+    /// full pipe); dropping it closes stdin.
+    stdin: Option<mpsc::Sender<Vec<u8>>>,
     child: Option<Child>,
     pending: HashMap<u64, Arc<Slot>>,
     /// The gateway's progress token → (the request's id, the client's token): clients of a shared
@@ -233,9 +237,8 @@ fn write_line(inner: &mut Inner, message: &Value) -> Result<(), StdioError> {
     let mut line = serde_json::to_vec(message).map_err(|e| StdioError::Write(e.to_string()))?;
     line.push(b'\n');
     stdin
-        .write_all(&line)
-        .and_then(|()| stdin.flush())
-        .map_err(|e| StdioError::Write(e.to_string()))
+        .send(line)
+        .map_err(|_| StdioError::Write("its stdin is closed".into()))
 }
 
 /// The processes of the running configuration, keyed by API name, upstream name and command.
@@ -407,9 +410,21 @@ fn run_once(p: &Process) -> Result<(), String> {
                 }
             });
     }
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let (lines, to_write) = mpsc::channel::<Vec<u8>>();
+    std::thread::Builder::new()
+        .name("stdio-stdin".into())
+        .spawn(move || {
+            for line in to_write {
+                if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start its stdin writer: {e}"))?;
     {
         let mut inner = p.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.stdin = child.stdin.take();
+        inner.stdin = Some(lines);
         inner.child = Some(child);
         if p.stop.load(Ordering::Acquire) {
             return Ok(());
