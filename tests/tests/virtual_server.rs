@@ -495,3 +495,43 @@ fn fail_closed_refuses_lists_while_an_upstream_is_down() {
         response.status
     );
 }
+
+#[test]
+fn a_reload_that_removes_a_stdio_upstream_stops_its_process() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let mut gateway = start(virtual_config(&a, &b, ""));
+    let pid = gateway.process().pid();
+    let kids = children(pid);
+    assert_eq!(kids.len(), 1, "one stdio child: {kids:?}");
+    // The same API without its stdio upstream.
+    let without = format!(
+        "[gateway]\nlisten = \"{}\"\nadmin = \"{}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"b\"\nurl = \"{}\"\n",
+        gateway.addr(),
+        gateway.admin_addr(),
+        a.upstream_url(),
+        b.upstream_url()
+    );
+    let file = gateway
+        .config_path()
+        .unwrap_or_else(|| panic!("started from a file"));
+    std::fs::write(&file, without).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    gateway.process().signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{}", kids[0])).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the removed stdio upstream still runs:\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    assert_eq!(
+        prefixes(&tool_names(&session, 2)),
+        ["a", "b"].iter().map(|s| s.to_string()).collect()
+    );
+}
