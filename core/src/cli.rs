@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::virtual_server::split_named;
 use crate::config::{AdminOverrides, ConfigSource, Overrides, PinOverrides};
 
 /// Printed after every `--help`: what the environment changes, and where the docs are.
@@ -90,10 +91,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Upstream MCP endpoint; with --path it defines the only API (replacing the file's APIs).
-    #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
-    /// Entrypoint path for --upstream (default /mcp-proxy).
-    #[arg(long, value_name = "PATH", requires = "upstream")]
+    /// Repeatable as NAME=URL: a virtual API over every named upstream (names prefix tools).
+    #[arg(long, value_name = "[NAME=]URL")]
+    pub upstream: Vec<String>,
+    /// A stdio upstream: a command line (split on spaces, no shell) run as a child process,
+    /// NAME=COMMAND when there are several upstreams; repeatable.
+    #[arg(long = "upstream-cmd", value_name = "[NAME=]COMMAND")]
+    pub upstream_cmd: Vec<String>,
+    /// Entrypoint path for --upstream / --upstream-cmd (default /mcp-proxy).
+    #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
     /// Admin listener address, or "off" (overrides gateway.admin).
     #[arg(long, value_name = "ADDR")]
@@ -140,6 +146,25 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// One `--upstream` without a name, and no `--upstream-cmd`: today's pass-through.
+    fn single_upstream(&self) -> Option<String> {
+        match self.upstream.as_slice() {
+            [one] if self.upstream_cmd.is_empty() && split_named(one).0.is_none() => {
+                Some(one.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Every `--upstream` of a virtual API (validation names the one without `NAME=`).
+    fn named_upstreams(&self) -> Vec<String> {
+        if self.single_upstream().is_some() {
+            Vec::new()
+        } else {
+            self.upstream.clone()
+        }
+    }
+
     pub fn source(&self) -> ConfigSource {
         let mut admin_auth = AdminOverrides::from_env();
         admin_auth.token_file = self.admin_token_file.clone();
@@ -151,7 +176,9 @@ impl RunArgs {
                 admin: self.admin.clone(),
                 workers: self.workers,
                 driver: self.driver.clone(),
-                upstream: self.upstream.clone(),
+                upstream: self.single_upstream(),
+                named_upstreams: self.named_upstreams(),
+                upstream_cmds: self.upstream_cmd.clone(),
                 path: self.path.clone(),
                 acl: self.acl.clone(),
                 admin_auth,

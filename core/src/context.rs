@@ -114,6 +114,12 @@ pub struct RequestCtx {
     /// A JSON answer a cache served (set by `serve_from_cache`): the pipeline passes it through
     /// the body filters that follow the cache, then the gateway writes it.
     pub cached_answer: Option<Vec<u8>>,
+    /// How the gateway writes `cached_answer` when a virtual server built it (its session id,
+    /// SSE framing); `None`: plain JSON.
+    pub answer_form: Option<Box<crate::features::virtual_server::AnswerForm>>,
+    /// The upstream (by its configured name) that served this exchange on a virtual API, for the
+    /// exchange log; `None`: the API's one upstream.
+    pub served_by: Option<Box<str>>,
 }
 
 impl RequestCtx {
@@ -139,6 +145,8 @@ impl RequestCtx {
             limits: None,
             integrity: None,
             cached_answer: None,
+            answer_form: None,
+            served_by: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //! | | `inspect` | look at the request (header/body agreement, what to record) | protocol, observe |
 //! | | `decide` | judge each message (the ACL, then the pin policy); refused ones are answered here; then the MCP-level rate limits count what was let through | acl, integrity, limits |
 //! | | `serve_from_cache` | answer from a cache instead of the upstream; the answer then goes through the body filters after the cache | integrity (list cache) |
+//! | | `serve` | a virtual API (several upstreams) is served by the gateway: its JSON answers go through the same filters | virtual_server |
 //! | | `upstream_request` | edit the forwarded head (credentials, session id) | auth |
 //! | | — | forward on a pooled connection, read the response head | engine |
 //! | response | `response_head` | edit the upstream's head (session sealing, challenges) | auth, observe |
@@ -43,7 +44,7 @@ use crate::context::{HttpMethod, RequestCtx, RpcInfo};
 use crate::errors::Error;
 use crate::features::{
     acl::Acl, auth::Auth, integrity::Integrity, limits::Limits, observe::Observe,
-    protocol::Protocol, routing::Routing,
+    protocol::Protocol, routing::Routing, virtual_server::VirtualServer,
 };
 
 /// A phase's verdict.
@@ -212,6 +213,12 @@ pub trait Phases {
     ) -> Step {
         Step::Continue
     }
+    /// Serve the request at the gateway instead of forwarding it (a virtual API over several
+    /// upstreams): a JSON answer goes in `ctx.cached_answer` (then through the same body filters
+    /// as a cached one), anything else is a [`Step::Answer`].
+    async fn serve(&self, _ctx: &mut RequestCtx, _req: Request<'_>, _body: Body<'_>) -> Step {
+        Step::Continue
+    }
     /// Edit the request head forwarded upstream.
     fn upstream_request<'c>(&self, _ctx: &'c RequestCtx, _edits: &mut UpstreamEdits<'c>) {}
     /// Look at (and edit) the upstream's response head.
@@ -278,6 +285,8 @@ pub struct Features {
     pub acl: Acl,
     pub limits: Limits,
     pub integrity: Integrity,
+    /// A virtual API's server (`serve`); the pass-through APIs never reach it past a flag test.
+    pub virtual_server: VirtualServer,
     pub observe: Observe,
 }
 
@@ -367,6 +376,9 @@ impl Pipeline {
             [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.serve_from_cache(ctx, io.request(), body).await
         ))?;
+        if ctx.cached_answer.is_none() {
+            step(f.virtual_server.serve(ctx, io.request(), body).await)?;
+        }
         if let Some(cached) = ctx.cached_answer.take() {
             return Err(self.cached_answer(ctx, cached));
         }
@@ -412,14 +424,20 @@ impl Pipeline {
         if let Err(e) = result {
             return Answer::Error(e);
         }
-        let mut response = Vec::with_capacity(answer.body.len() + 96);
-        crate::errors::write_response(
-            answer.status,
-            "application/json",
-            &answer.body,
-            false,
-            &mut response,
-        );
+        let response = match ctx.answer_form.as_deref() {
+            Some(form) => form.write(answer.status, &answer.body),
+            None => {
+                let mut response = Vec::with_capacity(answer.body.len() + 96);
+                crate::errors::write_response(
+                    answer.status,
+                    "application/json",
+                    &answer.body,
+                    false,
+                    &mut response,
+                );
+                response
+            }
+        };
         Answer::Raw {
             response,
             close: false,

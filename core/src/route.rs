@@ -167,6 +167,7 @@ mod tests {
             limits: crate::config::ApiLimits::default(),
             cache: None,
             pin: None,
+            virtual_server: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! mcpgate-policies: decisions without I/O (the MCP ACL, conditions, credential checks, rate
-//! limits and quotas, tool integrity: list-cache rules and pinning).
+//! limits and quotas, tool integrity: list-cache rules and pinning, the virtual server's naming,
+//! cursors and merge rules).
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -7,3 +8,4 @@ pub mod auth;
 pub mod integrity;
 pub mod limits;
 pub mod tls;
+pub mod virtual_server;

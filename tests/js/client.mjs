@@ -537,6 +537,66 @@ const scenarios = {
     return { before, again, notified, after, callAfter };
   },
 
+  // A virtual API over several upstreams (tests/tests/virtual_server.rs): every page of every
+  // list, then for each upstream named in MCPGATE_E2E_UPSTREAMS (comma-separated; tools are
+  // `<name>__<tool>`) a call, a sum and a prompt; reads; an unknown prefix; ping; DELETE.
+  async virtual() {
+    const upstreams = (process.env.MCPGATE_E2E_UPSTREAMS || "").split(",").filter(Boolean);
+    const { client, transport } = await connect();
+    const all = async (list, field) => {
+      const out = [];
+      let cursor;
+      do {
+        const page = await tracked(list(cursor ? { cursor } : {}));
+        out.push(...page[field]);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return out;
+    };
+    const tools = await all((p) => client.listTools(p), "tools");
+    const prompts = await all((p) => client.listPrompts(p), "prompts");
+    const resources = await all((p) => client.listResources(p), "resources");
+    const templates = await all((p) => client.listResourceTemplates(p), "resourceTemplates");
+    const calls = {};
+    const sums = {};
+    const promptTexts = {};
+    for (const u of upstreams) {
+      calls[u] = textOf(await tracked(client.callTool({ name: `${u}__echo`, arguments: { message: `hi ${u}` } })));
+      sums[u] = textOf(await tracked(client.callTool({ name: `${u}__get-sum`, arguments: { a: 2, b: 40 } })));
+      const prompt = await tracked(client.getPrompt({ name: `${u}__args-prompt`, arguments: { city: "Oslo" } }));
+      promptTexts[u] = (prompt.messages[0] && prompt.messages[0].content && prompt.messages[0].content.text) || null;
+    }
+    const firstUri = resources.length > 0 ? resources[0].uri : null;
+    const read = firstUri ? await tracked(client.readResource({ uri: firstUri })) : null;
+    const templated = await tracked(client.readResource({ uri: "demo://resource/dynamic/text/7" }));
+    const unknownTool = await client
+      .callTool({ name: "nobody__echo", arguments: { message: "x" } })
+      .then(() => null, (e) => String((e && e.message) || e));
+    const ping = await tracked(client.ping());
+    const info = client.getServerVersion();
+    const out = {
+      serverName: info && info.name,
+      protocolVersion: transport.protocolVersion,
+      sessionIdPresent: typeof transport.sessionId === "string" && transport.sessionId.length > 0,
+      capabilities: Object.keys(client.getServerCapabilities() || {}).sort(),
+      instructions: client.getInstructions() || "",
+      toolNames: tools.map((t) => t.name).sort(),
+      promptNames: prompts.map((p) => p.name).sort(),
+      resourceUris: resources.map((r) => r.uri),
+      templateNames: templates.map((t) => t.name).sort(),
+      calls,
+      sums,
+      promptTexts,
+      readFirst: read ? read.contents.map((c) => ({ uri: c.uri, textLength: (c.text || "").length })) : [],
+      templatedText: templated.contents.map((c) => c.text || "").join("\n"),
+      unknownTool,
+      ping,
+    };
+    await transport.terminateSession();
+    await client.close();
+    return out;
+  },
+
   // Many tools/list requests of one session at once (MCPGATE_E2E_CONCURRENT, default 8): each
   // answer must reach the request it answers (the SDK pairs them by id).
   async integrity_concurrent_lists() {

@@ -283,6 +283,67 @@ async def scenario_roots(url: str) -> dict[str, Any]:
         }
 
 
+async def scenario_virtual(url: str) -> dict[str, Any]:
+    """A virtual API over several upstreams (tests/tests/virtual_server.rs): every page of every
+    list, then for each upstream named in MCPGATE_E2E_UPSTREAMS (tools are `<name>__<tool>`) a
+    call, a sum and a prompt; reads; an unknown prefix; ping. Leaving the context sends DELETE."""
+    import os
+
+    upstreams = [u for u in os.environ.get("MCPGATE_E2E_UPSTREAMS", "").split(",") if u]
+    async with connect(url) as conn:
+        s = conn.session
+
+        async def every_page(list_page: Callable[[str | None], Awaitable[Any]], field: str) -> list[Any]:
+            out: list[Any] = []
+            cursor: str | None = None
+            while True:
+                page = await SEEN.tracked(list_page(cursor))
+                out.extend(getattr(page, field))
+                cursor = page.nextCursor
+                if not cursor:
+                    return out
+
+        tools = await every_page(lambda c: s.list_tools(cursor=c), "tools")
+        prompts = await every_page(lambda c: s.list_prompts(cursor=c), "prompts")
+        resources = await every_page(lambda c: s.list_resources(cursor=c), "resources")
+        templates = await every_page(lambda c: s.list_resource_templates(cursor=c), "resourceTemplates")
+        calls: dict[str, str] = {}
+        sums: dict[str, str] = {}
+        prompt_texts: dict[str, str | None] = {}
+        for u in upstreams:
+            calls[u] = text_of(await SEEN.tracked(s.call_tool(f"{u}__echo", {"message": f"hi {u}"})))
+            sums[u] = text_of(await SEEN.tracked(s.call_tool(f"{u}__get-sum", {"a": 2, "b": 40})))
+            prompt = await SEEN.tracked(s.get_prompt(f"{u}__args-prompt", {"city": "Oslo"}))
+            prompt_texts[u] = getattr(prompt.messages[0].content, "text", None) if prompt.messages else None
+        first_uri = str(resources[0].uri) if resources else None
+        read = await SEEN.tracked(s.read_resource(AnyUrl(first_uri))) if first_uri else None
+        templated = await SEEN.tracked(s.read_resource(AnyUrl("demo://resource/dynamic/text/7")))
+        try:
+            await s.call_tool("nobody__echo", {"message": "x"})
+            unknown_tool: str | None = None
+        except Exception as error:  # noqa: BLE001 - the refusal is the observation
+            unknown_tool = describe(error)
+        ping = await SEEN.tracked(s.send_ping())
+        return {
+            "serverName": conn.init.serverInfo.name,
+            "protocolVersion": conn.init.protocolVersion,
+            "sessionIdPresent": bool(conn.session_id()),
+            "capabilities": sorted(conn.init.capabilities.model_dump(exclude_none=True).keys()),
+            "instructions": conn.init.instructions or "",
+            "toolNames": sorted(t.name for t in tools),
+            "promptNames": sorted(p.name for p in prompts),
+            "resourceUris": [str(r.uri) for r in resources],
+            "templateNames": sorted(t.name for t in templates),
+            "calls": calls,
+            "sums": sums,
+            "promptTexts": prompt_texts,
+            "readFirst": content_summary(read) if read else [],
+            "templatedText": "\n".join(getattr(c, "text", "") or "" for c in templated.contents),
+            "unknownTool": unknown_tool,
+            "ping": ping.model_dump(exclude_none=True),
+        }
+
+
 async def scenario_ping(url: str) -> dict[str, Any]:
     async with connect(url) as conn:
         t0 = time.monotonic()
@@ -412,6 +473,7 @@ SCENARIOS: dict[str, Callable[[str], Awaitable[dict[str, Any]]]] = {
     "roots": scenario_roots,
     "ping": scenario_ping,
     "terminate": scenario_terminate,
+    "virtual": scenario_virtual,
     "integrity_tools": scenario_integrity_tools,
     "integrity_list_changed": scenario_integrity_list_changed,
 }

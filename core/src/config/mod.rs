@@ -15,6 +15,7 @@ pub mod sessions;
 mod spans;
 mod tls;
 mod user;
+pub mod virtual_server;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use limits::{
 };
 pub use log::{ApiLog, GatewayLog, LogSettings, LogSink};
 pub use tls::{Listener, ListenerTls};
+use toml::Spanned;
 pub use user::UserConfig;
 use user::{UserApi, UserDns, UserGateway};
 
@@ -205,6 +207,9 @@ pub struct Api {
     pub cache: Option<ApiCache>,
     /// `[api.pin]` (or `--pin`): tools and prompts pinned; `None` = not checked.
     pub pin: Option<ApiPin>,
+    /// `[[api.upstream]]` tables: a virtual server over several upstreams (`upstream` is then a
+    /// placeholder the engine never connects to); `None` = the pass-through of one URL.
+    pub virtual_server: Option<virtual_server::ApiVirtual>,
 }
 
 /// An API's compiled MCP ACL, shared by every worker of a snapshot. Two snapshots' ACLs are
@@ -249,6 +254,10 @@ pub struct Overrides {
     pub driver: Option<String>,
     /// With `path`: replaces the file's APIs by this one.
     pub upstream: Option<String>,
+    /// `--upstream NAME=URL` (repeatable): with `path`, a virtual API over these.
+    pub named_upstreams: Vec<String>,
+    /// `--upstream-cmd [NAME=]COMMAND` (repeatable): stdio upstreams of that virtual API.
+    pub upstream_cmds: Vec<String>,
     pub path: Option<String>,
     /// `--acl FILE`: a Gravitee ACL JSON file for the command-line API.
     pub acl: Option<PathBuf>,
@@ -381,6 +390,35 @@ pub fn parse_upstream(url: &str, resolve_timeout: Duration) -> Result<Upstream, 
     })
 }
 
+/// A virtual API: its `upstream` is a placeholder (an unroutable address, never connected to:
+/// the virtual server answers every request itself).
+fn virtual_api(name: String, path: String, server: virtual_server::VirtualServer) -> Api {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+    Api {
+        name,
+        path,
+        upstream: Upstream {
+            url: "virtual".into(),
+            scheme: Scheme::Http,
+            host: "127.0.0.1".into(),
+            port: 9,
+            addr,
+            addrs: vec![addr],
+            host_header: "127.0.0.1:9".into(),
+            path: "/".into(),
+            tls: None,
+        },
+        public_url: None,
+        acl: None,
+        auth: None,
+        log: ApiLog::default(),
+        limits: ApiLimits::default(),
+        cache: None,
+        pin: None,
+        virtual_server: Some(std::sync::Arc::new(server)),
+    }
+}
+
 /// Normalizes an entrypoint path: must start with `/`, no query, no trailing `/` (except `/`).
 pub fn normalize_entry_path(p: &str) -> Result<String, String> {
     if !p.starts_with('/') {
@@ -446,7 +484,22 @@ impl Validator<'_> {
         let default_base = gateway.default_base_url();
         let resolve_timeout = gateway.dns.timeout;
         let redis = self.redis(user_redis, resolve_timeout)?;
+        let virtual_cli = !ov.named_upstreams.is_empty() || !ov.upstream_cmds.is_empty();
         let apis = match (&ov.upstream, &ov.path) {
+            (Some(_), _) if virtual_cli => {
+                return Err(self.invalid(
+                    None,
+                    "--upstream",
+                    "an unnamed URL is the pass-through of one upstream; name every upstream \
+                     (NAME=URL) of a virtual API",
+                ))
+            }
+            (None, path) if virtual_cli => {
+                let path = normalize_entry_path(path.as_deref().unwrap_or("/mcp-proxy"))
+                    .map_err(|m| self.invalid(None, "--path", m))?;
+                let server = self.command_line_virtual(&ov.named_upstreams, &ov.upstream_cmds)?;
+                vec![virtual_api("cli".into(), path, server)]
+            }
             (Some(upstream), path) => {
                 let mut api = self.command_line_api(
                     upstream,
@@ -477,6 +530,18 @@ impl Validator<'_> {
                     let acl = self.api_acl(i, &api)?;
                     let cache = self.api_cache(i, api.cache.take())?;
                     let pin = api.pin.take();
+                    if !api.upstream.get_ref().is_str() {
+                        if let Some(what) = (pin.is_some() || ov.pin.file.is_some())
+                            .then_some("pin")
+                            .or(cache.is_some().then_some("cache"))
+                        {
+                            return Err(self.invalid(
+                                None,
+                                &format!("api[{i}].{what}"),
+                                "is not supported on a virtual API ([[api.upstream]] tables) yet",
+                            ));
+                        }
+                    }
                     let public_url = auth::effective_public_url(
                         api.public_url.as_ref().map(|u| u.get_ref().as_str()),
                         gateway_public_url.as_deref(),
@@ -491,12 +556,26 @@ impl Validator<'_> {
                     api.log = log;
                     api.limits = limits;
                     api.cache = cache;
-                    api.pin = self.api_pin(i, pin, &api.upstream.url, &ov.pin)?;
+                    if api.virtual_server.is_none() {
+                        api.pin = self.api_pin(i, pin, &api.upstream.url, &ov.pin)?;
+                    }
                     apis.push(api);
                 }
                 apis
             }
         };
+        let stdio =
+            virtual_server::stdio_count(apis.iter().filter_map(|a| a.virtual_server.as_deref()));
+        if stdio > virtual_server::MAX_STDIO_PROCESSES {
+            return Err(self.invalid(
+                None,
+                "api.upstream.command",
+                format!(
+                    "{stdio} stdio upstreams; at most {} processes are run",
+                    virtual_server::MAX_STDIO_PROCESSES
+                ),
+            ));
+        }
         if apis.is_empty() {
             return Err(self.invalid(
                 None,
@@ -573,6 +652,7 @@ impl Validator<'_> {
             limits: ApiLimits::default(),
             cache: None,
             pin: None,
+            virtual_server: None,
         })
     }
 
@@ -585,7 +665,34 @@ impl Validator<'_> {
         let field = |name: &str| format!("api[{i}].{name}");
         let path = normalize_entry_path(api.path.get_ref())
             .map_err(|m| self.invalid(Some(api.path.span()), &field("path"), m))?;
-        let mut upstream = parse_upstream(api.upstream.get_ref(), resolve_timeout)
+        let name = match &api.name {
+            Some(n) if n.get_ref().is_empty() => {
+                return Err(self.invalid(Some(n.span()), &field("name"), "must not be empty"))
+            }
+            Some(n) => n.get_ref().clone(),
+            None => path.clone(),
+        };
+        let Some(url) = api.upstream.get_ref().as_str() else {
+            if api.tls.is_some() {
+                return Err(self.invalid(
+                    None,
+                    &field("tls"),
+                    "applies to a single https:// upstream, not to [[api.upstream]] tables",
+                ));
+            }
+            let server = self.virtual_server(i, &api.upstream, api.virtual_server.take())?;
+            let mut out = virtual_api(name, path, server);
+            out.public_url = self.api_public_url(i, api.public_url)?;
+            return Ok(out);
+        };
+        if api.virtual_server.is_some() {
+            return Err(self.invalid(
+                None,
+                &field("virtual"),
+                "needs [[api.upstream]] tables (a virtual server), not an upstream URL",
+            ));
+        }
+        let mut upstream = parse_upstream(url, resolve_timeout)
             .map_err(|m| self.invalid(Some(api.upstream.span()), &field("upstream"), m))?;
         upstream.tls = self.upstream_tls(
             &field("tls"),
@@ -594,27 +701,7 @@ impl Validator<'_> {
             api.tls.take(),
             None,
         )?;
-        let public_url = match api.public_url {
-            Some(u) => {
-                let s = u.get_ref();
-                if !(s.starts_with("http://") || s.starts_with("https://")) {
-                    return Err(self.invalid(
-                        Some(u.span()),
-                        &field("public_url"),
-                        "must be an http:// or https:// URL",
-                    ));
-                }
-                Some(s.trim_end_matches('/').to_string())
-            }
-            None => None,
-        };
-        let name = match api.name {
-            Some(n) if n.get_ref().is_empty() => {
-                return Err(self.invalid(Some(n.span()), &field("name"), "must not be empty"))
-            }
-            Some(n) => n.into_inner(),
-            None => path.clone(),
-        };
+        let public_url = self.api_public_url(i, api.public_url)?;
         Ok(Api {
             name,
             path,
@@ -626,6 +713,28 @@ impl Validator<'_> {
             limits: ApiLimits::default(),
             cache: None,
             pin: None,
+            virtual_server: None,
+        })
+    }
+
+    fn api_public_url(
+        &self,
+        i: usize,
+        public_url: Option<Spanned<String>>,
+    ) -> Result<Option<String>, ConfigError> {
+        Ok(match public_url {
+            Some(u) => {
+                let s = u.get_ref();
+                if !(s.starts_with("http://") || s.starts_with("https://")) {
+                    return Err(self.invalid(
+                        Some(u.span()),
+                        &format!("api[{i}].public_url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                Some(s.trim_end_matches('/').to_string())
+            }
+            None => None,
         })
     }
 

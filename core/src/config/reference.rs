@@ -301,6 +301,8 @@ pub fn accepted() -> Schema {
     }
     walk::<super::limits::UserLimitRule>("api.limit", &schema);
     walk::<super::limits::UserRedis>("gateway.redis", &schema);
+    // `upstream` is a URL string or `[[api.upstream]]` tables (a virtual server).
+    walk::<super::virtual_server::UserUpstream>("api.upstream", &schema);
     walk::<AclConfig>("api.acl", &schema);
     walk::<AuthConfigUser>("api.plan", &schema);
     let mut schema = schema.into_inner();
@@ -533,6 +535,8 @@ mod tests {
             "gateway.admin_auth.token_file",
             "gateway.allow_unauthenticated_admin",
             "api.upstream",
+            "api.upstream.command",
+            "api.virtual.separator",
             "api.acl_file",
             "api.acl.server_requests.sampling",
             "api.acl.rule.type",

@@ -38,8 +38,14 @@ fn examples_load() {
 fn full_example_values_are_read() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/full.toml");
     let cfg = load_file(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cfg.apis.len(), 2);
+    assert_eq!(cfg.apis.len(), 3);
     assert_eq!(cfg.apis[0].name, "everything");
+    let toolbox = cfg.apis[2]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("the third API is virtual"));
+    assert_eq!(toolbox.naming.upstreams, ["everything", "local"]);
+    assert!(!toolbox.fail_closed && toolbox.call_timeout == Duration::from_secs(60));
     assert_eq!(
         cfg.apis[0].public_url.as_deref(),
         Some("https://gateway.example.com/mcp-proxy")
@@ -55,13 +61,13 @@ fn full_example_values_are_read() {
         .iter()
         .map(|a| a.acl.as_ref().map(|a| a.0.rule_count()))
         .collect();
-    assert_eq!(rules, vec![Some(4), Some(1)]);
+    assert_eq!(rules, vec![Some(4), Some(1), None]);
     let plans: Vec<_> = cfg
         .apis
         .iter()
         .map(|a| a.auth.as_ref().map(|a| a.auth.plans().len()))
         .collect();
-    assert_eq!(plans, vec![Some(2), Some(2)]);
+    assert_eq!(plans, vec![Some(2), Some(2), None]);
     assert!(cfg.apis[0].log.capture);
     assert_eq!(cfg.gateway.dns.refresh, Some(Duration::from_secs(30)));
 }
@@ -311,4 +317,158 @@ fn entry_paths_are_normalized() {
 fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncé x", 7), (2, 4));
     assert_eq!(line_col("", 10), (1, 1));
+}
+
+const VIRTUAL: &str = "[[api]]\npath = \"/v\"\n";
+
+fn virtual_api(upstreams: &str) -> String {
+    format!("{VIRTUAL}{upstreams}")
+}
+
+#[test]
+fn virtual_apis_load_with_http_and_stdio_upstreams() {
+    let cfg = load(&virtual_api(
+        "[api.virtual]\nseparator = \"_\"\non_upstream_failure = \"fail_closed\"\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\n\
+         [[api.upstream]]\nname = \"b\"\ncommand = \"node\"\nargs = [\"s.js\"]\nenv = { K = \"v\" }\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let v = cfg.apis[0]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("virtual"));
+    assert_eq!(v.naming.separator, "_");
+    assert!(v.fail_closed);
+    match &v.upstreams[1].transport {
+        virtual_server::Transport::Stdio(c) => {
+            assert_eq!((c.command.as_str(), c.args.len()), ("node", 1));
+            assert_eq!(c.env, [("K".to_string(), "v".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The pass-through form is unchanged.
+    assert!(load(API).unwrap_or_else(|e| panic!("{e}")).apis[0]
+        .virtual_server
+        .is_none());
+}
+
+#[test]
+fn virtual_api_errors_name_the_field() {
+    let up = |name: &str| {
+        format!("[[api.upstream]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:1/\"\n")
+    };
+    for (text, field) in [
+        (
+            virtual_api(&format!("{}{}", up("a"), up("a"))),
+            "api[0].upstream[1].name",
+        ),
+        (
+            virtual_api(&format!("{}{}", up("a"), up("x__y"))),
+            "api[0].upstream[1].name",
+        ),
+        (
+            virtual_api(&format!("{}{}", up("a b"), up("c"))),
+            "api[0].upstream[0].name",
+        ),
+        (
+            virtual_api(&format!("{}{}", up(&"l".repeat(127)), up("c"))),
+            "api[0].upstream[0].name",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nurl = \"http://127.0.0.1:1/\"\n"),
+            "api[0].upstream[0].name",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nname = \"a\"\n"),
+            "api[0].upstream[0].url",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nname = \"a\"\nurl = \"http://h/\"\ncommand = \"x\"\n"),
+            "api[0].upstream[0].command",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nname = \"a\"\nurl = \"ftp://h/\"\n"),
+            "api[0].upstream[0].url",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nname = \"a\"\nurl = \"http://h/\"\nargs = [\"x\"]\n"),
+            "api[0].upstream[0].url",
+        ),
+        (
+            virtual_api("[[api.upstream]]\nname = \"a\"\nurl = \"http://h/\"\nport = 1\n"),
+            "api[0].upstream[0]",
+        ),
+        (
+            virtual_api(&format!(
+                "[api.virtual]\nseparator = \"/\"\n{}{}",
+                up("a"),
+                up("b")
+            )),
+            "api[0].virtual.separator",
+        ),
+        (
+            virtual_api(&format!(
+                "[api.virtual]\non_upstream_failure = \"maybe\"\n{}",
+                up("a")
+            )),
+            "api[0].virtual.on_upstream_failure",
+        ),
+        (
+            format!("{API}[api.virtual]\nseparator = \"_\"\n"),
+            "api[0].virtual",
+        ),
+        (
+            virtual_api(&format!("[api.cache]\n{}", up("a"))),
+            "api[0].cache",
+        ),
+        (virtual_api("upstream = []\n"), "api[0].upstream"),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.contains(&format!(" {field}: ")),
+            "{field} not named in: {e}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn command_line_upstreams_make_a_virtual_api_or_stay_a_pass_through() {
+    let ov = Overrides {
+        named_upstreams: vec!["a=http://127.0.0.1:1/mcp".into()],
+        upstream_cmds: vec!["s=node x.js stdio".into()],
+        path: Some("/everything".into()),
+        ..Default::default()
+    };
+    let cfg = load_str(API, "t", &ov).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.apis.len(), 1);
+    assert_eq!(cfg.apis[0].path, "/everything");
+    let v = cfg.apis[0]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("virtual"));
+    assert_eq!(v.naming.upstreams, ["a", "s"]);
+    // One unnamed command: one stdio server, its names unprefixed.
+    let ov = Overrides {
+        upstream_cmds: vec!["npx @modelcontextprotocol/server-everything stdio".into()],
+        ..Default::default()
+    };
+    let cfg = load_str(API, "t", &ov).unwrap_or_else(|e| panic!("{e}"));
+    let v = cfg.apis[0]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("virtual"));
+    assert!(!v.naming.prefixes());
+    // Several need names.
+    let ov = Overrides {
+        named_upstreams: vec![
+            "http://127.0.0.1:1/mcp".into(),
+            "b=http://127.0.0.1:2/".into(),
+        ],
+        ..Default::default()
+    };
+    let e = match load_str(API, "t", &ov) {
+        Ok(_) => panic!("an unnamed URL among several is refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("--upstream"), "{e}");
 }

@@ -90,7 +90,12 @@ pub struct UserDns {
 pub struct UserApi {
     pub name: Option<Spanned<String>>,
     pub path: Spanned<String>,
-    pub upstream: Spanned<String>,
+    /// A URL string (pass-through), or `[[api.upstream]]` tables (a virtual server, see
+    /// `super::virtual_server`).
+    pub upstream: Spanned<toml::Value>,
+    /// `[api.virtual]`: the virtual server's settings (see `super::virtual_server`).
+    #[serde(rename = "virtual")]
+    pub virtual_server: Option<super::virtual_server::UserVirtual>,
     pub public_url: Option<Spanned<String>>,
     /// Authentication plans (`mcpgate_policies::auth`), compiled by `super::auth` so errors carry
     /// the table's position.

@@ -75,6 +75,10 @@ impl HttpUrl {
 pub struct HttpResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Content-Type` (a virtual server's upstream answers JSON or an event stream).
+    pub content_type: Option<String>,
+    /// `Mcp-Session-Id` (a virtual server's upstream session).
+    pub session_id: Option<String>,
 }
 
 /// `GET url` with `Accept: application/json`.
@@ -112,7 +116,7 @@ pub async fn request(
 }
 
 /// [`request`], over `upstream_tls` instead of the control-plane trust store for `https://`.
-async fn request_via(
+pub async fn request_via(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -340,6 +344,13 @@ async fn read_response(
         .body_framing(&buf, method.as_bytes())
         .map_err(|_| FetchError::Malformed)?;
     let status = head.status;
+    let text = |name: &str| {
+        head.header(&buf, name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned)
+    };
+    let content_type = text("content-type");
+    let session_id = text("mcp-session-id");
     buf.drain(..head.head_len.min(buf.len()));
     let body = match framing {
         ResponseBody::None => Vec::new(),
@@ -387,7 +398,12 @@ async fn read_response(
     if body.len() > MAX_BODY {
         return Err(FetchError::TooLarge);
     }
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse {
+        status,
+        body,
+        content_type,
+        session_id,
+    })
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     let shared = Arc::new(Shared::new(config));
     hub.add_source(Arc::new(LimitsMetrics(Arc::clone(&shared))));
     hub.add_source(shared.integrity.clone());
+    hub.add_source(Arc::new(VirtualHealth(Arc::clone(&shared))));
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Worker `id` gets socket `id` of every listener.
@@ -195,6 +196,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     }
     // The workers' recorders flushed as they stopped; write out what the sink still holds.
     hub.shutdown();
+    crate::features::virtual_server::stdio::stop_all();
     crate::info!("stopped");
     Ok(())
 }
@@ -351,6 +353,19 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Virtual APIs' per-upstream health, rendered from the snapshot current at scrape time.
+struct VirtualHealth(Arc<Shared>);
+
+impl crate::observe::StatusSource for VirtualHealth {
+    fn metrics(&self, out: &mut String) {
+        crate::features::virtual_server::health::render(&self.0.config(), out);
+    }
+
+    fn summary(&self) -> Option<(&'static str, serde_json::Value)> {
+        crate::features::virtual_server::health::summary(&self.0.config())
+    }
 }
 
 /// The rate limits' `/metrics` families, rendered from the snapshot current at scrape time.

@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::upstream::Pool;
 use crate::features::{
     acl::Acl, auth::Auth, integrity::Integrity, limits::Limits, observe::Observe,
-    protocol::Protocol, routing::Routing,
+    protocol::Protocol, routing::Routing, virtual_server::VirtualServer,
 };
 use crate::observe::ObserveHub;
 use crate::phases::{Features, Pipeline};
@@ -42,6 +42,7 @@ impl Worker {
             acl: Acl::default(),
             limits: Limits::default(),
             integrity: Integrity::new(Arc::clone(&shared.integrity)),
+            virtual_server: VirtualServer::default(),
             observe: Observe::new(hub, recording),
         };
         // Generation first: a reload racing with this read is then seen by the next request.

@@ -483,6 +483,11 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
         return;
     };
     let obs = &mut w.obs;
+    // A virtual API: the upstream that served the exchange, by its configured name.
+    let upstream = match ctx.served_by.as_deref() {
+        Some(name) => obs.label(name),
+        None => upstream,
+    };
     let messages = std::mem::take(&mut ctx.obs.messages);
     // Nothing to record: GET/DELETE (their streams' messages are recorded as they pass), and
     // a POST carrying only the client's answers to server→client requests (recorded with those).

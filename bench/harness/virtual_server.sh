@@ -1,0 +1,58 @@
+#!/bin/bash
+# CPU µs per tools/call (issue 15): the pass-through API vs a virtual API over three upstreams
+# (server-everything twice over Streamable HTTP, once over stdio), same gateway, same run.
+# Gateway CPU (utime+stime of its process, /proc) / requests wrk completed; every answer is
+# checked to be the echo (virtual_call.lua prints the first bad one).
+# Usage: cargo build --release -p mcpgate-core --bin mcpgate && bench/harness/virtual_server.sh
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$ROOT/target/release/mcpgate
+LUA=$ROOT/bench/harness/virtual_call.lua
+WORK=$(mktemp -d)
+cd "$WORK"
+SE=$ROOT/tests/js/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+PORT=34201 node $SE streamableHttp > se1.log 2>&1 & S1=$!
+PORT=34202 node $SE streamableHttp > se2.log 2>&1 & S2=$!
+sleep 4
+cat > gw.toml <<TOML
+[gateway]
+listen = "127.0.0.1:34210"
+admin = ""
+workers = 1
+[gateway.log]
+enabled = false
+[[api]]
+name = "pass"
+path = "/pass"
+upstream = "http://127.0.0.1:34201/mcp"
+[[api]]
+name = "virt"
+path = "/virt"
+[[api.upstream]]
+name = "a"
+url = "http://127.0.0.1:34201/mcp"
+[[api.upstream]]
+name = "b"
+url = "http://127.0.0.1:34202/mcp"
+[[api.upstream]]
+name = "s"
+command = "node"
+args = ["$SE", "stdio"]
+TOML
+$BIN run --config gw.toml > gw.log 2>&1 & G=$!
+sleep 3
+init() { curl -s -D - -o /dev/null -H content-type:application/json -H 'accept: application/json, text/event-stream' http://127.0.0.1:34210/$1 -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}' | grep -i '^mcp-session-id:' | cut -d' ' -f2 | tr -d '\r'; }
+cpu() { awk '{print $14+$15}' /proc/$G/stat; }
+for round in 1 2; do
+for case in "pass echo" "virt a__echo" "virt s__echo"; do
+  set -- $case
+  SID=$(init $1)
+  c0=$(cpu)
+  out=$(SID=$SID TOOL=$2 wrk -t1 -c4 -d8s -s $LUA http://127.0.0.1:34210/$1)
+  c1=$(cpu)
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$1 $2: requests=$n non2xx=${non2xx:-0} cpu_us_per_req=$(( (c1-c0)*10000 / n ))"
+done
+done
+kill $G $S1 $S2

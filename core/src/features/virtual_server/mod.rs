@@ -1,0 +1,988 @@
+//! The virtual MCP server as a feature of the request path (`serve` phase): an API with
+//! `[[api.upstream]]` tables is served by the gateway itself, which terminates the client's
+//! session and holds one per upstream. Owns the I/O of that: `initialize` fanned out and merged
+//! (version, capabilities, instructions; rules in `mcpgate_policies::virtual_server`), lists
+//! merged with prefixed names and a gateway cursor, calls / gets / reads routed by prefix (or by
+//! which upstream listed a URI) and forwarded unprefixed under the gateway's own JSON-RPC ids,
+//! `ping`, DELETE closing every upstream session, the failure mode (`fail_open` / `fail_closed`).
+//! The upstream legs are Streamable HTTP (`http_leg`, one request per connection) or stdio
+//! processes (`stdio`).
+//!
+//! State: the client's `Mcp-Session-Id` seals (AES-GCM, bound to the subject, the binder of
+//! `[gateway.sessions]`) every upstream's session id and negotiated version, so any worker or
+//! replica serves the session. The only per-worker memory is a hint of which upstream listed a
+//! resource URI (a miss tries every upstream in order).
+//!
+//! The ACL sees the client-visible (prefixed) names in `decide` and filters the merged lists in
+//! `body_filter` (the answers go through `ctx.cached_answer`, like the list cache's).
+//! A pass-through API (one `upstream` URL) never gets past the first test of `serve`.
+
+pub mod health;
+pub mod stdio;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use mcpgate_codec::jsonrpc::{error_response, Classified, Kind};
+use mcpgate_policies::virtual_server::{
+    combine_instructions, merge_capabilities, negotiate_version, Leg, ListCursor, VirtualSession,
+};
+use serde_json::{json, Map, Value};
+
+use crate::config::virtual_server::{Transport, VirtualServer as Server, VirtualUpstream};
+use crate::context::{HttpMethod, RequestCtx};
+use crate::engine::http_client;
+use crate::phases::{Body, Phases, Request, Step};
+
+/// Why the virtual server answers with an error; each maps to an HTTP status and a JSON-RPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum VirtualError {
+    #[error("Session not found")]
+    SessionNotFound,
+    #[error("Bad Request: Mcp-Session-Id header is required")]
+    NoSession,
+    #[error("Bad Request: batches are not supported by a virtual API")]
+    Batch,
+    #[error("Parse error: the body is not a JSON-RPC message")]
+    NotJsonRpc,
+    #[error("Method not found: {0}")]
+    MethodNotFound(String),
+    #[error("Invalid params: {0}")]
+    InvalidParams(String),
+    /// A name no upstream of this session serves (the same words as the ACL's refusal, which
+    /// reveal nothing).
+    #[error("Unknown tool: {0}")]
+    UnknownName(String),
+    #[error("upstream `{0}` is unavailable: {1}")]
+    Unavailable(String, String),
+    #[error("cannot seal the session id: {0}")]
+    Seal(String),
+}
+
+impl VirtualError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            VirtualError::SessionNotFound => 404,
+            VirtualError::NoSession | VirtualError::Batch | VirtualError::NotJsonRpc => 400,
+            VirtualError::Seal(_) => 500,
+            // A JSON-RPC error in a 200: the client's session goes on.
+            VirtualError::MethodNotFound(_)
+            | VirtualError::InvalidParams(_)
+            | VirtualError::UnknownName(_)
+            | VirtualError::Unavailable(..) => 200,
+        }
+    }
+
+    pub fn jsonrpc_code(&self) -> i64 {
+        match self {
+            VirtualError::SessionNotFound => -32001,
+            VirtualError::NoSession | VirtualError::Batch => -32600,
+            VirtualError::NotJsonRpc => -32700,
+            VirtualError::MethodNotFound(_) => -32601,
+            VirtualError::InvalidParams(_) | VirtualError::UnknownName(_) => -32602,
+            VirtualError::Unavailable(..) | VirtualError::Seal(_) => -32603,
+        }
+    }
+}
+
+/// Where an upstream's answer carries the notifications about the request that preceded it
+/// (progress): internal, never sent (only `result` / `error` are taken from an answer).
+pub const NOTES: &str = "_mcpgate_notes";
+
+/// How the gateway writes a virtual server's JSON answer once the body filters ran.
+#[derive(Debug, Default)]
+pub struct AnswerForm {
+    /// `Mcp-Session-Id` to hand out (`initialize`).
+    pub session_id: Option<String>,
+    /// The client accepts only `text/event-stream`: one `message` event.
+    pub sse: bool,
+    /// The client accepts `text/event-stream` (besides JSON).
+    pub accepts_sse: bool,
+    /// Notifications about the request (progress), written as events before the answer when
+    /// the client accepts an event stream. They arrive with the answer, not as they happened.
+    pub events: Vec<Value>,
+}
+
+impl AnswerForm {
+    pub fn write(&self, status: u16, body: &[u8]) -> Vec<u8> {
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(id) = self.session_id.as_deref() {
+            extra.push(("mcp-session-id", id));
+        }
+        if self.sse || (self.accepts_sse && !self.events.is_empty()) {
+            let mut event = Vec::with_capacity(body.len() + 24);
+            for note in &self.events {
+                event.extend_from_slice(b"event: message\ndata: ");
+                event.extend_from_slice(&serde_json::to_vec(note).unwrap_or_default());
+                event.extend_from_slice(b"\n\n");
+            }
+            event.extend_from_slice(b"event: message\ndata: ");
+            event.extend_from_slice(body);
+            event.extend_from_slice(b"\n\n");
+            extra.push(("cache-control", "no-cache"));
+            crate::features::auth::raw_response(status, "text/event-stream", &extra, &event)
+        } else {
+            crate::features::auth::raw_response(status, "application/json", &extra, body)
+        }
+    }
+}
+
+/// How long `initialize` waits for a stdio upstream that is starting or restarting.
+const STDIO_START_WAIT: Duration = Duration::from_secs(10);
+
+/// Entries of the per-worker URI hint before it is cleared.
+const URI_HINTS: usize = 10_000;
+
+/// The feature's per-worker state: the id counter of upstream requests and the URI hints.
+#[derive(Default)]
+pub struct VirtualServer {
+    next_id: Cell<u64>,
+    /// (API name, resource URI) → the upstream that listed it.
+    uri_hints: RefCell<HashMap<(String, String), String>>,
+}
+
+impl Phases for VirtualServer {
+    async fn serve(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
+        let Some(server) = ctx.api().and_then(|a| a.virtual_server.clone()) else {
+            return Step::Continue;
+        };
+        match self.handle(ctx, req, body, &server).await {
+            Ok(step) => step,
+            Err(e) => error_step(ctx, &e),
+        }
+    }
+}
+
+/// A gateway-written JSON-RPC error with the request's id.
+fn error_step(ctx: &RequestCtx, e: &VirtualError) -> Step {
+    let mut body = Vec::with_capacity(128);
+    error_response(ctx.id_raw(), e.jsonrpc_code(), &e.to_string(), &mut body);
+    Step::raw(crate::features::auth::raw_response(
+        e.http_status(),
+        "application/json",
+        &[],
+        &body,
+    ))
+}
+
+/// Whether the client accepts event streams, and only them (else JSON, which every client must
+/// accept on POST).
+fn accepts_sse(req: Request<'_>) -> (bool, bool) {
+    let accept = req
+        .header("accept")
+        .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+        .unwrap_or_default();
+    let sse = accept.contains("text/event-stream");
+    (sse, sse && !accept.contains("application/json"))
+}
+
+impl VirtualServer {
+    async fn handle(
+        &self,
+        ctx: &mut RequestCtx,
+        req: Request<'_>,
+        body: Body<'_>,
+        server: &Arc<Server>,
+    ) -> Result<Step, VirtualError> {
+        match ctx.method {
+            HttpMethod::Post => {}
+            HttpMethod::Delete => {
+                let session = open_session(ctx, req)?;
+                self.close(ctx, server, &session).await;
+                return Ok(Step::raw(crate::features::auth::raw_response(
+                    200,
+                    "",
+                    &[],
+                    b"",
+                )));
+            }
+            // No standalone stream: server→client messages are not relayed by a virtual API yet.
+            _ => {
+                return Ok(Step::raw(crate::features::auth::raw_response(
+                    405,
+                    "",
+                    &[("allow", "POST, DELETE")],
+                    b"",
+                )))
+            }
+        }
+        let message = match body.message {
+            Some(Classified::Single(m)) => m,
+            Some(Classified::Batch(_)) => return Err(VirtualError::Batch),
+            None => return Err(VirtualError::NotJsonRpc),
+        };
+        if message.kind != Kind::Request {
+            // Notifications (`initialized`, `cancelled`, …) and answers: the gateway made its own
+            // `initialized` per upstream; the rest is not relayed yet.
+            return Ok(Step::raw(crate::features::auth::raw_response(
+                202,
+                "",
+                &[],
+                b"",
+            )));
+        }
+        let value: Value =
+            serde_json::from_slice(body.bytes).map_err(|_| VirtualError::NotJsonRpc)?;
+        let params = value.get("params").cloned().unwrap_or(Value::Null);
+        let method = message.method.clone().unwrap_or_default();
+        let (sse, only_sse) = accepts_sse(req);
+        let mut form = AnswerForm {
+            session_id: None,
+            sse: only_sse,
+            accepts_sse: sse,
+            events: Vec::new(),
+        };
+        let answer = if method == "initialize" {
+            let (result, sealed) = self.initialize(ctx, server, &params).await?;
+            form.session_id = Some(sealed);
+            Ok(result)
+        } else {
+            let session = open_session(ctx, req)?;
+            let answer = self
+                .dispatch(ctx, server, &session, &method, params)
+                .await?;
+            // Progress a routed call collected (see `forward`).
+            if let Some(earlier) = ctx.answer_form.take() {
+                form.events = earlier.events;
+            }
+            answer
+        };
+        let id: Value = ctx
+            .id_raw()
+            .and_then(|raw| serde_json::from_slice(raw).ok())
+            .unwrap_or(Value::Null);
+        let out = match answer {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        };
+        ctx.cached_answer = Some(serde_json::to_vec(&out).unwrap_or_default());
+        ctx.answer_form = Some(Box::new(form));
+        Ok(Step::Continue)
+    }
+
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get().wrapping_add(1);
+        self.next_id.set(id);
+        id
+    }
+
+    /// One request to one upstream: its whole JSON-RPC answer (`result` or `error`), and for
+    /// `initialize` the session id it gave.
+    async fn request(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        leg: Option<&Leg>,
+        method: &str,
+        params: Value,
+    ) -> Result<(Value, Option<String>), String> {
+        let outcome = self.request_leg(ctx, server, up, leg, method, params).await;
+        health::note(
+            ctx.api().map_or("", |a| a.name.as_str()),
+            &up.name,
+            outcome.is_ok(),
+        );
+        outcome
+    }
+
+    async fn request_leg(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        leg: Option<&Leg>,
+        method: &str,
+        params: Value,
+    ) -> Result<(Value, Option<String>), String> {
+        match &up.transport {
+            Transport::Http { url } => {
+                let id = self.next_id();
+                let message =
+                    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+                http_leg(url, leg, &message, server.call_timeout).await
+            }
+            Transport::Stdio(spec) => {
+                let api = ctx.api().map_or("", |a| a.name.as_str());
+                let process = stdio::process(api, &up.name, spec)
+                    .ok_or_else(|| "the process is not configured".to_string())?;
+                match monoio::time::timeout(server.call_timeout, process.request(method, params))
+                    .await
+                {
+                    Ok(Ok(answer)) => Ok((answer, None)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {:?}", server.call_timeout)),
+                }
+            }
+        }
+    }
+
+    async fn initialize(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Arc<Server>,
+        params: &Value,
+    ) -> Result<(Value, String), VirtualError> {
+        let mut forwarded = params.clone();
+        if let Some(caps) = forwarded
+            .get_mut("capabilities")
+            .and_then(Value::as_object_mut)
+        {
+            // Server→client requests are not relayed by a virtual API yet: an upstream must not
+            // count on the client answering them.
+            for relayed in ["sampling", "elicitation", "roots"] {
+                caps.remove(relayed);
+            }
+        }
+        let ctx_ref: &RequestCtx = ctx;
+        let legs = join_all(server.upstreams.iter().map(|up| {
+            let forwarded = forwarded.clone();
+            async move { self.initialize_one(ctx_ref, server, up, forwarded).await }
+        }))
+        .await;
+        let mut session = VirtualSession::default();
+        let mut results = Vec::new();
+        for (up, outcome) in server.upstreams.iter().zip(legs) {
+            match outcome {
+                Ok((leg, result)) => {
+                    session.legs.insert(up.name.clone(), leg);
+                    results.push((up.name.as_str(), result));
+                }
+                Err(why) if server.fail_closed => {
+                    return Err(VirtualError::Unavailable(up.name.clone(), why))
+                }
+                Err(why) => crate::warn!(
+                    "virtual API {}: upstream {} left out of a new session: {why}",
+                    ctx.api().map_or("", |a| a.name.as_str()),
+                    up.name
+                ),
+            }
+        }
+        if results.is_empty() {
+            return Err(VirtualError::Unavailable(
+                "*".into(),
+                "no upstream answered initialize".into(),
+            ));
+        }
+        session.version = negotiate_version(session.legs.values().map(|l| l.version.as_str()))
+            .unwrap_or_default();
+        let capabilities =
+            merge_capabilities(results.iter().filter_map(|(_, r)| r.get("capabilities")));
+        let instructions = combine_instructions(
+            results
+                .iter()
+                .map(|(name, r)| (*name, r.get("instructions").and_then(Value::as_str))),
+        );
+        let api_name = ctx.api().map_or("mcpgate", |a| a.name.as_str());
+        let mut result = json!({
+            "protocolVersion": session.version,
+            "capabilities": capabilities,
+            "serverInfo": {"name": api_name, "version": env!("CARGO_PKG_VERSION")},
+        });
+        if let Some(text) = instructions {
+            result["instructions"] = Value::String(text);
+        }
+        let subject = ctx
+            .principal
+            .as_ref()
+            .and_then(|p| p.subject.as_deref())
+            .map(str::to_owned);
+        let sealed = ctx
+            .config()
+            .gateway
+            .sessions
+            .binder
+            .seal(subject.as_deref(), &session.to_payload())
+            .map_err(|e| VirtualError::Seal(e.to_string()))?;
+        ctx.served_by = Some(
+            results
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into(),
+        );
+        Ok((result, sealed))
+    }
+
+    async fn initialize_one(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        params: Value,
+    ) -> Result<(Leg, Value), String> {
+        let (answer, session) = match &up.transport {
+            Transport::Stdio(spec) => {
+                // The shared process was initialized by its supervisor.
+                let api = ctx.api().map_or("", |a| a.name.as_str());
+                let process = stdio::process(api, &up.name, spec)
+                    .ok_or_else(|| "the process is not configured".to_string())?;
+                // Just started or restarting: wait for it a little (a client connecting as the
+                // gateway starts must not find its stdio upstreams missing).
+                let deadline =
+                    std::time::Instant::now() + server.call_timeout.min(STDIO_START_WAIT);
+                let init = loop {
+                    if let Some(init) = process.init() {
+                        break init;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err("the process is not running".to_string());
+                    }
+                    monoio::time::sleep(Duration::from_millis(25)).await;
+                };
+                (json!({"result": init.result}), None)
+            }
+            Transport::Http { url } => {
+                let (answer, session) = self
+                    .request(ctx, server, up, None, "initialize", params)
+                    .await?;
+                let leg = Leg {
+                    session: session.clone().unwrap_or_default(),
+                    version: String::new(),
+                };
+                let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+                let version = answer["result"]["protocolVersion"]
+                    .as_str()
+                    .map(str::to_owned);
+                let leg = Leg {
+                    version: version.unwrap_or_default(),
+                    ..leg
+                };
+                http_leg(url, Some(&leg), &initialized, server.call_timeout).await?;
+                (answer, session)
+            }
+        };
+        let Some(result) = answer.get("result").cloned() else {
+            return Err(format!("initialize refused: {}", answer["error"]));
+        };
+        let version = result["protocolVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok((
+            Leg {
+                session: session.unwrap_or_default(),
+                version,
+            },
+            result,
+        ))
+    }
+
+    /// Everything but `initialize`: `Ok(Ok(result))`, `Ok(Err(error object))` (an upstream's
+    /// JSON-RPC error, passed on), or the gateway's own error.
+    async fn dispatch(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Arc<Server>,
+        session: &VirtualSession,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, Value>, VirtualError> {
+        match method {
+            "ping" => Ok(Ok(json!({}))),
+            "tools/list" => {
+                self.list(ctx, server, session, method, params, "tools", true)
+                    .await
+            }
+            "prompts/list" => {
+                self.list(ctx, server, session, method, params, "prompts", true)
+                    .await
+            }
+            "resources/templates/list" => {
+                self.list(
+                    ctx,
+                    server,
+                    session,
+                    method,
+                    params,
+                    "resourceTemplates",
+                    true,
+                )
+                .await
+            }
+            "resources/list" => {
+                self.list(ctx, server, session, method, params, "resources", false)
+                    .await
+            }
+            "tools/call" | "prompts/get" => {
+                let name = params["name"].as_str().unwrap_or_default().to_owned();
+                let (index, own) = server
+                    .naming
+                    .route(&name)
+                    .filter(|(i, _)| session.legs.contains_key(&server.naming.upstreams[*i]))
+                    .ok_or_else(|| VirtualError::UnknownName(name.clone()))?;
+                let mut params = params;
+                params["name"] = Value::String(own.to_owned());
+                self.forward(ctx, server, session, index, method, params)
+                    .await
+            }
+            "completion/complete" => match params["ref"]["type"].as_str() {
+                Some("ref/prompt") => {
+                    let name = params["ref"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let (index, own) = server
+                        .naming
+                        .route(&name)
+                        .ok_or_else(|| VirtualError::UnknownName(name.clone()))?;
+                    let mut params = params;
+                    params["ref"]["name"] = Value::String(own.to_owned());
+                    self.forward(ctx, server, session, index, method, params)
+                        .await
+                }
+                _ => {
+                    let uri = params["ref"]["uri"].as_str().unwrap_or_default().to_owned();
+                    self.by_uri(ctx, server, session, &uri, method, params)
+                        .await
+                }
+            },
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let uri = params["uri"].as_str().unwrap_or_default().to_owned();
+                self.by_uri(ctx, server, session, &uri, method, params)
+                    .await
+            }
+            "logging/setLevel" => {
+                let ctx_ref: &RequestCtx = ctx;
+                let _ = join_all(session_upstreams(server, session).map(|(_, up, leg)| {
+                    self.request(ctx_ref, server, up, Some(leg), method, params.clone())
+                }))
+                .await;
+                Ok(Ok(json!({})))
+            }
+            other => Err(VirtualError::MethodNotFound(other.to_owned())),
+        }
+    }
+
+    /// One request to upstream `index` of the session.
+    async fn forward(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Server,
+        session: &VirtualSession,
+        index: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, Value>, VirtualError> {
+        let up = &server.upstreams[index];
+        let leg = session.legs.get(&up.name).ok_or_else(|| {
+            VirtualError::Unavailable(up.name.clone(), "not in this session".into())
+        })?;
+        ctx.served_by = Some(up.name.as_str().into());
+        let (mut answer, _) = self
+            .request(ctx, server, up, Some(leg), method, params)
+            .await
+            .map_err(|why| VirtualError::Unavailable(up.name.clone(), why))?;
+        if let Some(Value::Array(notes)) = answer.as_object_mut().and_then(|a| a.remove(NOTES)) {
+            ctx.answer_form = Some(Box::new(AnswerForm {
+                events: notes,
+                ..AnswerForm::default()
+            }));
+        }
+        Ok(split_answer(answer))
+    }
+
+    /// A request about a resource URI: first to the upstream that listed it (this worker's
+    /// hint), then to each other upstream of the session in order; the first answer that is
+    /// not an error wins, else the first error is passed on.
+    async fn by_uri(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Server,
+        session: &VirtualSession,
+        uri: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, Value>, VirtualError> {
+        let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+        let hint = self.uri_hints.borrow().get(&(api, uri.to_owned())).cloned();
+        let mut order: Vec<_> = session_upstreams(server, session).collect();
+        order.sort_by_key(|(_, up, _)| Some(&up.name) != hint.as_ref());
+        let mut first_error = None;
+        for (_, up, leg) in order {
+            match self
+                .request(ctx, server, up, Some(leg), method, params.clone())
+                .await
+            {
+                Ok((answer, _)) => match split_answer(answer) {
+                    Ok(result) => {
+                        ctx.served_by = Some(up.name.as_str().into());
+                        return Ok(Ok(result));
+                    }
+                    Err(error) => {
+                        first_error.get_or_insert(Ok(Err(error)));
+                    }
+                },
+                Err(why) => {
+                    if server.fail_closed {
+                        return Err(VirtualError::Unavailable(up.name.clone(), why));
+                    }
+                    first_error.get_or_insert(Err(VirtualError::Unavailable(up.name.clone(), why)));
+                }
+            }
+        }
+        first_error.unwrap_or_else(|| {
+            Err(VirtualError::InvalidParams(format!(
+                "no upstream has {uri}"
+            )))
+        })
+    }
+
+    /// A list merged across the session's upstreams (those the cursor names, or all), names
+    /// prefixed when `prefixed`, with a gateway cursor for the upstreams that have more pages.
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Server,
+        session: &VirtualSession,
+        method: &str,
+        params: Value,
+        field: &str,
+        prefixed: bool,
+    ) -> Result<Result<Value, Value>, VirtualError> {
+        let cursor = match params.get("cursor").and_then(Value::as_str) {
+            Some(c) => Some(
+                ListCursor::decode(c)
+                    .ok_or_else(|| VirtualError::InvalidParams("unknown cursor".into()))?,
+            ),
+            None => None,
+        };
+        let targets: Vec<_> = session_upstreams(server, session)
+            .filter_map(|(i, up, leg)| match &cursor {
+                None => Some((i, up, leg, None)),
+                Some(c) => c
+                    .pending
+                    .get(&up.name)
+                    .map(|c| (i, up, leg, Some(c.clone()))),
+            })
+            .collect();
+        let ctx_ref: &RequestCtx = ctx;
+        let answers = join_all(targets.iter().map(|(_, up, leg, cursor)| {
+            let mut p = params.clone();
+            match cursor {
+                Some(c) => p["cursor"] = Value::String(c.clone()),
+                None if p.is_object() => {
+                    if let Some(o) = p.as_object_mut() {
+                        o.remove("cursor");
+                    }
+                }
+                None => p = json!({}),
+            }
+            self.request(ctx_ref, server, up, Some(*leg), method, p)
+        }))
+        .await;
+        let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = ListCursor::default();
+        let mut served = Vec::new();
+        for ((index, up, _, _), answer) in targets.iter().zip(answers) {
+            let result = match answer.map(|(a, _)| split_answer(a)) {
+                Ok(Ok(result)) => result,
+                Ok(Err(error)) => {
+                    crate::warn!(
+                        "virtual API {api}: {} answered {method} with {error}",
+                        up.name
+                    );
+                    if server.fail_closed {
+                        return Ok(Err(error));
+                    }
+                    continue;
+                }
+                Err(why) => {
+                    crate::warn!("virtual API {api}: {} left out of {method}: {why}", up.name);
+                    if server.fail_closed {
+                        return Err(VirtualError::Unavailable(up.name.clone(), why));
+                    }
+                    continue;
+                }
+            };
+            served.push(up.name.as_str());
+            if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
+                next.pending.insert(up.name.clone(), c.to_owned());
+            }
+            let Some(list) = result.get(field).and_then(Value::as_array) else {
+                continue;
+            };
+            for item in list {
+                let mut item = item.clone();
+                if prefixed {
+                    let Some(own) = item.get("name").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let exposed = if field == "tools" {
+                        server.naming.expose(*index, own)
+                    } else {
+                        Ok(server.naming.prefix(*index, own))
+                    };
+                    match exposed {
+                        Ok(name) => item["name"] = Value::String(name),
+                        Err(e) => {
+                            crate::warn!("virtual API {api}: {} {method}: left out: {e}", up.name);
+                            continue;
+                        }
+                    }
+                    let name = item["name"].as_str().unwrap_or_default().to_owned();
+                    if !seen.insert(name.clone()) {
+                        crate::warn!(
+                            "virtual API {api}: {method}: `{name}` listed twice, the first kept"
+                        );
+                        continue;
+                    }
+                } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
+                    // Two upstreams listing one URI: the first (configuration order) serves it.
+                    if !seen.insert(uri.to_owned()) {
+                        continue;
+                    }
+                    let mut hints = self.uri_hints.borrow_mut();
+                    if hints.len() >= URI_HINTS {
+                        hints.clear();
+                    }
+                    hints.insert((api.clone(), uri.to_owned()), up.name.clone());
+                }
+                items.push(item);
+            }
+        }
+        ctx.served_by = Some(served.join(",").into());
+        let mut result = Map::new();
+        result.insert(field.to_owned(), Value::Array(items));
+        if !next.pending.is_empty() {
+            result.insert("nextCursor".into(), Value::String(next.encode()));
+        }
+        Ok(Ok(Value::Object(result)))
+    }
+
+    /// DELETE: ends every upstream session of the client's (errors only logged: the client's
+    /// session ends regardless).
+    async fn close(&self, ctx: &RequestCtx, server: &Server, session: &VirtualSession) {
+        let deletes =
+            session_upstreams(server, session).filter_map(|(_, up, leg)| match &up.transport {
+                Transport::Http { url } if !leg.session.is_empty() => Some(async move {
+                    let headers = [
+                        ("mcp-session-id", leg.session.as_str()),
+                        ("mcp-protocol-version", leg.version.as_str()),
+                    ];
+                    if let Err(e) = http_client::request_via(
+                        "DELETE",
+                        url,
+                        &headers,
+                        b"",
+                        server.call_timeout,
+                        None,
+                    )
+                    .await
+                    {
+                        crate::debug!("virtual: DELETE to {}: {e}", up.name);
+                    }
+                }),
+                _ => None,
+            });
+        join_all(deletes).await;
+        let _ = ctx;
+    }
+}
+
+/// The session's upstreams in configuration order, with their legs.
+fn session_upstreams<'a>(
+    server: &'a Server,
+    session: &'a VirtualSession,
+) -> impl Iterator<Item = (usize, &'a VirtualUpstream, &'a Leg)> {
+    server
+        .upstreams
+        .iter()
+        .enumerate()
+        .filter_map(|(i, up)| session.legs.get(&up.name).map(|leg| (i, up, leg)))
+}
+
+/// The virtual session the client presents (opened by the plans already when the API has some).
+fn open_session(ctx: &RequestCtx, req: Request<'_>) -> Result<VirtualSession, VirtualError> {
+    let payload = match ctx.upstream_session.as_deref() {
+        Some(p) => p.to_owned(),
+        None => {
+            let presented = req
+                .header("mcp-session-id")
+                .ok_or(VirtualError::NoSession)?;
+            let presented =
+                std::str::from_utf8(presented).map_err(|_| VirtualError::SessionNotFound)?;
+            let subject = ctx.principal.as_ref().and_then(|p| p.subject.as_deref());
+            ctx.config()
+                .gateway
+                .sessions
+                .binder
+                .open(subject, presented)
+                .map_err(|_| VirtualError::SessionNotFound)?
+        }
+    };
+    VirtualSession::from_payload(&payload).ok_or(VirtualError::SessionNotFound)
+}
+
+/// `result` or the `error` object of an upstream's answer.
+fn split_answer(mut answer: Value) -> Result<Value, Value> {
+    match answer.get_mut("error") {
+        Some(error) => Err(error.take()),
+        None => Ok(answer
+            .get_mut("result")
+            .map(Value::take)
+            .unwrap_or(json!({}))),
+    }
+}
+
+/// One JSON-RPC message POSTed to a Streamable HTTP upstream; its answer (the message with the
+/// same id, from a JSON body or an event stream; `Null` for a 202) and the session id it gave.
+async fn http_leg(
+    url: &str,
+    leg: Option<&Leg>,
+    message: &Value,
+    limit: Duration,
+) -> Result<(Value, Option<String>), String> {
+    let body = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    if let Some(leg) = leg {
+        if !leg.session.is_empty() {
+            headers.push(("mcp-session-id", leg.session.as_str()));
+        }
+        if !leg.version.is_empty() {
+            headers.push(("mcp-protocol-version", leg.version.as_str()));
+        }
+    }
+    let response = http_client::request_via("POST", url, &headers, &body, limit, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status == 202 {
+        return Ok((Value::Null, response.session_id));
+    }
+    if response.status != 200 {
+        return Err(format!("HTTP {}", response.status));
+    }
+    let id = &message["id"];
+    let is_stream = response
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
+    let messages: Vec<Value> = if is_stream {
+        sse_messages(&response.body)
+    } else {
+        match serde_json::from_slice::<Value>(&response.body) {
+            Ok(Value::Array(all)) => all,
+            Ok(one) => vec![one],
+            Err(e) => return Err(format!("an answer that is not JSON: {e}")),
+        }
+    };
+    // Progress about the request came first on its stream: kept with the answer (the client's
+    // token went upstream unchanged: each client has its own upstream session).
+    let mut notes = Vec::new();
+    for m in messages {
+        if &m["id"] == id && (m.get("result").is_some() || m.get("error").is_some()) {
+            let mut answer = m;
+            if !notes.is_empty() {
+                answer[NOTES] = Value::Array(notes);
+            }
+            return Ok((answer, response.session_id));
+        }
+        if m["method"] == "notifications/progress" {
+            notes.push(m);
+        }
+    }
+    Err("no answer to the request in the upstream's response".to_string())
+}
+
+/// The JSON messages of an event stream's `data` fields (one per event, lines joined).
+pub fn sse_messages(body: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            (!data.is_empty())
+                .then(|| serde_json::from_str(&data.join("\n")).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Runs the futures concurrently on this worker; their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (f, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stream_bodies_yield_their_messages() {
+        let body =
+            b"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\r\n\r\n\
+                     data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{}}\n\n: comment\n\n";
+        let messages = sse_messages(body);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[1]["id"], 7);
+    }
+
+    #[test]
+    fn answers_split_into_results_and_errors() {
+        assert_eq!(
+            split_answer(json!({"id":1,"result":{"a":1}})),
+            Ok(json!({"a":1}))
+        );
+        assert_eq!(
+            split_answer(json!({"id":1,"error":{"code":-1}})),
+            Err(json!({"code":-1}))
+        );
+    }
+
+    #[test]
+    fn errors_map_to_status_and_code() {
+        assert_eq!(VirtualError::SessionNotFound.http_status(), 404);
+        assert_eq!(VirtualError::UnknownName("x".into()).jsonrpc_code(), -32602);
+        assert_eq!(
+            VirtualError::Unavailable("a".into(), "down".into()).http_status(),
+            200
+        );
+    }
+
+    #[test]
+    fn join_all_keeps_the_order() {
+        let out = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(join_all((0..3u64).map(|i| async move {
+                monoio::time::sleep(Duration::from_millis(30 - 10 * i)).await;
+                i
+            })));
+        assert_eq!(out, [0, 1, 2]);
+    }
+}

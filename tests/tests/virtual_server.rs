@@ -1,0 +1,537 @@
+//! The virtual MCP server (issue 15): one gateway endpoint over two server-everything instances
+//! (Streamable HTTP) and server-everything over stdio, spawned by the gateway. The official
+//! TypeScript and Python SDK clients list (prefixed names), call, read and get prompts across the
+//! upstreams (scenario `virtual`); a raw client kills one upstream mid-session and the others keep
+//! working, kills the stdio child and sees it restarted, checks the child's environment, DELETE;
+//! the ACL judges the prefixed names; `--upstream-cmd` publishes one stdio server as it is.
+//!
+//! Expected names are not hard-coded lists: each upstream's prefixed names must be the same set
+//! (the three servers are the same program) and contain the tools the calls use.
+
+mod observe_common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mcpgate_tests::http::McpSession;
+use mcpgate_tests::peers::{run_client_with_env, tests_dir};
+use mcpgate_tests::{run_client, Gateway, GatewaySpec, Sdk, ServerEverything};
+use observe_common::{admin_get, admin_json, poll};
+use serde_json::{json, Value};
+
+const PATH: &str = "/mcp";
+const PROTOCOL: &str = "2025-06-18";
+const UPSTREAMS: [&str; 3] = ["a", "b", "s"];
+
+fn everything_entry() -> PathBuf {
+    tests_dir().join("js/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// A virtual API at `/mcp`: `a` and `b` over Streamable HTTP, `s` over stdio (`env` given to it
+/// explicitly), then `extra` (more tables of the `[[api]]`).
+fn virtual_config(a: &ServerEverything, b: &ServerEverything, extra: &str) -> String {
+    format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"b\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"s\"\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\n\
+         env = {{ MCPGATE_TEST_GIVEN = \"given-to-the-child\" }}\n\n{extra}",
+        a.upstream_url(),
+        b.upstream_url(),
+        everything_entry().display()
+    )
+}
+
+/// The gateway with its stdio upstream initialized (its log says so), within a deadline.
+fn start(config: String) -> Gateway {
+    let mut gateway = Gateway::start(&GatewaySpec::config(config));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gateway
+        .output()
+        .contains("stdio upstream toolbox/s: initialized")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stdio upstream was not initialized:\n{}",
+            gateway.output()
+        );
+        assert!(gateway.process().exited().is_none(), "{}", gateway.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gateway
+}
+
+/// The upstream prefixes of `names` (`a__echo` → `a`), and whether every name has one.
+fn prefixes(names: &[String]) -> BTreeSet<String> {
+    names
+        .iter()
+        .map(|n| match n.split_once("__") {
+            Some((p, _)) => p.to_owned(),
+            None => panic!("an unprefixed name: {n} in {names:?}"),
+        })
+        .collect()
+}
+
+/// The names of one upstream with its prefix removed.
+fn own_names(names: &[String], upstream: &str) -> BTreeSet<String> {
+    names
+        .iter()
+        .filter_map(|n| n.strip_prefix(&format!("{upstream}__")).map(str::to_owned))
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn check_virtual_observations(sdk: Sdk, o: &Value) {
+    let all: BTreeSet<String> = UPSTREAMS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(o["serverName"], "toolbox", "{sdk:?}: {o}");
+    assert!(
+        o["sessionIdPresent"].as_bool() == Some(true),
+        "{sdk:?}: {o}"
+    );
+    assert!(
+        o["protocolVersion"].as_str().is_some_and(|v| !v.is_empty()),
+        "{sdk:?}: {o}"
+    );
+    let instructions = o["instructions"].as_str().unwrap_or_default();
+    for u in UPSTREAMS {
+        assert!(
+            instructions.contains(&format!("## {u}\n")),
+            "{sdk:?}: instructions lack upstream {u}"
+        );
+    }
+    for field in ["toolNames", "promptNames", "templateNames"] {
+        let names = strings(&o[field]);
+        assert_eq!(prefixes(&names), all, "{sdk:?} {field}: {names:?}");
+        let first = own_names(&names, "a");
+        assert!(!first.is_empty(), "{sdk:?} {field}: {names:?}");
+        for u in ["b", "s"] {
+            assert_eq!(own_names(&names, u), first, "{sdk:?} {field} of {u}");
+        }
+    }
+    let tools = own_names(&strings(&o["toolNames"]), "a");
+    assert!(
+        tools.contains("echo") && tools.contains("get-sum"),
+        "{tools:?}"
+    );
+    // Sampling and elicitation are not relayed: the upstreams were not told the client can.
+    assert!(!tools.contains("trigger-sampling-request"), "{tools:?}");
+    for u in UPSTREAMS {
+        assert_eq!(o["calls"][u], format!("Echo: hi {u}"), "{sdk:?}: {o}");
+        assert_eq!(o["sums"][u], "The sum of 2 and 40 is 42.", "{sdk:?}: {o}");
+        assert!(
+            o["promptTexts"][u]
+                .as_str()
+                .is_some_and(|t| t.contains("Oslo")),
+            "{sdk:?}: {o}"
+        );
+    }
+    let uris = strings(&o["resourceUris"]);
+    let unique: BTreeSet<_> = uris.iter().collect();
+    assert!(
+        !uris.is_empty() && unique.len() == uris.len(),
+        "{sdk:?}: resources listed once each: {uris:?}"
+    );
+    assert!(
+        o["readFirst"][0]["textLength"].as_u64().unwrap_or(0) > 0,
+        "{sdk:?}: {o}"
+    );
+    assert!(
+        o["templatedText"]
+            .as_str()
+            .is_some_and(|t| t.contains("Resource 7")),
+        "{sdk:?}: {o}"
+    );
+    assert!(
+        o["unknownTool"]
+            .as_str()
+            .is_some_and(|t| t.contains("Unknown tool: nobody__echo")),
+        "{sdk:?}: {o}"
+    );
+    assert_eq!(o["ping"], json!({}), "{sdk:?}: {o}");
+}
+
+#[test]
+fn sdk_clients_use_one_endpoint_over_http_and_stdio_upstreams() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let gateway = start(virtual_config(&a, &b, ""));
+    let url = gateway.url(PATH);
+    for sdk in [Sdk::TypeScript, Sdk::Python] {
+        let o = run_client_with_env(sdk, &url, "virtual", &[("MCPGATE_E2E_UPSTREAMS", "a,b,s")]);
+        check_virtual_observations(sdk, &o);
+    }
+}
+
+/// A JSON-RPC request on the raw session; its one answer.
+fn call(session: &McpSession, id: u64, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let (status, messages) = session.messages(&[], &body);
+    assert_eq!(status, 200, "{method}: {messages:?}");
+    messages
+        .into_iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{method}: no answer"))
+}
+
+fn tool_names(session: &McpSession, id: u64) -> Vec<String> {
+    let answer = call(session, id, "tools/list", json!({}));
+    answer["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tools/list: {answer}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn echo(session: &McpSession, id: u64, upstream: &str) -> Value {
+    call(
+        session,
+        id,
+        "tools/call",
+        json!({"name": format!("{upstream}__echo"), "arguments": {"message": "still here"}}),
+    )
+}
+
+/// The gateway's child processes (its stdio upstreams), from /proc.
+fn children(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_upstream_drops_out_and_the_others_keep_working() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let mut gateway = start(virtual_config(&a, &b, ""));
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    let before = tool_names(&session, 2);
+    assert_eq!(
+        prefixes(&before),
+        UPSTREAMS.iter().map(|s| s.to_string()).collect()
+    );
+
+    // The stdio child's environment: what the configuration gave it, nothing of the gateway's
+    // (the test harness sets RUST_BACKTRACE and cargo's variables on the gateway).
+    let env = call(
+        &session,
+        3,
+        "tools/call",
+        json!({"name": "s__get-env", "arguments": {}}),
+    );
+    let env_text = env["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(env_text.contains("given-to-the-child"), "{env}");
+    for leaked in ["RUST_BACKTRACE", "CARGO_MANIFEST_DIR", "CARGO_PKG_NAME"] {
+        assert!(
+            !env_text.contains(leaked),
+            "{leaked} reached the child: {env_text}"
+        );
+    }
+
+    // Kill `b` mid-session.
+    drop(b);
+    let after = tool_names(&session, 4);
+    assert_eq!(
+        prefixes(&after),
+        ["a", "s"].iter().map(|s| s.to_string()).collect(),
+        "b drops out of the list (fail_open)"
+    );
+    assert_eq!(own_names(&after, "a"), own_names(&before, "a"));
+    assert_eq!(
+        echo(&session, 5, "a")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    assert_eq!(
+        echo(&session, 6, "s")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    // The exchange log names the upstream that served each call.
+    let served: BTreeSet<String> = poll(
+        "tools/call records served by a and s",
+        Duration::from_secs(20),
+        || {
+            let logs = admin_json(
+                gateway.admin_addr(),
+                "/api/logs?api=toolbox&method=tools/call",
+            );
+            let upstreams: BTreeSet<String> = logs["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["upstream"].as_str().map(str::to_owned))
+                .collect();
+            if upstreams.contains("a") && upstreams.contains("s") {
+                Ok(upstreams)
+            } else {
+                Err(logs.to_string())
+            }
+        },
+    );
+    assert!(!served.iter().any(|u| u.contains("virtual")), "{served:?}");
+    let down = echo(&session, 7, "b");
+    assert_eq!(down["error"]["code"], -32603, "{down}");
+    assert!(
+        down["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream `b`")),
+        "{down}"
+    );
+
+    // Kill the stdio child: the gateway restarts it (with backoff) and it serves again.
+    let pid = gateway.process().pid();
+    let kids = children(pid);
+    assert_eq!(kids.len(), 1, "one stdio child: {kids:?}");
+    // SAFETY: kill(2) on the gateway's own child, found just above.
+    unsafe {
+        libc::kill(kids[0], libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut id = 100;
+    loop {
+        id += 1;
+        let answer = echo(&session, id, "s");
+        if answer["result"]["content"][0]["text"] == "Echo: still here" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stdio upstream did not come back: {answer}\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let restarted = children(pid);
+    assert!(
+        restarted.len() == 1 && restarted[0] != kids[0],
+        "{kids:?} -> {restarted:?}"
+    );
+
+    // Per-upstream health in /metrics: b down, a and s up, the stdio restart counted.
+    let (status, metrics) = admin_get(gateway.admin_addr(), "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"a\"} 1",
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"b\"} 0",
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"s\"} 1",
+        "mcpgate_virtual_stdio_restarts_total{api=\"toolbox\",upstream=\"s\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+    assert!(
+        !metrics
+            .contains("mcpgate_virtual_upstream_failures_total{api=\"toolbox\",upstream=\"b\"} 0"),
+        "{metrics}"
+    );
+
+    // DELETE ends every upstream session: `a` no longer knows the session afterwards.
+    let response = mcpgate_tests::http::exchange(
+        gateway.addr(),
+        format!(
+            "DELETE {PATH} HTTP/1.1\r\nHost: {}\r\nMcp-Session-Id: {}\r\nConnection: close\r\n\r\n",
+            gateway.addr(),
+            session.id
+        )
+        .as_bytes(),
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("DELETE: {e}"));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    let gone = echo(&session, 1000, "a");
+    assert_eq!(gone["error"]["code"], -32603, "{gone}");
+    // A session id the gateway did not seal is refused.
+    let forged = McpSession {
+        addr: gateway.addr(),
+        path: PATH.into(),
+        id: "not-a-session".into(),
+        protocol: PROTOCOL,
+    };
+    let refused = forged.post(&[], r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    assert_eq!(refused.status, 404, "{}", refused.body_text());
+}
+
+#[test]
+fn the_acl_judges_the_prefixed_names() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let acl = "[api.acl]\n[[api.acl.rule]]\nmethods = [\"tools/list\", \"tools/call\"]\n\
+               names = [\"b__echo\", \"s__get-sum\"]\n";
+    let gateway = start(virtual_config(&a, &b, acl));
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    let mut names = tool_names(&session, 2);
+    names.sort();
+    assert_eq!(names, ["b__echo", "s__get-sum"]);
+    assert_eq!(
+        echo(&session, 3, "b")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    let refused = echo(&session, 4, "a");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+}
+
+#[test]
+fn upstream_cmd_publishes_one_stdio_server_as_it_is() {
+    let config = "[gateway]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\n\n\
+                  [[api]]\npath = \"/unused\"\nupstream = \"http://127.0.0.1:9/mcp\"\n";
+    let command = format!("node {} stdio", everything_entry().display());
+    let gateway = Gateway::start(&GatewaySpec::config(config).args([
+        "--path",
+        "/everything",
+        "--upstream-cmd",
+        &command,
+    ]));
+    let o = run_client(Sdk::TypeScript, &gateway.url("/everything"), "tools_call");
+    assert_eq!(o["echoText"], "Echo: hello through mcpgate", "{o}");
+    assert_eq!(o["sumText"], "The sum of 19 and 23 is 42.", "{o}");
+    // Progress from the shared stdio process reaches the client under its own token (the
+    // gateway remapped it), before the result.
+    check_progress(&run_client(
+        Sdk::TypeScript,
+        &gateway.url("/everything"),
+        "progress",
+    ));
+}
+
+/// The `progress` scenario's four notifications, in order, each before the result. A virtual
+/// API delivers them with the answer (not as they happen), so only their content and order are
+/// checked here.
+fn check_progress(o: &Value) {
+    let progress = o["progress"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no progress: {o}"));
+    let values: Vec<f64> = progress
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0], "{o}");
+    assert!(progress.iter().all(|p| p["total"] == 4), "{o}");
+    assert!(
+        o["resultText"]
+            .as_str()
+            .is_some_and(|t| t.contains("Long running operation completed")),
+        "{o}"
+    );
+}
+
+#[test]
+fn progress_from_an_http_upstream_reaches_the_client() {
+    let a = ServerEverything::start();
+    let config = "[gateway]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\n\n\
+                  [[api]]\npath = \"/unused\"\nupstream = \"http://127.0.0.1:9/mcp\"\n";
+    let named = format!("a={}", a.upstream_url());
+    let gateway =
+        Gateway::start(&GatewaySpec::config(config).args(["--path", "/one", "--upstream", &named]));
+    check_progress(&run_client(
+        Sdk::TypeScript,
+        &gateway.url("/one"),
+        "progress",
+    ));
+}
+
+#[test]
+fn fail_closed_refuses_lists_while_an_upstream_is_down() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"strict\"\npath = \"{PATH}\"\n\n\
+         [api.virtual]\non_upstream_failure = \"fail_closed\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"b\"\nurl = \"{}\"\n",
+        a.upstream_url(),
+        b.upstream_url(),
+    );
+    let gateway = Gateway::start(&GatewaySpec::config(config));
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    assert_eq!(
+        prefixes(&tool_names(&session, 2)),
+        ["a", "b"].iter().map(|s| s.to_string()).collect()
+    );
+    drop(b);
+    let refused = call(&session, 3, "tools/list", json!({}));
+    assert_eq!(refused["error"]["code"], -32603, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream `b`")),
+        "{refused}"
+    );
+    // Calls to the upstream that is up still work; a new session is refused.
+    assert_eq!(
+        echo(&session, 4, "a")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    let response = mcpgate_tests::http::post_mcp(
+        gateway.addr(),
+        PATH,
+        &[],
+        &mcpgate_tests::http::initialize_body(1),
+    )
+    .unwrap_or_else(|e| panic!("initialize: {e}"));
+    let body = response.body_text();
+    assert!(
+        body.contains("-32603") && body.contains("upstream `b`"),
+        "{}: {body}",
+        response.status
+    );
+}
+
+#[test]
+fn a_reload_that_removes_a_stdio_upstream_stops_its_process() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let mut gateway = start(virtual_config(&a, &b, ""));
+    let pid = gateway.process().pid();
+    let kids = children(pid);
+    assert_eq!(kids.len(), 1, "one stdio child: {kids:?}");
+    // The same API without its stdio upstream.
+    let without = format!(
+        "[gateway]\nlisten = \"{}\"\nadmin = \"{}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"b\"\nurl = \"{}\"\n",
+        gateway.addr(),
+        gateway.admin_addr(),
+        a.upstream_url(),
+        b.upstream_url()
+    );
+    let file = gateway
+        .config_path()
+        .unwrap_or_else(|| panic!("started from a file"));
+    std::fs::write(&file, without).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    gateway.process().signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{}", kids[0])).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the removed stdio upstream still runs:\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    assert_eq!(
+        prefixes(&tool_names(&session, 2)),
+        ["a", "b"].iter().map(|s| s.to_string()).collect()
+    );
+}
