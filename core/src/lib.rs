@@ -16,6 +16,7 @@
 //! - [`startup`]: the startup summary and the warnings about risky setups.
 //! - [`admin_auth`]: bearer tokens and the console's login for the admin listener.
 //! - [`log`]: the gateway's own log lines on `tracing`.
+//! - [`request_id`]: the id one exchange carries through logs, records, traces and headers.
 //! - [`tls`]: TLS at both edges (rustls): listener and upstream configurations, certificate
 //!   reload, client identities.
 
@@ -32,6 +33,7 @@ pub mod features;
 pub mod headers;
 pub mod observe;
 pub mod phases;
+pub mod request_id;
 pub mod route;
 pub mod snapshot;
 pub mod startup;

@@ -50,7 +50,7 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(err) => {
-                write_error_response(&err, None, true, &mut out);
+                write_error_response(&err, None, None, true, &mut out);
                 let _ = write_all(&mut wr, &mut out).await;
                 return;
             }
