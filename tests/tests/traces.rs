@@ -475,3 +475,102 @@ fn a_dead_collector_leaves_requests_alone_and_is_counted() {
     });
     assert_eq!(metric(&metrics, "mcpgate_trace_spans_exported_total"), 0.0);
 }
+
+#[test]
+fn an_acl_refusal_is_a_span_with_its_decision_and_no_upstream_call() {
+    let scratch = Scratch::new("traces-acl");
+    let receiver = Receiver::start(&scratch.path);
+    let everything = ServerEverything::start();
+    let log_file = scratch.path.join("exchanges.jsonl");
+    let mut toml = gateway_toml(
+        &everything.upstream_url(),
+        &log_file,
+        &format!(
+            "endpoint = \"{}\"\nbatch_interval = \"100ms\"",
+            receiver.endpoint()
+        ),
+    );
+    toml.push_str("\n[api.acl]\n[[api.acl.rule]]\nmethods = [\"tools/list\", \"tools/call\"]\nnames = [\"echo\"]\n");
+    let gateway = Gateway::start(&GatewaySpec::config(toml));
+    let init = post_mcp(
+        gateway.addr(),
+        API_PATH,
+        &[],
+        &mcpgate_tests::http::initialize_body(1),
+    )
+    .unwrap_or_else(|e| panic!("initialize: {e}\n{}", gateway.output()));
+    assert_eq!(init.status, 200, "{}", init.body_text());
+    let session = init
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("no session"))
+        .to_owned();
+    let done = post_mcp(
+        gateway.addr(),
+        API_PATH,
+        &[("Mcp-Session-Id", &session)],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .unwrap_or_else(|e| panic!("initialized: {e}"));
+    assert_eq!(done.status, 202);
+    let refused = post_mcp(
+        gateway.addr(),
+        API_PATH,
+        &[("Mcp-Session-Id", &session), ("X-Request-Id", "acl-refused-1")],
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":1,"b":2}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("tools/call: {e}"));
+    let messages = refused.jsonrpc_messages().unwrap_or_else(|e| panic!("{e}"));
+    let code = messages
+        .iter()
+        .find_map(|m| m["error"]["code"].as_i64())
+        .unwrap_or_else(|| panic!("not refused: {messages:?}"));
+    assert_eq!(refused.header("x-request-id"), Some("acl-refused-1"));
+
+    let server = receiver.wait_span("the refused call's server span", |s| {
+        attr(s, "mcpgate.request_id") == "acl-refused-1"
+    });
+    assert_eq!(server["name"], "tools/call get-sum", "{server}");
+    assert_eq!(attr(&server, "mcpgate.acl.decision"), "deny", "{server}");
+    assert_eq!(attr(&server, "rpc.jsonrpc.error_code"), code, "{server}");
+    assert_eq!(server["status_code"], 2, "STATUS_CODE_ERROR: {server}");
+    let span_id = server["span_id"].as_str().unwrap_or_default().to_owned();
+    let spans = receiver.spans();
+    let children: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["parent_span_id"] == span_id.as_str())
+        .collect();
+    let acl = children
+        .iter()
+        .find(|s| s["name"] == "acl")
+        .unwrap_or_else(|| panic!("no acl span among {children:?}"));
+    assert_eq!(attr(acl, "mcpgate.acl.decision"), "deny");
+    assert_eq!(attr(acl, "mcpgate.acl.rule"), "implicit_deny");
+    assert!(
+        !children.iter().any(|s| s["name"] == "upstream"),
+        "a refused call never reaches the upstream: {children:?}"
+    );
+    // The allowed call of the same session has an allow decision and an upstream span.
+    let allowed = post_mcp(
+        gateway.addr(),
+        API_PATH,
+        &[("Mcp-Session-Id", &session), ("X-Request-Id", "acl-allowed-1")],
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"message":"m"}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("tools/call: {e}"));
+    assert_eq!(allowed.status, 200);
+    let server = receiver.wait_span("the allowed call's server span", |s| {
+        attr(s, "mcpgate.request_id") == "acl-allowed-1"
+    });
+    assert_eq!(attr(&server, "mcpgate.acl.decision"), "allow", "{server}");
+    let span_id = server["span_id"].as_str().unwrap_or_default().to_owned();
+    let names: Vec<String> = receiver
+        .spans()
+        .iter()
+        .filter(|s| s["parent_span_id"] == span_id.as_str())
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&"acl".to_owned()) && names.contains(&"upstream".to_owned()),
+        "{names:?}"
+    );
+}
