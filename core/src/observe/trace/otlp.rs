@@ -30,11 +30,26 @@ fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// A nested message: written into `scratch`, then copied behind its length.
+/// A nested message: written in place, then its length (a varint, so its size is known only
+/// afterwards) inserted in front of it. A memmove of the message instead of a buffer per nested
+/// message: a span has a dozen of them (attributes, their values, the status).
 fn message_field(out: &mut Vec<u8>, field: u64, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    write(&mut inner);
-    bytes_field(out, field, &inner);
+    tag(out, field, WIRE_LEN);
+    let start = out.len();
+    write(out);
+    let mut len = [0u8; 10];
+    let mut n = 0;
+    let mut v = (out.len() - start) as u64;
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        len[n] = if v == 0 { byte } else { byte | 0x80 };
+        n += 1;
+        if v == 0 || n == len.len() {
+            break;
+        }
+    }
+    out.splice(start..start, len.iter().take(n).copied());
 }
 
 fn varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
@@ -131,6 +146,19 @@ pub fn export_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_lengths_are_the_messages_own() {
+        let mut o = Vec::new();
+        let body = vec![7u8; 300];
+        message_field(&mut o, 1, |inner| {
+            message_field(inner, 2, |deeper| deeper.extend_from_slice(&body));
+        });
+        // field 1 (len 303) { field 2 (len 300) { 300 × 7 } }
+        assert_eq!(&o[..3], &[1 << 3 | 2, 0xaf, 0x02]);
+        assert_eq!(&o[3..6], &[2 << 3 | 2, 0xac, 0x02]);
+        assert_eq!(&o[6..], &body[..]);
+    }
 
     #[test]
     fn varints_and_negative_ints() {
