@@ -5,7 +5,10 @@
 #   scripts/fuzz.sh sse_parser ...  # only these targets
 #
 # Environment:
-#   MCPGATE_FUZZ_SECONDS        budget per target in seconds (default 30)
+#   MCPGATE_FUZZ_SECONDS        budget per target in seconds (default 30; with MCPGATE_FUZZ_RUNS:
+#                               a cap on that run's time, none when unset)
+#   MCPGATE_FUZZ_RUNS           run each target for this many executions instead (the long run:
+#                               MCPGATE_FUZZ_RUNS=100000000, figures in README.md "Fuzzing")
 #   MCPGATE_FUZZ_INPUT_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
 #   CARGO_TARGET_DIR            honoured as usual (default fuzz/target)
 #
@@ -19,7 +22,16 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-budget="${MCPGATE_FUZZ_SECONDS:-30}"
+runs_budget="${MCPGATE_FUZZ_RUNS:-}"
+if [ -n "$runs_budget" ]; then
+    budget="${MCPGATE_FUZZ_SECONDS:-0}"   # libFuzzer: 0 = no time limit
+else
+    budget="${MCPGATE_FUZZ_SECONDS:-30}"
+fi
+limits=(-max_total_time="$budget")
+budget_text="${budget}s"
+[ "$budget" = 0 ] && budget_text="no time limit"
+[ -n "$runs_budget" ] && limits+=(-runs="$runs_budget")
 input_timeout="${MCPGATE_FUZZ_INPUT_TIMEOUT:-10}"
 export RUSTC_BOOTSTRAP=1
 
@@ -51,10 +63,10 @@ for target in "${targets[@]}"; do
     # Artifacts of earlier runs are not this run's findings.
     find "artifacts/$target" -type f -delete
     log="$logs/$target.log"
-    echo "fuzz: $target for ${budget}s"
+    echo "fuzz: $target for ${runs_budget:+$runs_budget runs, }$budget_text"
     status=0
     cargo fuzz run "$target" --sanitizer none -- \
-        -max_total_time="$budget" -timeout="$input_timeout" -print_final_stats=1 \
+        "${limits[@]}" -timeout="$input_timeout" -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     runs="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 \2/p' "$log" | tail -n 1)"
     if [ -z "$runs" ]; then
@@ -86,7 +98,7 @@ for target in "${targets[@]}"; do
     fi
 done
 
-echo "fuzz: summary (budget ${budget}s per target)"
+echo "fuzz: summary (budget ${runs_budget:+$runs_budget runs, }$budget_text per target)"
 printf '    %s\n' "${summary[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]}" >&2

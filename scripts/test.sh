@@ -10,6 +10,8 @@
 # 3. Builds the mcpgate binary once and hands it to the end-to-end suite (MCPGATE_BIN).
 # 4. Runs `cargo test --workspace --no-fail-fast`: every crate's unit/property tests plus the
 #    end-to-end suite in tests/. Exits non-zero on any failure, after a one-line total.
+# 5. Then, each counted as one test: the bench harness in smoke mode, the 60-second soak
+#    (scripts/soak.py) and every fuzz target for a fixed budget (scripts/fuzz.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +35,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # headless Chromium (tests/tests/observe_*.rs fail, not skip, without them).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The management console's browser test drives Chromium through WebDriver
+# (tests/tests/management_console.rs; selenium comes from tests/py/requirements.lock).
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # The tutorial's commands (tests/tests/tutorial.rs runs docs/tutorial.md) use curl and jq.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
@@ -117,6 +122,13 @@ log "bench/harness/smoke.sh"
 smoke_status=0
 bench/harness/smoke.sh || smoke_status=$?
 
+# The soak in its 60-second form: steady half load on the release binary with reloads; fails on any
+# failed request, growing RSS or leaked descriptors (scripts/soak.py; the 30-minute figures are in
+# bench/soak/RESULTS.md).
+log "scripts/soak.py --duration 60"
+soak_status=0
+python3 scripts/soak.py --duration 60 || soak_status=$?
+
 # Every cargo-fuzz target for a fixed budget (MCPGATE_FUZZ_SECONDS each, default 30); a crash
 # fails the run and its reproducer is kept under fuzz/regressions/ (which the unit tests replay).
 log "scripts/fuzz.sh"
@@ -130,7 +142,7 @@ fi
 
 # One closing line over every test binary: libtest prints one "test result:" per binary.
 # Tests that skipped themselves reported "ok" to libtest; they are counted as skipped here.
-python3 - "$test_log" "$skip_log" "$status" "$smoke_status" "$fuzz_status" <<'PY'
+python3 - "$test_log" "$skip_log" "$status" "$smoke_status" "$fuzz_status" "$soak_status" <<'PY'
 import re, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 skipped_by_harness = sum(1 for line in open(sys.argv[2], encoding="utf-8") if line.strip())
@@ -140,7 +152,7 @@ for m in re.finditer(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ign
 status = int(sys.argv[3])
 if status != 0 and failed == 0:
     failed = 1  # a build error or a crashed test binary: no result line, still a failure
-for extra in (sys.argv[4], sys.argv[5]):  # the bench harness smoke, the fuzz run
+for extra in sys.argv[4:7]:  # the bench harness smoke, the fuzz run, the soak
     if int(extra) == 0:
         passed += 1
     else:
@@ -149,6 +161,9 @@ print(f"total: {passed - skipped_by_harness} passed, {failed} failed, {ignored +
 PY
 if ((status == 0 && smoke_status != 0)); then
   status=$smoke_status
+fi
+if ((status == 0 && soak_status != 0)); then
+  status=$soak_status
 fi
 if ((status == 0 && fuzz_status != 0)); then
   status=$fuzz_status

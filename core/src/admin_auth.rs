@@ -13,6 +13,13 @@
 //!   because browsers refuse `Secure` (hence every `__Host-`) cookies set over plain http on a
 //!   non-localhost name, which would make the console unusable there.
 //!
+//! State-changing requests (anything but GET and HEAD) that ride on the session cookie must also
+//! come from the console's own origin (`Origin`, when the browser sends it, names this host) and
+//! carry `X-CSRF-Token`, an HMAC of the session's issue time that `GET /api/session` hands to
+//! the console's script: `SameSite=Strict` already keeps other sites' requests cookie-less, the
+//! token also stops a same-site page (another port of this host) from riding on the session.
+//! Bearer requests need neither: no browser attaches that header on its own.
+//!
 //! Pure: the listener passes method, target and a header lookup, and writes back the bytes of
 //! [`gate`]'s answer when there is one. Tokens are compared as SHA-256 digests with
 //! `subtle`'s constant-time equality, so neither timing nor length tells a guess apart.
@@ -123,16 +130,126 @@ pub fn gate_at<'h>(
         }
         return Some(unauthorized("wrong token"));
     }
-    if header("cookie").is_some_and(|c| cookie_valid(c, token.digest(), now)) {
-        return None;
+    if let Some(issued) = header("cookie").and_then(|c| session_issued(c, token.digest(), now)) {
+        if matches!(method, "GET" | "HEAD") {
+            return None;
+        }
+        if !same_origin(header) {
+            return Some(json_error(
+                403,
+                "cross-origin request refused (the console calls its own origin)",
+            ));
+        }
+        let expected = csrf_for(token.digest(), issued);
+        return match header("x-csrf-token") {
+            Some(sent) if bool::from(sent.trim_ascii().ct_eq(expected.as_bytes())) => None,
+            _ => Some(json_error(
+                403,
+                "missing or wrong X-CSRF-Token (GET /api/session gives the console its token)",
+            )),
+        };
     }
     // A person opening the console is sent to the login page; programs get a 401.
-    if matches!(path, "/" | "/index.html") && matches!(method, "GET" | "HEAD") {
+    if matches!(path, "/" | "/index.html" | "/manage" | "/manage.html")
+        && matches!(method, "GET" | "HEAD")
+    {
         return Some(redirect("login", &[]));
     }
     Some(unauthorized(
         "the admin listener needs `Authorization: Bearer <token>` (or log in at /login)",
     ))
+}
+
+/// How a request the gate let through proved itself: what the management API writes in its
+/// audit log as "who", and how the console gets its CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// No token is configured (loopback, or `allow_unauthenticated_admin`).
+    Open,
+    /// `Authorization: Bearer` with the admin token.
+    Bearer,
+    /// The console's session cookie, issued at this unix time.
+    Session { issued: u64 },
+}
+
+impl Credential {
+    /// The credential of a request [`gate`] admitted (`None`: it did not carry the admin token).
+    pub fn of<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>, auth: &AdminAuth) -> Option<Self> {
+        Self::of_at(header, auth, now_unix())
+    }
+
+    /// [`Credential::of`] at a given time (tests).
+    pub fn of_at<'h>(
+        header: &dyn Fn(&str) -> Option<&'h [u8]>,
+        auth: &AdminAuth,
+        now: u64,
+    ) -> Option<Self> {
+        let Some(token) = &auth.token else {
+            return Some(Credential::Open);
+        };
+        if let Some(presented) = bearer(header) {
+            return same(&digest(presented), token.digest()).then_some(Credential::Bearer);
+        }
+        header("cookie")
+            .and_then(|c| session_issued(c, token.digest(), now))
+            .map(|issued| Credential::Session { issued })
+    }
+
+    /// The CSRF token the console sends back with state-changing calls (sessions only).
+    pub fn csrf(&self, auth: &AdminAuth) -> Option<String> {
+        match (self, &auth.token) {
+            (Credential::Session { issued }, Some(token)) => {
+                Some(csrf_for(token.digest(), *issued))
+            }
+            _ => None,
+        }
+    }
+
+    /// "who" for the audit log: how, and which token (its origin and a fingerprint that
+    /// identifies it without revealing it).
+    pub fn identity(&self, auth: &AdminAuth) -> String {
+        let token = match &auth.token {
+            Some(t) => {
+                let fp = digest(t.digest());
+                let hex: String = fp.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                format!("admin token from {} (sha256:{hex}…)", t.origin())
+            }
+            None => "no token (open admin listener)".to_string(),
+        };
+        match self {
+            Credential::Open => token,
+            Credential::Bearer => format!("bearer: {token}"),
+            Credential::Session { issued } => format!("console session of {issued}: {token}"),
+        }
+    }
+}
+
+fn csrf_for(key: &[u8; 32], issued: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let tag = ring::hmac::sign(&key, format!("mcpgate-admin-csrf:{issued}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `Origin` (when sent) names the host the request was sent to; `Sec-Fetch-Site` (when sent)
+/// says same-origin. Browsers send at least one of them on every state-changing fetch.
+fn same_origin<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>) -> bool {
+    if let Some(site) = header("sec-fetch-site") {
+        let site = site.trim_ascii();
+        if !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none") {
+            return false;
+        }
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let Some(host) = header("host") else {
+        return false;
+    };
+    let origin = origin.trim_ascii();
+    let after_scheme = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    after_scheme.is_some_and(|o| o.eq_ignore_ascii_case(host.trim_ascii()))
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -174,27 +291,20 @@ fn session_cookie(key: &[u8; 32], now: u64, https: bool) -> String {
     }
 }
 
-/// Whether a `Cookie` header carries a session issued under `key` that has not expired.
-fn cookie_valid(header: &[u8], key: &[u8; 32], now: u64) -> bool {
-    let Ok(text) = std::str::from_utf8(header) else {
-        return false;
-    };
-    text.split(';').any(|pair| {
-        let Some((name, value)) = pair.trim().split_once('=') else {
-            return false;
-        };
+/// The issue time of the session a `Cookie` header carries, when it was issued under `key` and
+/// has not expired.
+fn session_issued(header: &[u8], key: &[u8; 32], now: u64) -> Option<u64> {
+    let text = std::str::from_utf8(header).ok()?;
+    text.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
         if name != COOKIE && name != SECURE_COOKIE {
-            return false;
+            return None;
         }
-        let Some((issued, tag)) = value.split_once('.') else {
-            return false;
-        };
-        let Ok(issued) = issued.parse::<u64>() else {
-            return false;
-        };
+        let (issued, tag) = value.split_once('.')?;
+        let issued = issued.parse::<u64>().ok()?;
         // A little clock slack for a cookie minted by a replica whose clock runs ahead.
         let fresh = issued <= now.saturating_add(60) && now.saturating_sub(issued) < SESSION_SECS;
-        fresh && bool::from(tag.as_bytes().ct_eq(mac(key, issued).as_bytes()))
+        (fresh && bool::from(tag.as_bytes().ct_eq(mac(key, issued).as_bytes()))).then_some(issued)
     })
 }
 
@@ -469,6 +579,96 @@ mod tests {
             logout.contains("mcpgate-admin=; Path=/; Max-Age=0"),
             "{logout}"
         );
+    }
+
+    #[test]
+    fn session_writes_need_the_csrf_token_and_the_same_origin() {
+        let a = auth();
+        let key = a.token.as_ref().map(|t| *t.digest()).unwrap_or_default();
+        let cookie = format!("{COOKIE}={NOW}.{}", mac(&key, NOW));
+        let csrf = csrf_for(&key, NOW);
+        let host = ("Host", "127.0.0.1:9901");
+        // Reads ride on the cookie alone.
+        assert_eq!(
+            ask("GET", "/api/manage", &[("Cookie", &cookie)], &a, NOW),
+            None
+        );
+        // Writes need the token, and no other origin.
+        let no_token = ask(
+            "POST",
+            "/api/manage/apis",
+            &[("Cookie", &cookie), host],
+            &a,
+            NOW,
+        );
+        assert_eq!(status(&no_token), 403);
+        assert!(no_token.unwrap_or_default().contains("X-CSRF-Token"));
+        let wrong = [("Cookie", cookie.as_str()), ("X-CSRF-Token", "00"), host];
+        assert_eq!(
+            status(&ask("PUT", "/api/manage/apis/x", &wrong, &a, NOW)),
+            403
+        );
+        let good = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", csrf.as_str()),
+            host,
+        ];
+        assert_eq!(ask("DELETE", "/api/manage/apis/x", &good, &a, NOW), None);
+        let same = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", csrf.as_str()),
+            host,
+            ("Origin", "http://127.0.0.1:9901"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        assert_eq!(ask("POST", "/api/manage/apis", &same, &a, NOW), None);
+        for (name, value) in [
+            ("Origin", "http://evil.example"),
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-site"),
+        ] {
+            let h = [
+                ("Cookie", cookie.as_str()),
+                ("X-CSRF-Token", csrf.as_str()),
+                host,
+                (name, value),
+            ];
+            assert_eq!(
+                status(&ask("POST", "/api/manage/apis", &h, &a, NOW)),
+                403,
+                "{name}: {value}"
+            );
+        }
+        // Another session's token does not fit this session.
+        let other = csrf_for(&key, NOW + 1);
+        let h = [
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", other.as_str()),
+            host,
+        ];
+        assert_eq!(status(&ask("POST", "/api/manage/apis", &h, &a, NOW)), 403);
+        // Bearer callers need none of it.
+        let bearer = format!("Bearer {TOKEN}");
+        let h = [
+            ("Authorization", bearer.as_str()),
+            ("Origin", "http://evil.example"),
+        ];
+        assert_eq!(ask("POST", "/api/manage/apis", &h, &a, NOW), None);
+        // The credential and the token the console is given.
+        let lookup = |name: &str| {
+            good.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        };
+        let credential = Credential::of_at(&lookup, &a, NOW);
+        assert!(matches!(credential, Some(Credential::Session { .. })));
+        let identity = credential
+            .as_ref()
+            .map(|c| c.identity(&a))
+            .unwrap_or_default();
+        assert!(identity.starts_with("console session") && identity.contains("sha256:"));
+        assert!(!identity.contains(TOKEN));
     }
 
     #[test]

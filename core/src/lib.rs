@@ -15,6 +15,8 @@
 //!   signals, admin.
 //! - [`startup`]: the startup summary and the warnings about risky setups.
 //! - [`admin_auth`]: bearer tokens and the console's login for the admin listener.
+//! - [`manage`]: the management API — APIs edited in the config file, validated, deployed
+//!   atomically and reloaded, with history, rollback and an audit log.
 //! - [`log`]: the gateway's own log lines on `tracing`.
 //! - [`request_id`]: the id one exchange carries through logs, records, traces and headers.
 //! - [`tls`]: TLS at both edges (rustls): listener and upstream configurations, certificate
@@ -31,6 +33,7 @@ pub mod engine;
 pub mod errors;
 pub mod features;
 pub mod headers;
+pub mod manage;
 pub mod observe;
 pub mod phases;
 pub mod request_id;

@@ -27,7 +27,14 @@ fn touches_io(key: &str, value: &toml::Value) -> bool {
 }
 
 fn tls_names_a_file(value: &toml::Value) -> bool {
-    const PATH_KEYS: [&str; 6] = ["cert", "key", "ca", "client_ca", "client_cert", "client_key"];
+    const PATH_KEYS: [&str; 6] = [
+        "cert",
+        "key",
+        "ca",
+        "client_ca",
+        "client_cert",
+        "client_key",
+    ];
     match value {
         toml::Value::Table(table) => table
             .iter()

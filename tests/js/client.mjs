@@ -13,6 +13,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
+  CallToolResultSchema,
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
@@ -368,6 +369,38 @@ const scenarios = {
     };
     await client.close();
     return out;
+  },
+
+  // Management console (issue 19): every listed tool, then a call to every tool — the listed
+  // ones and MCPGATE_E2E_CALL_NAMES (comma-separated: the server's own list, so hidden tools are
+  // tried too). Each outcome is "ok" or the JSON-RPC error's code and message.
+  async acl_call_each() {
+    const { client } = await connect();
+    const tools = [];
+    let cursor;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : {});
+      tools.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    const extra = (process.env.MCPGATE_E2E_CALL_NAMES || "").split(",").filter(Boolean);
+    const calls = {};
+    for (const name of [...new Set([...tools, ...extra])]) {
+      try {
+        const args = name === "echo" ? { message: "managed" } : {};
+        // A raw tools/call: callTool refuses task-only tools itself, before anything is sent.
+        const result = await client.request(
+          { method: "tools/call", params: { name, arguments: args } },
+          CallToolResultSchema,
+          { timeout: 10000 },
+        );
+        calls[name] = result.isError ? { toolError: textOf(result) } : "ok";
+      } catch (error) {
+        calls[name] = { code: error && error.code, message: String((error && error.message) || error) };
+      }
+    }
+    await client.close();
+    return { tools: tools.sort(), calls };
   },
 
   // MCP ACL: a tool that makes the server ask the client for sampling, behind an ACL that

@@ -3,7 +3,7 @@
 //! HTTPS client over rustls that reports what the handshake established, and an `https://`
 //! upstream (Node's `https` module in front of an HTTP MCP server: `tests/js/https_upstream.mjs`).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -251,6 +251,21 @@ impl HttpsConn {
             .and_then(|()| self.stream.flush())
             .map_err(|e| format!("write: {e}"))?;
         read_response(&mut self.stream)
+    }
+
+    /// Reads to the end of the connection: `Ok(bytes read)` when the server ended it with a TLS
+    /// close_notify, `Err` when the TCP connection ended without one (a truncation, to TLS) or
+    /// nothing ended within the read timeout.
+    pub fn read_to_close_notify(&mut self) -> Result<usize, String> {
+        let mut rest = Vec::new();
+        match self.stream.read_to_end(&mut rest) {
+            Ok(_) => Ok(rest.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(format!(
+                "the connection ended without close_notify (after {} more bytes)",
+                rest.len()
+            )),
+            Err(e) => Err(format!("reading to the end: {e}")),
+        }
     }
 
     /// The server's leaf certificate (DER).

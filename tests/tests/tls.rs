@@ -802,3 +802,47 @@ fn certificate_rotation_under_load_fails_no_request() {
         gateway.output()
     );
 }
+
+/// Every way the gateway ends a TLS connection sends close_notify first, so a client can tell a
+/// deliberate close from a truncation: after `Connection: close`, after an error answer (400 on
+/// a head without `Host`), and when a keep-alive connection stays idle past `keepalive_idle`.
+#[test]
+fn tls_connections_end_with_close_notify() {
+    let pki = Pki::new("close-notify");
+    let cert = pki.server("gateway", &["localhost"]);
+    let upstream = CapturingUpstream::start(CANNED);
+    let gateway = Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [gateway.timeouts]\nkeepalive_idle = \"300ms\"\n\n\
+         [gateway.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+         [[api]]\npath = \"/mcp\"\nupstream = \"http://{}/mcp\"\n",
+        path(&cert.cert),
+        path(&cert.key),
+        upstream.addr()
+    )));
+    let addr = gateway.addr();
+    let host = format!("localhost:{}", addr.port());
+    let client = HttpsClient::new(pki.ca(), None);
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        ("Connection: close", post("/mcp", &host, PING), 200),
+        (
+            "an error answer",
+            b"POST /mcp HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("keep-alive idle", keep_alive_post("/mcp", &host, PING), 200),
+    ];
+    for (case, request, status) in cases {
+        let mut conn = client
+            .connect(addr, "localhost")
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let r = conn
+            .request(&request)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(r.status, status, "{case}");
+        let extra = conn
+            .read_to_close_notify()
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(extra, 0, "{case}: bytes after the answer");
+    }
+}

@@ -42,6 +42,39 @@ pub struct UserAdminAuth {
     pub metrics_token_env: Option<Spanned<String>>,
 }
 
+/// `[gateway.manage]` as written: where the management API (`crate::manage`) keeps the
+/// deployed versions of the config file and its audit log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserManage {
+    pub history_keep: Option<Spanned<i64>>,
+    pub history_dir: Option<Spanned<String>>,
+    pub audit_log: Option<Spanned<String>>,
+}
+
+/// Deployed versions kept when `history_keep` is not given.
+pub const DEFAULT_HISTORY_KEEP: usize = 20;
+
+/// Validated `[gateway.manage]`. Paths are resolved against the config file's directory;
+/// `None` means the default next to the config file (`crate::manage` derives it, since the
+/// embedded default has no file to be next to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manage {
+    pub history_keep: usize,
+    pub history_dir: Option<PathBuf>,
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Default for Manage {
+    fn default() -> Self {
+        Manage {
+            history_keep: DEFAULT_HISTORY_KEEP,
+            history_dir: None,
+            audit_log: None,
+        }
+    }
+}
+
 /// A token as a SHA-256 digest, with where it came from (for the startup summary).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AdminToken {
@@ -154,6 +187,41 @@ fn read_token_file(path: &Path) -> Result<String, String> {
 }
 
 impl Validator<'_> {
+    /// `[gateway.manage]`.
+    pub(super) fn manage(&self, table: Option<UserManage>) -> Result<Manage, ConfigError> {
+        let table = table.unwrap_or_default();
+        let history_keep = match table.history_keep {
+            None => DEFAULT_HISTORY_KEEP,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(v) if (1..=10_000).contains(&v) => v,
+                _ => {
+                    return Err(self.invalid(
+                        Some(n.span()),
+                        "gateway.manage.history_keep",
+                        "expected 1 to 10000 deployed versions",
+                    ))
+                }
+            },
+        };
+        let path =
+            |v: Option<Spanned<String>>, key: &str| -> Result<Option<PathBuf>, ConfigError> {
+                match v {
+                    None => Ok(None),
+                    Some(p) if p.get_ref().trim().is_empty() => Err(self.invalid(
+                        Some(p.span()),
+                        key,
+                        "expected a path (leave the key out for the default)",
+                    )),
+                    Some(p) => Ok(Some(self.relative_to_config(p.get_ref()))),
+                }
+            };
+        Ok(Manage {
+            history_keep,
+            history_dir: path(table.history_dir, "gateway.manage.history_dir")?,
+            audit_log: path(table.audit_log, "gateway.manage.audit_log")?,
+        })
+    }
+
     /// One token from `file` or `env` (at most one of them) of `[gateway.admin_auth]`.
     fn token_from_table(
         &self,

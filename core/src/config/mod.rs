@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use admin::{
-    AdminAuth, AdminOverrides, AdminToken, SecretValue, ADMIN_TOKEN_ENV, MIN_TOKEN_LEN,
+    AdminAuth, AdminOverrides, AdminToken, Manage, SecretValue, ADMIN_TOKEN_ENV,
+    DEFAULT_HISTORY_KEEP, MIN_TOKEN_LEN,
 };
 pub use auth::ApiAuthCfg;
 pub use integrity::{upstream_key, ApiCache, ApiPin, LoadedPins, PinOverrides};
@@ -125,6 +126,8 @@ pub struct Gateway {
     pub sessions: sessions::Sessions,
     /// Who may use the admin listener (`[gateway.admin_auth]`, see `admin`).
     pub admin_auth: AdminAuth,
+    /// `[gateway.manage]`: where the management API keeps deployed versions and its audit log.
+    pub manage: Manage,
 }
 
 impl Gateway {
@@ -793,6 +796,7 @@ impl Validator<'_> {
             admin_at,
             &ov.admin_auth,
         )?;
+        let manage = self.manage(g.manage)?;
         Ok(Gateway {
             listen,
             // Filled in by `config` (the listener tables are validated after the rest).
@@ -806,6 +810,7 @@ impl Validator<'_> {
             dns,
             sessions,
             admin_auth,
+            manage,
         })
     }
 

@@ -41,6 +41,8 @@ pub struct UserGateway {
     pub sessions: Option<super::sessions::UserSessions>,
     /// `[gateway.admin_auth]`: bearer tokens for the admin listener (see `super::admin`).
     pub admin_auth: Option<super::admin::UserAdminAuth>,
+    /// `[gateway.manage]`: the management API's history and audit log (see `super::admin`).
+    pub manage: Option<super::admin::UserManage>,
     /// Lets the admin listener run without a token on a non-loopback address.
     pub allow_unauthenticated_admin: Option<bool>,
     /// `[gateway.tls]`: the `listen` listener speaks TLS (see `super::tls`).

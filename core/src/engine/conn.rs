@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mcpgate_codec::http::{HttpError, RequestHead};
-use monoio::io::AsyncReadRent;
+use mcpgate_policies::tls::TlsFacts;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent};
 
 use super::client::{ClientStream, Opened, Outcome};
 use super::exchange;
@@ -18,6 +19,9 @@ use crate::errors::{write_error_response, Error, ErrorKind};
 
 /// Buffers larger than this are shrunk back between requests.
 const SHRINK_ABOVE: usize = 256 * 1024;
+
+/// How long the TLS close_notify at the end of a connection may take to leave.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 
 struct ConnGuard(Rc<Worker>);
 
@@ -43,25 +47,41 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
     };
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(4096);
+    serve_requests(&worker, peer, &tls, &mut rd, &mut wr, &mut buf, &mut out).await;
+    if tls.is_some() {
+        // A TLS connection ends with close_notify (RFC 8446 §6.1), so the client can tell the
+        // gateway's deliberate close from a truncation. It is a few bytes; a client that stopped
+        // reading must not hold the connection open for it.
+        let _ = monoio::time::timeout(CLOSE_NOTIFY_WAIT, wr.shutdown()).await;
+    }
+}
+
+/// Serves requests on the connection until it is to be closed.
+async fn serve_requests<R: CancelableAsyncReadRent, W: AsyncWriteRent>(
+    worker: &Rc<Worker>,
+    peer: SocketAddr,
+    tls: &Option<Rc<TlsFacts>>,
+    rd: &mut R,
+    wr: &mut W,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
     let mut first = true;
     loop {
         let snapshot = worker.snapshot();
-        let head = match read_head(&mut rd, &mut buf, &snapshot.config, first, &worker).await {
+        let head = match read_head(rd, buf, &snapshot.config, first, worker).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(err) => {
-                write_error_response(&err, None, None, true, &mut out);
-                let _ = write_all(&mut wr, &mut out).await;
+                write_error_response(&err, None, None, true, out);
+                let _ = write_all(wr, out).await;
                 return;
             }
         };
         first = false;
-        let _in_flight = InFlight::new(&worker);
+        let _in_flight = InFlight::new(worker);
         drop(snapshot);
-        let outcome = exchange::handle(
-            &worker, peer, &tls, &mut rd, &mut wr, &mut buf, head, &mut out,
-        )
-        .await;
+        let outcome = exchange::handle(worker, peer, tls, rd, wr, buf, head, out).await;
         if outcome == Outcome::Close || worker.draining() {
             return;
         }

@@ -145,7 +145,18 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
         }
     }
     if let Some(listener) = admin_listener {
-        admin::spawn(listener, shared.clone(), hub.clone()).map_err(EngineError::Spawn)?;
+        // The management API reloads the way SIGHUP does, from the admin thread.
+        let manager = {
+            let shared = shared.clone();
+            let source2 = source.clone();
+            let acceptors = acceptors.clone();
+            crate::manage::Manager::new(
+                source.clone(),
+                Box::new(move || reload(&shared, &source2, &acceptors)),
+            )
+        };
+        admin::spawn(listener, shared.clone(), hub.clone(), Arc::new(manager))
+            .map_err(EngineError::Spawn)?;
     }
     // Upstream host names were resolved by the loader; this thread keeps them current.
     dns_refresh::spawn(shared.clone()).map_err(EngineError::Spawn)?;
@@ -157,7 +168,8 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     for signal in signals.forever() {
         match signal {
             SIGHUP => {
-                reload(&shared, &source, &acceptors);
+                // Logged inside: a bad file keeps the running configuration.
+                let _ = reload(&shared, &source, &acceptors);
                 // logrotate moved the file and signalled: write to a fresh one at the same path.
                 hub.reopen_log();
             }
@@ -187,13 +199,16 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// SIGHUP: build a new snapshot from the same source; a bad file keeps the running config (and
-/// the running certificates). TLS listeners get the certificates just read.
+/// SIGHUP (and a management deploy): build a new snapshot from the same source; a bad file keeps
+/// the running config (and the running certificates). TLS listeners get the certificates just
+/// read. Serialized, so a signal and a deploy cannot interleave their swaps.
 fn reload(
     shared: &Shared,
     source: &ConfigSource,
     acceptors: &[Option<Arc<crate::tls::server::TlsAcceptor>>],
-) {
+) -> Result<String, String> {
+    static RELOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
     match source.load() {
         Ok(mut new) => {
             let old = shared.config();
@@ -233,8 +248,17 @@ fn reload(
                 "reload: configuration from {} applied ({apis} API(s))",
                 old.source
             );
+            Ok(format!(
+                "configuration from {} applied ({apis} API(s))",
+                old.source
+            ))
         }
-        Err(e) => crate::error!("reload failed, keeping the running configuration: {e}"),
+        Err(e) => {
+            crate::error!("reload failed, keeping the running configuration: {e}");
+            Err(format!(
+                "reload failed, keeping the running configuration: {e}"
+            ))
+        }
     }
 }
 

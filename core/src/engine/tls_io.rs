@@ -144,14 +144,15 @@ where
     }
 
     /// Whether the connection holds nothing unread (checked before a pooled upstream connection
-    /// is reused): no ciphertext or plaintext buffered here, nothing arrived on the socket.
-    pub fn is_quiet(&self) -> bool {
+    /// is reused): no ciphertext or plaintext buffered here, and (`ask_socket`) nothing arrived on
+    /// the socket.
+    pub fn is_quiet(&self, ask_socket: bool) -> bool {
         self.rd.pos >= self.rd.wire.len()
             && !self.rd.eof
             && self.rd.session.try_borrow_mut().is_ok_and(|mut s| {
                 matches!(s.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             })
-            && super::upstream::socket_is_quiet(self.fd)
+            && (!ask_socket || super::upstream::socket_is_quiet(self.fd))
     }
 }
 

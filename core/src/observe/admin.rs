@@ -1,5 +1,6 @@
 //! The admin API of observability as pure functions: the admin listener hands over method and
 //! request target, gets back status, content type and body. `GET /` (the console and its assets),
+//! `GET /manage` (the management forms),
 //! `GET /metrics`, `GET /api/logs`, `GET /api/logs/{id}`, `GET /api/summary`.
 
 use std::collections::BTreeMap;
@@ -21,6 +22,10 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CONSOLE_HTML: &str = include_str!("console/index.html");
 const CONSOLE_CSS: &str = include_str!("console/console.css");
 const CONSOLE_JS: &str = include_str!("console/console.js");
+// The management forms (crate::manage serves their API).
+const MANAGE_HTML: &str = include_str!("console/manage.html");
+const MANAGE_CSS: &str = include_str!("console/manage.css");
+const MANAGE_JS: &str = include_str!("console/manage.js");
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -38,6 +43,9 @@ pub fn handle_admin(method: &str, path_and_query: &str, hub: &ObserveHub) -> Opt
         "/" | "/index.html" => Route::Asset(HTML, CONSOLE_HTML),
         "/console.css" => Route::Asset(CSS, CONSOLE_CSS),
         "/console.js" => Route::Asset(JS, CONSOLE_JS),
+        "/manage" | "/manage.html" => Route::Asset(HTML, MANAGE_HTML),
+        "/manage.css" => Route::Asset(CSS, MANAGE_CSS),
+        "/manage.js" => Route::Asset(JS, MANAGE_JS),
         "/metrics" => Route::Metrics,
         "/api/logs" => Route::Logs,
         "/api/summary" => Route::Summary,

@@ -451,3 +451,101 @@ pub fn run(request: &PinRequest) -> Result<String, PinError> {
         }
     }
 }
+
+/// The live `tools/list`, `prompts/list` and `resources/list` of an upstream, every page, as the
+/// management API offers them to the console's forms (`GET /api/manage/apis/{name}/live`): each
+/// entry's `name` (resources: `uri` and `name`) and `description`. A list the server has no
+/// capability for is empty; one that fails is named in `errors` (the others are still shown).
+pub fn live_lists(upstream: &str, timeout: Duration) -> Result<Value, PinError> {
+    let url = upstream.to_owned();
+    let parsed = urls::parse(upstream).map_err(|e| PinError::Url(url.clone(), e.to_string()))?;
+    if parsed.scheme != Scheme::Http {
+        return Err(PinError::Url(
+            url,
+            "only http:// upstreams can be listed here".into(),
+        ));
+    }
+    let addrs: Vec<SocketAddr> = (parsed.host.as_str(), parsed.port)
+        .to_socket_addrs()
+        .map_err(|e| PinError::Connect(parsed.authority.clone(), e))?
+        .collect();
+    let mut session = Session {
+        addrs,
+        host: parsed.authority.clone(),
+        path: parsed.target(),
+        headers: Vec::new(),
+        session_id: None,
+        protocol_version: None,
+        next_id: 1,
+        timeout,
+    };
+    let init = session.call(
+        "initialize",
+        json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            // What a full client declares: servers (server-everything) list some tools only
+            // to clients that can serve roots, sampling or elicitation, and the forms should
+            // offer every name a client may see.
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "mcpgate-console", "version": env!("CARGO_PKG_VERSION")},
+        }),
+    )?;
+    session.protocol_version = init
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    session.notify("notifications/initialized")?;
+    let caps = init.get("capabilities").cloned().unwrap_or(Value::Null);
+    let mut out =
+        json!({"upstream": upstream, "tools": [], "prompts": [], "resources": [], "errors": {}});
+    for (cap, method, key) in [
+        ("tools", "tools/list", "tools"),
+        ("prompts", "prompts/list", "prompts"),
+        ("resources", "resources/list", "resources"),
+    ] {
+        if caps.get(cap).is_none() {
+            continue;
+        }
+        match list_raw(&mut session, method, key) {
+            Ok(items) => out[key] = Value::Array(items),
+            Err(e) => out["errors"][key] = json!(e.to_string()),
+        }
+    }
+    session.close();
+    Ok(out)
+}
+
+/// Every page of one list, each entry cut to what a form needs.
+fn list_raw(session: &mut Session, method: &str, key: &str) -> Result<Vec<Value>, PinError> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let result = session.call(method, params)?;
+        for entry in result
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut cut = serde_json::Map::new();
+            for field in ["name", "title", "uri", "description"] {
+                if let Some(v) = entry.get(field).filter(|v| v.is_string()) {
+                    cut.insert(field.into(), v.clone());
+                }
+            }
+            items.push(Value::Object(cut));
+        }
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(items),
+        }
+    }
+    Err(exchange_error(
+        method,
+        format!("more than {MAX_PAGES} pages"),
+    ))
+}

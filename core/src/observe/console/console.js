@@ -3,7 +3,11 @@
 "use strict";
 
 const REFRESH_MS = 2000;
-const state = { api: null, summary: null, cursor: null, pageStack: [], selected: null, failures: 0 };
+const state = { api: null, summary: null, cursor: null, pageStack: [], selected: null, failures: 0, pinned: false };
+// console/#api=NAME opens that API's traffic (the management page lands here after a deploy),
+// even before it has any.
+const linkedApi = /^#api=(.+)$/.exec(location.hash);
+if (linkedApi) { state.api = decodeURIComponent(linkedApi[1]); state.pinned = true; }
 const $ = (id) => document.getElementById(id);
 
 function esc(s) {
@@ -95,7 +99,7 @@ function renderIntegrity(s, api) {
 
 function renderTabs(s) {
   const names = s.apis.map((a) => a.api);
-  if (!names.includes(state.api)) {
+  if (!names.includes(state.api) && !state.pinned) {
     // Start on the busiest API.
     const busiest = s.apis.slice().sort((x, y) => y.requests - x.requests)[0];
     state.api = busiest ? busiest.api : null;
@@ -205,6 +209,8 @@ function renderSummary(s) {
   renderFacts(s);
   renderTabs(s);
   const a = s.apis.find((x) => x.api === state.api);
+  $("empty-title").textContent = state.pinned && !a ? `No traffic recorded yet for API ${state.api}` : "No traffic recorded yet";
+  document.body.dataset.api = state.api || "";
   $("empty").classList.toggle("hidden", !!a);
   $("overview").classList.toggle("hidden", !a);
   if (!a) return;
@@ -349,6 +355,7 @@ $("api-tabs").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-api]");
   if (!b) return;
   state.api = b.dataset.api;
+  state.pinned = false;
   if (state.summary) renderSummary(state.summary);
 });
 $("filters").addEventListener("input", () => { state.cursor = null; state.pageStack = []; refreshLog().catch(() => {}); });
