@@ -125,6 +125,8 @@ pub fn benches(c: &mut Criterion) {
         strip_headers: &[],
         session_id: Some(b"upstream-session-0001"),
         https: false,
+        request_id: b"5f3a9c2e-0-2a",
+        traceparent: None,
     };
     group.bench_function("write_upstream_request_9f", |b| {
         b.iter(|| {

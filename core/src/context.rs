@@ -14,6 +14,8 @@ use crate::features::acl::exchange::AclExchange;
 use crate::features::integrity::IntegrityExchange;
 use crate::features::limits::state::LimitsExchange;
 use crate::observe::exchange::ExchangeNotes;
+use crate::observe::trace::TraceCtx;
+use crate::request_id::RequestId;
 use crate::snapshot::{ApiState, Snapshot};
 
 /// The HTTP methods the Streamable HTTP transport uses; anything else is passed to the upstream,
@@ -73,6 +75,11 @@ pub struct RpcInfo {
 /// Per-request state carried through the phases.
 pub struct RequestCtx {
     pub started: Instant,
+    /// The exchange's id (the client's `X-Request-Id` when sane): log lines, records, spans,
+    /// the upstream request and the answer carry it.
+    pub request_id: RequestId,
+    /// The exchange's trace when it is sampled (`[gateway.traces]`); `None` costs nothing.
+    pub trace: Option<Box<TraceCtx>>,
     pub peer: SocketAddr,
     /// The client connection's TLS facts (version, SNI, the verified client certificate);
     /// `None` on a plain listener. Shared by every request of the connection.
@@ -126,6 +133,8 @@ impl RequestCtx {
     pub fn new(peer: SocketAddr, snapshot: Rc<Snapshot>, method: HttpMethod) -> Self {
         RequestCtx {
             started: Instant::now(),
+            request_id: RequestId::generate(),
+            trace: None,
             peer,
             tls: None,
             snapshot,
@@ -162,6 +171,15 @@ impl RequestCtx {
     /// This worker's state for the routed API.
     pub fn api_state(&self) -> Option<&ApiState> {
         self.api.and_then(|i| self.snapshot.apis.get(i))
+    }
+
+    /// Notes the time of a phase boundary on a sampled trace (`mark` picks the field); no clock
+    /// read otherwise.
+    #[inline]
+    pub fn trace_mark(&mut self, mark: impl FnOnce(&mut TraceCtx, Instant)) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            mark(t, Instant::now());
+        }
     }
 
     /// Raw JSON id of the request, when known, for error bodies.

@@ -171,12 +171,49 @@ impl Error {
 }
 
 /// Writes a complete HTTP/1.1 response for `err` into `out`: JSON-RPC error body carrying `id_raw`
-/// (the raw JSON of the request id) or `null`.
-pub fn write_error_response(err: &Error, id_raw: Option<&[u8]>, close: bool, out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(128);
+/// (the raw JSON of the JSON-RPC request id) or `null`, and, when given, the exchange's request id
+/// (`crate::request_id`) as `error.data.request_id` and in an `x-request-id` header, so a user
+/// quoting the error quotes the id an operator finds in the logs and traces.
+pub fn write_error_response(
+    err: &Error,
+    id_raw: Option<&[u8]>,
+    request_id: Option<&[u8]>,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
+    let mut body = Vec::with_capacity(160);
     let message = err.to_string();
     mcpgate_codec::jsonrpc::error_response(id_raw, err.jsonrpc_code(), &message, &mut body);
+    if let Some(rid) = request_id {
+        // `error_response` ends with the error object's and the message's `}}`.
+        if body.ends_with(b"}}") {
+            body.truncate(body.len() - 2);
+            body.extend_from_slice(br#","data":{"request_id":"#);
+            // Ids are visible ASCII (checked or generated); escaped all the same.
+            mcpgate_codec::jsonrpc::write_json_string(
+                std::str::from_utf8(rid).unwrap_or("?"),
+                &mut body,
+            );
+            body.extend_from_slice(b"}}}");
+        }
+    }
     write_response(err.status(), "application/json", &body, close, out);
+    if let Some(rid) = request_id {
+        insert_header(out, crate::request_id::HEADER, rid);
+    }
+}
+
+/// Inserts `name: value` right after the status line of the complete response in `out`.
+pub fn insert_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    if let Some(status_end) = memchr::memmem::find(out, b"\r\n") {
+        let at = status_end + 2;
+        let mut field = Vec::with_capacity(name.len() + value.len() + 4);
+        field.extend_from_slice(name.as_bytes());
+        field.extend_from_slice(b": ");
+        field.extend_from_slice(value);
+        field.extend_from_slice(b"\r\n");
+        out.splice(at..at, field);
+    }
 }
 
 /// Writes a complete HTTP/1.1 response with a `Content-Length` body.
@@ -308,6 +345,7 @@ mod tests {
         write_error_response(
             &ErrorKind::UpstreamTimeout.into(),
             Some(b"\"abc\""),
+            Some(b"req-7"),
             false,
             &mut out,
         );
@@ -321,6 +359,8 @@ mod tests {
         assert_eq!(json["id"], "abc");
         assert_eq!(json["jsonrpc"], "2.0");
         assert_eq!(json["error"]["code"], -32603);
+        assert_eq!(json["error"]["data"]["request_id"], "req-7");
+        assert!(head.contains("\r\nx-request-id: req-7\r\n"), "{head}");
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length: "))
@@ -333,7 +373,7 @@ mod tests {
     fn error_body_without_id_is_null_and_closes() {
         let mut out = Vec::new();
         let err = Error::from(HttpError::BodyTooLarge);
-        write_error_response(&err, None, err.closes_connection(), &mut out);
+        write_error_response(&err, None, None, err.closes_connection(), &mut out);
         let (head, json) = parse(&out);
         assert!(head.starts_with("HTTP/1.1 413 "));
         assert!(head.contains("connection: close"));

@@ -29,6 +29,11 @@ pub struct UpstreamRequest<'a> {
     pub session_id: Option<&'a [u8]>,
     /// The client connection is TLS: `X-Forwarded-Proto: https`.
     pub https: bool,
+    /// The exchange's id (`X-Request-Id`: the client's when it was kept, else the gateway's).
+    pub request_id: &'a [u8],
+    /// The `traceparent` naming the gateway's upstream span, when the exchange is traced (else
+    /// the client's, if any, goes through untouched).
+    pub traceparent: Option<&'a [u8]>,
 }
 
 /// Inline room for an `X-Forwarded-For` value: a short incoming chain plus the peer address
@@ -82,6 +87,10 @@ pub fn write_upstream_request(
     }
     if let Some(id) = req.session_id {
         writer.set_mut("mcp-session-id", id);
+    }
+    writer.set_mut("x-request-id", req.request_id);
+    if let Some(tp) = req.traceparent {
+        writer.set_mut("traceparent", tp);
     }
     writer.write(out);
 }
@@ -157,16 +166,19 @@ pub enum ClientFraming {
 }
 
 /// Writes the client response head for the upstream response `head` (parsed from `buf`).
+#[allow(clippy::too_many_arguments)]
 pub fn write_client_response(
     buf: &[u8],
     head: &ResponseHead,
     framing: ClientFraming,
     event_stream: bool,
     close: bool,
+    request_id: &[u8],
     out: &mut Vec<u8>,
 ) {
     // Edits in place, as in `write_upstream_request`.
     let mut writer = HeadWriter::response(buf, head).remove_hop_by_hop();
+    writer.set_mut("x-request-id", request_id);
     if framing != ClientFraming::AsIs {
         writer.remove_mut("content-length");
     }
@@ -201,6 +213,8 @@ mod tests {
             strip_headers: &[],
             session_id: None,
             https: false,
+            request_id: b"rid-1",
+            traceparent: None,
         };
         write_upstream_request(buf, &head, &req, &mut out);
         String::from_utf8(out)
@@ -262,6 +276,8 @@ mod tests {
             strip_headers: &strip,
             session_id: Some(b"upstream-1"),
             https: false,
+            request_id: b"rid-1",
+            traceparent: None,
         };
         let mut out = Vec::new();
         write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
@@ -296,7 +312,7 @@ mod tests {
             other => panic!("test response does not parse: {other:?}"),
         };
         let mut out = Vec::new();
-        write_client_response(buf, &head, framing, sse, close, &mut out);
+        write_client_response(buf, &head, framing, sse, close, b"rid-1", &mut out);
         String::from_utf8(out)
             .unwrap_or_default()
             .to_ascii_lowercase()
@@ -432,6 +448,8 @@ mod tests {
             strip_headers: &[],
             session_id: None,
             https: false,
+            request_id: b"rid-1",
+            traceparent: None,
         };
         let mut out = Vec::new();
         write_upstream_request(raw.as_bytes(), &head, &req, &mut out);
@@ -487,6 +505,10 @@ mod tests {
         if let Some(id) = req.session_id {
             writer = writer.set("mcp-session-id", id);
         }
+        writer = writer.set("x-request-id", req.request_id);
+        if let Some(tp) = req.traceparent {
+            writer = writer.set("traceparent", tp);
+        }
         writer.write(out);
     }
 
@@ -526,6 +548,10 @@ mod tests {
                             strip_headers,
                             session_id,
                             https: false,
+                            request_id: b"rid-1",
+                            traceparent: session_id.map(|_| {
+                                &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]
+                            }),
                         };
                         let (mut fast, mut reference) = (Vec::new(), Vec::new());
                         write_upstream_request(raw.as_bytes(), &head, &req, &mut fast);
@@ -567,11 +593,13 @@ mod tests {
                         framing,
                         event_stream,
                         close,
+                        b"rid-1",
                         &mut fast,
                     );
                     // As written before the in-place edits.
-                    let mut writer =
-                        HeadWriter::response(raw.as_bytes(), &head).remove_hop_by_hop();
+                    let mut writer = HeadWriter::response(raw.as_bytes(), &head)
+                        .remove_hop_by_hop()
+                        .set("x-request-id", b"rid-1");
                     if framing != ClientFraming::AsIs {
                         writer = writer.remove("content-length");
                     }

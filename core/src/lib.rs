@@ -18,6 +18,7 @@
 //! - [`manage`]: the management API — APIs edited in the config file, validated, deployed
 //!   atomically and reloaded, with history, rollback and an audit log.
 //! - [`log`]: the gateway's own log lines on `tracing`.
+//! - [`request_id`]: the id one exchange carries through logs, records, traces and headers.
 //! - [`tls`]: TLS at both edges (rustls): listener and upstream configurations, certificate
 //!   reload, client identities.
 
@@ -35,6 +36,7 @@ pub mod headers;
 pub mod manage;
 pub mod observe;
 pub mod phases;
+pub mod request_id;
 pub mod route;
 pub mod snapshot;
 pub mod startup;

@@ -338,17 +338,23 @@ impl Pipeline {
         let f = &self.features;
         // Request side.
         // The gateway's own paths (well-known metadata) before the APIs' prefixes.
-        step(each_until_answer!(
+        let routed = each_until_answer!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.route(ctx, io.request()).await
-        ))?;
+        );
+        // Phase boundaries for a sampled trace's child spans (one branch when not traced).
+        ctx.trace_mark(|t, now| t.route_end = Some(now));
+        step(routed)?;
         io.check_body(ctx)?;
-        step(each_until_answer!(
+        ctx.trace_mark(|t, now| t.auth_start = Some(now));
+        let authenticated = each_until_answer!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.authenticate(ctx, io.request()).await
-        ))?;
+        );
+        ctx.trace_mark(|t, now| t.auth_end = Some(now));
+        step(authenticated)?;
         step(each_until_answer!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
@@ -366,11 +372,14 @@ impl Pipeline {
             [observe, auth, routing, protocol, acl, integrity, limits],
             |x| x.inspect(ctx, io.request(), body)
         ))?;
-        step(each_until_answer!(
+        ctx.trace_mark(|t, now| t.decide_start = Some(now));
+        let decided = each_until_answer!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.decide(ctx, io.request(), body).await
-        ))?;
+        );
+        ctx.trace_mark(|t, now| t.decide_end = Some(now));
+        step(decided)?;
         step(each_until_answer!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
@@ -383,14 +392,17 @@ impl Pipeline {
             return Err(self.cached_answer(ctx, cached));
         }
         drop(message);
+        ctx.trace_mark(|t, now| t.forward_start = Some(now));
         let mut edits = UpstreamEdits::default();
         each!(
             f,
             [auth, routing, protocol, acl, integrity, limits, observe],
             |x| x.upstream_request(ctx, &mut edits)
         );
-        io.forward(ctx, &edits).await?;
+        let forwarded = io.forward(ctx, &edits).await;
         drop(edits);
+        ctx.trace_mark(|t, now| t.forward_head = Some(now));
+        forwarded?;
         // Response side.
         if let Some(mut resp) = io.response() {
             // Sealing the session id first, so the recorder tags what the client holds.

@@ -3,7 +3,8 @@
 // end-to-end tests (tests/tests/e2e_ts.rs) assert on that object; this file only observes, it
 // never judges, so a gateway bug shows up as a wrong observation rather than a crash here.
 //
-// Usage: [MCPGATE_E2E_AUTHORIZATION="Bearer …"] node client.mjs <mcp-url> <scenario>
+// Usage: [MCPGATE_E2E_AUTHORIZATION="Bearer …"] [MCPGATE_E2E_HEADERS='{"name":"value"}']
+//        node client.mjs <mcp-url> <scenario>
 // Scenarios: initialize tools_list tools_call resources prompts progress sampling elicitation
 //            roots ping terminate concurrent rate_limited; integrity_tools
 //            integrity_list_changed integrity_concurrent_lists (against tests/py/pin_server.py)
@@ -84,12 +85,16 @@ function newClient() {
 // MCPGATE_E2E_AUTHORIZATION (e.g. "Bearer <jwt>") is sent on every request, as an app holding a
 // token would; unset, no Authorization header is sent.
 const AUTHORIZATION = process.env.MCPGATE_E2E_AUTHORIZATION;
+// MCPGATE_E2E_HEADERS: a JSON object of more headers for every request (an instrumented app's
+// `traceparent`, an `X-Request-Id`).
+const EXTRA_HEADERS = process.env.MCPGATE_E2E_HEADERS ? JSON.parse(process.env.MCPGATE_E2E_HEADERS) : {};
 
 async function connect() {
   const client = newClient();
+  const headers = { ...EXTRA_HEADERS, ...(AUTHORIZATION ? { authorization: AUTHORIZATION } : {}) };
   const transport = new StreamableHTTPClientTransport(
     new URL(url),
-    AUTHORIZATION ? { requestInit: { headers: { authorization: AUTHORIZATION } } } : undefined,
+    Object.keys(headers).length > 0 ? { requestInit: { headers } } : undefined,
   );
   await client.connect(transport);
   return { client, transport };

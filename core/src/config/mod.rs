@@ -14,6 +14,7 @@ mod log;
 pub mod sessions;
 mod spans;
 mod tls;
+mod traces;
 mod user;
 pub mod virtual_server;
 
@@ -241,6 +242,8 @@ pub struct Config {
     pub log: LogSettings,
     /// `[gateway.redis]`: the store of cluster-scope rate limits.
     pub redis: Option<RedisSettings>,
+    /// `[gateway.traces]`: OTLP export of exchange traces; `None` when off.
+    pub traces: Option<crate::observe::trace::TracesConfig>,
     /// Where it came from (`<embedded default>` or the file path), for messages.
     pub source: String,
 }
@@ -471,6 +474,7 @@ impl Validator<'_> {
 
     fn config(&self, mut user: UserConfig, ov: &Overrides) -> Result<Config, ConfigError> {
         let gateway_log = self.gateway_log(user.gateway.log.take())?;
+        let traces = self.traces(user.gateway.traces.take())?;
         let mut api_logs = Vec::with_capacity(user.api.len());
         for (i, api) in user.api.iter_mut().enumerate() {
             api_logs.push(self.api_log(i, api.log.take())?);
@@ -619,6 +623,7 @@ impl Validator<'_> {
                 gateway: gateway_log,
             },
             redis,
+            traces,
             source: self.source.to_string(),
         })
     }

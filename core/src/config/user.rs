@@ -35,6 +35,8 @@ pub struct UserGateway {
     pub public_url: Option<Spanned<String>>,
     /// `[gateway.log]`: see `super::log`.
     pub log: Option<super::log::UserGatewayLog>,
+    /// `[gateway.traces]`: see `super::traces`.
+    pub traces: Option<super::traces::UserTraces>,
     /// `[gateway.sessions]`: see `super::sessions`.
     pub sessions: Option<super::sessions::UserSessions>,
     /// `[gateway.admin_auth]`: bearer tokens for the admin listener (see `super::admin`).

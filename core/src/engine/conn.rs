@@ -73,7 +73,7 @@ async fn serve_requests<R: CancelableAsyncReadRent, W: AsyncWriteRent>(
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(err) => {
-                write_error_response(&err, None, true, out);
+                write_error_response(&err, None, None, true, out);
                 let _ = write_all(wr, out).await;
                 return;
             }

@@ -29,9 +29,10 @@ use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
 use crate::config::Timeouts;
 use crate::context::{HttpMethod, RequestCtx};
-use crate::errors::{write_error_response, Error, ErrorKind, Retry};
+use crate::errors::{insert_header, write_error_response, Error, ErrorKind, Retry};
 use crate::headers::{write_upstream_request, UpstreamRequest};
 use crate::phases::{Answer, ExchangeIo, Pipeline, Request, Response, UpstreamEdits};
+use crate::request_id::{self, RequestId};
 use crate::route;
 
 /// Bodies up to this size are copied behind their head so both leave in one write; larger ones
@@ -83,6 +84,25 @@ where
     let method = HttpMethod::from_bytes(head.method(buf));
     let mut ctx = RequestCtx::new(peer, worker.snapshot(), method);
     ctx.tls = tls.clone();
+    // One pass over the fields for the three the exchange's identity comes from.
+    let (mut request_id, mut traceparent, mut tracestate) = (None, None, None);
+    for (name, value) in head.headers(buf) {
+        if request_id.is_none() && name.eq_ignore_ascii_case(b"x-request-id") {
+            request_id = Some(value);
+        } else if traceparent.is_none() && name.eq_ignore_ascii_case(b"traceparent") {
+            traceparent = Some(value);
+        } else if tracestate.is_none() && name.eq_ignore_ascii_case(b"tracestate") {
+            tracestate = Some(value);
+        }
+    }
+    if let Some(id) = request_id.and_then(RequestId::from_client) {
+        ctx.request_id = id;
+    }
+    worker
+        .pipeline
+        .features
+        .observe
+        .start_trace(&mut ctx, traceparent, tracestate);
     // HTTP/1.0 clients get one response per connection (no keep-alive negotiation).
     let client_keep_alive = head.minor_version >= 1 && head.keep_alive(buf);
     let framing = head.body_framing(buf);
@@ -148,14 +168,19 @@ where
                     ErrorKind::ClientGone(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                         ctx.obs.client_write_timeout = true;
                         crate::warn!(
+                            request_id = %ctx.request_id,
                             "api {api}: the client accepted no byte for {:?} (timeouts.client_write); answer cut off, connection closed",
                             snapshot.config.gateway.timeouts.client_write
                         );
                     }
                     ErrorKind::ClientGone(_) => {
-                        crate::debug!("api {api}: the client went away mid-answer: {e}")
+                        crate::debug!(
+                            request_id = %ctx.request_id,
+                            "api {api}: the client went away mid-answer: {e}"
+                        )
                     }
                     _ => crate::warn!(
+                        request_id = %ctx.request_id,
                         "api {api}: {} answer cut short after {} bytes, connection closed: {e}",
                         ctx.method.as_str(),
                         ctx.bytes_to_client
@@ -168,11 +193,13 @@ where
             self.request_end.is_none() || !self.client.keep_alive || self.worker.draining();
         ctx.local_answer = true;
         self.client.out.clear();
+        let request_id = ctx.request_id.text();
         let close = match answer {
             Answer::Raw { response, close } => {
                 let close = close || base_close;
                 ctx.status = status_of(&response);
                 self.client.out.extend_from_slice(&response);
+                insert_header(self.client.out, request_id::HEADER, &request_id);
                 if close {
                     // RFC 9112 §9.6: say so when the connection ends after this answer.
                     mark_close(self.client.out);
@@ -185,9 +212,20 @@ where
                 ctx.status = err.status();
                 if err.status() >= 500 {
                     let api = ctx.api().map_or("-", |a| a.name.as_str());
-                    crate::warn!("api {api}: {} {}: {err}", ctx.method.as_str(), err.status());
+                    crate::warn!(
+                        request_id = %ctx.request_id,
+                        "api {api}: {} {}: {err}",
+                        ctx.method.as_str(),
+                        err.status()
+                    );
                 }
-                write_error_response(&err, ctx.id_raw(), close, self.client.out);
+                write_error_response(
+                    &err,
+                    ctx.id_raw(),
+                    Some(&request_id),
+                    close,
+                    self.client.out,
+                );
                 pipeline.local_answer(ctx, self.client.out, Some(&err));
                 close
             }
@@ -252,7 +290,10 @@ where
             match attempt {
                 Ok(rh) => return Ok((conn, rh)),
                 Err(e) if !retried && e.retry.allows(conn.reused, ctx.method.is_idempotent()) => {
-                    crate::debug!("pooled upstream connection failed ({e}); retrying on a new one");
+                    crate::debug!(
+                        request_id = %ctx.request_id,
+                        "pooled upstream connection failed ({e}); retrying on a new one"
+                    );
                     retried = true;
                 }
                 Err(e) => return Err(e),
@@ -406,6 +447,8 @@ where
         // request).
         let mut request = std::mem::take(&mut *self.client.out);
         request.clear();
+        let request_id = ctx.request_id.text();
+        let traceparent = ctx.trace.as_ref().map(|t| t.upstream_traceparent());
         write_upstream_request(
             self.client.buf,
             &self.head,
@@ -417,6 +460,8 @@ where
                 strip_headers: &edits.remove,
                 session_id: edits.session_id,
                 https: ctx.tls.is_some(),
+                request_id: &request_id,
+                traceparent: traceparent.as_ref().map(|t| &t[..]),
             },
             &mut request,
         );

@@ -29,7 +29,7 @@ use super::sse;
 use super::upstream::UpstreamConn;
 use super::worker::Worker;
 use crate::context::{HttpMethod, RequestCtx};
-use crate::errors::{write_response, Error, ErrorKind};
+use crate::errors::{insert_header, write_response, Error, ErrorKind};
 use crate::headers::{write_client_response, ClientFraming};
 use crate::phases::{BufferedAnswer, Pipeline};
 
@@ -118,6 +118,7 @@ where
             cframing,
             event_stream,
             close_client,
+            &ctx.request_id.text(),
             client.out,
         );
         let head_len = rh.head_len.min(conn.buf.len());
@@ -205,6 +206,7 @@ impl BufferedRelay<'_> {
             gateway_answers: false,
         };
         pipeline.body_filter(ctx, &mut answer)?;
+        let request_id = ctx.request_id.text();
         let out = &mut *client.out;
         out.clear();
         if answer.gateway_answers {
@@ -215,9 +217,11 @@ impl BufferedRelay<'_> {
                 close_client,
                 out,
             );
+            insert_header(out, crate::request_id::HEADER, &request_id);
         } else {
             let len = answer.body.len().to_string();
             let mut writer = HeadWriter::response(&conn.buf, rh).remove_hop_by_hop();
+            writer.set_mut("x-request-id", &request_id);
             if rh.status != 204 {
                 // RFC 9110 §8.6: a 204 carries no Content-Length.
                 writer.set_mut("content-length", len.as_bytes());

@@ -10,6 +10,7 @@ use super::redact::Redactor;
 use super::shared::{HubInner, WorkerShared, OTHER};
 use super::sink::{LogSink, SinkError, SinkStats};
 use super::tally::{Map, Tallies};
+use super::trace::TraceExporter;
 use super::worker::WorkerObserver;
 
 pub use super::shared::ObserveConfig;
@@ -50,6 +51,16 @@ impl ObserveHub {
         let sink_stats = Arc::new(SinkStats::default());
         let sink = LogSink::start(&config.sink, config.sink_queue_batches, sink_stats.clone())?;
         let redactor = Redactor::new(&config.redact_headers, &config.redact_fields);
+        let tracer = match &config.traces {
+            Some(t) => Some(Arc::new(
+                TraceExporter::start(t.clone()).map_err(SinkError::Spawn)?,
+            )),
+            None => None,
+        };
+        let mut sources: Vec<Arc<dyn StatusSource>> = Vec::new();
+        if let Some(t) = &tracer {
+            sources.push(t.clone());
+        }
         Ok(Self {
             inner: Arc::new(HubInner {
                 config,
@@ -59,7 +70,8 @@ impl ObserveHub {
                 workers: Mutex::new(Vec::new()),
                 admitted: Mutex::new(Map::default()),
                 started_ms: super::now_unix_ms(),
-                sources: Mutex::new(Vec::new()),
+                sources: Mutex::new(sources),
+                tracer,
             }),
         })
     }
@@ -98,10 +110,19 @@ impl ObserveHub {
         }
     }
 
-    /// Writes out what the sink has queued and stops its thread. Flush workers first.
+    /// The OTLP exporter, when traces are on.
+    pub fn tracer(&self) -> Option<&Arc<TraceExporter>> {
+        self.inner.tracer.as_ref()
+    }
+
+    /// Writes out what the sink and the trace exporter have queued and stops their threads.
+    /// Flush workers first.
     pub fn shutdown(&self) {
         if let Some(s) = &self.inner.sink {
             s.shutdown();
+        }
+        if let Some(t) = &self.inner.tracer {
+            t.shutdown();
         }
     }
 

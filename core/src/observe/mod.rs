@@ -22,6 +22,7 @@ pub mod redact;
 pub mod shared;
 pub mod sink;
 pub mod tally;
+pub mod trace;
 pub mod worker;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use super::redact::Capture;
+use crate::request_id::RequestId;
 
 /// A label value shared between records and tallies (api, method, target, subject, rule, upstream),
 /// compared, hashed and ordered by its text.
@@ -252,6 +253,9 @@ impl fmt::Display for SessionTag {
 pub struct ExchangeRecord {
     /// When the exchange started, unix milliseconds (see [`now_unix_ms`](super::now_unix_ms)).
     pub time_ms: u64,
+    /// The HTTP exchange's id (`X-Request-Id`), shared by its log lines, spans and headers; a
+    /// server→client message carries the id of the exchange whose stream brought it.
+    pub request_id: Option<RequestId>,
     pub api: Label,
     pub session: Option<SessionTag>,
     /// The authenticated subject, when there is one.
@@ -291,6 +295,7 @@ impl ExchangeRecord {
     pub fn new(time_ms: u64, api: Label, method: Label, kind: ExchangeKind) -> Self {
         Self {
             time_ms,
+            request_id: None,
             api,
             session: None,
             subject: None,
@@ -384,7 +389,15 @@ impl StoredRecord {
         push_u64(out, u64::from(self.worker));
         out.push(b'.');
         push_u64(out, self.seq);
-        out.extend_from_slice(b"\",\"time_ms\":");
+        out.extend_from_slice(b"\",\"request_id\":");
+        match &r.request_id {
+            Some(id) => {
+                let text = id.text();
+                push_str(out, std::str::from_utf8(&text).unwrap_or("?"));
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"time_ms\":");
         push_u64(out, r.time_ms);
         out.extend_from_slice(b",\"api\":");
         push_str(out, &r.api);
@@ -524,8 +537,9 @@ pub struct RecordJson<'a> {
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.stored.record;
-        let mut st = s.serialize_struct("exchange", 23)?;
+        let mut st = s.serialize_struct("exchange", 24)?;
         st.serialize_field("id", &self.stored.id())?;
+        st.serialize_field("request_id", &r.request_id.as_ref().map(|i| i.to_string()))?;
         st.serialize_field("time_ms", &r.time_ms)?;
         st.serialize_field("api", &*r.api)?;
         st.serialize_field("session", &r.session.map(|t| t.to_string()))?;

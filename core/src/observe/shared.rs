@@ -39,6 +39,8 @@ pub struct ObserveConfig {
     pub redact_fields: Vec<String>,
     /// `mcpgate_build_info{version}`.
     pub version: String,
+    /// `[gateway.traces]`: `None` keeps tracing off.
+    pub traces: Option<super::trace::TracesConfig>,
 }
 
 impl Default for ObserveConfig {
@@ -55,6 +57,7 @@ impl Default for ObserveConfig {
             redact_headers: Vec::new(),
             redact_fields: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            traces: None,
         }
     }
 }
@@ -70,6 +73,8 @@ pub(crate) struct HubInner {
     pub started_ms: u64,
     /// Features' own state for `/metrics` and `/api/summary` (see `super::hub::StatusSource`).
     pub sources: Mutex<Vec<Arc<dyn super::hub::StatusSource>>>,
+    /// The OTLP exporter, when traces are on.
+    pub tracer: Option<Arc<super::trace::TraceExporter>>,
 }
 
 /// What a worker publishes and a reader copies, behind the worker's own mutex.

@@ -50,10 +50,13 @@ struct Log {
 pub struct Received {
     /// Which connection it came on (0 for the first accepted).
     pub conn: usize,
-    /// The head as received, up to and including the blank line.
+    /// The head as received, up to and including the blank line, without its `x-request-id`
+    /// field (different in every run: see `request_id`).
     pub head: String,
     /// The body, decoded if it was chunked.
     pub body: Vec<u8>,
+    /// The `x-request-id` the gateway sent.
+    pub request_id: Option<String>,
 }
 
 impl Received {
@@ -64,12 +67,31 @@ impl Received {
 
     /// The first field named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("x-request-id") {
+            return self.request_id.as_deref();
+        }
         header_in(&self.head, name)
     }
 
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// A head's text without its `x-request-id` field, and that field's value: the exact-head
+/// assertions stay about everything else.
+pub fn split_request_id(head: String) -> (String, Option<String>) {
+    let mut id = None;
+    let mut kept = String::with_capacity(head.len());
+    for line in head.split_inclusive("\r\n") {
+        match line.split_once(':') {
+            Some((n, v)) if id.is_none() && n.eq_ignore_ascii_case("x-request-id") => {
+                id = Some(v.trim().to_owned());
+            }
+            _ => kept.push_str(line),
+        }
+    }
+    (kept, id)
 }
 
 /// The first field named `name` in a head's text.
@@ -101,10 +123,14 @@ impl UpConn {
                     .body_framing(&self.buf)
                     .unwrap_or_else(|e| panic!("the gateway sent a bad framing ({e})"));
                 let body = self.read_body(head.head_len, framing).await?;
+                let (text, request_id) = split_request_id(
+                    String::from_utf8_lossy(&self.buf[..head.head_len]).into_owned(),
+                );
                 let received = Received {
                     conn: self.index,
-                    head: String::from_utf8_lossy(&self.buf[..head.head_len]).into_owned(),
+                    head: text,
                     body,
+                    request_id,
                 };
                 let consumed = self.consumed(head.head_len, &received).min(self.buf.len());
                 self.buf.drain(..consumed);

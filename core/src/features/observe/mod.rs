@@ -11,11 +11,12 @@
 //! (`"isError"`): a plain server message's method is read by the codec's envelope reader, anything
 //! else is classified to learn what to record.
 
+pub mod spans;
 pub mod state;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use mcpgate_codec::envelope;
@@ -92,6 +93,7 @@ pub fn observe_config(config: &Config) -> ObserveConfig {
         redact_headers: log.redact_headers.clone(),
         redact_fields: log.redact_fields.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
+        traces: config.traces.clone(),
         ..ObserveConfig::default()
     }
 }
@@ -151,15 +153,34 @@ impl WorkerObs {
     }
 }
 
-/// The exchange log feature: the worker's recorder (never borrowed across an `.await`).
+/// The exchange log feature: the worker's recorder (never borrowed across an `.await`), and its
+/// trace spans when `[gateway.traces]` is on.
 pub struct Observe {
     worker: RefCell<WorkerObs>,
+    spans: Option<RefCell<spans::WorkerSpans>>,
 }
 
 impl Observe {
     pub fn new(hub: &ObserveHub, enabled: bool) -> Self {
         Observe {
             worker: RefCell::new(WorkerObs::new(hub, enabled)),
+            spans: hub
+                .tracer()
+                .map(|t| RefCell::new(spans::WorkerSpans::new(Arc::clone(t)))),
+        }
+    }
+
+    /// Decides whether the exchange is traced (the client's `traceparent` followed, else the
+    /// sample ratio) and sets `ctx.trace`. Nothing without `[gateway.traces]`.
+    pub fn start_trace(
+        &self,
+        ctx: &mut RequestCtx,
+        traceparent: Option<&[u8]>,
+        tracestate: Option<&[u8]>,
+    ) {
+        if let Some(s) = &self.spans {
+            let threshold = s.borrow().threshold;
+            ctx.trace = observe::trace::start(traceparent, tracestate, threshold, ctx.started);
         }
     }
 
@@ -167,12 +188,15 @@ impl Observe {
         self.worker.borrow().enabled
     }
 
-    /// From the worker's periodic wake-up: publishes an idle worker's last records.
+    /// From the worker's periodic wake-up: publishes an idle worker's last records and spans.
     pub fn tick(&self) {
         if let Ok(mut w) = self.worker.try_borrow_mut() {
             if w.enabled {
                 w.obs.tick(observe::now_unix_ms());
             }
+        }
+        if let Some(Ok(mut s)) = self.spans.as_ref().map(RefCell::try_borrow_mut) {
+            s.tick();
         }
     }
 
@@ -229,6 +253,11 @@ impl Phases for Observe {
     }
 
     fn record(&self, ctx: &mut RequestCtx) {
+        // Before the exchange log takes its notes (the messages).
+        if let (Some(spans), Some(t)) = (&self.spans, ctx.trace.as_deref()) {
+            let built = spans::exchange_spans(ctx, t);
+            spans.borrow_mut().push(built);
+        }
         record(&self.worker, ctx);
     }
 }
@@ -425,6 +454,7 @@ fn record_server_message(
     };
     let method = obs.label(method);
     let mut r = ExchangeRecord::new(observe::now_unix_ms(), api_label, method, kind);
+    r.request_id = Some(ctx.request_id.clone());
     r.target = target.map(|t| obs.target_label(t));
     r.session = ctx.obs.session;
     r.client = Some(ctx.peer.ip());
@@ -533,6 +563,7 @@ fn record(worker: &RefCell<WorkerObs>, ctx: &mut RequestCtx) {
     };
     for (i, m) in list.iter().enumerate() {
         let mut r = ExchangeRecord::new(time_ms, api_label.clone(), m.method.clone(), m.kind);
+        r.request_id = Some(ctx.request_id.clone());
         r.target = m.target.clone();
         r.session = ctx.obs.session;
         r.subject = subject.clone();
