@@ -186,10 +186,11 @@ impl Manager {
                     .into(),
             );
         }
-        if self.source.overrides.upstream.is_some() {
+        let ov = &self.source.overrides;
+        if ov.upstream.is_some() || !ov.named_upstreams.is_empty() || !ov.upstream_cmds.is_empty() {
             return Some(
-                "--upstream on the command line replaces the file's APIs: edits to the file \
-                 would not run. Restart without --upstream to manage APIs"
+                "--upstream / --upstream-cmd on the command line replace the file's APIs: edits \
+                 to the file would not run. Restart without them to manage APIs"
                     .into(),
             );
         }
@@ -656,10 +657,12 @@ impl Manager {
     fn live_of(&self, name: &str) -> Result<Reply, ManageError> {
         let cur = self.read()?;
         let api = self.find(&cur.text, name)?;
-        let upstream = api
-            .get("upstream")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ManageError::BadRequest(format!("API `{name}` has no upstream")))?;
+        let upstream = api.get("upstream").and_then(Value::as_str).ok_or_else(|| {
+            ManageError::BadRequest(format!(
+                "API `{name}` is a virtual server (several `[[api.upstream]]`): fetch each \
+                     upstream's lists with /api/manage/live?upstream=URL"
+            ))
+        })?;
         self.live(upstream)
     }
 
@@ -706,12 +709,21 @@ fn api_of(body: &Value) -> Result<Map<String, Value>, ManageError> {
         api.remove("version");
         api.remove("dry_run");
     }
-    for key in ["path", "upstream"] {
-        if !api.get(key).is_some_and(Value::is_string) {
-            return Err(ManageError::Invalid(vec![format!(
-                "api.{key}: required (a string)"
-            )]));
-        }
+    if !api.get("path").is_some_and(Value::is_string) {
+        return Err(ManageError::Invalid(vec![
+            "api.path: required (a string)".into()
+        ]));
+    }
+    // A URL, or a virtual server's upstream tables; the loader judges the tables' contents.
+    let upstream_ok = match api.get("upstream") {
+        Some(Value::String(_)) => true,
+        Some(Value::Array(tables)) => !tables.is_empty() && tables.iter().all(Value::is_object),
+        _ => false,
+    };
+    if !upstream_ok {
+        return Err(ManageError::Invalid(vec![
+            "api.upstream: required (a URL string, or an array of upstream tables)".into(),
+        ]));
     }
     Ok(api)
 }
@@ -791,4 +803,46 @@ fn percent_decode_path(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::document::{apis, apply, view, Change};
+    use super::*;
+
+    const VIRTUAL: &str = "# keep me\n[[api]]\nname = \"v\"\npath = \"/v\"\n\n\
+        [[api.upstream]]\nname = \"weather\"\nurl = \"http://127.0.0.1:3001/mcp\"\n\n\
+        [[api.upstream]]\nname = \"files\"\ncommand = \"node\"\nargs = [\"s.js\", \"stdio\"]\n";
+
+    /// A virtual API read through the management API and sent back with one change keeps its
+    /// `[[api.upstream]]` tables as they were, and still loads.
+    #[test]
+    fn a_virtual_api_round_trips_with_its_upstream_tables() {
+        let shown = view(&apis(VIRTUAL).unwrap_or_default()[0]);
+        let mut api = api_of(&json!({ "api": shown })).unwrap_or_else(|e| panic!("{e}"));
+        api.insert("path".into(), json!("/v2"));
+        let out = apply(
+            VIRTUAL,
+            &[Change::Upsert {
+                name: Some("v".into()),
+                api,
+            }],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, VIRTUAL.replace("path = \"/v\"", "path = \"/v2\""));
+        let loaded = crate::config::load_str(&out, "v.toml", &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.apis[0].path, "/v2");
+    }
+
+    #[test]
+    fn an_upstream_must_be_a_url_or_upstream_tables() {
+        for bad in [json!(null), json!(3), json!([]), json!(["http://h/mcp"])] {
+            let body = json!({"api": {"path": "/a", "upstream": bad}});
+            assert!(
+                matches!(api_of(&body), Err(ManageError::Invalid(_))),
+                "{body}"
+            );
+        }
+    }
 }
