@@ -1,11 +1,16 @@
-//! A minimal HTTP/1.1 client on monoio for the gateway's own control-plane requests (JWKS, AS
-//! metadata, token introspection, an upstream's protected-resource metadata): one request per
-//! connection (`Connection: close`), `http://` or `https://` (rustls driven sans-IO over the
-//! monoio socket; Mozilla's roots plus the PEM file named by `MCPGATE_CA_FILE`), the whole
-//! exchange bounded by one deadline and the body by a size limit. Never used for proxied traffic.
-//! URLs are parsed by `crate::urls` (the `url` crate), the request is written by the codec's
-//! `RequestWriter`, and the host is resolved off the worker by `crate::dns`.
+//! A minimal HTTP/1.1 client on monoio for the gateway's own requests: control-plane fetches
+//! (JWKS, AS metadata, token introspection, an upstream's protected-resource metadata), one
+//! request per connection (`Connection: close`), and the virtual server's HTTP legs, whose
+//! plain-http connections each worker keeps alive (`request_kept_alive`). `http://` or `https://`
+//! (rustls driven sans-IO over the monoio socket; Mozilla's roots plus the PEM file named by
+//! `MCPGATE_CA_FILE`), the whole exchange bounded by one deadline and the body by a size limit.
+//! Never used for pass-through traffic. URLs are parsed by `crate::urls` (the `url` crate), the
+//! request is written by the codec's `RequestWriter`, and the host is resolved off the worker by
+//! `crate::dns`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -79,6 +84,9 @@ pub struct HttpResponse {
     pub content_type: Option<String>,
     /// `Mcp-Session-Id` (a virtual server's upstream session).
     pub session_id: Option<String>,
+    /// The connection may carry another request: the body ended where its framing said, no
+    /// byte followed it, and the server did not ask to close.
+    pub reusable: bool,
 }
 
 /// `GET url` with `Accept: application/json`.
@@ -136,32 +144,7 @@ pub async fn request_via(
         writer.header(name, value.as_bytes());
     }
     writer.finish(body)?;
-    // Off the worker (see `crate::dns`): a slow resolver delays only this fetch.
-    let wait = deadline.saturating_duration_since(Instant::now());
-    let addrs = dns::resolve(&url.host, url.port, wait).await?;
-    let mut stream = None;
-    let mut last_error = None;
-    for addr in addrs {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match monoio::time::timeout(wait, TcpStream::connect_addr(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last_error = Some(FetchError::Connect(e)),
-            Err(_) => return Err(FetchError::Timeout),
-        }
-    }
-    let mut stream = match (stream, last_error) {
-        (Some(s), _) => s,
-        (None, Some(e)) => return Err(e),
-        // `dns::resolve` never answers an empty list; kept total all the same.
-        (None, None) => {
-            return Err(FetchError::Connect(
-                std::io::ErrorKind::AddrNotAvailable.into(),
-            ))
-        }
-    };
+    let mut stream = connect(&url, deadline).await?;
     if url.tls {
         let (config, name) = match upstream_tls {
             Some(t) => (t.config.clone(), t.server_name.clone()),
@@ -189,6 +172,151 @@ pub async fn request_via(
         },
     )
     .await
+}
+
+/// An idle kept-alive connection of [`request_kept_alive`].
+struct Kept {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// Idle connections kept per `host:port`, per worker thread.
+const KEPT_PER_AUTHORITY: usize = 32;
+/// Kept no longer than this: below the common upstream keep-alive timeouts (Node's 5 s).
+const KEPT_IDLE: Duration = Duration::from_secs(4);
+
+thread_local! {
+    /// This worker's idle kept-alive connections by `host:port` (workers share nothing).
+    static KEPT: RefCell<HashMap<String, Vec<Kept>>> = RefCell::new(HashMap::new());
+}
+
+/// A kept connection for `authority` that is still usable (the same rule as the proxy's pool,
+/// `super::upstream::ASK_SOCKET_AFTER`: one idle for a second or more is checked with the kernel).
+fn take_kept(authority: &str) -> Option<TcpStream> {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let list = kept.get_mut(authority)?;
+        while let Some(idle) = list.pop() {
+            let age = idle.since.elapsed();
+            if age < KEPT_IDLE
+                && (age < super::upstream::ASK_SOCKET_AFTER
+                    || super::upstream::socket_is_quiet(idle.stream.as_raw_fd()))
+            {
+                return Some(idle.stream);
+            }
+        }
+        None
+    })
+}
+
+fn keep(authority: &str, stream: TcpStream) {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let list = kept.entry(authority.to_string()).or_default();
+        list.retain(|idle| idle.since.elapsed() < KEPT_IDLE);
+        if list.len() >= KEPT_PER_AUTHORITY {
+            list.remove(0);
+        }
+        list.push(Kept {
+            stream,
+            since: Instant::now(),
+        });
+    });
+}
+
+/// Sends `request` on `stream` and reads the answer. `Err((error, sent))`: `sent` false when
+/// not one byte of the request was written.
+async fn exchange_on(
+    stream: &mut TcpStream,
+    request: Vec<u8>,
+    method: &str,
+    deadline: Instant,
+) -> Result<HttpResponse, (FetchError, bool)> {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match monoio::time::timeout(wait, stream.write_all(request)).await {
+        Ok((Ok(_), _)) => {}
+        Ok((Err(e), _)) => return Err((FetchError::Io(e), false)),
+        Err(_) => return Err((FetchError::Timeout, true)),
+    }
+    let mut source = Source::Socket { stream, deadline };
+    read_response(Vec::with_capacity(8192), method, &mut source)
+        .await
+        .map_err(|e| (e, true))
+}
+
+/// [`request`] for the virtual server's `http://` legs, on keep-alive connections this worker
+/// keeps per `host:port` (one connection per call cost a TCP handshake and left a TIME_WAIT
+/// socket per call: ephemeral ports run out at a few thousand calls a second). A kept connection
+/// that fails before the request could be written is replaced by a new one; once written, the
+/// request is not sent again (a `tools/call` may have been acted on). `https://` legs take
+/// [`request`] (one connection each).
+pub async fn request_kept_alive(
+    method: &str,
+    url_text: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<HttpResponse, FetchError> {
+    let url = HttpUrl::parse(url_text)?;
+    if url.tls {
+        return request_via(method, url_text, headers, body, limit, None).await;
+    }
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::with_capacity(256 + body.len());
+    let mut writer = RequestWriter::new(&mut out, method, &url.target, &url.authority);
+    writer.header("user-agent", b"mcpgate");
+    for (name, value) in headers {
+        writer.header(name, value.as_bytes());
+    }
+    writer.finish(body)?;
+    if let Some(mut stream) = take_kept(&url.authority) {
+        match exchange_on(&mut stream, out.clone(), method, deadline).await {
+            Ok(response) => {
+                if response.reusable {
+                    keep(&url.authority, stream);
+                }
+                return Ok(response);
+            }
+            Err((_, false)) => {} // nothing reached the server: a new connection below
+            Err((e, true)) => return Err(e),
+        }
+    }
+    let mut stream = connect(&url, deadline).await?;
+    let response = exchange_on(&mut stream, out, method, deadline)
+        .await
+        .map_err(|(e, _)| e)?;
+    if response.reusable {
+        keep(&url.authority, stream);
+    }
+    Ok(response)
+}
+
+/// Resolves `url`'s host off the worker (see `crate::dns`: a slow resolver delays only this
+/// fetch) and connects to the first address that accepts, by `deadline`.
+async fn connect(url: &HttpUrl, deadline: Instant) -> Result<TcpStream, FetchError> {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let addrs = dns::resolve(&url.host, url.port, wait).await?;
+    let mut stream = None;
+    let mut last_error = None;
+    for addr in addrs {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(FetchError::Connect(e)),
+            Err(_) => return Err(FetchError::Timeout),
+        }
+    }
+    match (stream, last_error) {
+        (Some(s), _) => Ok(s),
+        (None, Some(e)) => Err(e),
+        // `dns::resolve` never answers an empty list; kept total all the same.
+        (None, None) => Err(FetchError::Connect(
+            std::io::ErrorKind::AddrNotAvailable.into(),
+        )),
+    }
 }
 
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
@@ -351,9 +479,13 @@ async fn read_response(
     };
     let content_type = text("content-type");
     let session_id = text("mcp-session-id");
+    let mut reusable = head.keep_alive(&buf);
     buf.drain(..head.head_len.min(buf.len()));
     let body = match framing {
-        ResponseBody::None => Vec::new(),
+        ResponseBody::None => {
+            reusable &= buf.is_empty();
+            Vec::new()
+        }
         ResponseBody::Length(n) => {
             let n = usize::try_from(n).map_err(|_| FetchError::TooLarge)?;
             if n > MAX_BODY {
@@ -364,10 +496,12 @@ async fn read_response(
                     return Err(FetchError::Malformed);
                 }
             }
+            reusable &= buf.len() == n;
             buf.truncate(n);
             buf
         }
         ResponseBody::CloseDelimited => {
+            reusable = false;
             while source.more(&mut buf).await? > 0 {
                 if buf.len() > MAX_BODY {
                     return Err(FetchError::TooLarge);
@@ -387,6 +521,7 @@ async fn read_response(
                     .map_err(|_| FetchError::Malformed)?;
                 buf.drain(..consumed.min(buf.len()));
                 if decoder.is_done() {
+                    reusable &= buf.is_empty();
                     break body;
                 }
                 if source.more(&mut buf).await? == 0 {
@@ -403,6 +538,7 @@ async fn read_response(
         body,
         content_type,
         session_id,
+        reusable,
     })
 }
 

@@ -238,7 +238,7 @@ impl Pool {
 /// A pooled connection is usable only if the upstream has neither closed it nor sent anything
 /// since its last response (which would be a framing error we cannot attribute; over TLS, a
 /// `close_notify` or a late record: the connection is not reused either way).
-pub(super) fn socket_is_quiet(fd: RawFd) -> bool {
+pub(crate) fn socket_is_quiet(fd: RawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: recv into one valid byte on an fd we own; MSG_PEEK leaves the data in place and
     // MSG_DONTWAIT keeps it from blocking the worker.

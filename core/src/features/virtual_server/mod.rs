@@ -5,8 +5,8 @@
 //! merged with prefixed names and a gateway cursor, calls / gets / reads routed by prefix (or by
 //! which upstream listed a URI) and forwarded unprefixed under the gateway's own JSON-RPC ids,
 //! `ping`, DELETE closing every upstream session, the failure mode (`fail_open` / `fail_closed`).
-//! The upstream legs are Streamable HTTP (`http_leg`, one request per connection) or stdio
-//! processes (`stdio`).
+//! The upstream legs are Streamable HTTP (`http_leg`, on keep-alive connections each worker keeps
+//! per upstream: `http_client::request_kept_alive`) or stdio processes (`stdio`).
 //!
 //! State: the client's `Mcp-Session-Id` seals (AES-GCM, bound to the subject, the binder of
 //! `[gateway.sessions]`) every upstream's session id and negotiated version, so any worker or
@@ -769,13 +769,12 @@ impl VirtualServer {
                         ("mcp-session-id", leg.session.as_str()),
                         ("mcp-protocol-version", leg.version.as_str()),
                     ];
-                    if let Err(e) = http_client::request_via(
+                    if let Err(e) = http_client::request_kept_alive(
                         "DELETE",
                         url,
                         &headers,
                         b"",
                         server.call_timeout,
-                        None,
                     )
                     .await
                     {
@@ -855,7 +854,7 @@ async fn http_leg(
             headers.push(("mcp-protocol-version", leg.version.as_str()));
         }
     }
-    let response = http_client::request_via("POST", url, &headers, &body, limit, None)
+    let response = http_client::request_kept_alive("POST", url, &headers, &body, limit)
         .await
         .map_err(|e| e.to_string())?;
     if response.status == 202 {
