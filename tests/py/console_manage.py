@@ -15,11 +15,12 @@ Prints one JSON object of observations on stdout; exits non-zero (with the reaso
 """
 
 import json
+import traceback
 import sys
 import tempfile
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -39,9 +40,9 @@ def main():
     out = {"phase": phase, "shots": shots}
     try:
         # The pages re-render parts of themselves (and deploying navigates to the traffic
-        # console): an element found a moment ago may be gone; conditions are simply re-checked.
-        wait = WebDriverWait(driver, WAIT_S,
-                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+        # console): an element found a moment ago may be gone, or the page between two
+        # documents; a condition that raised is re-checked until the deadline.
+        wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(WebDriverException,))
         # Sign in through the login page (the token never reaches the server in the URL: it
         # is in the fragment, and the page posts it as a bearer header).
         driver.get(admin + "/login#token=" + token)
@@ -61,7 +62,8 @@ def main():
             out["page"] = driver.find_element(By.TAG_NAME, "body").text[:4000]
         except Exception:
             pass
-        out["error"] = repr(error)
+        out["error"] = "%s: %s" % (type(error).__name__, error)
+        out["at"] = traceback.format_exc(limit=-3)
     finally:
         driver.quit()
     print(json.dumps(out))
