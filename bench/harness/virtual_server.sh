@@ -11,9 +11,16 @@ LUA=$ROOT/bench/harness/virtual_call.lua
 WORK=$(mktemp -d)
 cd "$WORK"
 SE=$ROOT/tests/js/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+# Waits (at most 30 s) until $1 is true; fails the run otherwise.
+wait_for() {
+  for _ in $(seq 300); do eval "$1" && return 0; sleep 0.1; done
+  echo "timed out waiting for: $1" >&2; exit 1
+}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 PORT=34201 node $SE streamableHttp > se1.log 2>&1 & S1=$!
 PORT=34202 node $SE streamableHttp > se2.log 2>&1 & S2=$!
-sleep 4
+trap 'kill $S1 $S2 ${G:-} 2>/dev/null' EXIT
+wait_for "listening 34201 && listening 34202"
 cat > gw.toml <<TOML
 [gateway]
 listen = "127.0.0.1:34210"
@@ -40,7 +47,7 @@ command = "node"
 args = ["$SE", "stdio"]
 TOML
 $BIN run --config gw.toml > gw.log 2>&1 & G=$!
-sleep 3
+wait_for "grep -q 'stdio upstream virt/s: initialized' gw.log"
 init() { curl -s -D - -o /dev/null -H content-type:application/json -H 'accept: application/json, text/event-stream' http://127.0.0.1:34210/$1 -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}' | grep -i '^mcp-session-id:' | cut -d' ' -f2 | tr -d '\r'; }
 cpu() { awk '{print $14+$15}' /proc/$G/stat; }
 for round in 1 2; do
@@ -56,3 +63,4 @@ for case in "pass echo" "virt a__echo" "virt s__echo"; do
 done
 done
 kill $G $S1 $S2
+trap - EXIT
