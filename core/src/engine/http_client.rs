@@ -135,15 +135,7 @@ pub async fn request_via(
     let url = HttpUrl::parse(url)?;
     let deadline = Instant::now() + limit;
     // Written before connecting: a request that cannot be written costs no connection.
-    let mut out = Vec::with_capacity(256 + body.len());
-    let mut writer = RequestWriter::new(&mut out, method, &url.target, &url.authority);
-    writer
-        .header("connection", b"close")
-        .header("user-agent", b"mcpgate");
-    for (name, value) in headers {
-        writer.header(name, value.as_bytes());
-    }
-    writer.finish(body)?;
+    let out = write_request(&url, method, headers, body, true)?;
     let mut stream = connect(&url, deadline).await?;
     if url.tls {
         let (config, name) = match upstream_tls {
@@ -157,21 +149,30 @@ pub async fn request_via(
         let plain = tls_exchange(&mut stream, config, name, out, deadline).await?;
         return read_response(plain, method, &mut Source::Exhausted).await;
     }
-    let wait = deadline.saturating_duration_since(Instant::now());
-    match monoio::time::timeout(wait, stream.write_all(out)).await {
-        Ok((Ok(_), _)) => {}
-        Ok((Err(e), _)) => return Err(FetchError::Io(e)),
-        Err(_) => return Err(FetchError::Timeout),
+    exchange_on(&mut stream, out, method, deadline)
+        .await
+        .map_err(|(e, _)| e)
+}
+
+/// The request's bytes: `User-Agent`, `Connection: close` when `close`, then `headers`.
+fn write_request(
+    url: &HttpUrl,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    close: bool,
+) -> Result<Vec<u8>, FetchError> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    let mut writer = RequestWriter::new(&mut out, method, &url.target, &url.authority);
+    if close {
+        writer.header("connection", b"close");
     }
-    read_response(
-        Vec::with_capacity(8192),
-        method,
-        &mut Source::Socket {
-            stream: &mut stream,
-            deadline,
-        },
-    )
-    .await
+    writer.header("user-agent", b"mcpgate");
+    for (name, value) in headers {
+        writer.header(name, value.as_bytes());
+    }
+    writer.finish(body)?;
+    Ok(out)
 }
 
 /// An idle kept-alive connection of [`request_kept_alive`].
@@ -262,13 +263,7 @@ pub async fn request_kept_alive(
         return request_via(method, url_text, headers, body, limit, None).await;
     }
     let deadline = Instant::now() + limit;
-    let mut out = Vec::with_capacity(256 + body.len());
-    let mut writer = RequestWriter::new(&mut out, method, &url.target, &url.authority);
-    writer.header("user-agent", b"mcpgate");
-    for (name, value) in headers {
-        writer.header(name, value.as_bytes());
-    }
-    writer.finish(body)?;
+    let out = write_request(&url, method, headers, body, false)?;
     if let Some(mut stream) = take_kept(&url.authority) {
         match exchange_on(&mut stream, out.clone(), method, deadline).await {
             Ok(response) => {
