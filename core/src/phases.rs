@@ -63,6 +63,8 @@ pub enum Answer {
     /// A complete HTTP response the phase built itself (a 401 with its challenge, an ACL
     /// refusal, metadata). `close`: the request body may be unread.
     Raw { response: Vec<u8>, close: bool },
+    /// An event stream the gateway writes itself (a virtual API's answer or GET stream).
+    Stream(crate::engine::local_stream::LocalStream),
 }
 
 impl From<Error> for Answer {

@@ -180,6 +180,24 @@ impl VirtualSession {
     }
 }
 
+/// How a server→client request's id reads on the client's stream: the upstream's name and the
+/// upstream's own id (as JSON), so the client's answer — which may reach any worker or replica —
+/// is routed back without per-session memory. Upstream names have no `:` (see [`check_name`]).
+const RELAYED_ID: &str = "mcpgate:";
+
+/// The id a server→client request of `upstream` carries on the client's stream.
+pub fn relayed_id(upstream: &str, id: &Value) -> Value {
+    Value::String(format!("{RELAYED_ID}{upstream}:{id}"))
+}
+
+/// The upstream and its own id behind an id [`relayed_id`] made; `None` for any other id.
+pub fn parse_relayed_id(id: &Value) -> Option<(&str, Value)> {
+    let (upstream, own) = id.as_str()?.strip_prefix(RELAYED_ID)?.split_once(':')?;
+    let own: Value = serde_json::from_str(own).ok()?;
+    (check_name(upstream).is_ok() && (own.is_string() || own.is_number()))
+        .then_some((upstream, own))
+}
+
 /// The version the client gets: the oldest any upstream chose (MCP versions are dates, so they
 /// order as strings), since a feature of a newer version may be missing behind the older one.
 pub fn negotiate_version<'a>(chosen: impl IntoIterator<Item = &'a str>) -> Option<String> {
@@ -367,5 +385,25 @@ mod tests {
             Some("## a\nuse me".into())
         );
         assert_eq!(combine_instructions([("a", None)]), None);
+    }
+
+    #[test]
+    fn relayed_ids_round_trip_and_nothing_else_parses() {
+        for own in [json!(7), json!("abc:def"), json!("\"quoted\""), json!(-1)] {
+            let relayed = relayed_id("up-1", &own);
+            assert_eq!(parse_relayed_id(&relayed), Some(("up-1", own.clone())));
+        }
+        for other in [
+            json!(7),
+            json!("7"),
+            json!("mcpgate:"),
+            json!("mcpgate:up"),
+            json!("mcpgate:up:{}"),
+            json!("mcpgate:up:not json"),
+            json!("mcpgate:a b:1"),
+            json!(null),
+        ] {
+            assert_eq!(parse_relayed_id(&other), None, "{other}");
+        }
     }
 }

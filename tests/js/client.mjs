@@ -87,6 +87,9 @@ function newClient() {
 const AUTHORIZATION = process.env.MCPGATE_E2E_AUTHORIZATION;
 // MCPGATE_E2E_HEADERS: a JSON object of more headers for every request (an instrumented app's
 // `traceparent`, an `X-Request-Id`).
+// MCPGATE_E2E_TOOL_PREFIX: prepended to the server-everything tool names the scenarios call (a
+// virtual API's `<upstream>__`); unset, the names as the server lists them.
+const TOOL_PREFIX = process.env.MCPGATE_E2E_TOOL_PREFIX || "";
 const EXTRA_HEADERS = process.env.MCPGATE_E2E_HEADERS ? JSON.parse(process.env.MCPGATE_E2E_HEADERS) : {};
 
 async function connect() {
@@ -207,7 +210,7 @@ const scenarios = {
     const ms = () => Math.round((performance.now() - t0) * 10) / 10;
     const result = await tracked(
       client.callTool(
-        { name: "trigger-long-running-operation", arguments: { duration: 2, steps: 4 } },
+        { name: `${TOOL_PREFIX}trigger-long-running-operation`, arguments: { duration: 2, steps: 4 } },
         undefined,
         { onprogress: (p) => progress.push({ progress: p.progress, total: p.total, atMs: ms() }), timeout: 60000 },
       ),
@@ -220,7 +223,7 @@ const scenarios = {
   async sampling() {
     const { client } = await connect();
     const result = await tracked(
-      client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "what is a gateway?", maxTokens: 77 } }),
+      client.callTool({ name: `${TOOL_PREFIX}trigger-sampling-request`, arguments: { prompt: "what is a gateway?", maxTokens: 77 } }),
     );
     await client.close();
     return { samplingRequests: seen.samplingRequests, resultText: textOf(result), model: SAMPLED_MODEL };
@@ -228,7 +231,7 @@ const scenarios = {
 
   async elicitation() {
     const { client } = await connect();
-    const result = await tracked(client.callTool({ name: "trigger-elicitation-request", arguments: {} }));
+    const result = await tracked(client.callTool({ name: `${TOOL_PREFIX}trigger-elicitation-request`, arguments: {} }));
     await client.close();
     return { elicitationRequests: seen.elicitationRequests, resultText: textOf(result), elicitedName: ELICITED_NAME };
   },
@@ -246,7 +249,7 @@ const scenarios = {
     await client.sendRootsListChanged();
     const arrivedAfterListChanged = await waitFor(() => seen.rootsRequests.length > countBeforeListChanged, 10000);
     const logged = await waitFor(() => seen.logMessages.some((m) => String(m.data).startsWith("Roots updated")), 5000);
-    const listed = await tracked(client.callTool({ name: "get-roots-list", arguments: {} }));
+    const listed = await tracked(client.callTool({ name: `${TOOL_PREFIX}get-roots-list`, arguments: {} }));
     await client.close();
     return {
       connectedAtMs,
@@ -284,7 +287,7 @@ const scenarios = {
       }
       const progress = [];
       const long = await client.callTool(
-        { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 2 } },
+        { name: `${TOOL_PREFIX}trigger-long-running-operation`, arguments: { duration: 1, steps: 2 } },
         undefined,
         { onprogress: (p) => progress.push(p.progress), timeout: 60000 },
       );
@@ -410,7 +413,7 @@ const scenarios = {
     let outcome;
     try {
       const result = await tracked(
-        client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "acl?", maxTokens: 5 } }),
+        client.callTool({ name: `${TOOL_PREFIX}trigger-sampling-request`, arguments: { prompt: "acl?", maxTokens: 5 } }),
       );
       outcome = { isError: result.isError === true, text: textOf(result) };
     } catch (error) {

@@ -13,6 +13,7 @@ Exit status: 0 with the observations, 1 with {"error": ...} when the SDK raised.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -31,6 +32,8 @@ TEST_ROOT_URI = "file:///tmp/mcpgate-e2e-root"
 TEST_ROOT_NAME = "mcpgate-e2e-root"
 SAMPLED_MODEL = "mcpgate-e2e-model"
 ELICITED_NAME = "Ada Lovelace"
+# Prepended to the server-everything tool names the scenarios call (a virtual API's `<upstream>__`).
+TOOL_PREFIX = os.environ.get("MCPGATE_E2E_TOOL_PREFIX", "")
 
 STARTED = time.monotonic()
 
@@ -227,7 +230,7 @@ async def scenario_progress(url: str) -> dict[str, Any]:
 
         result = await SEEN.tracked(
             conn.session.call_tool(
-                "trigger-long-running-operation",
+                TOOL_PREFIX + "trigger-long-running-operation",
                 {"duration": 2, "steps": 4},
                 progress_callback=on_progress,
             )
@@ -239,14 +242,14 @@ async def scenario_progress(url: str) -> dict[str, Any]:
 async def scenario_sampling(url: str) -> dict[str, Any]:
     async with connect(url) as conn:
         result = await SEEN.tracked(
-            conn.session.call_tool("trigger-sampling-request", {"prompt": "what is a gateway?", "maxTokens": 77})
+            conn.session.call_tool(TOOL_PREFIX + "trigger-sampling-request", {"prompt": "what is a gateway?", "maxTokens": 77})
         )
         return {"samplingRequests": SEEN.sampling_requests, "resultText": text_of(result), "model": SAMPLED_MODEL}
 
 
 async def scenario_elicitation(url: str) -> dict[str, Any]:
     async with connect(url) as conn:
-        result = await SEEN.tracked(conn.session.call_tool("trigger-elicitation-request", {}))
+        result = await SEEN.tracked(conn.session.call_tool(TOOL_PREFIX + "trigger-elicitation-request", {}))
         return {
             "elicitationRequests": SEEN.elicitation_requests,
             "resultText": text_of(result),
@@ -269,7 +272,7 @@ async def scenario_roots(url: str) -> dict[str, Any]:
         logged = await wait_for(
             lambda: any(str(m["data"]).startswith("Roots updated") for m in SEEN.log_messages), 5
         )
-        listed = await SEEN.tracked(conn.session.call_tool("get-roots-list", {}))
+        listed = await SEEN.tracked(conn.session.call_tool(TOOL_PREFIX + "get-roots-list", {}))
         return {
             "connectedAtMs": connected_at,
             "initialRootsRequestArrived": initial_arrived,
@@ -287,8 +290,6 @@ async def scenario_virtual(url: str) -> dict[str, Any]:
     """A virtual API over several upstreams (tests/tests/virtual_server.rs): every page of every
     list, then for each upstream named in MCPGATE_E2E_UPSTREAMS (tools are `<name>__<tool>`) a
     call, a sum and a prompt; reads; an unknown prefix; ping. Leaving the context sends DELETE."""
-    import os
-
     upstreams = [u for u in os.environ.get("MCPGATE_E2E_UPSTREAMS", "").split(",") if u]
     async with connect(url) as conn:
         s = conn.session

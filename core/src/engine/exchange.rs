@@ -24,6 +24,7 @@ use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
 
 use super::client::{Client, Outcome};
 use super::io::{read_more, write_all, write_range, ReadError};
+use super::local_stream::{self, StreamEnd};
 use super::relay;
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
@@ -206,6 +207,41 @@ where
                 }
                 pipeline.local_answer(ctx, &response, None);
                 close
+            }
+            Answer::Stream(stream) => {
+                ctx.status = 200;
+                let out = &mut *self.client.out;
+                out.extend_from_slice(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                      cache-control: no-cache\r\ntransfer-encoding: chunked\r\n",
+                );
+                for (name, value) in &stream.headers {
+                    for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                        out.extend_from_slice(part);
+                    }
+                }
+                for part in [request_id::HEADER.as_bytes(), b": ", &request_id[..]] {
+                    out.extend_from_slice(part);
+                }
+                out.extend_from_slice(b"\r\n");
+                if base_close {
+                    out.extend_from_slice(b"connection: close\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
+                let worker = Rc::clone(self.worker);
+                let end = local_stream::write(
+                    ctx,
+                    pipeline,
+                    stream,
+                    self.client.wr,
+                    self.client.out,
+                    || worker.draining(),
+                )
+                .await;
+                return match end {
+                    StreamEnd::Complete if !base_close => Outcome::KeepAlive,
+                    _ => Outcome::Close,
+                };
             }
             Answer::Error(err) => {
                 let close = err.closes_connection() || base_close;

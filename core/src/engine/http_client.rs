@@ -286,6 +286,178 @@ pub async fn request_kept_alive(
     Ok(response)
 }
 
+/// A response whose body is read as it arrives: the virtual server's event streams (an answer
+/// with progress and server→client requests before it, a standalone GET stream). Plain `http://`
+/// only (the TLS path reads whole responses). Dropped before its end, its connection is closed;
+/// read to the end, the connection goes back to this worker's keep-alive set when it can.
+pub struct StreamingResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub session_id: Option<String>,
+    stream: Option<TcpStream>,
+    authority: String,
+    buf: Vec<u8>,
+    body: BodyLeft,
+    reusable: bool,
+}
+
+/// What is left of a streaming response's body.
+enum BodyLeft {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+impl StreamingResponse {
+    pub fn is_event_stream(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"))
+    }
+
+    /// The next body bytes as they arrive, waiting up to `wait` for them; `None`: the body is
+    /// over.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<Vec<u8>>, FetchError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut piece = Vec::new();
+            let consumed = match &mut self.body {
+                BodyLeft::Done => return Ok(None),
+                BodyLeft::Length(left) => {
+                    let n = self
+                        .buf
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    piece.extend_from_slice(self.buf.get(..n).unwrap_or_default());
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.body = BodyLeft::Done;
+                    }
+                    n
+                }
+                BodyLeft::UntilClose => {
+                    piece.append(&mut self.buf);
+                    0
+                }
+                BodyLeft::Chunked(decoder) => {
+                    let input = &self.buf;
+                    let consumed = decoder
+                        .decode(input, |r| {
+                            piece.extend_from_slice(input.get(r).unwrap_or_default())
+                        })
+                        .map_err(|_| FetchError::Malformed)?;
+                    if decoder.is_done() {
+                        self.body = BodyLeft::Done;
+                    }
+                    consumed
+                }
+            };
+            self.buf.drain(..consumed.min(self.buf.len()));
+            if matches!(self.body, BodyLeft::Done) {
+                self.finish();
+            }
+            if !piece.is_empty() {
+                return Ok(Some(piece));
+            }
+            if matches!(self.body, BodyLeft::Done) {
+                return Ok(None);
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(None);
+            };
+            if read_more_until(stream, &mut self.buf, deadline).await? == 0 {
+                let ended = matches!(self.body, BodyLeft::UntilClose);
+                self.body = BodyLeft::Done;
+                self.stream = None;
+                return if ended {
+                    Ok(None)
+                } else {
+                    Err(FetchError::Malformed)
+                };
+            }
+        }
+    }
+
+    /// The body is over: the connection is kept for the next leg when nothing follows it.
+    fn finish(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            if self.reusable && self.buf.is_empty() {
+                keep(&self.authority, stream);
+            }
+        }
+    }
+}
+
+/// Sends a request on a kept-alive (or new) plain-http connection and reads the response head
+/// within `limit`; the body is read with [`StreamingResponse::next`].
+pub async fn open_stream(
+    method: &str,
+    url_text: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<StreamingResponse, FetchError> {
+    let url = HttpUrl::parse(url_text)?;
+    if url.tls {
+        return Err(FetchError::Tls(
+            "responses from https:// legs are read whole, not streamed".into(),
+        ));
+    }
+    let deadline = Instant::now() + limit;
+    let out = write_request(&url, method, headers, body, false)?;
+    let mut kept = take_kept(&url.authority);
+    loop {
+        let fresh = kept.is_none();
+        let mut stream = match kept.take() {
+            Some(s) => s,
+            None => connect(&url, deadline).await?,
+        };
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, stream.write_all(out.clone())).await {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(_), _)) if !fresh => continue,
+            Ok((Err(e), _)) => return Err(FetchError::Io(e)),
+            Err(_) => return Err(FetchError::Timeout),
+        }
+        let mut buf = Vec::with_capacity(4096);
+        let head = {
+            let mut source = Source::Socket {
+                stream: &mut stream,
+                deadline,
+            };
+            read_head(&mut buf, method, &mut source).await
+        };
+        let head = match head {
+            Ok(h) => h,
+            // A kept connection the server had closed: nothing was read, so nothing was acted on.
+            Err(FetchError::Malformed) if !fresh && buf.is_empty() => continue,
+            Err(e) => return Err(e),
+        };
+        let body = match head.framing {
+            ResponseBody::None => BodyLeft::Done,
+            ResponseBody::Length(0) => BodyLeft::Done,
+            ResponseBody::Length(n) => BodyLeft::Length(n),
+            ResponseBody::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
+            ResponseBody::CloseDelimited => BodyLeft::UntilClose,
+        };
+        let mut response = StreamingResponse {
+            status: head.status,
+            content_type: head.content_type,
+            session_id: head.session_id,
+            stream: Some(stream),
+            authority: url.authority.clone(),
+            buf,
+            body,
+            reusable: head.reusable && !matches!(head.framing, ResponseBody::CloseDelimited),
+        };
+        if matches!(response.body, BodyLeft::Done) {
+            response.finish();
+        }
+        return Ok(response);
+    }
+}
+
 /// Resolves `url`'s host off the worker (see `crate::dns`: a slow resolver delays only this
 /// fetch) and connects to the first address that accepts, by `deadline`.
 async fn connect(url: &HttpUrl, deadline: Instant) -> Result<TcpStream, FetchError> {
@@ -439,14 +611,23 @@ impl Source<'_> {
     }
 }
 
-/// Reads one response: starts from `buf`, asks `source` for more as the framing needs it.
-async fn read_response(
-    mut buf: Vec<u8>,
+/// A response head as [`read_head`] returns it (the head's bytes already drained from the buffer).
+struct Head {
+    status: u16,
+    content_type: Option<String>,
+    session_id: Option<String>,
+    framing: ResponseBody,
+    reusable: bool,
+}
+
+/// Reads a response head (skipping interim 1xx ones): starts from `buf`, asks `source` for more.
+async fn read_head(
+    buf: &mut Vec<u8>,
     method: &str,
     source: &mut Source<'_>,
-) -> Result<HttpResponse, FetchError> {
+) -> Result<Head, FetchError> {
     let head = loop {
-        match ResponseHead::parse(&buf) {
+        match ResponseHead::parse(buf) {
             Ok(Some(h)) if (100..200).contains(&h.status) => {
                 let n = h.head_len.min(buf.len());
                 buf.drain(..n);
@@ -459,23 +640,42 @@ async fn read_response(
             Ok(None) => {}
             Err(_) => return Err(FetchError::Malformed),
         }
-        if source.more(&mut buf).await? == 0 {
+        if source.more(buf).await? == 0 {
             return Err(FetchError::Malformed);
         }
     };
     let framing = head
-        .body_framing(&buf, method.as_bytes())
+        .body_framing(buf, method.as_bytes())
         .map_err(|_| FetchError::Malformed)?;
-    let status = head.status;
     let text = |name: &str| {
-        head.header(&buf, name)
+        head.header(buf, name)
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned)
     };
-    let content_type = text("content-type");
-    let session_id = text("mcp-session-id");
-    let mut reusable = head.keep_alive(&buf);
+    let parsed = Head {
+        status: head.status,
+        content_type: text("content-type"),
+        session_id: text("mcp-session-id"),
+        framing,
+        reusable: head.keep_alive(buf),
+    };
     buf.drain(..head.head_len.min(buf.len()));
+    Ok(parsed)
+}
+
+/// Reads one response: starts from `buf`, asks `source` for more as the framing needs it.
+async fn read_response(
+    mut buf: Vec<u8>,
+    method: &str,
+    source: &mut Source<'_>,
+) -> Result<HttpResponse, FetchError> {
+    let Head {
+        status,
+        content_type,
+        session_id,
+        framing,
+        mut reusable,
+    } = read_head(&mut buf, method, source).await?;
     let body = match framing {
         ResponseBody::None => {
             reusable &= buf.is_empty();

@@ -15,6 +15,7 @@ mod exchange;
 pub mod http_client;
 pub mod io;
 mod listener;
+pub mod local_stream;
 mod relay;
 mod shared;
 mod sse;

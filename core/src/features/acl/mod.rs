@@ -132,13 +132,18 @@ impl Phases for Acl {
         let verdict = acl.judge_event(data, &mut self.classifier.borrow_mut());
         if let Some(answer) = verdict.answer_upstream {
             let config = &ctx.snapshot.config;
-            if let Some(api) = ctx.api.and_then(|i| config.apis.get(i)) {
-                answer_upstream(
+            match ctx.api.and_then(|i| config.apis.get(i)) {
+                // A virtual API's relayed request: the refusal goes to the leg that asked.
+                Some(api) if api.virtual_server.is_some() => {
+                    crate::features::virtual_server::answer_refused(ctx, answer)
+                }
+                Some(api) => answer_upstream(
                     &api.upstream,
                     &acl.upstream_headers,
                     answer,
                     config.gateway.timeouts.upstream_connect,
-                );
+                ),
+                None => {}
             }
         }
         match verdict.relay {

@@ -18,6 +18,7 @@
 //! A pass-through API (one `upstream` URL) never gets past the first test of `serve`.
 
 pub mod health;
+pub mod relay;
 pub mod stdio;
 
 use std::cell::{Cell, RefCell};
@@ -30,14 +31,17 @@ use std::time::Duration;
 
 use mcpgate_codec::jsonrpc::{error_response, Classified, Kind};
 use mcpgate_policies::virtual_server::{
-    combine_instructions, merge_capabilities, negotiate_version, Leg, ListCursor, VirtualSession,
+    combine_instructions, merge_capabilities, negotiate_version, parse_relayed_id, Leg, ListCursor,
+    VirtualSession,
 };
 use serde_json::{json, Map, Value};
 
 use crate::config::virtual_server::{Transport, VirtualServer as Server, VirtualUpstream};
 use crate::context::{HttpMethod, RequestCtx};
 use crate::engine::http_client;
-use crate::phases::{Body, Phases, Request, Step};
+use crate::engine::local_stream::{self, LocalStream};
+use crate::phases::{Answer, Body, Phases, Request, Step};
+use relay::LegTarget;
 
 /// Why the virtual server answers with an error; each maps to an HTTP status and a JSON-RPC code.
 #[derive(Debug, thiserror::Error)]
@@ -201,12 +205,31 @@ impl VirtualServer {
                     b"",
                 )));
             }
-            // No standalone stream: server→client messages are not relayed by a virtual API yet.
+            HttpMethod::Get => {
+                let session = open_session(ctx, req)?;
+                remember_session(ctx, &session);
+                let targets = streamable_legs(ctx, server, &session);
+                if targets.is_empty() {
+                    // Only stdio legs: nothing of theirs reaches a client's stream yet.
+                    return Ok(Step::raw(crate::features::auth::raw_response(
+                        405,
+                        "",
+                        &[("allow", "POST, DELETE")],
+                        b"",
+                    )));
+                }
+                let (tx, events) = local_stream::channel();
+                monoio::spawn(relay::listen(tx, targets, server.call_timeout));
+                return Ok(Step::Answer(Answer::Stream(LocalStream {
+                    headers: Vec::new(),
+                    events,
+                })));
+            }
             _ => {
                 return Ok(Step::raw(crate::features::auth::raw_response(
                     405,
                     "",
-                    &[("allow", "POST, DELETE")],
+                    &[("allow", "GET, POST, DELETE")],
                     b"",
                 )))
             }
@@ -216,9 +239,12 @@ impl VirtualServer {
             Some(Classified::Batch(_)) => return Err(VirtualError::Batch),
             None => return Err(VirtualError::NotJsonRpc),
         };
+        let value: Value =
+            serde_json::from_slice(body.bytes).map_err(|_| VirtualError::NotJsonRpc)?;
         if message.kind != Kind::Request {
-            // Notifications (`initialized`, `cancelled`, …) and answers: the gateway made its own
-            // `initialized` per upstream; the rest is not relayed yet.
+            // Notifications and the client's answers to relayed requests.
+            let session = open_session(ctx, req)?;
+            self.pass_on(ctx, server, &session, value).await;
             return Ok(Step::raw(crate::features::auth::raw_response(
                 202,
                 "",
@@ -226,8 +252,6 @@ impl VirtualServer {
                 b"",
             )));
         }
-        let value: Value =
-            serde_json::from_slice(body.bytes).map_err(|_| VirtualError::NotJsonRpc)?;
         let params = value.get("params").cloned().unwrap_or(Value::Null);
         let method = message.method.clone().unwrap_or_default();
         let (sse, only_sse) = accepts_sse(req);
@@ -243,6 +267,12 @@ impl VirtualServer {
             Ok(result)
         } else {
             let session = open_session(ctx, req)?;
+            if sse {
+                if let Some(stream) = self.stream_routed(ctx, server, &session, &method, &params)? {
+                    remember_session(ctx, &session);
+                    return Ok(Step::Answer(Answer::Stream(stream)));
+                }
+            }
             let answer = self
                 .dispatch(ctx, server, &session, &method, params)
                 .await?;
@@ -302,7 +332,9 @@ impl VirtualServer {
     ) -> Result<(Value, Option<String>), String> {
         match &up.transport {
             Transport::Http { url } => {
-                let id = self.next_id();
+                // The client's own id: each client has its own session on an HTTP upstream, so
+                // its ids are unique there, and its `notifications/cancelled` names them.
+                let id = client_id(ctx).unwrap_or_else(|| json!(self.next_id()));
                 let message =
                     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
                 http_leg(url, leg, &message, server.call_timeout).await
@@ -328,20 +360,25 @@ impl VirtualServer {
         server: &Arc<Server>,
         params: &Value,
     ) -> Result<(Value, String), VirtualError> {
-        let mut forwarded = params.clone();
-        if let Some(caps) = forwarded
+        // Server→client requests are relayed over plain-http legs only (an https leg's answer
+        // is read whole, a stdio process is shared): the others must not count on the client
+        // answering them.
+        let mut unrelayed = params.clone();
+        if let Some(caps) = unrelayed
             .get_mut("capabilities")
             .and_then(Value::as_object_mut)
         {
-            // Server→client requests are not relayed by a virtual API yet: an upstream must not
-            // count on the client answering them.
             for relayed in ["sampling", "elicitation", "roots"] {
                 caps.remove(relayed);
             }
         }
         let ctx_ref: &RequestCtx = ctx;
         let legs = join_all(server.upstreams.iter().map(|up| {
-            let forwarded = forwarded.clone();
+            let forwarded = if streams(up) {
+                params.clone()
+            } else {
+                unrelayed.clone()
+            };
             async move { self.initialize_one(ctx_ref, server, up, forwarded).await }
         }))
         .await;
@@ -557,6 +594,103 @@ impl VirtualServer {
                 Ok(Ok(json!({})))
             }
             other => Err(VirtualError::MethodNotFound(other.to_owned())),
+        }
+    }
+
+    /// A routed request (`tools/call`, `prompts/get`, a prompt's completion) to a plain-http leg,
+    /// answered as an event stream (progress and server→client requests as they come); `None`:
+    /// answered whole (another method, another transport, or a name no leg serves — whose
+    /// error `dispatch` gives).
+    fn stream_routed(
+        &self,
+        ctx: &mut RequestCtx,
+        server: &Arc<Server>,
+        session: &VirtualSession,
+        method: &str,
+        params: &Value,
+    ) -> Result<Option<LocalStream>, VirtualError> {
+        let pointer = match method {
+            "tools/call" | "prompts/get" => "/name",
+            "completion/complete" if params["ref"]["type"] == "ref/prompt" => "/ref/name",
+            _ => return Ok(None),
+        };
+        let name = params
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some((index, own)) = server.naming.route(name) else {
+            return Ok(None);
+        };
+        let up = &server.upstreams[index];
+        let Some(leg) = session.legs.get(&up.name) else {
+            return Ok(None);
+        };
+        let (Transport::Http { url }, true) = (&up.transport, streams(up)) else {
+            return Ok(None);
+        };
+        let mut params = params.clone();
+        if let Some(slot) = params.pointer_mut(pointer) {
+            *slot = Value::String(own.to_owned());
+        }
+        let id = client_id(ctx).unwrap_or(Value::Null);
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let target = LegTarget {
+            api: ctx.api().map_or("", |a| a.name.as_str()).to_owned(),
+            upstream: up.name.clone(),
+            url: url.clone(),
+            leg: leg.clone(),
+        };
+        ctx.served_by = Some(up.name.as_str().into());
+        let (tx, events) = local_stream::channel();
+        monoio::spawn(relay::call(
+            tx,
+            target,
+            serde_json::to_vec(&message).unwrap_or_default(),
+            id,
+            server.call_timeout,
+        ));
+        Ok(Some(LocalStream {
+            headers: Vec::new(),
+            events,
+        }))
+    }
+
+    /// A notification or an answer from the client: `notifications/cancelled` and
+    /// `notifications/roots/list_changed` go to every HTTP leg (the request ids are the client's
+    /// own there; an upstream that does not know one ignores it); an answer to a relayed request
+    /// goes to the upstream that asked. The rest (`initialized`: the gateway sent its own) stops
+    /// here. Failures are logged: the client gets its 202 either way.
+    async fn pass_on(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        session: &VirtualSession,
+        message: Value,
+    ) {
+        let api = ctx.api().map_or("", |a| a.name.as_str());
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            if !matches!(
+                method,
+                "notifications/cancelled" | "notifications/roots/list_changed"
+            ) {
+                return;
+            }
+            let sends = session_upstreams(server, session).filter_map(|(_, up, leg)| {
+                let Transport::Http { url } = &up.transport else {
+                    return None;
+                };
+                let message = &message;
+                Some(async move {
+                    if let Err(e) = http_leg(url, Some(leg), message, server.call_timeout).await {
+                        crate::debug!("virtual API {api}: {method} to {}: {e}", up.name);
+                    }
+                })
+            });
+            join_all(sends).await;
+            return;
+        }
+        if let Err(e) = answer_relayed(ctx, server, session, message).await {
+            crate::warn!("virtual API {api}: a client's answer to a relayed request: {e}");
         }
     }
 
@@ -785,6 +919,124 @@ impl VirtualServer {
             });
         join_all(deletes).await;
         let _ = ctx;
+    }
+}
+
+/// Whether requests to `up` are relayed as they happen (plain-http Streamable HTTP legs).
+fn streams(up: &VirtualUpstream) -> bool {
+    matches!(&up.transport, Transport::Http { url } if url.starts_with("http://"))
+}
+
+/// The client's JSON-RPC id of this request.
+fn client_id(ctx: &RequestCtx) -> Option<Value> {
+    ctx.id_raw()
+        .and_then(|raw| serde_json::from_slice(raw).ok())
+}
+
+/// The session's plain-http legs, as [`relay`] targets.
+fn streamable_legs(ctx: &RequestCtx, server: &Server, session: &VirtualSession) -> Vec<LegTarget> {
+    let api = ctx.api().map_or("", |a| a.name.as_str());
+    session_upstreams(server, session)
+        .filter(|(_, up, _)| streams(up))
+        .filter_map(|(_, up, leg)| match &up.transport {
+            Transport::Http { url } => Some(LegTarget {
+                api: api.to_owned(),
+                upstream: up.name.clone(),
+                url: url.clone(),
+                leg: leg.clone(),
+            }),
+            Transport::Stdio(_) => None,
+        })
+        .collect()
+}
+
+/// Keeps the opened session on the exchange, for the ACL's answers to relayed requests it
+/// refuses on the stream ([`answer_refused`]).
+fn remember_session(ctx: &mut RequestCtx, session: &VirtualSession) {
+    if ctx.upstream_session.is_none() {
+        ctx.upstream_session = Some(session.to_payload().into());
+    }
+}
+
+/// An answer (`result` or `error`) to a request [`relay`] relayed, sent to the upstream that
+/// asked under its own id.
+async fn answer_relayed(
+    ctx: &RequestCtx,
+    server: &Server,
+    session: &VirtualSession,
+    mut answer: Value,
+) -> Result<(), String> {
+    let (upstream, own) = parse_relayed_id(&answer["id"])
+        .map(|(u, own)| (u.to_owned(), own))
+        .ok_or("an id the gateway did not relay")?;
+    let (_, up, leg) = session_upstreams(server, session)
+        .find(|(_, up, _)| up.name == upstream)
+        .ok_or_else(|| format!("upstream `{upstream}` is not in this session"))?;
+    let Transport::Http { url } = &up.transport else {
+        return Err(format!("upstream `{upstream}` relays no requests"));
+    };
+    answer["id"] = own;
+    let target = LegTarget {
+        api: ctx.api().map_or("", |a| a.name.as_str()).to_owned(),
+        upstream,
+        url: url.clone(),
+        leg: leg.clone(),
+    };
+    relay::answer_upstream(&target, &answer, server.call_timeout).await
+}
+
+/// The ACL refused a relayed server→client request on a virtual API's stream: its error answer
+/// (`answer`, one message or a batch) goes to the upstream that asked, in the background.
+pub fn answer_refused(ctx: &RequestCtx, answer: Vec<u8>) {
+    let Some(server) = ctx.api().and_then(|a| a.virtual_server.clone()) else {
+        return;
+    };
+    let Some(session) = ctx
+        .upstream_session
+        .as_deref()
+        .and_then(VirtualSession::from_payload)
+    else {
+        return;
+    };
+    let messages = match serde_json::from_slice::<Value>(&answer) {
+        Ok(Value::Array(all)) => all,
+        Ok(one) => vec![one],
+        Err(_) => return,
+    };
+    let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+    let ctx_api = api.clone();
+    let targets: Vec<(LegTarget, Value)> = messages
+        .into_iter()
+        .filter_map(|mut m| {
+            let (upstream, own) = parse_relayed_id(&m["id"]).map(|(u, o)| (u.to_owned(), o))?;
+            let (_, up, leg) =
+                session_upstreams(&server, &session).find(|(_, up, _)| up.name == upstream)?;
+            let Transport::Http { url } = &up.transport else {
+                return None;
+            };
+            m["id"] = own;
+            Some((
+                LegTarget {
+                    api: ctx_api.clone(),
+                    upstream,
+                    url: url.clone(),
+                    leg: leg.clone(),
+                },
+                m,
+            ))
+        })
+        .collect();
+    let limit = server.call_timeout;
+    for (target, m) in targets {
+        let api = api.clone();
+        monoio::spawn(async move {
+            if let Err(e) = relay::answer_upstream(&target, &m, limit).await {
+                crate::warn!(
+                    "virtual API {api}: the ACL's refusal to {}: {e}",
+                    target.upstream
+                );
+            }
+        });
     }
 }
 

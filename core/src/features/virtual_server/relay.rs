@@ -1,0 +1,396 @@
+//! What a virtual API relays as it happens, over its plain-`http://` Streamable HTTP legs:
+//! - a routed request (`tools/call`, `prompts/get`, a prompt's completion) whose client accepts an
+//!   event stream is answered on one ([`call`]): the upstream's progress, logging and
+//!   server→client requests (sampling, elicitation, roots) reach the client as they come, then
+//!   the answer;
+//! - the client's standalone GET stream ([`listen`]) merges every leg's GET stream, and tells the
+//!   client `list_changed` when a leg's upstream goes away or comes back (its names leave or
+//!   rejoin the merged lists);
+//! - the client's answers to relayed requests go back to the upstream that asked
+//!   ([`answer_upstream`]).
+//!
+//! A server→client request's id is rewritten to `mcpgate:<upstream>:<id>`
+//! (`mcpgate_policies::virtual_server::relayed_id`), so the answer is routed by whichever worker
+//! or replica receives it; notifications pass unchanged (each client has its own session on each
+//! HTTP upstream, so progress tokens and request ids are the client's own).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use mcpgate_codec::sse::{event_data, SseParser};
+use mcpgate_policies::virtual_server::{relayed_id, Leg};
+use serde_json::{json, Value};
+
+use super::health;
+use crate::engine::http_client::{self, StreamingResponse, MAX_BODY};
+use crate::engine::local_stream::{EventSender, LocalEvent};
+
+/// One leg of the client's session on one Streamable HTTP upstream.
+#[derive(Debug, Clone)]
+pub struct LegTarget {
+    pub api: String,
+    pub upstream: String,
+    pub url: String,
+    pub leg: Leg,
+}
+
+impl LegTarget {
+    /// The leg's session headers, then `extra`.
+    fn headers<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut headers = extra.to_vec();
+        if !self.leg.session.is_empty() {
+            headers.push(("mcp-session-id", self.leg.session.as_str()));
+        }
+        if !self.leg.version.is_empty() {
+            headers.push(("mcp-protocol-version", self.leg.version.as_str()));
+        }
+        headers
+    }
+}
+
+/// The notifications a client is sent when a leg's names leave or rejoin the merged lists.
+const LIST_CHANGED: [&str; 3] = [
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
+
+/// Waits between attempts to reopen a leg's GET stream.
+const REOPEN_MIN: Duration = Duration::from_millis(250);
+const REOPEN_MAX: Duration = Duration::from_secs(5);
+/// How long a GET stream waits for bytes before it checks that its client is still there.
+const LISTEN_POLL: Duration = Duration::from_secs(30);
+
+/// An upstream's message as the client sees it: a server→client request with its id relayed,
+/// a notification unchanged; `None` for anything else (an answer to no request of the client's).
+pub fn relayed_message(upstream: &str, mut message: Value) -> Option<Vec<u8>> {
+    message.get("method")?;
+    if let Some(id) = message.get("id").cloned() {
+        message["id"] = relayed_id(upstream, &id);
+    }
+    serde_json::to_vec(&message).ok()
+}
+
+/// Events of an upstream's event stream, as JSON messages, fed piece by piece.
+struct Events {
+    parser: SseParser,
+    pending: Vec<u8>,
+}
+
+impl Events {
+    fn new(max_event: usize) -> Self {
+        Events {
+            parser: SseParser::with_max_event(max_event),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds `piece`; the complete events' messages (data that is not JSON is skipped).
+    fn feed(&mut self, piece: &[u8]) -> Result<Vec<Value>, String> {
+        self.pending.extend_from_slice(piece);
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            let rest = self.pending.get(pos..).unwrap_or_default();
+            match self.parser.next_event(rest) {
+                Ok(Some((event, used))) => {
+                    pos += used;
+                    let is_message = matches!(event.event_type(rest), None | Some(b"message"));
+                    if is_message && !event.is_comment_only {
+                        if let Ok(m) = serde_json::from_slice(event_data(&event, rest)) {
+                            out.push(m);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("a malformed event stream: {e}")),
+            }
+        }
+        self.pending.drain(..pos.min(self.pending.len()));
+        Ok(out)
+    }
+}
+
+/// Producer of a routed request's event stream: sends `message` (the client's request, names
+/// unprefixed, the client's id) on `target` and relays what comes back until the answer. An
+/// upstream that fails is answered for with a JSON-RPC error under the client's id.
+pub async fn call(
+    tx: EventSender,
+    target: LegTarget,
+    message: Vec<u8>,
+    client_id: Value,
+    idle: Duration,
+) {
+    let outcome = call_upstream(&tx, &target, &message, &client_id, idle).await;
+    health::note(&target.api, &target.upstream, outcome.is_ok());
+    if let Err(why) = outcome {
+        crate::warn!(
+            "virtual API {}: upstream {} failed a relayed call: {why}",
+            target.api,
+            target.upstream
+        );
+        let error = json!({"jsonrpc": "2.0", "id": client_id, "error": {
+            "code": -32603,
+            "message": format!("upstream `{}` is unavailable: {why}", target.upstream),
+        }});
+        let _ = tx
+            .send(LocalEvent::Answer(
+                serde_json::to_vec(&error).unwrap_or_default(),
+            ))
+            .await;
+    }
+}
+
+async fn call_upstream(
+    tx: &EventSender,
+    target: &LegTarget,
+    message: &[u8],
+    client_id: &Value,
+    idle: Duration,
+) -> Result<(), String> {
+    let headers = target.headers(&[
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ]);
+    let mut response = http_client::open_stream("POST", &target.url, &headers, message, idle)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status != 200 {
+        return Err(format!("HTTP {}", response.status));
+    }
+    let is_answer = |m: &Value| {
+        &m["id"] == client_id && (m.get("result").is_some() || m.get("error").is_some())
+    };
+    if !response.is_event_stream() {
+        let body = whole_body(&mut response, idle).await?;
+        let messages = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(all)) => all,
+            Ok(one) => vec![one],
+            Err(e) => return Err(format!("an answer that is not JSON: {e}")),
+        };
+        let answer = messages
+            .into_iter()
+            .find(is_answer)
+            .ok_or("no answer to the request in the upstream's response")?;
+        let _ = tx
+            .send(LocalEvent::Answer(
+                serde_json::to_vec(&answer).unwrap_or_default(),
+            ))
+            .await;
+        return Ok(());
+    }
+    let mut events = Events::new(MAX_BODY);
+    loop {
+        let piece = response
+            .next(idle)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the upstream's stream ended before the answer")?;
+        for m in events.feed(&piece)? {
+            if is_answer(&m) {
+                let answer = serde_json::to_vec(&m).unwrap_or_default();
+                let _ = tx.send(LocalEvent::Answer(answer)).await;
+                // The stream ends after the answer: read its end so the connection is kept.
+                while let Ok(Some(_)) = response.next(Duration::from_millis(200)).await {}
+                return Ok(());
+            }
+            if let Some(relayed) = relayed_message(&target.upstream, m) {
+                if !tx.send(LocalEvent::Message(relayed)).await {
+                    return Ok(()); // the client left; the upstream's answer is of no use now
+                }
+            }
+        }
+    }
+}
+
+async fn whole_body(response: &mut StreamingResponse, idle: Duration) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(piece) = response.next(idle).await.map_err(|e| e.to_string())? {
+        body.extend_from_slice(&piece);
+        if body.len() > MAX_BODY {
+            return Err(format!("an answer larger than {MAX_BODY} bytes"));
+        }
+    }
+    Ok(body)
+}
+
+/// Producer of the client's GET stream over `targets`: each leg's own GET stream relayed while
+/// the client stays; `list_changed` when a leg goes away or comes back.
+pub async fn listen(tx: EventSender, targets: Vec<LegTarget>, open_limit: Duration) {
+    let mut tasks = Vec::new();
+    for target in targets {
+        let tx = tx.clone();
+        tasks.push(monoio::spawn(async move {
+            listen_leg(&tx, &target, open_limit).await;
+        }));
+    }
+    drop(tx);
+    for task in tasks {
+        task.await;
+    }
+}
+
+/// How one attempt to follow a leg's GET stream ended.
+enum LegEnd {
+    /// The upstream has no GET stream (405) or no longer knows the session (404/400).
+    Never,
+    /// The stream ended or broke; `reached`: the upstream answered at all.
+    Lost { reached: bool },
+    /// The client left.
+    ClientGone,
+}
+
+async fn listen_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) {
+    let mut wait = REOPEN_MIN;
+    let mut up = true;
+    loop {
+        let end = match first_of(follow_leg(tx, target, open_limit), tx.receiver_gone()).await {
+            Either::Left(end) => end,
+            Either::Right(()) => return,
+        };
+        let reached = match end {
+            LegEnd::ClientGone => return,
+            LegEnd::Never => return,
+            LegEnd::Lost { reached } => reached,
+        };
+        if reached {
+            wait = REOPEN_MIN;
+        }
+        if reached != up {
+            up = reached;
+            crate::info!(
+                "virtual API {}: upstream {} {} a client's stream",
+                target.api,
+                target.upstream,
+                if up { "is back on" } else { "dropped out of" }
+            );
+            for method in LIST_CHANGED {
+                let note = json!({"jsonrpc": "2.0", "method": method});
+                let bytes = serde_json::to_vec(&note).unwrap_or_default();
+                if !tx.send(LocalEvent::Message(bytes)).await {
+                    return;
+                }
+            }
+        }
+        if let Either::Right(()) = first_of(monoio::time::sleep(wait), tx.receiver_gone()).await {
+            return;
+        }
+        wait = (wait * 2).min(REOPEN_MAX);
+    }
+}
+
+/// One life of a leg's GET stream.
+async fn follow_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) -> LegEnd {
+    let headers = target.headers(&[("accept", "text/event-stream")]);
+    let mut response =
+        match http_client::open_stream("GET", &target.url, &headers, b"", open_limit).await {
+            Ok(r) => r,
+            Err(e) => {
+                crate::debug!(
+                    "virtual API {}: GET stream of {}: {e}",
+                    target.api,
+                    target.upstream
+                );
+                return LegEnd::Lost { reached: false };
+            }
+        };
+    match response.status {
+        200 if response.is_event_stream() => {}
+        405 | 404 | 400 => return LegEnd::Never,
+        _ => return LegEnd::Lost { reached: true },
+    }
+    let mut events = Events::new(MAX_BODY);
+    loop {
+        let piece = match response.next(LISTEN_POLL).await {
+            Ok(Some(piece)) => piece,
+            Err(http_client::FetchError::Timeout) if !tx.is_receiver_gone() => continue,
+            Ok(None) | Err(_) => return LegEnd::Lost { reached: true },
+        };
+        let Ok(messages) = events.feed(&piece) else {
+            return LegEnd::Lost { reached: true };
+        };
+        for m in messages {
+            if let Some(relayed) = relayed_message(&target.upstream, m) {
+                if !tx.send(LocalEvent::Message(relayed)).await {
+                    return LegEnd::ClientGone;
+                }
+            }
+        }
+    }
+}
+
+/// The client's answer to a relayed request (its id already the upstream's own), POSTed to the
+/// upstream that asked.
+pub async fn answer_upstream(
+    target: &LegTarget,
+    answer: &Value,
+    limit: Duration,
+) -> Result<(), String> {
+    let body = serde_json::to_vec(answer).map_err(|e| e.to_string())?;
+    let headers = target.headers(&[
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ]);
+    let response = http_client::request_kept_alive("POST", &target.url, &headers, &body, limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.status {
+        200..=299 => Ok(()),
+        other => Err(format!("HTTP {other}")),
+    }
+}
+
+pub enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Whichever of `a` and `b` completes first (the other is dropped).
+pub async fn first_of<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_get_relayed_ids_and_notifications_pass() {
+        let request = json!({"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{}});
+        let out: Value = serde_json::from_slice(&relayed_message("a", request).unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(out["id"], "mcpgate:a:3");
+        let note =
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1}});
+        let out: Value =
+            serde_json::from_slice(&relayed_message("a", note.clone()).unwrap_or_default())
+                .unwrap_or_default();
+        assert_eq!(out, note);
+        assert!(relayed_message("a", json!({"jsonrpc":"2.0","id":1,"result":{}})).is_none());
+    }
+
+    #[test]
+    fn events_split_across_pieces_yield_whole_messages() {
+        let mut events = Events::new(1 << 20);
+        let stream = b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\r\n\r\n: c\n\ndata: {\"id\":1,\r\ndata: \"result\":{}}\n\n";
+        let mut seen = Vec::new();
+        for piece in stream.chunks(7) {
+            seen.extend(events.feed(piece).unwrap_or_default());
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[1]["id"], 1);
+    }
+}
