@@ -14,9 +14,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mcpgate_tests::http::McpSession;
+use mcpgate_tests::http::{McpSession, SseStream};
 use mcpgate_tests::peers::{run_client_with_env, tests_dir};
-use mcpgate_tests::{run_client, Gateway, GatewaySpec, Sdk, ServerEverything};
+use mcpgate_tests::scenarios;
+use mcpgate_tests::{run_client, Driver, Gateway, GatewaySpec, Sdk, ServerEverything};
 use observe_common::{admin_get, admin_json, poll};
 use serde_json::{json, Value};
 
@@ -113,8 +114,11 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         assert_eq!(prefixes(&names), all, "{sdk:?} {field}: {names:?}");
         let first = own_names(&names, "a");
         assert!(!first.is_empty(), "{sdk:?} {field}: {names:?}");
-        for u in ["b", "s"] {
-            assert_eq!(own_names(&names, u), first, "{sdk:?} {field} of {u}");
+        assert_eq!(own_names(&names, "b"), first, "{sdk:?} {field} of b");
+        let stdio = own_names(&names, "s");
+        assert!(stdio.is_subset(&first), "{sdk:?} {field} of s: {stdio:?}");
+        if field != "toolNames" {
+            assert_eq!(stdio, first, "{sdk:?} {field} of s");
         }
     }
     let tools = own_names(&strings(&o["toolNames"]), "a");
@@ -122,8 +126,14 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         tools.contains("echo") && tools.contains("get-sum"),
         "{tools:?}"
     );
-    // Sampling and elicitation are not relayed: the upstreams were not told the client can.
-    assert!(!tools.contains("trigger-sampling-request"), "{tools:?}");
+    // The HTTP legs were told the client answers sampling and elicitation (relayed to it); the
+    // shared stdio process was not (it has no one client to ask).
+    assert!(tools.contains("trigger-sampling-request"), "{tools:?}");
+    let stdio_tools = own_names(&strings(&o["toolNames"]), "s");
+    assert!(
+        !stdio_tools.contains("trigger-sampling-request") && stdio_tools.contains("echo"),
+        "{stdio_tools:?}"
+    );
     for u in UPSTREAMS {
         assert_eq!(o["calls"][u], format!("Echo: hi {u}"), "{sdk:?}: {o}");
         assert_eq!(o["sums"][u], "The sum of 2 and 40 is 42.", "{sdk:?}: {o}");
@@ -217,6 +227,38 @@ fn children(pid: u32) -> Vec<i32> {
     out
 }
 
+/// The client's standalone GET stream on the virtual API.
+fn open_get_stream(session: &McpSession) -> SseStream {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n\
+         Mcp-Session-Id: {}\r\nMCP-Protocol-Version: {}\r\n\r\n",
+        session.path, session.id, session.protocol
+    );
+    let stream = SseStream::open(session.addr, request.as_bytes(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("GET stream: {e}"));
+    assert_eq!(stream.status, 200, "{:?}", stream.headers);
+    stream
+}
+
+/// The first message with `method` on `stream`, within 20 s.
+fn wait_for_message(stream: &mut SseStream, method: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match stream.next_event(deadline) {
+            Ok(Some(event)) => {
+                let message = event.json();
+                if message["method"] == method {
+                    return message;
+                }
+                seen.push(message);
+            }
+            Ok(None) => panic!("the stream ended before {method}; saw {seen:?}"),
+            Err(e) => panic!("no {method} on the stream ({e}); saw {seen:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_killed_upstream_drops_out_and_the_others_keep_working() {
     let a = ServerEverything::start();
@@ -249,8 +291,13 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
         );
     }
 
+    // The client's GET stream merges the legs' streams; it hears when an upstream leaves.
+    let mut stream = open_get_stream(&session);
+
     // Kill `b` mid-session.
     drop(b);
+    let changed = wait_for_message(&mut stream, "notifications/tools/list_changed");
+    assert!(changed.get("id").is_none(), "{changed}");
     let after = tool_names(&session, 4);
     assert_eq!(
         prefixes(&after),
@@ -446,6 +493,39 @@ fn progress_from_an_http_upstream_reaches_the_client() {
         &gateway.url("/one"),
         "progress",
     ));
+}
+
+/// Server→client requests and notifications through a virtual API, with both official SDK
+/// clients and the pass-through path's own checks (`mcpgate_tests::scenarios::check`): sampling
+/// and elicitation asked by an HTTP upstream during a call reach the client and its answers
+/// reach the upstream; progress arrives as it happens (not with the result); roots/list from
+/// both HTTP upstreams arrives on the client's GET stream, and its answer and its
+/// `roots/list_changed` go back to them.
+#[test]
+fn sdk_clients_answer_sampling_elicitation_and_roots_through_a_virtual_api() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let gateway = start(virtual_config(&a, &b, ""));
+    let url = gateway.url(PATH);
+    for sdk in [Sdk::TypeScript, Sdk::Python] {
+        for (scenario, prefix) in [
+            ("sampling", "a__"),
+            ("elicitation", "b__"),
+            ("progress", "a__"),
+            ("roots", "b__"),
+        ] {
+            let value =
+                run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", prefix)]);
+            scenarios::check(
+                scenario,
+                &scenarios::Observed {
+                    sdk,
+                    route: scenarios::Route::Through(Driver::Uring),
+                    value: &value,
+                },
+            );
+        }
+    }
 }
 
 #[test]
