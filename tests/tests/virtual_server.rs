@@ -227,6 +227,37 @@ fn children(pid: u32) -> Vec<i32> {
     out
 }
 
+/// server-everything (Streamable HTTP) started again on `port`, killed on drop.
+fn restart_everything(port: u16) -> KilledOnDrop {
+    let child = std::process::Command::new("node")
+        .arg(everything_entry())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let guard = KilledOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server-everything did not listen on {port} again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    guard
+}
+
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The client's standalone GET stream on the virtual API.
 fn open_get_stream(session: &McpSession) -> SseStream {
     let request = format!(
@@ -295,6 +326,7 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
     let mut stream = open_get_stream(&session);
 
     // Kill `b` mid-session.
+    let b_port = b.addr().port();
     drop(b);
     let changed = wait_for_message(&mut stream, "notifications/tools/list_changed");
     assert!(changed.get("id").is_none(), "{changed}");
@@ -345,6 +377,21 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
         "{down}"
     );
 
+    // `b` comes back on its port, without the session: the client's stream says the lists
+    // changed, and the next list opens a new leg to it (its names are back; calls work).
+    let _b_again = restart_everything(b_port);
+    wait_for_message(&mut stream, "notifications/tools/list_changed");
+    let back = tool_names(&session, 8);
+    assert_eq!(
+        prefixes(&back),
+        UPSTREAMS.iter().map(|s| s.to_string()).collect(),
+        "b rejoined the session"
+    );
+    assert_eq!(
+        echo(&session, 9, "b")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+
     // Kill the stdio child: the gateway restarts it (with backoff) and it serves again.
     let pid = gateway.process().pid();
     let kids = children(pid);
@@ -374,12 +421,13 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
         "{kids:?} -> {restarted:?}"
     );
 
-    // Per-upstream health in /metrics: b down, a and s up, the stdio restart counted.
+    // Per-upstream health in /metrics: all up again (b's failures counted), the stdio restart
+    // counted.
     let (status, metrics) = admin_get(gateway.admin_addr(), "/metrics");
     assert_eq!(status, 200, "{metrics}");
     for line in [
         "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"a\"} 1",
-        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"b\"} 0",
+        "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"b\"} 1",
         "mcpgate_virtual_upstream_up{api=\"toolbox\",upstream=\"s\"} 1",
         "mcpgate_virtual_stdio_restarts_total{api=\"toolbox\",upstream=\"s\"} 1",
     ] {
@@ -404,8 +452,16 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
     )
     .unwrap_or_else(|e| panic!("DELETE: {e}"));
     assert_eq!(response.status, 200, "{}", response.body_text());
-    let gone = echo(&session, 1000, "a");
-    assert_eq!(gone["error"]["code"], -32603, "{gone}");
+    let gone = session.post(
+        &[],
+        r#"{"jsonrpc":"2.0","id":1000,"method":"tools/call","params":{"name":"a__echo","arguments":{"message":"x"}}}"#,
+    );
+    assert_eq!(
+        gone.status,
+        404,
+        "a deleted session is over: {}",
+        gone.body_text()
+    );
     // A session id the gateway did not seal is refused.
     let forged = McpSession {
         addr: gateway.addr(),

@@ -46,6 +46,10 @@ pub enum FetchError {
     Io(std::io::Error),
     #[error("malformed response")]
     Malformed,
+    /// The connection ended (EOF or reset) before one byte of a response: on a kept-alive
+    /// connection, the server had closed it while idle and never saw the request.
+    #[error("the connection closed before a response")]
+    ClosedBeforeResponse,
     #[error("response body larger than {MAX_BODY} bytes")]
     TooLarge,
 }
@@ -272,7 +276,9 @@ pub async fn request_kept_alive(
                 }
                 return Ok(response);
             }
-            Err((_, false)) => {} // nothing reached the server: a new connection below
+            // Nothing reached the server, or it had closed the idle connection and never saw
+            // the request: a new connection below.
+            Err((_, false)) | Err((FetchError::ClosedBeforeResponse, _)) => {}
             Err((e, true)) => return Err(e),
         }
     }
@@ -431,7 +437,7 @@ pub async fn open_stream(
         let head = match head {
             Ok(h) => h,
             // A kept connection the server had closed: nothing was read, so nothing was acted on.
-            Err(FetchError::Malformed) if !fresh && buf.is_empty() => continue,
+            Err(FetchError::ClosedBeforeResponse) if !fresh => continue,
             Err(e) => return Err(e),
         };
         let body = match head.framing {
@@ -640,8 +646,17 @@ async fn read_head(
             Ok(None) => {}
             Err(_) => return Err(FetchError::Malformed),
         }
-        if source.more(buf).await? == 0 {
-            return Err(FetchError::Malformed);
+        let nothing_yet = buf.is_empty();
+        match source.more(buf).await {
+            Ok(0) if nothing_yet => return Err(FetchError::ClosedBeforeResponse),
+            Ok(0) => return Err(FetchError::Malformed),
+            Ok(_) => {}
+            Err(FetchError::Io(e))
+                if nothing_yet && e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                return Err(FetchError::ClosedBeforeResponse)
+            }
+            Err(e) => return Err(e),
         }
     };
     let framing = head

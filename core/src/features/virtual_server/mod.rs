@@ -148,7 +148,34 @@ pub struct VirtualServer {
     next_id: Cell<u64>,
     /// (API name, resource URI) → the upstream that listed it.
     uri_hints: RefCell<HashMap<(String, String), String>>,
+    /// Legs this worker opened again for sessions whose sealed leg is missing (the upstream was
+    /// down at `initialize`) or was ended by its upstream (it restarted: 404). The client's
+    /// session id cannot change, so the new leg lives here; each worker that serves the session
+    /// opens its own (documented).
+    rejoined: RefCell<HashMap<RejoinKey, Rejoined>>,
 }
+
+/// Which leg was opened again: the API, the upstream, and what identified the lost leg (the
+/// upstream session id it had, or the client's session id when it had none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RejoinKey {
+    api: String,
+    upstream: String,
+    lost: String,
+}
+
+enum Rejoined {
+    Leg(Leg),
+    /// The last attempt failed then: the next waits [`REJOIN_EVERY`].
+    Tried(std::time::Instant),
+}
+
+/// How often a worker tries again to open a lost leg of one session.
+const REJOIN_EVERY: Duration = Duration::from_secs(5);
+/// How long such an attempt may delay the request that makes it.
+const REJOIN_LIMIT: Duration = Duration::from_secs(2);
+/// Entries of [`VirtualServer::rejoined`] before it is cleared.
+const REJOINED: usize = 10_000;
 
 impl Phases for VirtualServer {
     async fn serve(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
@@ -196,7 +223,11 @@ impl VirtualServer {
         match ctx.method {
             HttpMethod::Post => {}
             HttpMethod::Delete => {
-                let session = open_session(ctx, req)?;
+                // With the legs this worker re-opened in place of lost ones: they end too.
+                let session = self.open(ctx, req, server).await?;
+                if let Some(id) = req.header("mcp-session-id") {
+                    end_session(&String::from_utf8_lossy(id));
+                }
                 self.close(ctx, server, &session).await;
                 return Ok(Step::raw(crate::features::auth::raw_response(
                     200,
@@ -206,7 +237,7 @@ impl VirtualServer {
                 )));
             }
             HttpMethod::Get => {
-                let session = open_session(ctx, req)?;
+                let session = self.open(ctx, req, server).await?;
                 remember_session(ctx, &session);
                 let targets = streamable_legs(ctx, server, &session);
                 if targets.is_empty() {
@@ -243,7 +274,7 @@ impl VirtualServer {
             serde_json::from_slice(body.bytes).map_err(|_| VirtualError::NotJsonRpc)?;
         if message.kind != Kind::Request {
             // Notifications and the client's answers to relayed requests.
-            let session = open_session(ctx, req)?;
+            let session = self.open(ctx, req, server).await?;
             self.pass_on(ctx, server, &session, value).await;
             return Ok(Step::raw(crate::features::auth::raw_response(
                 202,
@@ -266,9 +297,12 @@ impl VirtualServer {
             form.session_id = Some(sealed);
             Ok(result)
         } else {
-            let session = open_session(ctx, req)?;
+            let session = self.open(ctx, req, server).await?;
             if sse {
-                if let Some(stream) = self.stream_routed(ctx, server, &session, &method, &params)? {
+                if let Some(stream) = self
+                    .stream_routed(ctx, server, &session, &method, &params)
+                    .await?
+                {
                     remember_session(ctx, &session);
                     return Ok(Step::Answer(Answer::Stream(stream)));
                 }
@@ -312,7 +346,22 @@ impl VirtualServer {
         method: &str,
         params: Value,
     ) -> Result<(Value, Option<String>), String> {
-        let outcome = self.request_leg(ctx, server, up, leg, method, params).await;
+        let mut outcome = self
+            .request_leg(ctx, server, up, leg, method, params.clone())
+            .await;
+        if let (Err(why), Some(lost)) = (&outcome, leg) {
+            // The upstream no longer knows the session (it restarted): a new one, then again.
+            if why == SESSION_LOST && !lost.session.is_empty() {
+                if let Some(fresh) = self
+                    .rejoin(ctx, server, up, &lost.session, &lost.version)
+                    .await
+                {
+                    outcome = self
+                        .request_leg(ctx, server, up, Some(&fresh), method, params)
+                        .await;
+                }
+            }
+        }
         health::note(
             ctx.api().map_or("", |a| a.name.as_str()),
             &up.name,
@@ -447,6 +496,115 @@ impl VirtualServer {
         Ok((result, sealed))
     }
 
+    /// The client's session with this worker's re-opened legs in place of lost ones, and a
+    /// new attempt (at most every [`REJOIN_EVERY`]) for upstreams it lacks.
+    async fn open(
+        &self,
+        ctx: &mut RequestCtx,
+        req: Request<'_>,
+        server: &Arc<Server>,
+    ) -> Result<VirtualSession, VirtualError> {
+        if req
+            .header("mcp-session-id")
+            .is_some_and(|id| was_ended(&String::from_utf8_lossy(id)))
+        {
+            return Err(VirtualError::SessionNotFound);
+        }
+        let mut session = open_session(ctx, req)?;
+        let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+        let client_key = || {
+            req.header("mcp-session-id")
+                .map(|v| format!("client:{}", String::from_utf8_lossy(v)))
+                .unwrap_or_default()
+        };
+        for up in &server.upstreams {
+            let lost = match session.legs.get(&up.name) {
+                Some(leg) if leg.session.is_empty() => continue,
+                Some(leg) => leg.session.clone(),
+                None => client_key(),
+            };
+            let key = RejoinKey {
+                api: api.clone(),
+                upstream: up.name.clone(),
+                lost: lost.clone(),
+            };
+            let known = match self.rejoined.borrow().get(&key) {
+                Some(Rejoined::Leg(leg)) => Some(Some(leg.clone())),
+                Some(Rejoined::Tried(at)) if at.elapsed() < REJOIN_EVERY => Some(None),
+                _ => None,
+            };
+            match known {
+                Some(Some(leg)) => {
+                    session.legs.insert(up.name.clone(), leg);
+                }
+                Some(None) => {}
+                None if !session.legs.contains_key(&up.name) => {
+                    let version = session.version.clone();
+                    if let Some(leg) = self.rejoin(ctx, server, up, &lost, &version).await {
+                        session.legs.insert(up.name.clone(), leg);
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(session)
+    }
+
+    /// Opens a new leg to `up` in place of the one identified by `lost`, remembered on this
+    /// worker. The upstream is told what the gateway can promise for a client it has not heard:
+    /// no sampling, elicitation or roots.
+    async fn rejoin(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        lost: &str,
+        version: &str,
+    ) -> Option<Leg> {
+        let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+        let key = RejoinKey {
+            api: api.clone(),
+            upstream: up.name.clone(),
+            lost: lost.to_owned(),
+        };
+        if let Some(Rejoined::Tried(at)) = self.rejoined.borrow().get(&key) {
+            if at.elapsed() < REJOIN_EVERY {
+                return None;
+            }
+        }
+        let params = json!({
+            "protocolVersion": if version.is_empty() { stdio::STDIO_PROTOCOL_VERSION } else { version },
+            "capabilities": {},
+            "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let limit = server.call_timeout.min(REJOIN_LIMIT);
+        let attempt =
+            monoio::time::timeout(limit, self.initialize_one(ctx, server, up, params)).await;
+        let mut rejoined = self.rejoined.borrow_mut();
+        if rejoined.len() >= REJOINED {
+            rejoined.clear();
+        }
+        match attempt {
+            Ok(Ok((leg, _))) => {
+                crate::info!("virtual API {api}: upstream {} rejoined a session", up.name);
+                rejoined.insert(key, Rejoined::Leg(leg.clone()));
+                Some(leg)
+            }
+            Ok(Err(why)) => {
+                crate::debug!(
+                    "virtual API {api}: upstream {} cannot rejoin: {why}",
+                    up.name
+                );
+                rejoined.insert(key, Rejoined::Tried(std::time::Instant::now()));
+                None
+            }
+            Err(_) => {
+                rejoined.insert(key, Rejoined::Tried(std::time::Instant::now()));
+                None
+            }
+        }
+    }
+
     async fn initialize_one(
         &self,
         ctx: &RequestCtx,
@@ -476,9 +634,16 @@ impl VirtualServer {
                 (json!({"result": init.result}), None)
             }
             Transport::Http { url } => {
-                let (answer, session) = self
-                    .request(ctx, server, up, None, "initialize", params)
-                    .await?;
+                // Not `request`: no session to rejoin yet.
+                let outcome = self
+                    .request_leg(ctx, server, up, None, "initialize", params)
+                    .await;
+                health::note(
+                    ctx.api().map_or("", |a| a.name.as_str()),
+                    &up.name,
+                    outcome.is_ok(),
+                );
+                let (answer, session) = outcome?;
                 let leg = Leg {
                     session: session.clone().unwrap_or_default(),
                     version: String::new(),
@@ -601,7 +766,7 @@ impl VirtualServer {
     /// answered as an event stream (progress and server→client requests as they come); `None`:
     /// answered whole (another method, another transport, or a name no leg serves — whose
     /// error `dispatch` gives).
-    fn stream_routed(
+    async fn stream_routed(
         &self,
         ctx: &mut RequestCtx,
         server: &Arc<Server>,
@@ -641,11 +806,25 @@ impl VirtualServer {
             leg: leg.clone(),
         };
         ctx.served_by = Some(up.name.as_str().into());
+        let message = serde_json::to_vec(&message).unwrap_or_default();
+        let mut target = target;
+        let mut opened = relay::open_call(&target, &message, server.call_timeout).await;
+        if matches!(&opened, Err(why) if why == SESSION_LOST) {
+            // The upstream restarted: a new leg, then the call again.
+            let lost = target.leg.clone();
+            if let Some(fresh) = self
+                .rejoin(ctx, server, up, &lost.session, &lost.version)
+                .await
+            {
+                target.leg = fresh;
+                opened = relay::open_call(&target, &message, server.call_timeout).await;
+            }
+        }
         let (tx, events) = local_stream::channel();
-        monoio::spawn(relay::call(
+        monoio::spawn(relay::follow_call(
             tx,
             target,
-            serde_json::to_vec(&message).unwrap_or_default(),
+            opened,
             id,
             server.call_timeout,
         ));
@@ -922,6 +1101,41 @@ impl VirtualServer {
     }
 }
 
+/// Client session ids ended by DELETE, in this gateway process (any worker): a sealed id stays
+/// valid cryptographically, so without this a deleted session would go on (its legs re-opened).
+/// Bounded: the oldest are forgotten past [`ENDED`]. Another replica does not see them
+/// (documented); the upstream sessions themselves are ended either way.
+fn ended() -> &'static std::sync::RwLock<(HashSet<String>, std::collections::VecDeque<String>)> {
+    static ENDED_IDS: std::sync::OnceLock<
+        std::sync::RwLock<(HashSet<String>, std::collections::VecDeque<String>)>,
+    > = std::sync::OnceLock::new();
+    ENDED_IDS.get_or_init(Default::default)
+}
+
+const ENDED: usize = 100_000;
+
+fn end_session(id: &str) {
+    let mut ended = ended()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if ended.0.insert(id.to_owned()) {
+        ended.1.push_back(id.to_owned());
+    }
+    while ended.1.len() > ENDED {
+        if let Some(old) = ended.1.pop_front() {
+            ended.0.remove(&old);
+        }
+    }
+}
+
+fn was_ended(id: &str) -> bool {
+    ended()
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .0
+        .contains(id)
+}
+
 /// Whether requests to `up` are relayed as they happen (plain-http Streamable HTTP legs).
 fn streams(up: &VirtualUpstream) -> bool {
     matches!(&up.transport, Transport::Http { url } if url.starts_with("http://"))
@@ -1085,6 +1299,20 @@ fn split_answer(mut answer: Value) -> Result<Value, Value> {
     }
 }
 
+/// Why a leg failed when its upstream no longer knows the session (it restarted, or ended it).
+pub(crate) const SESSION_LOST: &str = "the upstream no longer knows this session";
+
+/// Whether an upstream's refusal says the session is unknown: 404, as the specification has
+/// it, or a 400 that says so (server-everything and other Express-based servers answer an unknown
+/// session id with 400 "No valid session ID provided").
+pub(crate) fn session_lost(status: u16, body: &[u8]) -> bool {
+    status == 404
+        || (status == 400
+            && String::from_utf8_lossy(body)
+                .to_ascii_lowercase()
+                .contains("session"))
+}
+
 /// One JSON-RPC message POSTed to a Streamable HTTP upstream; its answer (the message with the
 /// same id, from a JSON body or an event stream; `Null` for a 202) and the session id it gave.
 async fn http_leg(
@@ -1111,6 +1339,9 @@ async fn http_leg(
         .map_err(|e| e.to_string())?;
     if response.status == 202 {
         return Ok((Value::Null, response.session_id));
+    }
+    if leg.is_some_and(|l| !l.session.is_empty()) && session_lost(response.status, &response.body) {
+        return Err(SESSION_LOST.to_string());
     }
     if response.status != 200 {
         return Err(format!("HTTP {}", response.status));

@@ -113,17 +113,45 @@ impl Events {
     }
 }
 
-/// Producer of a routed request's event stream: sends `message` (the client's request, names
-/// unprefixed, the client's id) on `target` and relays what comes back until the answer. An
-/// upstream that fails is answered for with a JSON-RPC error under the client's id.
-pub async fn call(
+/// Sends a routed request (the client's id, names unprefixed) on `target` and reads the
+/// response head: what [`follow_call`] relays. `Err(SESSION_LOST)` when the upstream no longer
+/// knows the leg's session (the caller opens a new leg and tries again).
+pub async fn open_call(
+    target: &LegTarget,
+    message: &[u8],
+    idle: Duration,
+) -> Result<StreamingResponse, String> {
+    let headers = target.headers(&[
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ]);
+    let mut response = http_client::open_stream("POST", &target.url, &headers, message, idle)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status != 200 {
+        let body = whole_body(&mut response, idle).await.unwrap_or_default();
+        if !target.leg.session.is_empty() && super::session_lost(response.status, &body) {
+            return Err(super::SESSION_LOST.to_string());
+        }
+        return Err(format!("HTTP {}", response.status));
+    }
+    Ok(response)
+}
+
+/// Producer of a routed request's event stream: relays what `response` ([`open_call`]) brings
+/// until the answer. An upstream that fails is answered for with a JSON-RPC error under the
+/// client's id.
+pub async fn follow_call(
     tx: EventSender,
     target: LegTarget,
-    message: Vec<u8>,
+    opened: Result<StreamingResponse, String>,
     client_id: Value,
     idle: Duration,
 ) {
-    let outcome = call_upstream(&tx, &target, &message, &client_id, idle).await;
+    let outcome = match opened {
+        Ok(response) => relay_call(&tx, &target, response, &client_id, idle).await,
+        Err(why) => Err(why),
+    };
     health::note(&target.api, &target.upstream, outcome.is_ok());
     if let Err(why) = outcome {
         crate::warn!(
@@ -143,23 +171,13 @@ pub async fn call(
     }
 }
 
-async fn call_upstream(
+async fn relay_call(
     tx: &EventSender,
     target: &LegTarget,
-    message: &[u8],
+    mut response: StreamingResponse,
     client_id: &Value,
     idle: Duration,
 ) -> Result<(), String> {
-    let headers = target.headers(&[
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-    ]);
-    let mut response = http_client::open_stream("POST", &target.url, &headers, message, idle)
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status != 200 {
-        return Err(format!("HTTP {}", response.status));
-    }
     let is_answer = |m: &Value| {
         &m["id"] == client_id && (m.get("result").is_some() || m.get("error").is_some())
     };
@@ -252,6 +270,17 @@ async fn listen_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) 
         };
         let reached = match end {
             LegEnd::ClientGone => return,
+            // Back, but without this session (it restarted): the next request opens a new
+            // leg (`VirtualServer::rejoin`), so its names return to the lists.
+            LegEnd::Never if !up => {
+                crate::info!(
+                    "virtual API {}: upstream {} is back (a new session on the next request)",
+                    target.api,
+                    target.upstream
+                );
+                send_list_changed(tx).await;
+                return;
+            }
             LegEnd::Never => return,
             LegEnd::Lost { reached } => reached,
         };
@@ -266,12 +295,8 @@ async fn listen_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) 
                 target.upstream,
                 if up { "is back on" } else { "dropped out of" }
             );
-            for method in LIST_CHANGED {
-                let note = json!({"jsonrpc": "2.0", "method": method});
-                let bytes = serde_json::to_vec(&note).unwrap_or_default();
-                if !tx.send(LocalEvent::Message(bytes)).await {
-                    return;
-                }
+            if !send_list_changed(tx).await {
+                return;
             }
         }
         if let Either::Right(()) = first_of(monoio::time::sleep(wait), tx.receiver_gone()).await {
@@ -279,6 +304,18 @@ async fn listen_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) 
         }
         wait = (wait * 2).min(REOPEN_MAX);
     }
+}
+
+/// Tells the client every merged list may have changed; `false`: it left.
+async fn send_list_changed(tx: &EventSender) -> bool {
+    for method in LIST_CHANGED {
+        let note = json!({"jsonrpc": "2.0", "method": method});
+        let bytes = serde_json::to_vec(&note).unwrap_or_default();
+        if !tx.send(LocalEvent::Message(bytes)).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// One life of a leg's GET stream.
