@@ -6,7 +6,8 @@
 //! which upstream listed a URI) and forwarded unprefixed under the gateway's own JSON-RPC ids,
 //! `ping`, DELETE closing every upstream session, the failure mode (`fail_open` / `fail_closed`).
 //! The upstream legs are Streamable HTTP (`http_leg`, on keep-alive connections each worker keeps
-//! per upstream: `http_client::request_kept_alive`) or stdio processes (`stdio`).
+//! per upstream: `http_client::request_kept_alive`), or links shared by the API's sessions
+//! (`shared`): stdio processes (`stdio`) and legacy HTTP+SSE connections (`sse`).
 //!
 //! State: the client's `Mcp-Session-Id` seals (AES-GCM, bound to the subject, the binder of
 //! `[gateway.sessions]`) every upstream's session id and negotiated version, so any worker or
@@ -18,6 +19,8 @@
 //! A pass-through API (one `upstream` URL) never gets past the first test of `serve`.
 
 pub mod health;
+pub mod shared;
+pub mod sse;
 pub mod stdio;
 
 use std::cell::{Cell, RefCell};
@@ -132,7 +135,7 @@ impl AnswerForm {
     }
 }
 
-/// How long `initialize` waits for a stdio upstream that is starting or restarting.
+/// How long `initialize` waits for a shared upstream (stdio, SSE) that is starting or restarting.
 const STDIO_START_WAIT: Duration = Duration::from_secs(10);
 
 /// Entries of the per-worker URI hint before it is cleared.
@@ -307,11 +310,11 @@ impl VirtualServer {
                     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
                 http_leg(url, leg, &message, server.call_timeout).await
             }
-            Transport::Stdio(spec) => {
+            Transport::Stdio(_) | Transport::Sse { .. } => {
                 let api = ctx.api().map_or("", |a| a.name.as_str());
-                let process = stdio::process(api, &up.name, spec)
-                    .ok_or_else(|| "the process is not configured".to_string())?;
-                match monoio::time::timeout(server.call_timeout, process.request(method, params))
+                let link = shared::link(api, &up.name, &up.transport)
+                    .ok_or_else(|| "the upstream is not configured".to_string())?;
+                match monoio::time::timeout(server.call_timeout, link.request(method, params))
                     .await
                 {
                     Ok(Ok(answer)) => Ok((answer, None)),
@@ -418,21 +421,21 @@ impl VirtualServer {
         params: Value,
     ) -> Result<(Leg, Value), String> {
         let (answer, session) = match &up.transport {
-            Transport::Stdio(spec) => {
-                // The shared process was initialized by its supervisor.
+            Transport::Stdio(_) | Transport::Sse { .. } => {
+                // The shared link (stdio process, SSE stream) was initialized by its supervisor.
                 let api = ctx.api().map_or("", |a| a.name.as_str());
-                let process = stdio::process(api, &up.name, spec)
-                    .ok_or_else(|| "the process is not configured".to_string())?;
-                // Just started or restarting: wait for it a little (a client connecting as the
-                // gateway starts must not find its stdio upstreams missing).
+                let link = shared::link(api, &up.name, &up.transport)
+                    .ok_or_else(|| "the upstream is not configured".to_string())?;
+                // Just started or reconnecting: wait for it a little (a client connecting as the
+                // gateway starts must not find its shared upstreams missing).
                 let deadline =
                     std::time::Instant::now() + server.call_timeout.min(STDIO_START_WAIT);
                 let init = loop {
-                    if let Some(init) = process.init() {
+                    if let Some(init) = link.init() {
                         break init;
                     }
                     if std::time::Instant::now() >= deadline {
-                        return Err("the process is not running".to_string());
+                        return Err(format!("the {} upstream is not connected", link.kind()));
                     }
                     monoio::time::sleep(Duration::from_millis(25)).await;
                 };
