@@ -433,6 +433,12 @@ impl<R: BufRead> Read for Body<R> {
             }
             Framing::Chunked => {
                 if self.at_chunk_start {
+                    if self.inner.fill_buf()?.is_empty() {
+                        // Closed between chunks, without the last chunk: the stream ended (a
+                        // server killed, a proxy timing out), which is no framing error.
+                        self.done = true;
+                        return Ok(0);
+                    }
                     let line = self.chunk_line()?;
                     let text = std::str::from_utf8(&line).map_err(|_| bad_data("chunk size"))?;
                     let size = text.split(';').next().unwrap_or_default().trim();
