@@ -697,9 +697,7 @@ fn a_legacy_sse_upstream_serves_drops_out_and_comes_back() {
     // The SSE server goes away: its tools drop out (fail_open), the others still answer.
     l.kill();
     let mut id = 10;
-    let after = wait_for_prefixes(&session, &mut id, "l to drop out", |p| {
-        !p.contains("l")
-    });
+    let after = wait_for_prefixes(&session, &mut id, "l to drop out", |p| !p.contains("l"));
     assert_eq!(
         prefixes(&after),
         ["a", "s"].iter().map(|s| s.to_string()).collect()

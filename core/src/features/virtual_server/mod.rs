@@ -314,8 +314,7 @@ impl VirtualServer {
                 let api = ctx.api().map_or("", |a| a.name.as_str());
                 let link = shared::link(api, &up.name, &up.transport)
                     .ok_or_else(|| "the upstream is not configured".to_string())?;
-                match monoio::time::timeout(server.call_timeout, link.request(method, params))
-                    .await
+                match monoio::time::timeout(server.call_timeout, link.request(method, params)).await
                 {
                     Ok(Ok(answer)) => Ok((answer, None)),
                     Ok(Err(e)) => Err(e.to_string()),
