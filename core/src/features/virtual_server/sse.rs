@@ -610,12 +610,13 @@ impl Poster {
         }
         // Read the body out (bounded) so the connection can carry the next POST.
         let mut rest = Body::new(conn, framing, MAX_POST_BODY);
-        let read = std::io::copy(&mut (&mut rest).take(MAX_POST_BODY), &mut std::io::sink())?;
+        std::io::copy(&mut (&mut rest).take(MAX_POST_BODY), &mut std::io::sink())?;
         let complete = rest.done;
         if !(200..300).contains(&answer.status) {
             return Err(SseError::Status("POST", answer.status));
         }
-        if complete && answer.keeps_alive() && read <= MAX_POST_BODY {
+        // A body past the bound was not read out: that connection cannot carry another POST.
+        if complete && answer.keeps_alive() {
             self.conn = Some(rest.into_inner());
         }
         Ok(())
