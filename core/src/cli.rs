@@ -91,7 +91,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Upstream MCP endpoint; with --path it defines the only API (replacing the file's APIs).
-    /// Repeatable as NAME=URL: a virtual API over every named upstream (names prefix tools).
+    /// Repeatable as NAME=URL: a virtual API over every named upstream (names prefix tools);
+    /// NAME=sse+http://HOST:PORT/sse for a legacy HTTP+SSE upstream.
     #[arg(long, value_name = "[NAME=]URL")]
     pub upstream: Vec<String>,
     /// A stdio upstream: a command line (split on spaces, no shell) run as a child process,

@@ -159,14 +159,41 @@ impl ServerEverything {
 
     /// Starts it with `transport` on a free loopback port and waits until it is ready.
     pub fn start_with(transport: EverythingTransport) -> Self {
+        Self::start_on(transport, None)
+            .unwrap_or_else(|error| panic!("server-everything did not start: {error}"))
+    }
+
+    /// Stops it and starts it again with `transport` on the same port (a server that went away
+    /// and came back, for clients that must reconnect), waiting until it is ready.
+    pub fn restart(&mut self, transport: EverythingTransport) {
+        let port = self.addr.port();
+        // The old process must be gone (port released) before the new one binds it.
+        self.kill();
+        let old = std::mem::replace(
+            self,
+            Self::start_on(transport, Some(port)).unwrap_or_else(|error| {
+                panic!("server-everything did not restart on port {port}: {error}")
+            }),
+        );
+        drop(old);
+    }
+
+    /// Stops the process, keeping the value (its port) for `restart`.
+    pub fn kill(&mut self) {
+        self.process.signal(libc::SIGKILL);
+        let _ = self.process.wait_exit(Duration::from_secs(10));
+    }
+
+    /// Starts it on `port` (`None`: a free one, retried when a parallel test took it first).
+    fn start_on(transport: EverythingTransport, port: Option<u16>) -> Result<Self, String> {
         ensure_js_installed();
         let entry =
             js_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
         let mut last_error = String::new();
         // A port picked as free can be taken by a parallel test before node binds it; then node
-        // exits with EADDRINUSE and we try another.
+        // exits with EADDRINUSE and we try another (or, on a fixed port, the same once more).
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut node = Command::new("node");
             let (mode, ready_line) = match transport {
@@ -189,11 +216,11 @@ impl ServerEverything {
                     wait_for_ready_line(&mut process, &ready_line, Duration::from_secs(30))
                 });
             match ready {
-                Ok(_) => return Self { process, addr },
+                Ok(_) => return Ok(Self { process, addr }),
                 Err(error) => last_error = error,
             }
         }
-        panic!("server-everything did not start: {last_error}");
+        Err(last_error)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -208,6 +235,11 @@ impl ServerEverything {
     /// The upstream URL a gateway is pointed at.
     pub fn upstream_url(&self) -> String {
         self.mcp_url()
+    }
+
+    /// Its legacy SSE stream's URL (started with `EverythingTransport::Sse`).
+    pub fn sse_url(&self) -> String {
+        format!("http://{}/sse", self.addr)
     }
 
     /// What it printed so far.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mcpgate_tests::http::{McpSession, SseStream};
-use mcpgate_tests::peers::{run_client_with_env, tests_dir};
+use mcpgate_tests::peers::{run_client_with_env, tests_dir, EverythingTransport};
 use mcpgate_tests::scenarios;
 use mcpgate_tests::{run_client, Driver, Gateway, GatewaySpec, Sdk, ServerEverything};
 use observe_common::{admin_get, admin_json, poll};
@@ -720,4 +720,167 @@ fn http_legs_keep_their_connections_alive() {
         "{} connections to upstream a closed for 40 calls (TIME_WAIT {before} -> {after})",
         after - before
     );
+}
+
+/// A virtual API at `/mcp` over a legacy HTTP+SSE server-everything (`l`, first, so resources it
+/// lists are read through it), a Streamable HTTP one (`a`) and a stdio one (`s`).
+fn sse_config(l: &ServerEverything, a: &ServerEverything) -> String {
+    format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 2\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"l\"\nurl = \"{}\"\ntransport = \"sse\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"s\"\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\n",
+        l.sse_url(),
+        a.upstream_url(),
+        everything_entry().display()
+    )
+}
+
+/// The prefixes `tools/list` shows, polled until `wanted` holds (a link noticing its upstream
+/// went or came back takes a moment: the stream's end, the reconnect backoff).
+fn wait_for_prefixes(
+    session: &McpSession,
+    id: &mut u64,
+    what: &str,
+    wanted: impl Fn(&BTreeSet<String>) -> bool,
+) -> Vec<String> {
+    poll(what, Duration::from_secs(40), || {
+        *id += 1;
+        let names = tool_names(session, *id);
+        if wanted(&prefixes(&names)) {
+            Ok(names)
+        } else {
+            Err(format!("{:?}", prefixes(&names)))
+        }
+    })
+}
+
+#[test]
+fn a_legacy_sse_upstream_serves_drops_out_and_comes_back() {
+    let mut l = ServerEverything::start_with(EverythingTransport::Sse);
+    let a = ServerEverything::start();
+    let gateway = start(sse_config(&l, &a));
+    poll(
+        "the sse upstream to be initialized",
+        Duration::from_secs(30),
+        || {
+            let out = gateway.output();
+            if out.contains("sse upstream toolbox/l: initialized") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    );
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    let all: BTreeSet<String> = ["a", "l", "s"].iter().map(|s| s.to_string()).collect();
+    let before = tool_names(&session, 2);
+    assert_eq!(prefixes(&before), all);
+    // The same program behind each transport: the same tools.
+    assert_eq!(own_names(&before, "l"), own_names(&before, "a"));
+    assert_eq!(
+        echo(&session, 3, "l")["result"]["content"][0]["text"],
+        "Echo: still here"
+    );
+    let prompt = call(
+        &session,
+        4,
+        "prompts/get",
+        json!({"name": "l__simple-prompt"}),
+    );
+    assert!(
+        prompt["result"]["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "{prompt}"
+    );
+    // Resources keep their URIs; `l` is first, so what it listed is read through it.
+    let listed = call(&session, 5, "resources/list", json!({}));
+    let uri = listed["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("resources/list: {listed}"))
+        .to_owned();
+    let read = call(&session, 6, "resources/read", json!({"uri": uri}));
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "{read}");
+    // The exchange log says `l` served the read and the prompt.
+    poll(
+        "resources/read and prompts/get records served by l",
+        Duration::from_secs(20),
+        || {
+            let mut served = Vec::new();
+            for method in ["resources/read", "prompts/get"] {
+                let logs = admin_json(
+                    gateway.admin_addr(),
+                    &format!("/api/logs?api=toolbox&method={method}"),
+                );
+                served.push(
+                    logs["records"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["upstream"] == "l"),
+                );
+            }
+            if served.iter().all(|s| *s) {
+                Ok(())
+            } else {
+                Err(format!("{served:?}"))
+            }
+        },
+    );
+
+    // The SSE server goes away: its tools drop out (fail_open), the others still answer.
+    l.kill();
+    let mut id = 10;
+    let after = wait_for_prefixes(&session, &mut id, "l to drop out", |p| !p.contains("l"));
+    assert_eq!(
+        prefixes(&after),
+        ["a", "s"].iter().map(|s| s.to_string()).collect()
+    );
+    for up in ["a", "s"] {
+        id += 1;
+        assert_eq!(
+            echo(&session, id, up)["result"]["content"][0]["text"],
+            "Echo: still here",
+            "{up}"
+        );
+    }
+    id += 1;
+    let down = echo(&session, id, "l");
+    assert_eq!(down["error"]["code"], -32603, "{down}");
+    assert!(
+        down["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream `l`")),
+        "{down}"
+    );
+
+    // Back on the same port: the link reconnects and its tools return to the same session.
+    l.restart(EverythingTransport::Sse);
+    let back = wait_for_prefixes(&session, &mut id, "l to come back", |p| p == &all);
+    assert_eq!(own_names(&back, "l"), own_names(&before, "l"));
+    id += 1;
+    assert_eq!(
+        echo(&session, id, "l")["result"]["content"][0]["text"],
+        "Echo: still here",
+        "{}",
+        gateway.output()
+    );
+
+    // Health: every upstream up again, the reconnect counted.
+    let (status, metrics) = admin_get(gateway.admin_addr(), "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    for up in ["a", "l", "s"] {
+        let line = format!("mcpgate_virtual_upstream_up{{api=\"toolbox\",upstream=\"{up}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+    let reconnects: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mcpgate_virtual_sse_reconnects_total{api=\"toolbox\",upstream=\"l\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no reconnect counter for l:\n{metrics}"));
+    assert!(reconnects >= 1, "{metrics}");
 }

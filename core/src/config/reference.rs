@@ -536,6 +536,7 @@ mod tests {
             "gateway.allow_unauthenticated_admin",
             "api.upstream",
             "api.upstream.command",
+            "api.upstream.transport",
             "api.virtual.separator",
             "api.acl_file",
             "api.acl.server_requests.sampling",

@@ -44,7 +44,11 @@ fn full_example_values_are_read() {
         .virtual_server
         .as_deref()
         .unwrap_or_else(|| panic!("the third API is virtual"));
-    assert_eq!(toolbox.naming.upstreams, ["everything", "local"]);
+    assert_eq!(toolbox.naming.upstreams, ["everything", "legacy", "local"]);
+    assert!(matches!(
+        toolbox.upstreams[1].transport,
+        virtual_server::Transport::Sse { .. }
+    ));
     assert!(!toolbox.fail_closed && toolbox.call_timeout == Duration::from_secs(60));
     assert_eq!(
         cfg.apis[0].public_url.as_deref(),
@@ -428,6 +432,94 @@ fn virtual_api_errors_name_the_field() {
             e.contains(&format!(" {field}: ")),
             "{field} not named in: {e}\n{text}"
         );
+    }
+}
+
+#[test]
+fn virtual_upstreams_choose_streamable_http_or_legacy_sse() {
+    let cfg = load(&virtual_api(
+        "[[api.upstream]]\nname = \"h\"\nurl = \"http://127.0.0.1:1/mcp\"\n\
+         [[api.upstream]]\nname = \"e\"\nurl = \"http://127.0.0.1:1/mcp\"\ntransport = \"streamable-http\"\n\
+         [[api.upstream]]\nname = \"l\"\nurl = \"https://127.0.0.1:2/sse\"\ntransport = \"sse\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let v = cfg.apis[0]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("virtual"));
+    let http = |url: &str| virtual_server::Transport::Http { url: url.into() };
+    assert_eq!(v.upstreams[0].transport, http("http://127.0.0.1:1/mcp"));
+    assert_eq!(v.upstreams[1].transport, http("http://127.0.0.1:1/mcp"));
+    assert_eq!(
+        v.upstreams[2].transport,
+        virtual_server::Transport::Sse {
+            url: "https://127.0.0.1:2/sse".into()
+        }
+    );
+    // Errors name the `transport` field.
+    for (text, why) in [
+        (
+            "[[api.upstream]]\nname = \"a\"\nurl = \"http://h/\"\ntransport = \"websocket\"\n",
+            "expected \"streamable-http\" or \"sse\"",
+        ),
+        (
+            "[[api.upstream]]\nname = \"a\"\ncommand = \"node\"\ntransport = \"sse\"\n",
+            "a `command` upstream is always stdio",
+        ),
+        (
+            "[[api.upstream]]\nname = \"a\"\ncommand = \"node\"\ntransport = \"stdio\"\n",
+            "a `command` upstream is always stdio",
+        ),
+    ] {
+        let e = err(&virtual_api(text));
+        assert!(
+            e.contains(" api[0].upstream[0].transport: ") && e.contains(why),
+            "{e}\n{text}"
+        );
+    }
+    // An SSE URL is checked like any other.
+    let e = err(&virtual_api(
+        "[[api.upstream]]\nname = \"a\"\nurl = \"ftp://h/sse\"\ntransport = \"sse\"\n",
+    ));
+    assert!(e.contains(" api[0].upstream[0].url: "), "{e}");
+}
+
+#[test]
+fn command_line_upstreams_pick_legacy_sse_with_a_scheme_prefix() {
+    let ov = Overrides {
+        named_upstreams: vec![
+            "l=sse+http://127.0.0.1:1/sse".into(),
+            "h=http://127.0.0.1:2/mcp".into(),
+        ],
+        path: Some("/everything".into()),
+        ..Default::default()
+    };
+    let cfg = load_str(API, "t", &ov).unwrap_or_else(|e| panic!("{e}"));
+    let v = cfg.apis[0]
+        .virtual_server
+        .as_deref()
+        .unwrap_or_else(|| panic!("virtual"));
+    assert_eq!(
+        v.upstreams[0].transport,
+        virtual_server::Transport::Sse {
+            url: "http://127.0.0.1:1/sse".into()
+        }
+    );
+    assert_eq!(
+        v.upstreams[1].transport,
+        virtual_server::Transport::Http {
+            url: "http://127.0.0.1:2/mcp".into()
+        }
+    );
+    // The prefix takes an http(s) URL only.
+    let ov = Overrides {
+        named_upstreams: vec!["l=sse+ftp://127.0.0.1:1/sse".into()],
+        path: Some("/everything".into()),
+        ..Default::default()
+    };
+    match load_str(API, "t", &ov) {
+        Ok(_) => panic!("sse+ftp:// is refused"),
+        Err(e) => assert!(e.to_string().contains("--upstream"), "{e}"),
     }
 }
 

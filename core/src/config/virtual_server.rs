@@ -14,6 +14,10 @@
 //! name = "weather"
 //! url = "http://127.0.0.1:3001/mcp"
 //! [[api.upstream]]
+//! name = "legacy"
+//! url = "http://127.0.0.1:3002/sse"
+//! transport = "sse"
+//! [[api.upstream]]
 //! name = "files"
 //! command = "node"
 //! args = ["server.js", "stdio"]
@@ -47,6 +51,8 @@ pub const MAX_STDIO_PROCESSES: usize = 64;
 pub struct UserUpstream {
     pub name: Option<String>,
     pub url: Option<String>,
+    /// `"streamable-http"` (the default) or `"sse"`; only with `url`.
+    pub transport: Option<String>,
     pub command: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
@@ -65,11 +71,17 @@ pub struct UserVirtual {
     pub call_timeout: Option<Spanned<String>>,
 }
 
+/// The `--upstream NAME=URL` spelling of a legacy HTTP+SSE upstream: `NAME=sse+http://…/sse`.
+pub const SSE_URL_PREFIX: &str = "sse+";
+
 /// How an upstream of a virtual server is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// Streamable HTTP at this `http(s)://` URL.
     Http { url: String },
+    /// The legacy HTTP+SSE transport (2024-11-05): the SSE stream is GET from this `http(s)://`
+    /// URL; its `endpoint` event names where messages are POSTed.
+    Sse { url: String },
     /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
     Stdio(StdioCommand),
 }
@@ -170,7 +182,24 @@ impl Validator<'_> {
                     }
                     crate::urls::parse(&url)
                         .map_err(|e| self.invalid(span.clone(), &field("url"), e.to_string()))?;
-                    Transport::Http { url }
+                    match u.transport.as_deref() {
+                        None | Some("streamable-http") => Transport::Http { url },
+                        Some("sse") => Transport::Sse { url },
+                        Some(other) => {
+                            return Err(self.invalid(
+                                span,
+                                &field("transport"),
+                                format!("`{other}`: expected \"streamable-http\" or \"sse\""),
+                            ))
+                        }
+                    }
+                }
+                (None, Some(_)) if u.transport.is_some() => {
+                    return Err(self.invalid(
+                        span,
+                        &field("transport"),
+                        "applies to a `url` upstream; a `command` upstream is always stdio",
+                    ))
                 }
                 (None, Some(command)) if command.trim().is_empty() => {
                     return Err(self.invalid(span, &field("command"), "must not be empty"))
@@ -312,11 +341,22 @@ impl Validator<'_> {
                     format!("`{s}`: with several upstreams each is NAME=URL"),
                 ));
             };
+            // `sse+http://…`: the legacy HTTP+SSE transport (a scheme prefix, so one flag can
+            // carry it, like `git+https`).
+            let (url, sse) = match url.strip_prefix(SSE_URL_PREFIX) {
+                Some(rest) => (rest, true),
+                None => (url, false),
+            };
             crate::urls::parse(url)
                 .map_err(|e| self.invalid(None, "--upstream", format!("`{s}`: {e}")))?;
+            let url = url.to_owned();
             upstreams.push(VirtualUpstream {
                 name: name.to_owned(),
-                transport: Transport::Http { url: url.into() },
+                transport: if sse {
+                    Transport::Sse { url }
+                } else {
+                    Transport::Http { url }
+                },
             });
         }
         for s in commands {

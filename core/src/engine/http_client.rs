@@ -492,7 +492,8 @@ async fn connect(url: &HttpUrl, deadline: Instant) -> Result<TcpStream, FetchErr
     }
 }
 
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
+/// The control-plane trust store's client configuration (also the legacy SSE upstreams' TLS).
+pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, FetchError> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

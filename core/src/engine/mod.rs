@@ -197,7 +197,7 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), EngineError> {
     }
     // The workers' recorders flushed as they stopped; write out what the sink still holds.
     hub.shutdown();
-    crate::features::virtual_server::stdio::stop_all();
+    crate::features::virtual_server::shared::stop_all();
     crate::info!("stopped");
     Ok(())
 }

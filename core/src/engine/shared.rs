@@ -18,7 +18,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Self {
-        crate::features::virtual_server::stdio::reconcile(&config);
+        crate::features::virtual_server::shared::reconcile(&config);
         Shared {
             integrity: Arc::default(),
             generation: AtomicU64::new(0),
@@ -36,8 +36,8 @@ impl Shared {
     }
 
     pub fn replace_config(&self, config: Config) {
-        // Stdio upstreams a reload added start, those it removed are stopped.
-        crate::features::virtual_server::stdio::reconcile(&config);
+        // Shared (stdio, legacy SSE) upstreams a reload added start, those it removed are stopped.
+        crate::features::virtual_server::shared::reconcile(&config);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -49,7 +49,7 @@ impl Shared {
         if !Arc::ptr_eq(&current, expected) {
             return false;
         }
-        crate::features::virtual_server::stdio::reconcile(&config);
+        crate::features::virtual_server::shared::reconcile(&config);
         *current = Arc::new(config);
         // Bumped under the lock, like `replace_config` is observed: a worker that sees the new
         // generation then reads the new snapshot.

@@ -1,5 +1,6 @@
 //! Per-upstream health of virtual APIs, for `/metrics` and `/api/summary`: whether each upstream
-//! answered its last request, how many legs failed, and how often a stdio process was restarted.
+//! answered its last request (a shared stdio / SSE link: whether it is initialized), how many legs
+//! failed, and how often a stdio process was restarted or an SSE stream reopened.
 //! Process-wide (every worker reports here, under a mutex taken once per upstream leg of a
 //! virtual API only: the pass-through path never touches it); rendered at scrape time from the
 //! configuration current then, so upstreams a reload removed disappear.
@@ -40,7 +41,8 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 struct Row {
     api: String,
     upstream: String,
-    stdio: bool,
+    /// `streamable-http`, `sse` or `stdio`.
+    transport: &'static str,
     up: bool,
     failures: u64,
     restarts: Option<u64>,
@@ -62,21 +64,24 @@ fn rows(config: &Config) -> Vec<Row> {
                 .get(&(api.name.clone(), u.name.clone()))
                 .copied()
                 .unwrap_or_default();
-            let (stdio, up, restarts) = match &u.transport {
-                Transport::Stdio(spec) => {
-                    let p = super::stdio::process(&api.name, &u.name, spec);
+            let (up, restarts) = match &u.transport {
+                Transport::Stdio(_) | Transport::Sse { .. } => {
+                    let link = super::shared::link(&api.name, &u.name, &u.transport);
                     (
-                        true,
-                        p.as_ref().is_some_and(|p| p.init().is_some()),
-                        p.map(|p| p.restarts()),
+                        link.as_ref().is_some_and(|l| l.init().is_some()),
+                        link.map(|l| l.restarts()),
                     )
                 }
-                Transport::Http { .. } => (false, h.up, None),
+                Transport::Http { .. } => (h.up, None),
             };
             rows.push(Row {
                 api: api.name.clone(),
                 upstream: u.name.clone(),
-                stdio,
+                transport: match u.transport {
+                    Transport::Http { .. } => "streamable-http",
+                    Transport::Sse { .. } => "sse",
+                    Transport::Stdio(_) => "stdio",
+                },
                 up,
                 failures: h.failures,
                 restarts,
@@ -103,7 +108,7 @@ pub fn render(config: &Config, out: &mut String) {
             out,
             "mcpgate_virtual_upstream_up",
             "gauge",
-            "Whether a virtual API's upstream answered its last request (stdio: its process is initialized).",
+            "Whether a virtual API's upstream answered its last request (stdio: its process is initialized; sse: its stream is connected and initialized).",
         );
     for r in &rows {
         let _ = writeln!(
@@ -133,13 +138,29 @@ pub fn render(config: &Config, out: &mut String) {
         "counter",
         "Times a stdio upstream's process ended and was started again.",
     );
-    for r in rows.iter().filter(|r| r.stdio) {
+    for r in rows.iter().filter(|r| r.transport == "stdio") {
         let _ = writeln!(
             out,
             "mcpgate_virtual_stdio_restarts_total{{{}}} {}",
             labels(r),
             r.restarts.unwrap_or(0)
         );
+    }
+    if rows.iter().any(|r| r.transport == "sse") {
+        family(
+            out,
+            "mcpgate_virtual_sse_reconnects_total",
+            "counter",
+            "Times a legacy HTTP+SSE upstream's stream ended (or could not be opened) and was opened again.",
+        );
+        for r in rows.iter().filter(|r| r.transport == "sse") {
+            let _ = writeln!(
+                out,
+                "mcpgate_virtual_sse_reconnects_total{{{}}} {}",
+                labels(r),
+                r.restarts.unwrap_or(0)
+            );
+        }
     }
 }
 
@@ -154,7 +175,8 @@ pub fn summary(config: &Config) -> Option<(&'static str, serde_json::Value)> {
                     .map(|r| {
                         serde_json::json!({
                             "api": r.api, "upstream": r.upstream, "up": r.up,
-                            "stdio": r.stdio, "failures": r.failures,
+                            "stdio": r.transport == "stdio", "transport": r.transport,
+                            "failures": r.failures,
                         })
                     })
                     .collect(),

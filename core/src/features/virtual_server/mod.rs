@@ -6,7 +6,8 @@
 //! which upstream listed a URI) and forwarded unprefixed under the gateway's own JSON-RPC ids,
 //! `ping`, DELETE closing every upstream session, the failure mode (`fail_open` / `fail_closed`).
 //! The upstream legs are Streamable HTTP (`http_leg`, on keep-alive connections each worker keeps
-//! per upstream: `http_client::request_kept_alive`) or stdio processes (`stdio`).
+//! per upstream: `http_client::request_kept_alive`), or links shared by the API's sessions
+//! (`shared`): stdio processes (`stdio`) and legacy HTTP+SSE connections (`sse`).
 //!
 //! State: the client's `Mcp-Session-Id` seals (AES-GCM, bound to the subject, the binder of
 //! `[gateway.sessions]`) every upstream's session id and negotiated version, so any worker or
@@ -19,6 +20,8 @@
 
 pub mod health;
 pub mod relay;
+pub mod shared;
+pub mod sse;
 pub mod stdio;
 
 use std::cell::{Cell, RefCell};
@@ -136,7 +139,7 @@ impl AnswerForm {
     }
 }
 
-/// How long `initialize` waits for a stdio upstream that is starting or restarting.
+/// How long `initialize` waits for a shared upstream (stdio, SSE) that is starting or restarting.
 const STDIO_START_WAIT: Duration = Duration::from_secs(10);
 
 /// Entries of the per-worker URI hint before it is cleared.
@@ -388,12 +391,11 @@ impl VirtualServer {
                     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
                 http_leg(url, leg, &message, server.call_timeout).await
             }
-            Transport::Stdio(spec) => {
+            Transport::Stdio(_) | Transport::Sse { .. } => {
                 let api = ctx.api().map_or("", |a| a.name.as_str());
-                let process = stdio::process(api, &up.name, spec)
-                    .ok_or_else(|| "the process is not configured".to_string())?;
-                match monoio::time::timeout(server.call_timeout, process.request(method, params))
-                    .await
+                let link = shared::link(api, &up.name, &up.transport)
+                    .ok_or_else(|| "the upstream is not configured".to_string())?;
+                match monoio::time::timeout(server.call_timeout, link.request(method, params)).await
                 {
                     Ok(Ok(answer)) => Ok((answer, None)),
                     Ok(Err(e)) => Err(e.to_string()),
@@ -573,7 +575,7 @@ impl VirtualServer {
             }
         }
         let params = json!({
-            "protocolVersion": if version.is_empty() { stdio::STDIO_PROTOCOL_VERSION } else { version },
+            "protocolVersion": if version.is_empty() { shared::PROTOCOL_VERSION } else { version },
             "capabilities": {},
             "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
         });
@@ -613,21 +615,21 @@ impl VirtualServer {
         params: Value,
     ) -> Result<(Leg, Value), String> {
         let (answer, session) = match &up.transport {
-            Transport::Stdio(spec) => {
-                // The shared process was initialized by its supervisor.
+            Transport::Stdio(_) | Transport::Sse { .. } => {
+                // The shared link (stdio process, SSE stream) was initialized by its supervisor.
                 let api = ctx.api().map_or("", |a| a.name.as_str());
-                let process = stdio::process(api, &up.name, spec)
-                    .ok_or_else(|| "the process is not configured".to_string())?;
-                // Just started or restarting: wait for it a little (a client connecting as the
-                // gateway starts must not find its stdio upstreams missing).
+                let link = shared::link(api, &up.name, &up.transport)
+                    .ok_or_else(|| "the upstream is not configured".to_string())?;
+                // Just started or reconnecting: wait for it a little (a client connecting as the
+                // gateway starts must not find its shared upstreams missing).
                 let deadline =
                     std::time::Instant::now() + server.call_timeout.min(STDIO_START_WAIT);
                 let init = loop {
-                    if let Some(init) = process.init() {
+                    if let Some(init) = link.init() {
                         break init;
                     }
                     if std::time::Instant::now() >= deadline {
-                        return Err("the process is not running".to_string());
+                        return Err(format!("the {} upstream is not connected", link.kind()));
                     }
                     monoio::time::sleep(Duration::from_millis(25)).await;
                 };
@@ -1159,7 +1161,7 @@ fn streamable_legs(ctx: &RequestCtx, server: &Server, session: &VirtualSession) 
                 url: url.clone(),
                 leg: leg.clone(),
             }),
-            Transport::Stdio(_) => None,
+            _ => None,
         })
         .collect()
 }
