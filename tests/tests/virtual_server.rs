@@ -126,12 +126,16 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         tools.contains("echo") && tools.contains("get-sum"),
         "{tools:?}"
     );
-    // The HTTP legs were told the client answers sampling and elicitation (relayed to it); the
-    // shared stdio process was not (it has no one client to ask).
-    assert!(tools.contains("trigger-sampling-request"), "{tools:?}");
+    // The HTTP legs were told the client answers sampling, elicitation and roots (relayed to
+    // it); the shared stdio process sampling and elicitation (relayed to the client of its only
+    // call in flight), not roots (they belong to one client).
+    assert!(
+        tools.contains("trigger-sampling-request") && tools.contains("get-roots-list"),
+        "{tools:?}"
+    );
     let stdio_tools = own_names(&strings(&o["toolNames"]), "s");
     assert!(
-        !stdio_tools.contains("trigger-sampling-request") && stdio_tools.contains("echo"),
+        stdio_tools.contains("trigger-sampling-request") && !stdio_tools.contains("get-roots-list"),
         "{stdio_tools:?}"
     );
     for u in UPSTREAMS {
@@ -420,6 +424,8 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
         restarted.len() == 1 && restarted[0] != kids[0],
         "{kids:?} -> {restarted:?}"
     );
+    // The client's stream heard about it (the shared process left and came back).
+    wait_for_message(&mut stream, "notifications/tools/list_changed");
 
     // Per-upstream health in /metrics: all up again (b's failures counted), the stdio restart
     // counted.
@@ -553,10 +559,10 @@ fn progress_from_an_http_upstream_reaches_the_client() {
 
 /// Server→client requests and notifications through a virtual API, with both official SDK
 /// clients and the pass-through path's own checks (`mcpgate_tests::scenarios::check`): sampling
-/// and elicitation asked by an HTTP upstream during a call reach the client and its answers
-/// reach the upstream; progress arrives as it happens (not with the result); roots/list from
-/// both HTTP upstreams arrives on the client's GET stream, and its answer and its
-/// `roots/list_changed` go back to them.
+/// and elicitation asked by an HTTP upstream or by the shared stdio process during a call reach
+/// the client and its answers reach the upstream; progress arrives as it happens (not with the
+/// result); roots/list from both HTTP upstreams arrives on the client's GET stream, and its
+/// answer and its `roots/list_changed` go back to them.
 #[test]
 fn sdk_clients_answer_sampling_elicitation_and_roots_through_a_virtual_api() {
     let a = ServerEverything::start();
@@ -569,6 +575,9 @@ fn sdk_clients_answer_sampling_elicitation_and_roots_through_a_virtual_api() {
             ("elicitation", "b__"),
             ("progress", "a__"),
             ("roots", "b__"),
+            ("sampling", "s__"),
+            ("elicitation", "s__"),
+            ("progress", "s__"),
         ] {
             let value =
                 run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", prefix)]);
@@ -777,8 +786,14 @@ fn a_legacy_sse_upstream_serves_drops_out_and_comes_back() {
     let all: BTreeSet<String> = ["a", "l", "s"].iter().map(|s| s.to_string()).collect();
     let before = tool_names(&session, 2);
     assert_eq!(prefixes(&before), all);
-    // The same program behind each transport: the same tools.
-    assert_eq!(own_names(&before, "l"), own_names(&before, "a"));
+    // The same program behind each transport: the same tools, those the gateway's declared
+    // capabilities bring aside (both shared links were told it relays sampling and elicitation;
+    // this raw client, through `a`, declared nothing).
+    assert_eq!(own_names(&before, "l"), own_names(&before, "s"));
+    assert!(
+        own_names(&before, "a").is_subset(&own_names(&before, "l")),
+        "{before:?}"
+    );
     assert_eq!(
         echo(&session, 3, "l")["result"]["content"][0]["text"],
         "Echo: still here"

@@ -243,8 +243,18 @@ impl VirtualServer {
                 let session = self.open(ctx, req, server).await?;
                 remember_session(ctx, &session);
                 let targets = streamable_legs(ctx, server, &session);
-                if targets.is_empty() {
-                    // Only stdio legs: nothing of theirs reaches a client's stream yet.
+                let api = ctx.api().map_or("", |a| a.name.as_str());
+                // Every shared link of the API (one down at initialize rejoins when it is back).
+                let links: Vec<_> = server
+                    .upstreams
+                    .iter()
+                    .filter_map(|up| {
+                        shared::link(api, &up.name, &up.transport)
+                            .map(|link| (up.name.clone(), link.listen()))
+                    })
+                    .collect();
+                if targets.is_empty() && links.is_empty() {
+                    // Only https legs: their answers are read whole, nothing streams.
                     return Ok(Step::raw(crate::features::auth::raw_response(
                         405,
                         "",
@@ -253,7 +263,7 @@ impl VirtualServer {
                     )));
                 }
                 let (tx, events) = local_stream::channel();
-                monoio::spawn(relay::listen(tx, targets, server.call_timeout));
+                monoio::spawn(relay::listen(tx, targets, links, server.call_timeout));
                 return Ok(Step::Answer(Answer::Stream(LocalStream {
                     headers: Vec::new(),
                     events,
@@ -278,7 +288,8 @@ impl VirtualServer {
         if message.kind != Kind::Request {
             // Notifications and the client's answers to relayed requests.
             let session = self.open(ctx, req, server).await?;
-            self.pass_on(ctx, server, &session, value).await;
+            self.pass_on(ctx, server, &session, &client_session(req), value)
+                .await;
             return Ok(Step::raw(crate::features::auth::raw_response(
                 202,
                 "",
@@ -302,8 +313,9 @@ impl VirtualServer {
         } else {
             let session = self.open(ctx, req, server).await?;
             if sse {
+                let origin = client_session(req);
                 if let Some(stream) = self
-                    .stream_routed(ctx, server, &session, &method, &params)
+                    .stream_routed(ctx, server, &session, &origin, &method, &params)
                     .await?
                 {
                     remember_session(ctx, &session);
@@ -773,6 +785,7 @@ impl VirtualServer {
         ctx: &mut RequestCtx,
         server: &Arc<Server>,
         session: &VirtualSession,
+        client_session: &str,
         method: &str,
         params: &Value,
     ) -> Result<Option<LocalStream>, VirtualError> {
@@ -792,14 +805,36 @@ impl VirtualServer {
         let Some(leg) = session.legs.get(&up.name) else {
             return Ok(None);
         };
-        let (Transport::Http { url }, true) = (&up.transport, streams(up)) else {
-            return Ok(None);
-        };
         let mut params = params.clone();
         if let Some(slot) = params.pointer_mut(pointer) {
             *slot = Value::String(own.to_owned());
         }
         let id = client_id(ctx).unwrap_or(Value::Null);
+        let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
+        if let Some(link) = shared::link(&api, &up.name, &up.transport) {
+            // A shared link (stdio, legacy SSE): not running → the buffered path's error.
+            let origin = format!("{client_session}/{id}");
+            let Ok(call) = link.call(method, params, origin) else {
+                return Ok(None);
+            };
+            ctx.served_by = Some(up.name.as_str().into());
+            let (tx, events) = local_stream::channel();
+            monoio::spawn(relay::follow_link_call(
+                tx,
+                api,
+                up.name.clone(),
+                call,
+                id,
+                server.call_timeout,
+            ));
+            return Ok(Some(LocalStream {
+                headers: Vec::new(),
+                events,
+            }));
+        }
+        let (Transport::Http { url }, true) = (&up.transport, streams(up)) else {
+            return Ok(None);
+        };
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let target = LegTarget {
             api: ctx.api().map_or("", |a| a.name.as_str()).to_owned(),
@@ -846,6 +881,7 @@ impl VirtualServer {
         ctx: &RequestCtx,
         server: &Server,
         session: &VirtualSession,
+        client_session: &str,
         message: Value,
     ) {
         let api = ctx.api().map_or("", |a| a.name.as_str());
@@ -855,6 +891,18 @@ impl VirtualServer {
                 "notifications/cancelled" | "notifications/roots/list_changed"
             ) {
                 return;
+            }
+            if method == "notifications/cancelled" {
+                // A streamed call on a shared link: the link knows it by its own id.
+                let params = &message["params"];
+                let origin = format!("{client_session}/{}", params["requestId"]);
+                for up in &server.upstreams {
+                    if let Some(link) = shared::link(api, &up.name, &up.transport) {
+                        if link.cancel(&origin, params.get("reason")) {
+                            return;
+                        }
+                    }
+                }
             }
             let sends = session_upstreams(server, session).filter_map(|(_, up, leg)| {
                 let Transport::Http { url } = &up.transport else {
@@ -1138,6 +1186,13 @@ fn was_ended(id: &str) -> bool {
         .contains(id)
 }
 
+/// The client's session id as it presented it (names its requests on shared links).
+fn client_session(req: Request<'_>) -> String {
+    req.header("mcp-session-id")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
 /// Whether requests to `up` are relayed as they happen (plain-http Streamable HTTP legs).
 fn streams(up: &VirtualUpstream) -> bool {
     matches!(&up.transport, Transport::Http { url } if url.starts_with("http://"))
@@ -1174,31 +1229,63 @@ fn remember_session(ctx: &mut RequestCtx, session: &VirtualSession) {
     }
 }
 
+/// Where the answer to a relayed server→client request goes.
+enum AskedBy {
+    /// A Streamable HTTP leg of the client's session.
+    Leg(LegTarget),
+    /// A shared link (stdio, legacy SSE) of the API.
+    Link(Arc<shared::Link>),
+}
+
+/// The upstream that asked the request `answer` answers, and the answer under its own id.
+fn asked_by(
+    api: &str,
+    server: &Server,
+    session: &VirtualSession,
+    mut answer: Value,
+) -> Result<(AskedBy, Value), String> {
+    let (upstream, own) = parse_relayed_id(&answer["id"])
+        .map(|(u, own)| (u.to_owned(), own))
+        .ok_or("an id the gateway did not relay")?;
+    answer["id"] = own;
+    let up = server
+        .upstreams
+        .iter()
+        .find(|up| up.name == upstream)
+        .ok_or_else(|| format!("no upstream `{upstream}`"))?;
+    if let Some(link) = shared::link(api, &up.name, &up.transport) {
+        return Ok((AskedBy::Link(link), answer));
+    }
+    let (Transport::Http { url }, Some(leg)) = (&up.transport, session.legs.get(&upstream)) else {
+        return Err(format!("upstream `{upstream}` is not in this session"));
+    };
+    let target = LegTarget {
+        api: api.to_owned(),
+        upstream,
+        url: url.clone(),
+        leg: leg.clone(),
+    };
+    Ok((AskedBy::Leg(target), answer))
+}
+
+async fn deliver(to: &AskedBy, answer: &Value, limit: Duration) -> Result<(), String> {
+    match to {
+        AskedBy::Leg(target) => relay::answer_upstream(target, answer, limit).await,
+        AskedBy::Link(link) => link.respond(answer).map_err(|e| e.to_string()),
+    }
+}
+
 /// An answer (`result` or `error`) to a request [`relay`] relayed, sent to the upstream that
 /// asked under its own id.
 async fn answer_relayed(
     ctx: &RequestCtx,
     server: &Server,
     session: &VirtualSession,
-    mut answer: Value,
+    answer: Value,
 ) -> Result<(), String> {
-    let (upstream, own) = parse_relayed_id(&answer["id"])
-        .map(|(u, own)| (u.to_owned(), own))
-        .ok_or("an id the gateway did not relay")?;
-    let (_, up, leg) = session_upstreams(server, session)
-        .find(|(_, up, _)| up.name == upstream)
-        .ok_or_else(|| format!("upstream `{upstream}` is not in this session"))?;
-    let Transport::Http { url } = &up.transport else {
-        return Err(format!("upstream `{upstream}` relays no requests"));
-    };
-    answer["id"] = own;
-    let target = LegTarget {
-        api: ctx.api().map_or("", |a| a.name.as_str()).to_owned(),
-        upstream,
-        url: url.clone(),
-        leg: leg.clone(),
-    };
-    relay::answer_upstream(&target, &answer, server.call_timeout).await
+    let api = ctx.api().map_or("", |a| a.name.as_str());
+    let (to, answer) = asked_by(api, server, session, answer)?;
+    deliver(&to, &answer, server.call_timeout).await
 }
 
 /// The ACL refused a relayed server→client request on a virtual API's stream: its error answer
@@ -1220,37 +1307,19 @@ pub fn answer_refused(ctx: &RequestCtx, answer: Vec<u8>) {
         Err(_) => return,
     };
     let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
-    let ctx_api = api.clone();
-    let targets: Vec<(LegTarget, Value)> = messages
-        .into_iter()
-        .filter_map(|mut m| {
-            let (upstream, own) = parse_relayed_id(&m["id"]).map(|(u, o)| (u.to_owned(), o))?;
-            let (_, up, leg) =
-                session_upstreams(&server, &session).find(|(_, up, _)| up.name == upstream)?;
-            let Transport::Http { url } = &up.transport else {
-                return None;
-            };
-            m["id"] = own;
-            Some((
-                LegTarget {
-                    api: ctx_api.clone(),
-                    upstream,
-                    url: url.clone(),
-                    leg: leg.clone(),
-                },
-                m,
-            ))
-        })
-        .collect();
     let limit = server.call_timeout;
-    for (target, m) in targets {
+    for message in messages {
+        let (to, answer) = match asked_by(&api, &server, &session, message) {
+            Ok(found) => found,
+            Err(e) => {
+                crate::warn!("virtual API {api}: the ACL's refusal of a relayed request: {e}");
+                continue;
+            }
+        };
         let api = api.clone();
         monoio::spawn(async move {
-            if let Err(e) = relay::answer_upstream(&target, &m, limit).await {
-                crate::warn!(
-                    "virtual API {api}: the ACL's refusal to {}: {e}",
-                    target.upstream
-                );
+            if let Err(e) = deliver(&to, &answer, limit).await {
+                crate::warn!("virtual API {api}: the ACL's refusal of a relayed request: {e}");
             }
         });
     }

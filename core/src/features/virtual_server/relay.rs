@@ -23,7 +23,10 @@ use mcpgate_codec::sse::{event_data, SseParser};
 use mcpgate_policies::virtual_server::{relayed_id, Leg};
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use super::health;
+use super::shared::{Call, CallEvent, Listener};
 use crate::engine::http_client::{self, StreamingResponse, MAX_BODY};
 use crate::engine::local_stream::{EventSender, LocalEvent};
 
@@ -50,12 +53,7 @@ impl LegTarget {
     }
 }
 
-/// The notifications a client is sent when a leg's names leave or rejoin the merged lists.
-const LIST_CHANGED: [&str; 3] = [
-    "notifications/tools/list_changed",
-    "notifications/prompts/list_changed",
-    "notifications/resources/list_changed",
-];
+use super::shared::LIST_CHANGED;
 
 /// Waits between attempts to reopen a leg's GET stream.
 const REOPEN_MIN: Duration = Duration::from_millis(250);
@@ -236,7 +234,12 @@ async fn whole_body(response: &mut StreamingResponse, idle: Duration) -> Result<
 
 /// Producer of the client's GET stream over `targets`: each leg's own GET stream relayed while
 /// the client stays; `list_changed` when a leg goes away or comes back.
-pub async fn listen(tx: EventSender, targets: Vec<LegTarget>, open_limit: Duration) {
+pub async fn listen(
+    tx: EventSender,
+    targets: Vec<LegTarget>,
+    links: Vec<(String, Arc<Listener>)>,
+    open_limit: Duration,
+) {
     let mut tasks = Vec::new();
     for target in targets {
         let tx = tx.clone();
@@ -244,9 +247,81 @@ pub async fn listen(tx: EventSender, targets: Vec<LegTarget>, open_limit: Durati
             listen_leg(&tx, &target, open_limit).await;
         }));
     }
+    for (upstream, listener) in links {
+        let tx = tx.clone();
+        tasks.push(monoio::spawn(async move {
+            listen_link(&tx, &upstream, &listener).await;
+        }));
+    }
     drop(tx);
     for task in tasks {
         task.await;
+    }
+}
+
+/// Relays what a shared link (stdio, legacy SSE) broadcasts to its API's clients, while the
+/// client stays.
+async fn listen_link(tx: &EventSender, upstream: &str, listener: &Listener) {
+    loop {
+        let message = match first_of(listener.next(), tx.receiver_gone()).await {
+            Either::Left(message) => message,
+            Either::Right(()) => return,
+        };
+        if let Some(relayed) = relayed_message(upstream, message) {
+            if !tx.send(LocalEvent::Message(relayed)).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Producer of a routed request's event stream over a shared link: its progress and the
+/// server→client requests taken to be about it as they come, then the answer under the
+/// client's id. `idle`: the longest wait for the next of them.
+pub async fn follow_link_call(
+    tx: EventSender,
+    api: String,
+    upstream: String,
+    mut call: Call,
+    client_id: Value,
+    idle: Duration,
+) {
+    let outcome = loop {
+        let event =
+            match first_of(monoio::time::timeout(idle, call.next()), tx.receiver_gone()).await {
+                Either::Left(Ok(event)) => event,
+                Either::Left(Err(_)) => break Err(format!("nothing from it for {idle:?}")),
+                Either::Right(()) => return, // the client left: dropping the call forgets it
+            };
+        match event {
+            CallEvent::Note(note) => {
+                if let Some(relayed) = relayed_message(&upstream, note) {
+                    if !tx.send(LocalEvent::Message(relayed)).await {
+                        return;
+                    }
+                }
+            }
+            CallEvent::Answer(Ok(mut answer)) => {
+                answer["id"] = client_id.clone();
+                let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+                let _ = tx.send(LocalEvent::Answer(bytes)).await;
+                break Ok(());
+            }
+            CallEvent::Answer(Err(e)) => break Err(e.to_string()),
+        }
+    };
+    health::note(&api, &upstream, outcome.is_ok());
+    if let Err(why) = outcome {
+        crate::warn!("virtual API {api}: upstream {upstream} failed a relayed call: {why}");
+        let error = json!({"jsonrpc": "2.0", "id": client_id, "error": {
+            "code": -32603,
+            "message": format!("upstream `{upstream}` is unavailable: {why}"),
+        }});
+        let _ = tx
+            .send(LocalEvent::Answer(
+                serde_json::to_vec(&error).unwrap_or_default(),
+            ))
+            .await;
     }
 }
 

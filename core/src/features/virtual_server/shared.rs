@@ -57,27 +57,168 @@ pub type Reply = Result<Value, LinkError>;
 #[derive(Default)]
 struct Slot {
     /// The answer, the waiting task, and the notifications about the request that came first
-    /// (progress, with the client's token restored).
+    /// (progress, with the client's token restored; a server→client request when the slot
+    /// `relays`).
     state: Mutex<(Option<Reply>, Option<Waker>, Vec<Value>)>,
+    /// A [`Call`]: its client is on an event stream and can answer server→client requests, and
+    /// takes notes as they come rather than with the answer.
+    relays: bool,
 }
 
 impl Slot {
     fn fill(&self, reply: Reply) {
         let waker = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let notes = std::mem::take(&mut s.2);
-            s.0 = Some(reply.map(|mut answer| {
-                if !notes.is_empty() {
-                    answer[super::NOTES] = Value::Array(notes);
-                }
-                answer
-            }));
+            if !self.relays {
+                let notes = std::mem::take(&mut s.2);
+                s.0 = Some(reply.map(|mut answer| {
+                    if !notes.is_empty() {
+                        answer[super::NOTES] = Value::Array(notes);
+                    }
+                    answer
+                }));
+            } else {
+                s.0 = Some(reply);
+            }
             s.1.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
     }
+
+    /// A note about the request (woken at once when the slot relays).
+    fn note(&self, note: Value) {
+        let waker = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            s.2.push(note);
+            if self.relays {
+                s.1.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// What a [`Call`] yields: notes as they come, then the answer.
+pub enum CallEvent {
+    Note(Value),
+    Answer(Reply),
+}
+
+/// A request in flight on a link whose client is on an event stream (see [`Link::call`]).
+/// Dropped before its answer, the link forgets it.
+pub struct Call {
+    link: Arc<Link>,
+    id: u64,
+    slot: Arc<Slot>,
+    done: bool,
+    origin: String,
+}
+
+impl Call {
+    /// The next note, or the answer (then the call is over).
+    pub async fn next(&mut self) -> CallEvent {
+        if self.done {
+            return CallEvent::Answer(Err(LinkError::Ended));
+        }
+        let event = std::future::poll_fn(|cx| {
+            let mut s = self
+                .slot
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !s.2.is_empty() {
+                return Poll::Ready(CallEvent::Note(s.2.remove(0)));
+            }
+            if let Some(reply) = s.0.take() {
+                return Poll::Ready(CallEvent::Answer(reply));
+            }
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if matches!(event, CallEvent::Answer(_)) {
+            self.done = true;
+        }
+        event
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let mut inner = self.link.lock();
+        let in_flight = inner.pending.remove(&self.id).is_some();
+        inner.tokens.remove(&format!("mcpgate-{}", self.id));
+        if inner.origins.get(&self.origin) == Some(&self.id) {
+            inner.origins.remove(&self.origin);
+        }
+        if in_flight && !self.done {
+            // The client left (or gave up) before the answer: the upstream may stop working.
+            let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": self.id, "reason": "the client went away"}});
+            let _ = write(&mut inner, &note);
+        }
+    }
+}
+
+/// A client's GET stream listening to a link: the notifications every client of the API gets
+/// (`list_changed`, `resources/updated`, logging) and the gateway's own `list_changed` when the
+/// link goes down or comes back. Bounded: the oldest are dropped past [`LISTENER_QUEUE`].
+#[derive(Default)]
+pub struct Listener {
+    state: Mutex<(std::collections::VecDeque<Value>, Option<Waker>)>,
+}
+
+const LISTENER_QUEUE: usize = 256;
+
+impl Listener {
+    /// The next notification (waits as long as it takes).
+    pub async fn next(&self) -> Value {
+        std::future::poll_fn(|cx| {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = s.0.pop_front() {
+                return Poll::Ready(v);
+            }
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn push(&self, message: Value) {
+        let waker = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.0.len() >= LISTENER_QUEUE {
+                s.0.pop_front();
+            }
+            s.0.push_back(message);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The notifications a client is sent when a link's names leave or rejoin the merged lists.
+pub const LIST_CHANGED: [&str; 3] = [
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
+
+/// Notifications of a shared upstream every listening client gets.
+fn broadcast_to_clients(method: &str) -> bool {
+    LIST_CHANGED.contains(&method)
+        || matches!(
+            method,
+            "notifications/resources/updated" | "notifications/message"
+        )
 }
 
 struct Wait(Arc<Slot>);
@@ -130,6 +271,9 @@ struct Inner {
     /// link may all use token 1.
     tokens: HashMap<String, (u64, Value)>,
     next_id: u64,
+    /// A streamed call's client request (`<client session>/<client id>`) → its id here, for
+    /// the client's `notifications/cancelled`.
+    origins: HashMap<String, u64>,
     init: Option<InitInfo>,
     restarts: u64,
 }
@@ -142,6 +286,9 @@ pub struct Link {
     pub max_line: usize,
     connector: Box<dyn Connector>,
     inner: Mutex<Inner>,
+    /// Clients' GET streams (dropped ones are pruned as messages go out). Locked after
+    /// `inner` when both are.
+    listeners: Mutex<Vec<std::sync::Weak<Listener>>>,
     ready: Condvar,
     stop: AtomicBool,
 }
@@ -149,32 +296,118 @@ pub struct Link {
 impl Link {
     /// Sends `method` and waits for its answer (the whole JSON-RPC message; progress received
     /// before it under `super::NOTES`).
-    pub async fn request(&self, method: &str, mut params: Value) -> Reply {
+    pub async fn request(&self, method: &str, params: Value) -> Reply {
         let slot = Arc::new(Slot::default());
-        let id = {
-            let mut inner = self.lock();
-            if inner.init.is_none() {
-                return Err(LinkError::NotRunning);
-            }
-            inner.next_id += 1;
-            let id = inner.next_id;
-            if let Some(token) = params
-                .pointer_mut("/_meta/progressToken")
-                .map(|t| std::mem::replace(t, Value::String(format!("mcpgate-{id}"))))
-            {
-                inner.tokens.insert(format!("mcpgate-{id}"), (id, token));
-            }
-            let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-            inner.pending.insert(id, Arc::clone(&slot));
-            if let Err(e) = write(&mut inner, &message) {
-                inner.pending.remove(&id);
-                inner.tokens.remove(&format!("mcpgate-{id}"));
-                return Err(e);
-            }
-            id
-        };
+        let id = self.send_request(method, params, &slot)?;
         let _forget = Forget { link: self, id };
         Wait(slot).await
+    }
+
+    /// Sends `method` for a client on an event stream: progress reaches it as it comes, and a
+    /// server→client request the upstream sends while this is its only request in flight is
+    /// taken to be about it (a shared link carries no other way to tell) and relayed to it.
+    /// `origin` names the client's request (`<client session>/<client id>`) for [`Link::cancel`].
+    pub fn call(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        origin: String,
+    ) -> Result<Call, LinkError> {
+        let slot = Arc::new(Slot {
+            relays: true,
+            ..Slot::default()
+        });
+        let id = self.send_request(method, params, &slot)?;
+        self.lock().origins.insert(origin.clone(), id);
+        Ok(Call {
+            link: Arc::clone(self),
+            id,
+            slot,
+            done: false,
+            origin,
+        })
+    }
+
+    /// The client cancelled its request `origin` (see [`Link::call`]): the upstream is told, under
+    /// the link's id. `false`: no such call in flight here.
+    pub fn cancel(&self, origin: &str, reason: Option<&Value>) -> bool {
+        let mut inner = self.lock();
+        let Some(id) = inner.origins.remove(origin) else {
+            return false;
+        };
+        let mut params = json!({"requestId": id});
+        if let Some(reason) = reason {
+            params["reason"] = reason.clone();
+        }
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params});
+        write(&mut inner, &note).is_ok()
+    }
+
+    fn send_request(
+        &self,
+        method: &str,
+        mut params: Value,
+        slot: &Arc<Slot>,
+    ) -> Result<u64, LinkError> {
+        let mut inner = self.lock();
+        if inner.init.is_none() {
+            return Err(LinkError::NotRunning);
+        }
+        inner.next_id += 1;
+        let id = inner.next_id;
+        if let Some(token) = params
+            .pointer_mut("/_meta/progressToken")
+            .map(|t| std::mem::replace(t, Value::String(format!("mcpgate-{id}"))))
+        {
+            inner.tokens.insert(format!("mcpgate-{id}"), (id, token));
+        }
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        inner.pending.insert(id, Arc::clone(slot));
+        if let Err(e) = write(&mut inner, &message) {
+            inner.pending.remove(&id);
+            inner.tokens.remove(&format!("mcpgate-{id}"));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// A client's answer to a server→client request this link relayed (the upstream's own id).
+    pub fn respond(&self, answer: &Value) -> Result<(), LinkError> {
+        write(&mut self.lock(), answer)
+    }
+
+    /// A new listener for a client's GET stream.
+    pub fn listen(&self) -> Arc<Listener> {
+        let listener = Arc::new(Listener::default());
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|l| l.strong_count() > 0);
+        listeners.push(Arc::downgrade(&listener));
+        listener
+    }
+
+    /// Sends `message` to every listening client.
+    fn broadcast(&self, message: &Value) {
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|l| match l.upgrade() {
+            Some(listener) => {
+                listener.push(message.clone());
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Tells the listening clients the merged lists changed (the link went down or came back).
+    fn broadcast_list_changed(&self) {
+        for method in LIST_CHANGED {
+            self.broadcast(&json!({"jsonrpc": "2.0", "method": method}));
+        }
     }
 
     /// A notification to the upstream (no answer).
@@ -237,9 +470,12 @@ impl Link {
         if self.stopped() {
             return Ok(false);
         }
+        // Sampling and elicitation: relayed to the client of the only call in flight (see
+        // `upstream_message`), refused otherwise. Not roots: they belong to one client, and a
+        // shared link serves them all.
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": {"sampling": {}, "elicitation": {}},
             "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
         }});
         write(&mut inner, &init).map_err(|e| e.to_string())?;
@@ -286,6 +522,10 @@ impl Link {
                 crate::info!("{} upstream {}: initialized", self.kind(), self.label);
                 inner.init = Some(InitInfo { result });
                 self.ready.notify_all();
+                if inner.restarts > 0 {
+                    // Back after a restart: its names return to the clients' lists.
+                    self.broadcast_list_changed();
+                }
             }
             (Some(id), true) => {
                 if let Some(slot) = id.as_u64().and_then(|id| inner.pending.remove(&id)) {
@@ -293,7 +533,7 @@ impl Link {
                 }
             }
             (Some(_), false) | (None, _) => {
-                if let Some(reply) = upstream_message(&mut inner, message) {
+                if let Some(reply) = self.upstream_message(&mut inner, message) {
                     write(&mut inner, &reply).map_err(|e| e.to_string())?;
                 }
             }
@@ -305,35 +545,45 @@ impl Link {
     }
 }
 
-/// What the gateway does with a server→client request or a notification from a shared upstream;
-/// `Some`: the message to send back. The one place that decides it (relaying them to clients
-/// would start here).
-fn upstream_message(inner: &mut Inner, message: Value) -> Option<Value> {
-    if let Some(id) = message.get("id") {
-        // A server→client request (roots, sampling, elicitation): a shared link has no one client
-        // to ask, so it is refused rather than left waiting.
-        return Some(json!({"jsonrpc": "2.0", "id": id, "error": {
-            "code": -32601, "message": "not available through the gateway's virtual server"}}));
-    }
-    if message["method"] == "notifications/progress" {
-        // Progress about one request: kept with it, under the client's own token.
-        let token = message["params"]["progressToken"]
-            .as_str()
-            .unwrap_or_default();
-        if let Some((id, original)) = inner.tokens.get(token).cloned() {
-            if let Some(slot) = inner.pending.get(&id) {
-                let mut note = message;
-                note["params"]["progressToken"] = original;
-                slot.state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .2
-                    .push(note);
+impl Link {
+    /// What the gateway does with a server→client request or a notification from the upstream;
+    /// `Some`: the message to send back. The one place that decides it:
+    /// - a request goes to the client of the only request in flight when that client is on an
+    ///   event stream ([`Link::call`]); otherwise it is refused (a shared link has no one client
+    ///   to ask);
+    /// - progress goes with its request, under the client's own token;
+    /// - `list_changed`, `resources/updated` and logging go to every listening client;
+    /// - anything else stops here.
+    fn upstream_message(&self, inner: &mut Inner, message: Value) -> Option<Value> {
+        if let Some(id) = message.get("id") {
+            let mut pending = inner.pending.values();
+            if let (Some(only), None) = (pending.next(), pending.next()) {
+                if only.relays {
+                    only.note(message);
+                    return None;
+                }
             }
+            return Some(json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32601,
+                "message": "no client of the gateway's virtual server can answer this now"}}));
         }
+        let method = message["method"].as_str().unwrap_or_default();
+        if method == "notifications/progress" {
+            let token = message["params"]["progressToken"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some((id, original)) = inner.tokens.get(token).cloned() {
+                if let Some(slot) = inner.pending.get(&id) {
+                    let mut note = message;
+                    note["params"]["progressToken"] = original;
+                    slot.note(note);
+                }
+            }
+        } else if broadcast_to_clients(method) {
+            self.broadcast(&message);
+        }
+        None
     }
-    // Other notifications (logging, list_changed) are not relayed yet.
-    None
 }
 
 /// Drops a waiter's entry when its task gives up (timeout, client gone).
@@ -428,6 +678,7 @@ pub fn reconcile(config: &Config) {
             max_line,
             connector,
             inner: Mutex::new(Inner::default()),
+            listeners: Mutex::new(Vec::new()),
             ready: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -478,6 +729,8 @@ fn supervise(link: &Link) {
             inner.tokens.clear();
             inner.restarts += 1;
         }
+        // Its names leave the clients' lists until it is back.
+        link.broadcast_list_changed();
         if link.stopped() {
             break;
         }
