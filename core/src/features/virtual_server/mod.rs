@@ -3,20 +3,25 @@
 //! session and holds one per upstream. Owns the I/O of that: `initialize` fanned out and merged
 //! (version, capabilities, instructions; rules in `mcpgate_policies::virtual_server`), lists
 //! merged with prefixed names and a gateway cursor, calls / gets / reads routed by prefix (or by
-//! which upstream listed a URI) and forwarded unprefixed under the gateway's own JSON-RPC ids,
-//! `ping`, DELETE closing every upstream session, the failure mode (`fail_open` / `fail_closed`).
-//! The upstream legs are Streamable HTTP (`http_leg`, on keep-alive connections each worker keeps
-//! per upstream: `http_client::request_kept_alive`), or links shared by the API's sessions
-//! (`shared`): stdio processes (`stdio`) and legacy HTTP+SSE connections (`sse`).
+//! which upstream listed a URI) and forwarded unprefixed, `ping`, the client's notifications and
+//! its answers to relayed requests passed on, DELETE closing every upstream session, the failure
+//! mode (`fail_open` / `fail_closed`) and legs opened again when their upstream is back
+//! (`rejoin`). What is relayed as it happens — routed calls answered as event streams, the
+//! client's GET stream — is `relay`'s. The upstream legs are Streamable HTTP (`http_leg`, on
+//! keep-alive connections each worker keeps per upstream: `http_client::request_kept_alive`), or
+//! links shared by the API's sessions (`shared`): stdio processes (`stdio`) and legacy HTTP+SSE
+//! connections (`sse`).
 //!
 //! State: the client's `Mcp-Session-Id` seals (AES-GCM, bound to the subject, the binder of
 //! `[gateway.sessions]`) every upstream's session id and negotiated version, so any worker or
-//! replica serves the session. The only per-worker memory is a hint of which upstream listed a
-//! resource URI (a miss tries every upstream in order).
+//! replica serves the session. Per-worker memory: a hint of which upstream listed a resource URI
+//! (a miss tries every upstream in order) and the legs this worker re-opened; per process, the
+//! session ids DELETE ended.
 //!
-//! The ACL sees the client-visible (prefixed) names in `decide` and filters the merged lists in
-//! `body_filter` (the answers go through `ctx.cached_answer`, like the list cache's).
-//! A pass-through API (one `upstream` URL) never gets past the first test of `serve`.
+//! The ACL sees the client-visible (prefixed) names in `decide`, filters the merged lists in
+//! `body_filter` (the answers go through `ctx.cached_answer`, like the list cache's) and the
+//! streamed events in `event_filter`. A pass-through API (one `upstream` URL) never gets past the
+//! first test of `serve`.
 
 pub mod health;
 pub mod relay;
