@@ -1,12 +1,17 @@
-//! The virtual MCP server (issue 15): one gateway endpoint over two server-everything instances
-//! (Streamable HTTP) and server-everything over stdio, spawned by the gateway. The official
-//! TypeScript and Python SDK clients list (prefixed names), call, read and get prompts across the
-//! upstreams (scenario `virtual`); a raw client kills one upstream mid-session and the others keep
-//! working, kills the stdio child and sees it restarted, checks the child's environment, DELETE;
-//! the ACL judges the prefixed names; `--upstream-cmd` publishes one stdio server as it is.
+//! The virtual MCP server (issue 15): one gateway endpoint over server-everything on each
+//! transport (two over Streamable HTTP, one over stdio, one over legacy SSE) and a Python SDK
+//! server over stdio (tests/py/stdio_server.py). The official TypeScript and Python SDK clients
+//! list (prefixed names, every page), call, read and get prompts across the upstreams (scenario
+//! `virtual`), and answer sampling, elicitation and roots asked through it while progress
+//! arrives as it happens; a raw client kills one upstream mid-session and the others keep
+//! working, hears `list_changed` on its GET stream, sees the upstream rejoin once restarted,
+//! kills the stdio child and sees it restarted, checks the child's environment, DELETE; the ACL
+//! judges the prefixed names; `--upstream-cmd` publishes one stdio server as it is; a legacy SSE
+//! upstream drops out and comes back.
 //!
-//! Expected names are not hard-coded lists: each upstream's prefixed names must be the same set
-//! (the three servers are the same program) and contain the tools the calls use.
+//! Expected names are not hard-coded lists: the same program behind several transports must show
+//! the same names (those its declared capabilities bring aside), containing the tools the calls
+//! use.
 
 mod observe_common;
 
@@ -91,8 +96,12 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The upstreams of [`five_upstreams`]: server-everything over Streamable HTTP (`a`, `b`), over
+/// stdio (`s`) and over legacy SSE (`l`), and a Python SDK server over stdio (`p`).
+const FIVE: [&str; 5] = ["a", "b", "s", "l", "p"];
+
 fn check_virtual_observations(sdk: Sdk, o: &Value) {
-    let all: BTreeSet<String> = UPSTREAMS.iter().map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> = FIVE.iter().map(|s| s.to_string()).collect();
     assert_eq!(o["serverName"], "toolbox", "{sdk:?}: {o}");
     assert!(
         o["sessionIdPresent"].as_bool() == Some(true),
@@ -103,7 +112,7 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         "{sdk:?}: {o}"
     );
     let instructions = o["instructions"].as_str().unwrap_or_default();
-    for u in UPSTREAMS {
+    for u in FIVE {
         assert!(
             instructions.contains(&format!("## {u}\n")),
             "{sdk:?}: instructions lack upstream {u}"
@@ -115,10 +124,12 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         let first = own_names(&names, "a");
         assert!(!first.is_empty(), "{sdk:?} {field}: {names:?}");
         assert_eq!(own_names(&names, "b"), first, "{sdk:?} {field} of b");
-        let stdio = own_names(&names, "s");
-        assert!(stdio.is_subset(&first), "{sdk:?} {field} of s: {stdio:?}");
+        // The two shared links (stdio, legacy SSE) of one program: the same names.
+        let shared = own_names(&names, "s");
+        assert_eq!(own_names(&names, "l"), shared, "{sdk:?} {field} of l");
+        assert!(shared.is_subset(&first), "{sdk:?} {field} of s: {shared:?}");
         if field != "toolNames" {
-            assert_eq!(stdio, first, "{sdk:?} {field} of s");
+            assert_eq!(shared, first, "{sdk:?} {field} of s");
         }
     }
     let tools = own_names(&strings(&o["toolNames"]), "a");
@@ -127,8 +138,8 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         "{tools:?}"
     );
     // The HTTP legs were told the client answers sampling, elicitation and roots (relayed to
-    // it); the shared stdio process sampling and elicitation (relayed to the client of its only
-    // call in flight), not roots (they belong to one client).
+    // it); the shared links sampling and elicitation (relayed to the client of their only call
+    // in flight), not roots (they belong to one client).
     assert!(
         tools.contains("trigger-sampling-request") && tools.contains("get-roots-list"),
         "{tools:?}"
@@ -138,7 +149,11 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         stdio_tools.contains("trigger-sampling-request") && !stdio_tools.contains("get-roots-list"),
         "{stdio_tools:?}"
     );
-    for u in UPSTREAMS {
+    let python_tools = own_names(&strings(&o["toolNames"]), "p");
+    for wanted in ["echo", "get-sum", "trigger-sampling-request"] {
+        assert!(python_tools.contains(wanted), "{python_tools:?}");
+    }
+    for u in FIVE {
         assert_eq!(o["calls"][u], format!("Echo: hi {u}"), "{sdk:?}: {o}");
         assert_eq!(o["sums"][u], "The sum of 2 and 40 is 42.", "{sdk:?}: {o}");
         assert!(
@@ -173,15 +188,79 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
     assert_eq!(o["ping"], json!({}), "{sdk:?}: {o}");
 }
 
-#[test]
-fn sdk_clients_use_one_endpoint_over_http_and_stdio_upstreams() {
+/// A virtual API over [`FIVE`] upstreams, each initialized (the gateway's log says so); the
+/// peers live as long as the returned guards.
+fn five_upstreams() -> (Gateway, Vec<ServerEverything>) {
     let a = ServerEverything::start();
     let b = ServerEverything::start();
-    let gateway = start(virtual_config(&a, &b, ""));
+    let l = ServerEverything::start_with(EverythingTransport::Sse);
+    mcpgate_tests::peers::ensure_py_installed();
+    let extra = format!(
+        "[[api.upstream]]\nname = \"l\"\nurl = \"{}\"\ntransport = \"sse\"\n\n\
+         [[api.upstream]]\nname = \"p\"\ncommand = \"{}\"\nargs = [\"{}\"]\n",
+        l.sse_url(),
+        tests_dir().join("py/.venv/bin/python").display(),
+        tests_dir().join("py/stdio_server.py").display()
+    );
+    let gateway = start(virtual_config(&a, &b, &extra));
+    for line in [
+        "stdio upstream toolbox/p: initialized",
+        "sse upstream toolbox/l: initialized",
+    ] {
+        poll(line, Duration::from_secs(30), || {
+            let out = gateway.output();
+            if out.contains(line) {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        });
+    }
+    (gateway, vec![a, b, l])
+}
+
+/// Both official SDK clients over one virtual endpoint of five upstreams on three transports
+/// (two servers): every page of every list, calls, prompts and reads on each (scenario
+/// `virtual`); then server→client requests and notifications with the pass-through path's own
+/// checks (`mcpgate_tests::scenarios::check`): sampling and elicitation asked during a call by an
+/// HTTP upstream, the shared stdio process or the Python SDK server reach the client and its
+/// answers reach the upstream; progress arrives as it happens (not with the result); roots/list
+/// from the HTTP upstreams arrives on the client's GET stream, and its answer and its
+/// `roots/list_changed` go back to them.
+#[test]
+fn sdk_clients_use_one_endpoint_over_five_upstreams_and_answer_their_requests() {
+    let (gateway, _peers) = five_upstreams();
     let url = gateway.url(PATH);
     for sdk in [Sdk::TypeScript, Sdk::Python] {
-        let o = run_client_with_env(sdk, &url, "virtual", &[("MCPGATE_E2E_UPSTREAMS", "a,b,s")]);
+        let o = run_client_with_env(
+            sdk,
+            &url,
+            "virtual",
+            &[("MCPGATE_E2E_UPSTREAMS", &FIVE.join(","))],
+        );
         check_virtual_observations(sdk, &o);
+        for (scenario, prefix) in [
+            ("sampling", "a__"),
+            ("elicitation", "b__"),
+            ("progress", "a__"),
+            ("roots", "b__"),
+            ("sampling", "s__"),
+            ("elicitation", "l__"),
+            ("progress", "l__"),
+            ("sampling", "p__"),
+            ("progress", "p__"),
+        ] {
+            let value =
+                run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", prefix)]);
+            scenarios::check(
+                scenario,
+                &scenarios::Observed {
+                    sdk,
+                    route: scenarios::Route::Through(Driver::Uring),
+                    value: &value,
+                },
+            );
+        }
     }
 }
 
@@ -555,42 +634,6 @@ fn progress_from_an_http_upstream_reaches_the_client() {
         &gateway.url("/one"),
         "progress",
     ));
-}
-
-/// Server→client requests and notifications through a virtual API, with both official SDK
-/// clients and the pass-through path's own checks (`mcpgate_tests::scenarios::check`): sampling
-/// and elicitation asked by an HTTP upstream or by the shared stdio process during a call reach
-/// the client and its answers reach the upstream; progress arrives as it happens (not with the
-/// result); roots/list from both HTTP upstreams arrives on the client's GET stream, and its
-/// answer and its `roots/list_changed` go back to them.
-#[test]
-fn sdk_clients_answer_sampling_elicitation_and_roots_through_a_virtual_api() {
-    let a = ServerEverything::start();
-    let b = ServerEverything::start();
-    let gateway = start(virtual_config(&a, &b, ""));
-    let url = gateway.url(PATH);
-    for sdk in [Sdk::TypeScript, Sdk::Python] {
-        for (scenario, prefix) in [
-            ("sampling", "a__"),
-            ("elicitation", "b__"),
-            ("progress", "a__"),
-            ("roots", "b__"),
-            ("sampling", "s__"),
-            ("elicitation", "s__"),
-            ("progress", "s__"),
-        ] {
-            let value =
-                run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", prefix)]);
-            scenarios::check(
-                scenario,
-                &scenarios::Observed {
-                    sdk,
-                    route: scenarios::Route::Through(Driver::Uring),
-                    value: &value,
-                },
-            );
-        }
-    }
 }
 
 #[test]
