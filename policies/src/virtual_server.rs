@@ -198,6 +198,51 @@ pub fn parse_relayed_id(id: &Value) -> Option<(&str, Value)> {
         .then_some((upstream, own))
 }
 
+/// How a resource URI reads when a second upstream lists a URI an earlier one already listed:
+/// `mcpgate://<upstream>/<the upstream's URI, percent-encoded>`, so both stay readable and the
+/// gateway knows where to send a read without any memory. Upstream names are valid URI hosts
+/// (see [`check_name`]).
+const COLLIDED_URI: &str = "mcpgate://";
+
+/// The client-visible URI of `upstream`'s resource `uri` that collided with another's.
+pub fn collided_uri(upstream: &str, uri: &str) -> String {
+    let mut out = String::with_capacity(COLLIDED_URI.len() + upstream.len() + 1 + uri.len() * 3);
+    out.push_str(COLLIDED_URI);
+    out.push_str(upstream);
+    out.push('/');
+    for b in uri.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The upstream and its own URI behind a [`collided_uri`]; `None` for any other URI.
+pub fn parse_collided_uri(uri: &str) -> Option<(&str, String)> {
+    let (upstream, encoded) = uri.strip_prefix(COLLIDED_URI)?.split_once('/')?;
+    check_name(upstream).ok()?;
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some((upstream, String::from_utf8(out).ok()?))
+}
+
 /// The version the client gets: the oldest any upstream chose (MCP versions are dates, so they
 /// order as strings), since a feature of a newer version may be missing behind the older one.
 pub fn negotiate_version<'a>(chosen: impl IntoIterator<Item = &'a str>) -> Option<String> {
@@ -404,6 +449,32 @@ mod tests {
             json!(null),
         ] {
             assert_eq!(parse_relayed_id(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn collided_uris_round_trip_and_nothing_else_parses() {
+        for uri in [
+            "demo://resource/static/document/architecture.md",
+            "file:///tmp/a b?c=d#e",
+            "ünï://ß/%41",
+            "",
+        ] {
+            let visible = collided_uri("up_2", uri);
+            assert!(visible.starts_with("mcpgate://up_2/"), "{visible}");
+            assert!(visible.bytes().all(|b| b.is_ascii_graphic()), "{visible}");
+            assert_eq!(parse_collided_uri(&visible), Some(("up_2", uri.to_owned())));
+        }
+        for other in [
+            "demo://x",
+            "mcpgate://",
+            "mcpgate://up",
+            "mcpgate://a b/x",
+            "mcpgate://up/%4",
+            "mcpgate://up/%zz",
+            "mcpgate://up/%FF",
+        ] {
+            assert_eq!(parse_collided_uri(other), None, "{other}");
         }
     }
 }

@@ -169,6 +169,19 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
         !uris.is_empty() && unique.len() == uris.len(),
         "{sdk:?}: resources listed once each: {uris:?}"
     );
+    // server-everything lists the same URIs behind every transport: the first upstream keeps
+    // them, the others' are rewritten under their names.
+    for u in ["b", "s", "l"] {
+        assert!(
+            uris.iter()
+                .any(|uri| uri.starts_with(&format!("mcpgate://{u}/"))),
+            "{sdk:?}: no rewritten URI of {u}: {uris:?}"
+        );
+    }
+    assert!(
+        uris.iter().any(|uri| uri.starts_with("pyserver://")),
+        "{sdk:?}: {uris:?}"
+    );
     assert!(
         o["readFirst"][0]["textLength"].as_u64().unwrap_or(0) > 0,
         "{sdk:?}: {o}"
@@ -407,6 +420,40 @@ fn a_killed_upstream_drops_out_and_the_others_keep_working() {
 
     // The client's GET stream merges the legs' streams; it hears when an upstream leaves.
     let mut stream = open_get_stream(&session);
+
+    // Both HTTP upstreams list the same URIs: `b`'s are rewritten, and read from `b` under the
+    // URI the client knows.
+    let listed = call(&session, 20, "resources/list", json!({}));
+    let collided = listed["result"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uri"].as_str())
+        .find(|uri| uri.starts_with("mcpgate://b/"))
+        .unwrap_or_else(|| panic!("no URI of b rewritten: {listed}"))
+        .to_owned();
+    let read = call(&session, 21, "resources/read", json!({"uri": collided}));
+    assert_eq!(
+        read["result"]["contents"][0]["uri"],
+        collided.as_str(),
+        "{read}"
+    );
+    poll("the read served by b", Duration::from_secs(20), || {
+        let logs = admin_json(
+            gateway.admin_addr(),
+            "/api/logs?api=toolbox&method=resources/read",
+        );
+        let by_b = logs["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["upstream"] == "b");
+        if by_b {
+            Ok(())
+        } else {
+            Err(logs.to_string())
+        }
+    });
 
     // Kill `b` mid-session.
     let b_port = b.addr().port();

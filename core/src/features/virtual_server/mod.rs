@@ -39,8 +39,8 @@ use std::time::Duration;
 
 use mcpgate_codec::jsonrpc::{error_response, Classified, Kind};
 use mcpgate_policies::virtual_server::{
-    combine_instructions, merge_capabilities, negotiate_version, parse_relayed_id, Leg, ListCursor,
-    VirtualSession,
+    collided_uri, combine_instructions, merge_capabilities, negotiate_version, parse_collided_uri,
+    parse_relayed_id, Leg, ListCursor, VirtualSession,
 };
 use serde_json::{json, Map, Value};
 
@@ -968,6 +968,31 @@ impl VirtualServer {
         method: &str,
         params: Value,
     ) -> Result<Result<Value, Value>, VirtualError> {
+        if let Some((upstream, own)) = parse_collided_uri(uri) {
+            // A URI two upstreams listed: the later one's, as the gateway rewrote it.
+            let index = session_upstreams(server, session)
+                .find(|(_, up, _)| up.name == upstream)
+                .map(|(i, _, _)| i)
+                .ok_or_else(|| VirtualError::InvalidParams(format!("no upstream has {uri}")))?;
+            let mut params = params;
+            for pointer in ["/uri", "/ref/uri"] {
+                if let Some(slot) = params.pointer_mut(pointer).filter(|v| *v == uri) {
+                    *slot = Value::String(own.clone());
+                }
+            }
+            let answer = self
+                .forward(ctx, server, session, index, method, params)
+                .await?;
+            return Ok(answer.map(|mut result| {
+                // The contents' URIs as the client knows them.
+                for content in result["contents"].as_array_mut().into_iter().flatten() {
+                    if content["uri"] == own.as_str() {
+                        content["uri"] = Value::String(uri.to_owned());
+                    }
+                }
+                result
+            }));
+        }
         let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
         let hint = self.uri_hints.borrow().get(&(api, uri.to_owned())).cloned();
         let mut order: Vec<_> = session_upstreams(server, session).collect();
@@ -1105,8 +1130,13 @@ impl VirtualServer {
                         continue;
                     }
                 } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
-                    // Two upstreams listing one URI: the first (configuration order) serves it.
+                    // Two upstreams listing one URI: the first (configuration order) keeps it,
+                    // the later one's is rewritten so both stay readable.
                     if !seen.insert(uri.to_owned()) {
+                        let visible = collided_uri(&up.name, uri);
+                        seen.insert(visible.clone());
+                        item["uri"] = Value::String(visible);
+                        items.push(item);
                         continue;
                     }
                     let mut hints = self.uri_hints.borrow_mut();
