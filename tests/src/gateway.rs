@@ -170,6 +170,8 @@ pub struct GatewaySpec {
     pub config: Option<String>,
     /// More `mcpgate run` arguments, after the others (`--tls-cert FILE`, `--limit …`, `--pin FILE`).
     pub args: Vec<String>,
+    /// Environment variables for the gateway (`MCPGATE_CA_FILE`).
+    pub env: Vec<(String, String)>,
 }
 
 impl GatewaySpec {
@@ -182,6 +184,7 @@ impl GatewaySpec {
             path: path.into(),
             config: None,
             args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -194,11 +197,18 @@ impl GatewaySpec {
             path: String::new(),
             config: Some(toml.into()),
             args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
     pub fn driver(mut self, driver: Driver) -> Self {
         self.driver = Some(driver);
+        self
+    }
+
+    /// Sets an environment variable of the gateway's process.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -264,6 +274,7 @@ impl Gateway {
             }
             command.args(&spec.args);
             command.env("RUST_BACKTRACE", "1").current_dir(&scratch.0);
+            command.envs(spec.env.iter().map(|(k, v)| (k, v)));
             let name = format!(
                 "mcpgate {addr} ({})",
                 spec.driver.map_or("default driver", Driver::flag)

@@ -683,6 +683,65 @@ fn progress_from_an_http_upstream_reaches_the_client() {
     ));
 }
 
+/// An `https://` Streamable HTTP upstream (Node's TLS server in front of server-everything,
+/// trusted through `MCPGATE_CA_FILE`): its calls stream like plain ones (sampling answered
+/// through it, progress as it happens) and its legs ride kept-alive TLS connections (far fewer
+/// handshakes than calls).
+#[test]
+fn https_legs_stream_and_keep_their_connections() {
+    let origin = ServerEverything::start();
+    let pki = mcpgate_tests::tls::Pki::new("vhttps");
+    let cert = pki.server("upstream", &["localhost", "127.0.0.1"]);
+    let https = mcpgate_tests::tls::HttpsUpstream::start(&cert, origin.addr(), None);
+    let a = ServerEverything::start();
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"a\"\nurl = \"{}\"\n\n\
+         [[api.upstream]]\nname = \"h\"\nurl = \"https://localhost:{}/mcp\"\n",
+        a.upstream_url(),
+        https.port()
+    );
+    let gateway = Gateway::start(
+        &GatewaySpec::config(config).env("MCPGATE_CA_FILE", pki.ca().display().to_string()),
+    );
+    let url = gateway.url(PATH);
+    let mut calls = 0;
+    for (scenario, sdk) in [
+        ("sampling", Sdk::TypeScript),
+        ("progress", Sdk::TypeScript),
+        ("sampling", Sdk::Python),
+    ] {
+        let value = run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", "h__")]);
+        scenarios::check(
+            scenario,
+            &scenarios::Observed {
+                sdk,
+                route: scenarios::Route::Through(Driver::Uring),
+                value: &value,
+            },
+        );
+        calls += 1;
+    }
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    for id in 0..20 {
+        assert_eq!(
+            echo(&session, 100 + id, "h")["result"]["content"][0]["text"],
+            "Echo: still here"
+        );
+        calls += 1;
+    }
+    // Each SDK session makes several requests to `h` (initialize, initialized, lists, the call,
+    // the answer to sampling, DELETE): one TLS connection each would be well over 40.
+    let stats = https.stats(pki.ca());
+    let connections = stats["connections"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        connections < 12,
+        "{connections} TLS connections for {calls} calls and their sessions: {stats}\n{}",
+        gateway.output()
+    );
+}
+
 #[test]
 fn fail_closed_refuses_lists_while_an_upstream_is_down() {
     let a = ServerEverything::start();

@@ -1,16 +1,17 @@
 //! A minimal HTTP/1.1 client on monoio for the gateway's own requests: control-plane fetches
 //! (JWKS, AS metadata, token introspection, an upstream's protected-resource metadata), one
-//! request per connection (`Connection: close`), and the virtual server's HTTP legs, whose
-//! plain-http connections each worker keeps alive (`request_kept_alive`). `http://` or `https://`
-//! (rustls driven sans-IO over the monoio socket; Mozilla's roots plus the PEM file named by
-//! `MCPGATE_CA_FILE`), the whole exchange bounded by one deadline and the body by a size limit.
+//! request per connection (`Connection: close`; over TLS, rustls driven sans-IO over the monoio
+//! socket), and the virtual server's HTTP legs, whose connections (plain, or the engine's TLS
+//! stream) each worker keeps alive (`request_kept_alive`) and whose answers can be read as they
+//! arrive (`open_stream`). `https://` is checked against Mozilla's roots plus the PEM file named
+//! by `MCPGATE_CA_FILE`; each exchange is bounded by one deadline and a whole body by a size
+//! limit.
 //! Never used for pass-through traffic. URLs are parsed by `crate::urls` (the `url` crate), the
 //! request is written by the codec's `RequestWriter`, and the host is resolved off the worker by
 //! `crate::dns`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use mcpgate_codec::http::{
 };
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+
+use super::upstream::UpstreamStream;
 
 use super::io::{read_more, ReadError};
 use crate::dns::{self, ResolveError};
@@ -68,6 +71,16 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
+    /// Which kept-alive connections may carry a request to this URL: same scheme, same
+    /// `host:port`.
+    pub fn keep_key(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority
+        )
+    }
+
     pub fn parse(url: &str) -> Result<HttpUrl, FetchError> {
         let parsed = urls::parse(url).map_err(|e| FetchError::Url(url.to_owned(), e))?;
         Ok(HttpUrl {
@@ -153,6 +166,7 @@ pub async fn request_via(
         let plain = tls_exchange(&mut stream, config, name, out, deadline).await?;
         return read_response(plain, method, &mut Source::Exhausted).await;
     }
+    let mut stream = UpstreamStream::Plain(stream);
     exchange_on(&mut stream, out, method, deadline)
         .await
         .map_err(|(e, _)| e)
@@ -179,9 +193,9 @@ fn write_request(
     Ok(out)
 }
 
-/// An idle kept-alive connection of [`request_kept_alive`].
+/// An idle kept-alive connection of [`request_kept_alive`] (plain or TLS).
 struct Kept {
-    stream: TcpStream,
+    stream: UpstreamStream,
     since: Instant,
 }
 
@@ -191,21 +205,23 @@ const KEPT_PER_AUTHORITY: usize = 32;
 const KEPT_IDLE: Duration = Duration::from_secs(4);
 
 thread_local! {
-    /// This worker's idle kept-alive connections by `host:port` (workers share nothing).
+    /// This worker's idle kept-alive connections by scheme and `host:port` (workers share
+    /// nothing).
     static KEPT: RefCell<HashMap<String, Vec<Kept>>> = RefCell::new(HashMap::new());
 }
 
 /// A kept connection for `authority` that is still usable (the same rule as the proxy's pool,
 /// `super::upstream::ASK_SOCKET_AFTER`: one idle for a second or more is checked with the kernel).
-fn take_kept(authority: &str) -> Option<TcpStream> {
+fn take_kept(authority: &str) -> Option<UpstreamStream> {
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         let list = kept.get_mut(authority)?;
         while let Some(idle) = list.pop() {
             let age = idle.since.elapsed();
             if age < KEPT_IDLE
-                && (age < super::upstream::ASK_SOCKET_AFTER
-                    || super::upstream::socket_is_quiet(idle.stream.as_raw_fd()))
+                && idle
+                    .stream
+                    .is_quiet(age >= super::upstream::ASK_SOCKET_AFTER)
             {
                 return Some(idle.stream);
             }
@@ -214,7 +230,7 @@ fn take_kept(authority: &str) -> Option<TcpStream> {
     })
 }
 
-fn keep(authority: &str, stream: TcpStream) {
+fn keep(authority: &str, stream: UpstreamStream) {
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         let list = kept.entry(authority.to_string()).or_default();
@@ -232,7 +248,7 @@ fn keep(authority: &str, stream: TcpStream) {
 /// Sends `request` on `stream` and reads the answer. `Err((error, sent))`: `sent` false when
 /// not one byte of the request was written.
 async fn exchange_on(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamStream,
     request: Vec<u8>,
     method: &str,
     deadline: Instant,
@@ -249,12 +265,12 @@ async fn exchange_on(
         .map_err(|e| (e, true))
 }
 
-/// [`request`] for the virtual server's `http://` legs, on keep-alive connections this worker
-/// keeps per `host:port` (one connection per call cost a TCP handshake and left a TIME_WAIT
-/// socket per call: ephemeral ports run out at a few thousand calls a second). A kept connection
-/// that fails before the request could be written is replaced by a new one; once written, the
-/// request is not sent again (a `tools/call` may have been acted on). `https://` legs take
-/// [`request`] (one connection each).
+/// [`request`] for the virtual server's legs, on keep-alive connections this worker keeps per
+/// scheme and `host:port` (one connection per call cost a TCP handshake — a TLS one for
+/// `https://` — and left a TIME_WAIT socket per call: ephemeral ports run out at a few thousand
+/// calls a second). A kept connection that fails before the request could be written, or that
+/// the server had closed (no byte of an answer), is replaced by a new one; once an answer began,
+/// the request is not sent again (a `tools/call` may have been acted on).
 pub async fn request_kept_alive(
     method: &str,
     url_text: &str,
@@ -263,16 +279,14 @@ pub async fn request_kept_alive(
     limit: Duration,
 ) -> Result<HttpResponse, FetchError> {
     let url = HttpUrl::parse(url_text)?;
-    if url.tls {
-        return request_via(method, url_text, headers, body, limit, None).await;
-    }
     let deadline = Instant::now() + limit;
     let out = write_request(&url, method, headers, body, false)?;
-    if let Some(mut stream) = take_kept(&url.authority) {
+    let key = url.keep_key();
+    if let Some(mut stream) = take_kept(&key) {
         match exchange_on(&mut stream, out.clone(), method, deadline).await {
             Ok(response) => {
                 if response.reusable {
-                    keep(&url.authority, stream);
+                    keep(&key, stream);
                 }
                 return Ok(response);
             }
@@ -282,25 +296,45 @@ pub async fn request_kept_alive(
             Err((e, true)) => return Err(e),
         }
     }
-    let mut stream = connect(&url, deadline).await?;
+    let mut stream = connect_leg(&url, deadline).await?;
     let response = exchange_on(&mut stream, out, method, deadline)
         .await
         .map_err(|(e, _)| e)?;
     if response.reusable {
-        keep(&url.authority, stream);
+        keep(&key, stream);
     }
     Ok(response)
 }
 
+/// A new connection for a virtual server's leg: plain, or TLS checked against the
+/// control-plane trust store (`MCPGATE_CA_FILE` beside Mozilla's roots), the URL's host as the
+/// name.
+async fn connect_leg(url: &HttpUrl, deadline: Instant) -> Result<UpstreamStream, FetchError> {
+    let tcp = connect(url, deadline).await?;
+    let _ = tcp.set_nodelay(true);
+    if !url.tls {
+        return Ok(UpstreamStream::Plain(tcp));
+    }
+    let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match monoio::time::timeout(wait, super::tls_io::connect(tcp, tls_config()?, name)).await {
+        Ok(Ok(stream)) => Ok(UpstreamStream::Tls(Box::new(stream))),
+        Ok(Err(e)) => Err(FetchError::Tls(e.to_string())),
+        Err(_) => Err(FetchError::Timeout),
+    }
+}
+
 /// A response whose body is read as it arrives: the virtual server's event streams (an answer
-/// with progress and server→client requests before it, a standalone GET stream). Plain `http://`
-/// only (the TLS path reads whole responses). Dropped before its end, its connection is closed;
+/// with progress and server→client requests before it, a standalone GET stream), over plain or
+/// TLS connections ([`connect_leg`]). Dropped before its end, its connection is closed;
 /// read to the end, the connection goes back to this worker's keep-alive set when it can.
 pub struct StreamingResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub session_id: Option<String>,
-    stream: Option<TcpStream>,
+    stream: Option<UpstreamStream>,
+    /// Where the connection goes back to ([`HttpUrl::keep_key`]).
     authority: String,
     buf: Vec<u8>,
     body: BodyLeft,
@@ -395,7 +429,7 @@ impl StreamingResponse {
     }
 }
 
-/// Sends a request on a kept-alive (or new) plain-http connection and reads the response head
+/// Sends a request on a kept-alive (or new) connection and reads the response head
 /// within `limit`; the body is read with [`StreamingResponse::next`].
 pub async fn open_stream(
     method: &str,
@@ -405,19 +439,15 @@ pub async fn open_stream(
     limit: Duration,
 ) -> Result<StreamingResponse, FetchError> {
     let url = HttpUrl::parse(url_text)?;
-    if url.tls {
-        return Err(FetchError::Tls(
-            "responses from https:// legs are read whole, not streamed".into(),
-        ));
-    }
     let deadline = Instant::now() + limit;
     let out = write_request(&url, method, headers, body, false)?;
-    let mut kept = take_kept(&url.authority);
+    let key = url.keep_key();
+    let mut kept = take_kept(&key);
     loop {
         let fresh = kept.is_none();
         let mut stream = match kept.take() {
             Some(s) => s,
-            None => connect(&url, deadline).await?,
+            None => connect_leg(&url, deadline).await?,
         };
         let wait = deadline.saturating_duration_since(Instant::now());
         match monoio::time::timeout(wait, stream.write_all(out.clone())).await {
@@ -452,7 +482,7 @@ pub async fn open_stream(
             content_type: head.content_type,
             session_id: head.session_id,
             stream: Some(stream),
-            authority: url.authority.clone(),
+            authority: key.clone(),
             buf,
             body,
             reusable: head.reusable && !matches!(head.framing, ResponseBody::CloseDelimited),
@@ -581,8 +611,8 @@ async fn tls_exchange(
     }
 }
 
-async fn read_more_until(
-    stream: &mut TcpStream,
+async fn read_more_until<S: monoio::io::AsyncReadRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     deadline: Instant,
 ) -> Result<usize, FetchError> {
@@ -601,7 +631,7 @@ async fn read_more_until(
 enum Source<'a> {
     /// The plain-HTTP socket, read until `deadline`.
     Socket {
-        stream: &'a mut TcpStream,
+        stream: &'a mut UpstreamStream,
         deadline: Instant,
     },
     /// Nothing more: the TLS path has the whole response in hand already.

@@ -74,7 +74,7 @@ impl AsyncWriteRent for UpstreamStream {
 impl UpstreamStream {
     /// Whether nothing is buffered or arrived on the connection; `ask_socket` false skips the
     /// kernel (a syscall) and judges only what the gateway holds in memory.
-    fn is_quiet(&self, ask_socket: bool) -> bool {
+    pub(crate) fn is_quiet(&self, ask_socket: bool) -> bool {
         match self {
             UpstreamStream::Plain(s) => !ask_socket || socket_is_quiet(s.as_raw_fd()),
             UpstreamStream::Tls(s) => s.is_quiet(ask_socket),

@@ -259,7 +259,7 @@ impl VirtualServer {
                     })
                     .collect();
                 if targets.is_empty() && links.is_empty() {
-                    // Only https legs: their answers are read whole, nothing streams.
+                    // No upstream in the session at all.
                     return Ok(Step::raw(crate::features::auth::raw_response(
                         405,
                         "",
@@ -428,25 +428,11 @@ impl VirtualServer {
         server: &Arc<Server>,
         params: &Value,
     ) -> Result<(Value, String), VirtualError> {
-        // Server→client requests are relayed over plain-http legs only (an https leg's answer
-        // is read whole, a stdio process is shared): the others must not count on the client
-        // answering them.
-        let mut unrelayed = params.clone();
-        if let Some(caps) = unrelayed
-            .get_mut("capabilities")
-            .and_then(Value::as_object_mut)
-        {
-            for relayed in ["sampling", "elicitation", "roots"] {
-                caps.remove(relayed);
-            }
-        }
+        // The client's capabilities go to each Streamable HTTP upstream as they are (its
+        // server→client requests are relayed); shared links were initialized by the gateway.
         let ctx_ref: &RequestCtx = ctx;
         let legs = join_all(server.upstreams.iter().map(|up| {
-            let forwarded = if streams(up) {
-                params.clone()
-            } else {
-                unrelayed.clone()
-            };
+            let forwarded = params.clone();
             async move { self.initialize_one(ctx_ref, server, up, forwarded).await }
         }))
         .await;
@@ -781,7 +767,7 @@ impl VirtualServer {
         }
     }
 
-    /// A routed request (`tools/call`, `prompts/get`, a prompt's completion) to a plain-http leg,
+    /// A routed request (`tools/call`, `prompts/get`, a prompt's completion) to a Streamable HTTP leg,
     /// answered as an event stream (progress and server→client requests as they come); `None`:
     /// answered whole (another method, another transport, or a name no leg serves — whose
     /// error `dispatch` gives).
@@ -837,7 +823,7 @@ impl VirtualServer {
                 events,
             }));
         }
-        let (Transport::Http { url }, true) = (&up.transport, streams(up)) else {
+        let Transport::Http { url } = &up.transport else {
             return Ok(None);
         };
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -1228,22 +1214,16 @@ fn client_session(req: Request<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// Whether requests to `up` are relayed as they happen (plain-http Streamable HTTP legs).
-fn streams(up: &VirtualUpstream) -> bool {
-    matches!(&up.transport, Transport::Http { url } if url.starts_with("http://"))
-}
-
 /// The client's JSON-RPC id of this request.
 fn client_id(ctx: &RequestCtx) -> Option<Value> {
     ctx.id_raw()
         .and_then(|raw| serde_json::from_slice(raw).ok())
 }
 
-/// The session's plain-http legs, as [`relay`] targets.
+/// The session's Streamable HTTP legs, as [`relay`] targets.
 fn streamable_legs(ctx: &RequestCtx, server: &Server, session: &VirtualSession) -> Vec<LegTarget> {
     let api = ctx.api().map_or("", |a| a.name.as_str());
     session_upstreams(server, session)
-        .filter(|(_, up, _)| streams(up))
         .filter_map(|(_, up, leg)| match &up.transport {
             Transport::Http { url } => Some(LegTarget {
                 api: api.to_owned(),

@@ -1,4 +1,4 @@
-//! What a virtual API relays as it happens, over its plain-`http://` Streamable HTTP legs:
+//! What a virtual API relays as it happens, over its Streamable HTTP legs and shared links:
 //! - a routed request (`tools/call`, `prompts/get`, a prompt's completion) whose client accepts an
 //!   event stream is answered on one ([`call`]): the upstream's progress, logging and
 //!   server→client requests (sampling, elicitation, roots) reach the client as they come, then
