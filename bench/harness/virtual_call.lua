@@ -3,10 +3,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["Mcp-Session-Id"] = os.getenv("SID")
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
-wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' .. os.getenv("TOOL") .. '","arguments":{"message":"hi"}}}'
+-- TOOL=tools/list: the (merged) tools/list instead of a call.
+local tool = os.getenv("TOOL")
+local listing = tool == "tools/list"
+if listing then
+  wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+else
+  wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"message":"hi"}}}'
+end
 printed = false
 response = function(status, headers, body)
-  if not printed and (string.find(body, '"error"') or not string.find(body, 'Echo: hi')) then
+  local expected = listing and '"tools":%[' or 'Echo: hi'
+  if not printed and (string.find(body, '"error"') or not string.find(body, expected)) then
     io.write("BAD ANSWER: " .. body .. "\n")
     printed = true
   end

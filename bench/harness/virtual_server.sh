@@ -1,6 +1,8 @@
 #!/bin/bash
-# CPU µs per tools/call (issue 15): the pass-through API vs a virtual API over three upstreams
-# (server-everything twice over Streamable HTTP, once over stdio), same gateway, same run.
+# CPU µs per tools/call and per tools/list (issue 15): the pass-through API vs a virtual API over
+# three upstreams (server-everything twice over Streamable HTTP, once over stdio; its list is the
+# three merged), same gateway, same run. The client accepts JSON and event streams, as the SDKs
+# do, so virtual calls are answered as the gateway's own event stream.
 # Gateway CPU (utime+stime of its process, /proc) / requests wrk completed; every answer is
 # checked to be the echo (virtual_call.lua prints the first bad one).
 # Usage: cargo build --release -p mcpgate-core --bin mcpgate && bench/harness/virtual_server.sh
@@ -51,7 +53,7 @@ wait_for "grep -q 'stdio upstream virt/s: initialized' gw.log"
 init() { curl -s -D - -o /dev/null -H content-type:application/json -H 'accept: application/json, text/event-stream' http://127.0.0.1:34210/$1 -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}' | grep -i '^mcp-session-id:' | cut -d' ' -f2 | tr -d '\r'; }
 cpu() { awk '{print $14+$15}' /proc/$G/stat; }
 for round in 1 2; do
-for case in "pass echo" "virt a__echo" "virt s__echo"; do
+for case in "pass echo" "virt a__echo" "virt s__echo" "pass tools/list" "virt tools/list"; do
   set -- $case
   SID=$(init $1)
   c0=$(cpu)
