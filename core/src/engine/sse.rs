@@ -19,17 +19,17 @@
 //! cleanly when the gateway drains.
 
 use std::borrow::Cow;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::time::Duration;
 
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HttpError, ResponseBody, LAST_CHUNK};
 use mcpgate_codec::sse::{event_data, write_event, SseParser};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
+use monoio::time::Sleep;
 
-use super::io::{
-    read_more_reserving, shrink_for_idle, write_all, write_all_within, ReadError,
-    IDLE_STREAM_CHUNK, READ_CHUNK,
-};
+use super::io::{read_reserving, shrink_for_idle, write_all, IDLE_STREAM_CHUNK, READ_CHUNK};
 use super::upstream::{PoolKey, UpstreamConn};
 use super::worker::Worker;
 use crate::config::Timeouts;
@@ -70,6 +70,24 @@ pub struct Stream {
     /// The client connection closes after the stream.
     pub close_client: bool,
     _open_stream: Option<SseStreamGuard>,
+    /// The one timer bounding every wait of the stream (reset per wait). Boxed: monoio's timer
+    /// entry is 640 bytes aligned to 128, and inline in each wait's future it set the size and
+    /// alignment of the whole connection task that an idle stream keeps.
+    timer: Pin<Box<Sleep>>,
+}
+
+/// `fut` bounded by `limit` on `timer`; `None` on timeout (`fut` is dropped, cancelling its I/O).
+async fn within<F: Future>(
+    timer: &mut Pin<Box<Sleep>>,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    timer.as_mut().reset(monoio::time::Instant::now() + limit);
+    let fut = pin!(fut);
+    monoio::select! {
+        r = fut => Some(r),
+        _ = timer.as_mut() => None,
+    }
 }
 
 /// How [`Stream::new`] was asked to relay.
@@ -121,6 +139,7 @@ impl Stream {
             upstream_keep_alive: spec.upstream_keep_alive,
             close_client: spec.close_client,
             _open_stream: worker.pipeline.features.observe.sse_guard(),
+            timer: Box::pin(monoio::time::sleep(Duration::ZERO)),
         }
     }
 
@@ -244,9 +263,11 @@ impl Stream {
         if !out.is_empty() {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
-            write_all_within(wr, out, timeouts.client_write)
-                .await
-                .map_err(client_gone)?;
+            // On timeout the buffer is lost with the dropped write; the connection closes.
+            match within(&mut self.timer, timeouts.client_write, write_all(wr, out)).await {
+                Some(res) => res.map_err(client_gone)?,
+                None => return Err(client_gone(std::io::ErrorKind::TimedOut.into())),
+            }
         }
         if !self.head_sent {
             self.head_sent = true;
@@ -324,12 +345,8 @@ impl Stream {
         let result: Result<bool, Error> = 'relay: loop {
             // The read's borrow of the connection ends with this block (the pass below uses it).
             let res = {
-                let mut read = pin!(read_more_reserving(
-                    &mut self.conn.stream,
-                    &mut self.conn.buf,
-                    idle,
-                    read_chunk
-                ));
+                let read = read_reserving(&mut self.conn.stream, &mut self.conn.buf, read_chunk);
+                let mut read = pin!(within(&mut self.timer, idle, read));
                 let drain = pin!(wait_for_drain(worker, self.long_lived));
                 monoio::select! {
                     r = &mut read => r,
@@ -356,17 +373,17 @@ impl Stream {
                 }
             };
             match res {
-                Ok(0) if self.rframing == ResponseBody::CloseDelimited => {
+                Some(Ok(0)) if self.rframing == ResponseBody::CloseDelimited => {
                     // The remaining complete events were written; a torn one is dropped.
                     break Ok(false);
                 }
-                Ok(0) => break Err(ErrorKind::UpstreamClosed.into()),
-                Ok(_) => {}
-                Err(ReadError::Timeout) => {
+                Some(Ok(0)) => break Err(ErrorKind::UpstreamClosed.into()),
+                Some(Ok(_)) => {}
+                None => {
                     crate::debug!("event stream idle for {idle:?}; ending it");
                     break Ok(false);
                 }
-                Err(ReadError::Io(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
+                Some(Err(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
             }
             match self.pass(wr, out, ctx, pipeline, timeouts).await {
                 Ok(Some(reusable)) => break Ok(reusable),
