@@ -1,6 +1,10 @@
 //! One client connection: read request heads (keep-alive, pipelined requests served in order),
 //! hand each request to the proxy, close on errors, idle timeout or shutdown. Plain or TLS alike
 //! (`super::client::ClientStream` opens the connection: a TLS handshake happens there).
+//!
+//! The connection's task is kept small: the request loop, whose future holds every phase's
+//! state, runs in an allocation of its own, and a long-lived event stream is relayed outside it
+//! (`exchange::StreamJob`), so an idle stream costs its relay's state, not the pipeline's.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -11,7 +15,7 @@ use mcpgate_policies::tls::TlsFacts;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent};
 
 use super::client::{ClientStream, Opened, Outcome};
-use super::exchange;
+use super::exchange::{self, Handled, StreamJob};
 use super::io::{read_more, write_all, ReadError, READ_CHUNK};
 use super::worker::{InFlight, Worker};
 use crate::config::Config;
@@ -37,26 +41,46 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
     worker.connections.set(worker.connections.get() + 1);
     let _guard = ConnGuard(worker.clone());
     let _observed = worker.pipeline.features.observe.connection_guard();
+    // Boxed, like every large future below: this task lives as long as the connection.
     let Some(Opened {
         mut rd,
         mut wr,
         tls,
-    }) = stream.open(peer).await
+    }) = Box::pin(stream.open(peer)).await
     else {
         return;
     };
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(4096);
-    serve_requests(&worker, peer, &tls, &mut rd, &mut wr, &mut buf, &mut out).await;
+    let mut first = true;
+    loop {
+        let requests = serve_requests(
+            &worker, peer, &tls, &mut rd, &mut wr, &mut buf, &mut out, first,
+        );
+        let Some((job, in_flight)) = Box::pin(requests).await else {
+            break;
+        };
+        first = false;
+        let outcome = job
+            .run(&worker, (&mut rd, &mut wr), &mut buf, &mut out)
+            .await;
+        drop(in_flight);
+        if outcome == Outcome::Close || worker.draining() {
+            break;
+        }
+    }
     if tls.is_some() {
         // A TLS connection ends with close_notify (RFC 8446 §6.1), so the client can tell the
         // gateway's deliberate close from a truncation. It is a few bytes; a client that stopped
         // reading must not hold the connection open for it.
-        let _ = monoio::time::timeout(CLOSE_NOTIFY_WAIT, wr.shutdown()).await;
+        let _ = Box::pin(monoio::time::timeout(CLOSE_NOTIFY_WAIT, wr.shutdown())).await;
     }
 }
 
-/// Serves requests on the connection until it is to be closed.
+/// Serves requests on the connection until it is to be closed (`None`) or a long-lived event
+/// stream is to be relayed (with its request still counted in flight); `first`: no request was
+/// served on the connection yet.
+#[allow(clippy::too_many_arguments)]
 async fn serve_requests<R: CancelableAsyncReadRent, W: AsyncWriteRent>(
     worker: &Rc<Worker>,
     peer: SocketAddr,
@@ -65,25 +89,29 @@ async fn serve_requests<R: CancelableAsyncReadRent, W: AsyncWriteRent>(
     wr: &mut W,
     buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
-) {
-    let mut first = true;
+    mut first: bool,
+) -> Option<(StreamJob, InFlight)> {
     loop {
         let snapshot = worker.snapshot();
         let head = match read_head(rd, buf, &snapshot.config, first, worker).await {
             Ok(Some(head)) => head,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(err) => {
                 write_error_response(&err, None, None, true, out);
                 let _ = write_all(wr, out).await;
-                return;
+                return None;
             }
         };
         first = false;
-        let _in_flight = InFlight::new(worker);
+        let in_flight = InFlight::new(worker);
         drop(snapshot);
-        let outcome = exchange::handle(worker, peer, tls, rd, wr, buf, head, out).await;
+        let outcome = match exchange::handle(worker, peer, tls, rd, wr, buf, head, out).await {
+            Handled::Done(outcome) => outcome,
+            Handled::Stream(job) => return Some((job, in_flight)),
+        };
+        drop(in_flight);
         if outcome == Outcome::Close || worker.draining() {
-            return;
+            return None;
         }
         // A large body grew the buffers; idle keep-alive connections should not keep that memory.
         if buf.capacity() > SHRINK_ABOVE && buf.len() <= READ_CHUNK {

@@ -25,7 +25,8 @@ use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
 use super::client::{Client, Outcome};
 use super::io::{read_more, write_all, write_range, ReadError};
 use super::local_stream::{self, StreamEnd};
-use super::relay;
+use super::relay::{self, Relayed};
+use super::sse;
 use super::upstream::{self, UpstreamConn};
 use super::worker::Worker;
 use crate::config::Timeouts;
@@ -63,6 +64,54 @@ pub struct Exchange<'a, R, W> {
     upstream: Option<(UpstreamConn, ResponseHead)>,
     /// How the relay left the client connection.
     outcome: Outcome,
+    /// A long-lived event stream whose head left, to be relayed by a [`StreamJob`].
+    stream: Option<Box<sse::Stream>>,
+}
+
+/// What [`handle`] leaves the connection loop.
+pub enum Handled {
+    /// The exchange is over; what the connection does next.
+    Done(Outcome),
+    /// A long-lived event stream (GET) whose head left: the connection relays the rest on its
+    /// own small task ([`StreamJob::run`]), not inside the pipeline's large future, so an idle
+    /// stream holds only its relay's state.
+    Stream(StreamJob),
+}
+
+/// The rest of an exchange whose event stream outlives the pipeline: the stream and the
+/// request's context (recorded when the stream ends).
+pub struct StreamJob {
+    ctx: Box<RequestCtx>,
+    stream: Box<sse::Stream>,
+}
+
+impl StreamJob {
+    /// Relays the stream to its end, then records the exchange.
+    pub async fn run<R, W>(
+        self,
+        worker: &Rc<Worker>,
+        rw: (&mut R, &mut W),
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Outcome
+    where
+        R: CancelableAsyncReadRent,
+        W: AsyncWriteRent,
+    {
+        let StreamJob { mut ctx, stream } = self;
+        let pipeline = &worker.pipeline;
+        let outcome = relay::finish_stream(worker, stream, rw, buf, out, &mut ctx, pipeline).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            // The head left before the job began: too late for an error status.
+            Err(e) => {
+                log_cut_short(&mut ctx, &e);
+                Outcome::Close
+            }
+        };
+        pipeline.record(&mut ctx);
+        outcome
+    }
 }
 
 /// Runs one request and writes its answer. The request's bytes are drained from `buf` (what
@@ -77,7 +126,7 @@ pub async fn handle<R, W>(
     buf: &mut Vec<u8>,
     head: RequestHead,
     out: &mut Vec<u8>,
-) -> Outcome
+) -> Handled
 where
     R: CancelableAsyncReadRent,
     W: AsyncWriteRent,
@@ -125,22 +174,61 @@ where
         head,
         upstream: None,
         outcome: Outcome::KeepAlive,
+        stream: None,
     };
     let pipeline = &worker.pipeline;
     let outcome = match pipeline.run(&mut ctx, &mut ex).await {
         Ok(()) => ex.outcome,
         Err(answer) => ex.answer(&mut ctx, pipeline, answer).await,
     };
+    if let Some(stream) = ex.stream.take() {
+        // The request was drained from `buf` when it was forwarded.
+        let ctx = Box::new(ctx);
+        return Handled::Stream(StreamJob { ctx, stream });
+    }
     pipeline.record(&mut ctx);
     if outcome == Outcome::KeepAlive {
         match ex.request_end {
             Some(end) if end <= ex.client.buf.len() => {
                 ex.client.buf.drain(..end);
             }
-            _ => return Outcome::Close,
+            _ => return Handled::Done(Outcome::Close),
         }
     }
-    outcome
+    Handled::Done(outcome)
+}
+
+/// Logs why an answer already under way was cut off (the client then sees a truncated answer):
+/// an upstream failure or a stalled client is an operator's concern; a client that hung up is
+/// routine.
+fn log_cut_short(ctx: &mut RequestCtx, e: &Error) {
+    let snapshot = Rc::clone(&ctx.snapshot);
+    let api = ctx
+        .api
+        .and_then(|i| snapshot.config.apis.get(i))
+        .map_or("-", |a| a.name.as_str());
+    match &e.kind {
+        ErrorKind::ClientGone(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            ctx.obs.client_write_timeout = true;
+            crate::warn!(
+                request_id = %ctx.request_id,
+                "api {api}: the client accepted no byte for {:?} (timeouts.client_write); answer cut off, connection closed",
+                snapshot.config.gateway.timeouts.client_write
+            );
+        }
+        ErrorKind::ClientGone(_) => {
+            crate::debug!(
+                request_id = %ctx.request_id,
+                "api {api}: the client went away mid-answer: {e}"
+            )
+        }
+        _ => crate::warn!(
+            request_id = %ctx.request_id,
+            "api {api}: {} answer cut short after {} bytes, connection closed: {e}",
+            ctx.method.as_str(),
+            ctx.bytes_to_client
+        ),
+    }
 }
 
 impl<R, W> Exchange<'_, R, W>
@@ -157,36 +245,9 @@ where
     ) -> Outcome {
         if ctx.response_started {
             // Too late for an error status: the client sees a truncated answer, and the log says
-            // why (an upstream failure or a stalled client is an operator's concern; a client
-            // that hung up is routine).
+            // why.
             if let Answer::Error(e) = &answer {
-                let snapshot = Rc::clone(&ctx.snapshot);
-                let api = ctx
-                    .api
-                    .and_then(|i| snapshot.config.apis.get(i))
-                    .map_or("-", |a| a.name.as_str());
-                match &e.kind {
-                    ErrorKind::ClientGone(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                        ctx.obs.client_write_timeout = true;
-                        crate::warn!(
-                            request_id = %ctx.request_id,
-                            "api {api}: the client accepted no byte for {:?} (timeouts.client_write); answer cut off, connection closed",
-                            snapshot.config.gateway.timeouts.client_write
-                        );
-                    }
-                    ErrorKind::ClientGone(_) => {
-                        crate::debug!(
-                            request_id = %ctx.request_id,
-                            "api {api}: the client went away mid-answer: {e}"
-                        )
-                    }
-                    _ => crate::warn!(
-                        request_id = %ctx.request_id,
-                        "api {api}: {} answer cut short after {} bytes, connection closed: {e}",
-                        ctx.method.as_str(),
-                        ctx.bytes_to_client
-                    ),
-                }
+                log_cut_short(ctx, e);
             }
             return Outcome::Close;
         }
@@ -536,8 +597,10 @@ where
 
     async fn relay(&mut self, ctx: &mut RequestCtx, pipeline: &Pipeline) -> Result<(), Error> {
         if let Some(upstream) = self.upstream.take() {
-            self.outcome =
-                relay::relay(&mut self.client, self.worker, upstream, ctx, pipeline).await?;
+            match relay::relay(&mut self.client, self.worker, upstream, ctx, pipeline).await? {
+                Relayed::Done(outcome) => self.outcome = outcome,
+                Relayed::Stream(stream) => self.stream = Some(stream),
+            }
         }
         Ok(())
     }

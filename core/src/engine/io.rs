@@ -48,19 +48,28 @@ pub async fn read_more_reserving<R: AsyncReadRent>(
     limit: Duration,
     chunk: usize,
 ) -> Result<usize, ReadError> {
+    match monoio::time::timeout(limit, read_reserving(r, buf, chunk)).await {
+        Ok(res) => res.map_err(ReadError::Io),
+        Err(_) => Err(ReadError::Timeout),
+    }
+}
+
+/// One read appended to `buf` with at least `chunk / 4` spare (`chunk` reserved when less), not
+/// bounded by time. If the future is dropped before it completes, the buffer comes back empty.
+pub async fn read_reserving<R: AsyncReadRent>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+) -> io::Result<usize> {
     let mut owned = std::mem::take(buf);
     if owned.capacity() - owned.len() < chunk / 4 {
         owned.reserve(chunk);
     }
     let len = owned.len();
     let cap = owned.capacity();
-    match monoio::time::timeout(limit, r.read(owned.slice_mut(len..cap))).await {
-        Ok((res, slice)) => {
-            *buf = slice.into_inner();
-            res.map_err(ReadError::Io)
-        }
-        Err(_) => Err(ReadError::Timeout),
-    }
+    let (res, slice) = r.read(owned.slice_mut(len..cap)).await;
+    *buf = slice.into_inner();
+    res
 }
 
 /// Writes all of `buf` and hands it back cleared (capacity kept).

@@ -5,7 +5,9 @@
 //!   whole (bounded by `max_body_bytes`, 502 past it), passed through the `body_filter` chain,
 //!   sent with a fresh `Content-Length` — written from where it was read when no filter changed
 //!   it, so the only copy of an answer is a filter's own rewrite;
-//! - **event stream** (`super::sse`): event by event through the `event_filter` chain;
+//! - **event stream** (`super::sse`): event by event through the `event_filter` chain; a GET
+//!   stream is handed back ([`Relayed::Stream`]) once its head has left, to be relayed on the
+//!   connection's small task ([`finish_stream`]);
 //! - **pass-through** (everything else): bytes relayed as they arrive, the framing re-declared
 //!   for the client, a small body kept for `body_seen` when a feature wants it.
 //!
@@ -51,6 +53,15 @@ fn client_gone(e: std::io::Error) -> Error {
     ErrorKind::ClientGone(e).into()
 }
 
+/// How [`relay`] left the answer.
+pub enum Relayed {
+    /// Relayed whole; what the client connection does next.
+    Done(Outcome),
+    /// A long-lived event stream whose head (and first events) left: the rest is relayed by
+    /// [`finish_stream`] outside the request's exchange.
+    Stream(Box<sse::Stream>),
+}
+
 /// Relays the upstream's answer (its head read into `conn.buf`) to the client; says what the
 /// client connection does next.
 pub async fn relay<R, W>(
@@ -59,7 +70,7 @@ pub async fn relay<R, W>(
     (mut conn, rh): (UpstreamConn, ResponseHead),
     ctx: &mut RequestCtx,
     pipeline: &Pipeline,
-) -> Result<Outcome, Error>
+) -> Result<Relayed, Error>
 where
     R: CancelableAsyncReadRent,
     W: AsyncWriteRent,
@@ -67,7 +78,7 @@ where
     let snapshot = Rc::clone(&ctx.snapshot);
     let gateway = &snapshot.config.gateway;
     let Some(pool_key) = ctx.api().map(|a| a.upstream.pool_key()) else {
-        return Ok(Outcome::Close);
+        return Ok(Relayed::Done(Outcome::Close));
     };
     let method_bytes: &[u8] = match ctx.method {
         HttpMethod::Head => b"HEAD",
@@ -124,11 +135,30 @@ where
         let head_len = rh.head_len.min(conn.buf.len());
         conn.buf.drain(..head_len);
         if event_stream {
-            let timeouts = &gateway.timeouts;
-            sse::relay(
-                client, worker, ctx, pipeline, &mut conn, rframing, cframing, timeouts,
-            )
-            .await?
+            let spec = sse::StreamSpec {
+                rframing,
+                cframing,
+                pool_key,
+                upstream_keep_alive,
+                close_client,
+            };
+            let mut stream = Box::new(sse::Stream::new(
+                worker, ctx, pipeline, conn, spec, client.out,
+            ));
+            if stream.long_lived() {
+                // The head leaves here, where a failure can still be answered as an error.
+                let timeouts = &gateway.timeouts;
+                stream
+                    .pass(client.wr, client.out, ctx, pipeline, timeouts)
+                    .await?;
+                if !stream.ended() {
+                    return Ok(Relayed::Stream(stream));
+                }
+            }
+            let rw = (&mut *client.rd, &mut *client.wr);
+            return finish_stream(worker, stream, rw, client.buf, client.out, ctx, pipeline)
+                .await
+                .map(Relayed::Done);
         } else {
             let limits = (idle, write_limit);
             pass_through(client, ctx, pipeline, &mut conn, rframing, cframing, limits).await?
@@ -140,11 +170,44 @@ where
             .borrow_mut()
             .put(pool_key, conn, gateway.limits.upstream_pool_idle);
     }
-    Ok(if close_client || cframing == ClientFraming::Close {
+    Ok(Relayed::Done(next(close_client, cframing)))
+}
+
+/// What the client connection does after an answer.
+fn next(close_client: bool, cframing: ClientFraming) -> Outcome {
+    if close_client || cframing == ClientFraming::Close {
         Outcome::Close
     } else {
         Outcome::KeepAlive
-    })
+    }
+}
+
+/// Relays an event stream to its end, pools its upstream connection when it ended exactly,
+/// and says what the client connection does next.
+pub async fn finish_stream<R, W>(
+    worker: &Worker,
+    mut stream: Box<sse::Stream>,
+    rw: (&mut R, &mut W),
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    ctx: &mut RequestCtx,
+    pipeline: &Pipeline,
+) -> Result<Outcome, Error>
+where
+    R: CancelableAsyncReadRent,
+    W: AsyncWriteRent,
+{
+    let reusable = stream.run(worker, rw, buf, out, ctx, pipeline).await?;
+    let outcome = next(stream.close_client, stream.cframing());
+    if reusable && stream.upstream_keep_alive {
+        let max_idle = ctx.config().gateway.limits.upstream_pool_idle;
+        let key = stream.pool_key;
+        worker
+            .pool
+            .borrow_mut()
+            .put(key, stream.into_conn(), max_idle);
+    }
+    Ok(outcome)
 }
 
 pub fn is_event_stream(content_type: &[u8]) -> bool {

@@ -5,6 +5,12 @@
 //! complete (events read together leave in one write); nothing is buffered beyond the event being
 //! assembled.
 //!
+//! A stream is a [`Stream`]: its first pass (the client head and the events that came with the
+//! upstream's head) runs inside the request's exchange, where a failure can still be answered as
+//! an error; [`Stream::run`] relays the rest. A long-lived GET stream runs the rest on the
+//! connection's own small task (`super::conn`) rather than inside the request pipeline's large
+//! future, so thousands of idle streams cost only their relay's state each.
+//!
 //! `sse_idle` bounds the upstream's silence between reads and ends the stream cleanly;
 //! `client_write` bounds how long a client may accept no byte (a stalled reader is cut off and
 //! its upstream connection dropped). The client's side is
@@ -13,113 +19,175 @@
 //! cleanly when the gateway drains.
 
 use std::borrow::Cow;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::time::Duration;
 
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HttpError, ResponseBody, LAST_CHUNK};
 use mcpgate_codec::sse::{event_data, write_event, SseParser};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
+use monoio::time::Sleep;
 
-use super::client::Client;
-use super::io::{
-    read_more_reserving, shrink_for_idle, write_all, write_all_within, ReadError,
-    IDLE_STREAM_CHUNK, READ_CHUNK,
-};
-use super::upstream::UpstreamConn;
+use super::io::{read_reserving, shrink_for_idle, write_all, IDLE_STREAM_CHUNK, READ_CHUNK};
+use super::upstream::{PoolKey, UpstreamConn};
 use super::worker::Worker;
 use crate::config::Timeouts;
 use crate::context::{HttpMethod, RequestCtx};
 use crate::errors::{Error, ErrorKind};
 use crate::headers::ClientFraming;
+use crate::observe::SseStreamGuard;
 use crate::phases::{Event, EventStep, Pipeline};
 
 fn client_gone(e: std::io::Error) -> Error {
     ErrorKind::ClientGone(e).into()
 }
 
-/// Relays the event stream (the client head is in `client.out`, `conn.buf` starts with the body).
-/// Returns whether the upstream connection may be pooled.
-#[allow(clippy::too_many_arguments)]
-pub async fn relay<R, W>(
-    client: &mut Client<'_, R, W>,
-    worker: &Worker,
-    ctx: &mut RequestCtx,
-    pipeline: &Pipeline,
-    conn: &mut UpstreamConn,
+/// An event stream being relayed: the upstream connection and everything the relay keeps
+/// between reads (framing decoder, SSE parser, the event being assembled).
+pub struct Stream {
+    conn: UpstreamConn,
     rframing: ResponseBody,
     cframing: ClientFraming,
-    timeouts: &Timeouts,
-) -> Result<bool, Error>
-where
-    R: CancelableAsyncReadRent,
-    W: AsyncWriteRent,
-{
-    let Client {
-        rd, wr, buf, out, ..
-    } = client;
-    let idle = timeouts.sse_idle;
-    let end_on_drain = ctx.method == HttpMethod::Get;
-    let mut parser = SseParser::with_max_event(ctx.config().gateway.limits.max_sse_event_bytes);
-    let mut decoder = ChunkedDecoder::new();
-    let mut remaining = match rframing {
-        ResponseBody::Length(n) => n,
-        _ => u64::MAX,
-    };
-    // A GET stream is long-lived and mostly quiet: its buffers start small and grow on demand.
-    let read_chunk = if end_on_drain {
-        IDLE_STREAM_CHUNK
-    } else {
-        READ_CHUNK
-    };
-    let mut events: Vec<u8> = Vec::with_capacity(if end_on_drain { 0 } else { 4096 });
-    let mut rewritten: Vec<u8> = Vec::new();
-    // Events a feature puts first (the ACL's refusals of a batch's elements).
-    pipeline.events_start(ctx, &mut rewritten);
-    if !rewritten.is_empty() {
-        match cframing {
-            ClientFraming::Chunked => encode_chunk(&rewritten, out),
-            _ => out.extend_from_slice(&rewritten),
+    parser: SseParser,
+    decoder: ChunkedDecoder,
+    /// Body bytes still expected with `Content-Length` framing.
+    remaining: u64,
+    /// Decoded bytes not yet parsed into a complete event.
+    events: Vec<u8>,
+    /// Scratch for a rewritten event.
+    rewritten: Vec<u8>,
+    /// A GET stream: long-lived, mostly quiet, ended by a drain; its buffers start small.
+    long_lived: bool,
+    head_sent: bool,
+    /// The terminal chunk left with the last events (one write, not two).
+    terminated: bool,
+    /// The upstream's body ended (`true`: exactly, nothing followed it).
+    ended: Option<bool>,
+    /// Where the upstream connection goes back when the stream ends exactly and may be kept.
+    pub pool_key: PoolKey,
+    pub upstream_keep_alive: bool,
+    /// The client connection closes after the stream.
+    pub close_client: bool,
+    _open_stream: Option<SseStreamGuard>,
+    /// The one timer bounding every wait of the stream (reset per wait). Boxed: monoio's timer
+    /// entry is 640 bytes aligned to 128, and inline in each wait's future it set the size and
+    /// alignment of the whole connection task that an idle stream keeps.
+    timer: Pin<Box<Sleep>>,
+}
+
+/// `fut` bounded by `limit` on `timer`; `None` on timeout (`fut` is dropped, cancelling its I/O).
+async fn within<F: Future>(
+    timer: &mut Pin<Box<Sleep>>,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    timer.as_mut().reset(monoio::time::Instant::now() + limit);
+    let fut = pin!(fut);
+    monoio::select! {
+        r = fut => Some(r),
+        _ = timer.as_mut() => None,
+    }
+}
+
+/// How [`Stream::new`] was asked to relay.
+pub struct StreamSpec {
+    pub rframing: ResponseBody,
+    pub cframing: ClientFraming,
+    pub pool_key: PoolKey,
+    pub upstream_keep_alive: bool,
+    pub close_client: bool,
+}
+
+impl Stream {
+    /// A stream over `conn` (its buffer starts with the body; the client head is in `out`).
+    /// Events a feature puts first (the ACL's refusals of a batch's elements) go into `out`.
+    pub fn new(
+        worker: &Worker,
+        ctx: &mut RequestCtx,
+        pipeline: &Pipeline,
+        conn: UpstreamConn,
+        spec: StreamSpec,
+        out: &mut Vec<u8>,
+    ) -> Stream {
+        let long_lived = ctx.method == HttpMethod::Get;
+        let mut rewritten: Vec<u8> = Vec::new();
+        pipeline.events_start(ctx, &mut rewritten);
+        if !rewritten.is_empty() {
+            match spec.cframing {
+                ClientFraming::Chunked => encode_chunk(&rewritten, out),
+                _ => out.extend_from_slice(&rewritten),
+            }
+        }
+        Stream {
+            conn,
+            rframing: spec.rframing,
+            cframing: spec.cframing,
+            parser: SseParser::with_max_event(ctx.config().gateway.limits.max_sse_event_bytes),
+            decoder: ChunkedDecoder::new(),
+            remaining: match spec.rframing {
+                ResponseBody::Length(n) => n,
+                _ => u64::MAX,
+            },
+            events: Vec::with_capacity(if long_lived { 0 } else { 4096 }),
+            rewritten,
+            long_lived,
+            head_sent: false,
+            terminated: false,
+            ended: None,
+            pool_key: spec.pool_key,
+            upstream_keep_alive: spec.upstream_keep_alive,
+            close_client: spec.close_client,
+            _open_stream: worker.pipeline.features.observe.sse_guard(),
+            timer: Box::pin(monoio::time::sleep(Duration::ZERO)),
         }
     }
-    let _open_stream = worker.pipeline.features.observe.sse_guard();
-    // The head leaves with the first pass of the loop below, before any read waits: the client
-    // knows the stream is open before the first event, and events that came with the upstream's
-    // head share its write (one packet, one wake-up of the client, not two).
-    let mut head_sent = false;
-    // Set once the terminal chunk left with the last events (one write, not two).
-    let mut terminated = false;
 
-    // Watch the client with a cancelable read appending to its buffer (pipelined bytes are kept).
-    let mut client_buf = std::mem::take(&mut **buf);
-    if end_on_drain {
-        // Only a close or pipelined bytes are expected here (the first pipelined byte ends the
-        // watch and keeps what was read); the next request regrows it.
-        shrink_for_idle(&mut client_buf, 128);
+    /// A long-lived stream (GET): worth running on the connection's small task.
+    pub fn long_lived(&self) -> bool {
+        self.long_lived
     }
-    if client_buf.capacity() == client_buf.len() {
-        client_buf.reserve(if end_on_drain { 128 } else { 1024 });
-    }
-    let (len, cap) = (client_buf.len(), client_buf.capacity());
-    let canceller = Canceller::new();
-    let mut watch = pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
-    let mut watching = true;
-    let mut returned: Option<Vec<u8>> = None;
-    let mut client_gone_seen = false;
 
-    let result: Result<bool, Error> = 'relay: loop {
+    /// The upstream's body ended with the passes so far.
+    pub fn ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
+    pub fn cframing(&self) -> ClientFraming {
+        self.cframing
+    }
+
+    /// The upstream connection, once the stream ended.
+    pub fn into_conn(self) -> UpstreamConn {
+        self.conn
+    }
+
+    /// Relays what `conn.buf` holds: every complete event through the `event_filter` chain and
+    /// out in one write (the client head too, on the first pass). `Some(reusable)` once the
+    /// upstream's body ended (`reusable`: nothing followed it).
+    pub async fn pass<W: AsyncWriteRent>(
+        &mut self,
+        wr: &mut W,
+        out: &mut Vec<u8>,
+        ctx: &mut RequestCtx,
+        pipeline: &Pipeline,
+        timeouts: &Timeouts,
+    ) -> Result<Option<bool>, Error> {
+        let conn = &mut self.conn;
+        let events = &mut self.events;
         let mut upstream_done = false;
-        match rframing {
+        match self.rframing {
             ResponseBody::Chunked => {
                 let input = &conn.buf;
-                match decoder.decode(input, |r| {
+                match self.decoder.decode(input, |r| {
                     events.extend_from_slice(input.get(r).unwrap_or_default())
                 }) {
                     Ok(c) => {
                         conn.buf.drain(..c.min(conn.buf.len()));
-                        upstream_done = decoder.is_done();
+                        upstream_done = self.decoder.is_done();
                     }
                     Err(_) => {
-                        break Err(ErrorKind::UpstreamMalformed(HttpError::BadFraming(
+                        return Err(ErrorKind::UpstreamMalformed(HttpError::BadFraming(
                             "bad chunked framing in an event stream",
                         ))
                         .into())
@@ -130,11 +198,11 @@ where
                 let take = conn
                     .buf
                     .len()
-                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
                 events.extend_from_slice(conn.buf.get(..take).unwrap_or_default());
                 conn.buf.drain(..take);
-                remaining -= take as u64;
-                upstream_done = remaining == 0;
+                self.remaining -= take as u64;
+                upstream_done = self.remaining == 0;
             }
             ResponseBody::CloseDelimited | ResponseBody::None => {
                 events.extend_from_slice(&conn.buf);
@@ -145,7 +213,7 @@ where
         let mut broken = None;
         loop {
             let rest = events.get(pos..).unwrap_or_default();
-            match parser.next_event(rest) {
+            match self.parser.next_event(rest) {
                 Ok(Some((event, consumed))) => {
                     let mut view = Event {
                         event_type: event.event_type(rest),
@@ -163,18 +231,18 @@ where
                     let raw = match view.data {
                         Cow::Borrowed(_) => view.upstream_raw,
                         Cow::Owned(data) => {
-                            rewritten.clear();
+                            self.rewritten.clear();
                             write_event(
-                                &mut rewritten,
+                                &mut self.rewritten,
                                 view.event_type,
                                 view.id,
                                 view.retry,
                                 &data,
                             );
-                            &rewritten
+                            &self.rewritten
                         }
                     };
-                    match cframing {
+                    match self.cframing {
                         ClientFraming::Chunked => encode_chunk(raw, out),
                         _ => out.extend_from_slice(raw),
                     }
@@ -188,99 +256,176 @@ where
             }
         }
         events.drain(..pos.min(events.len()));
-        if upstream_done && broken.is_none() && cframing == ClientFraming::Chunked {
+        if upstream_done && broken.is_none() && self.cframing == ClientFraming::Chunked {
             out.extend_from_slice(LAST_CHUNK);
-            terminated = true;
+            self.terminated = true;
         }
         if !out.is_empty() {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
-            if let Err(e) = write_all_within(&mut **wr, out, timeouts.client_write).await {
-                client_gone_seen = true;
-                break Err(client_gone(e));
+            // On timeout the buffer is lost with the dropped write; the connection closes.
+            match within(&mut self.timer, timeouts.client_write, write_all(wr, out)).await {
+                Some(res) => res.map_err(client_gone)?,
+                None => return Err(client_gone(std::io::ErrorKind::TimedOut.into())),
             }
         }
-        if !head_sent {
-            head_sent = true;
-            if end_on_drain {
+        if !self.head_sent {
+            self.head_sent = true;
+            if self.long_lived {
+                // Quiet from now on, most likely: keep small buffers while idle (a fresh
+                // allocation, see `shrink_for_idle`); a burst regrows them.
                 shrink_for_idle(out, 0);
-                shrink_for_idle(&mut conn.buf, IDLE_STREAM_CHUNK);
+                shrink_for_idle(&mut self.conn.buf, IDLE_STREAM_CHUNK);
+                shrink_for_idle(&mut self.events, 0);
+                shrink_for_idle(&mut self.rewritten, 0);
             }
         }
         if broken.is_some() {
-            break Err(ErrorKind::UpstreamMalformed(HttpError::Malformed(
+            return Err(ErrorKind::UpstreamMalformed(HttpError::Malformed(
                 "an event of the stream cannot be read",
             ))
             .into());
         }
         if upstream_done {
-            break Ok(conn.buf.is_empty() && events.is_empty());
+            self.ended = Some(self.conn.buf.is_empty() && self.events.is_empty());
         }
+        Ok(self.ended)
+    }
 
-        let mut read = pin!(read_more_reserving(
-            &mut conn.stream,
-            &mut conn.buf,
-            idle,
-            read_chunk
-        ));
-        let drain = pin!(wait_for_drain(worker, end_on_drain));
-        let res = monoio::select! {
-            r = &mut read => r,
-            w = &mut watch, if watching => {
-                watching = false;
-                let (res, slice) = w;
-                returned = Some(slice.into_inner());
-                match res {
-                    // Pipelined bytes: keep them for after the stream, stop watching.
-                    Ok(n) if n > 0 => read.await,
-                    other => {
-                        client_gone_seen = true;
-                        let e = match other {
-                            Err(e) => e,
-                            Ok(_) => std::io::ErrorKind::UnexpectedEof.into(),
-                        };
-                        break 'relay Err(client_gone(e));
-                    }
-                }
-            },
-            _ = drain => {
-                break 'relay Ok(false);
-            },
+    /// Relays the stream to its end (the first pass too, if it has not run). `buf` is the client
+    /// connection's read buffer: the client is watched with a cancelable read appending to it,
+    /// so pipelined bytes are kept for after the stream. Returns whether the upstream connection
+    /// may be pooled.
+    pub async fn run<R, W>(
+        &mut self,
+        worker: &Worker,
+        (rd, wr): (&mut R, &mut W),
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        ctx: &mut RequestCtx,
+        pipeline: &Pipeline,
+    ) -> Result<bool, Error>
+    where
+        R: CancelableAsyncReadRent,
+        W: AsyncWriteRent,
+    {
+        let snapshot = std::rc::Rc::clone(&ctx.snapshot);
+        let timeouts = &snapshot.config.gateway.timeouts;
+        if !self.head_sent {
+            self.pass(wr, out, ctx, pipeline, timeouts).await?;
+        }
+        if let Some(reusable) = self.ended {
+            return self.finish(wr, out, reusable).await;
+        }
+        let idle = timeouts.sse_idle;
+        let read_chunk = if self.long_lived {
+            IDLE_STREAM_CHUNK
+        } else {
+            READ_CHUNK
         };
-        match res {
-            Ok(0) if rframing == ResponseBody::CloseDelimited => {
-                // The remaining complete events were written above; a torn one is dropped.
-                break Ok(false);
-            }
-            Ok(0) => break Err(ErrorKind::UpstreamClosed.into()),
-            Ok(_) => {}
-            Err(ReadError::Timeout) => {
-                crate::debug!("event stream idle for {idle:?}; ending it");
-                break Ok(false);
-            }
-            Err(ReadError::Io(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
+        // Watch the client with a cancelable read appending to its buffer (pipelined bytes are
+        // kept).
+        let mut client_buf = std::mem::take(buf);
+        if self.long_lived {
+            // Only a close or pipelined bytes are expected here (the first pipelined byte ends
+            // the watch and keeps what was read); the next request regrows it.
+            shrink_for_idle(&mut client_buf, 128);
         }
-    };
+        if client_buf.capacity() == client_buf.len() {
+            client_buf.reserve(if self.long_lived { 128 } else { 1024 });
+        }
+        let (len, cap) = (client_buf.len(), client_buf.capacity());
+        let canceller = Canceller::new();
+        let mut watch =
+            pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
+        let mut watching = true;
+        let mut returned: Option<Vec<u8>> = None;
+        let mut client_gone_seen = false;
 
-    if watching {
-        let _ = canceller.cancel();
-        let (res, slice) = watch.await;
-        returned = Some(slice.into_inner());
-        if matches!(res, Ok(0)) {
-            client_gone_seen = true;
+        let result: Result<bool, Error> = 'relay: loop {
+            // The read's borrow of the connection ends with this block (the pass below uses it).
+            let res = {
+                let read = read_reserving(&mut self.conn.stream, &mut self.conn.buf, read_chunk);
+                let mut read = pin!(within(&mut self.timer, idle, read));
+                let drain = pin!(wait_for_drain(worker, self.long_lived));
+                monoio::select! {
+                    r = &mut read => r,
+                    w = &mut watch, if watching => {
+                        watching = false;
+                        let (res, slice) = w;
+                        returned = Some(slice.into_inner());
+                        match res {
+                            // Pipelined bytes: keep them for after the stream, stop watching.
+                            Ok(n) if n > 0 => read.await,
+                            other => {
+                                client_gone_seen = true;
+                                let e = match other {
+                                    Err(e) => e,
+                                    Ok(_) => std::io::ErrorKind::UnexpectedEof.into(),
+                                };
+                                break 'relay Err(client_gone(e));
+                            }
+                        }
+                    },
+                    _ = drain => {
+                        break 'relay Ok(false);
+                    },
+                }
+            };
+            match res {
+                Some(Ok(0)) if self.rframing == ResponseBody::CloseDelimited => {
+                    // The remaining complete events were written; a torn one is dropped.
+                    break Ok(false);
+                }
+                Some(Ok(0)) => break Err(ErrorKind::UpstreamClosed.into()),
+                Some(Ok(_)) => {}
+                None => {
+                    crate::debug!("event stream idle for {idle:?}; ending it");
+                    break Ok(false);
+                }
+                Some(Err(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
+            }
+            match self.pass(wr, out, ctx, pipeline, timeouts).await {
+                Ok(Some(reusable)) => break Ok(reusable),
+                Ok(None) => {}
+                Err(e) => {
+                    client_gone_seen = matches!(e.kind, ErrorKind::ClientGone(_));
+                    break Err(e);
+                }
+            }
+        };
+
+        if watching {
+            let _ = canceller.cancel();
+            let (res, slice) = watch.await;
+            returned = Some(slice.into_inner());
+            if matches!(res, Ok(0)) {
+                client_gone_seen = true;
+            }
         }
+        *buf = returned.unwrap_or_default();
+        let reusable = result?;
+        if client_gone_seen {
+            return Err(client_gone(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.finish(wr, out, reusable).await
     }
-    **buf = returned.unwrap_or_default();
-    let reusable = result?;
-    if client_gone_seen {
-        return Err(client_gone(std::io::ErrorKind::UnexpectedEof.into()));
+
+    /// Ends the client's chunked body if the last pass did not.
+    async fn finish<W: AsyncWriteRent>(
+        &mut self,
+        wr: &mut W,
+        out: &mut Vec<u8>,
+        reusable: bool,
+    ) -> Result<bool, Error> {
+        if self.cframing == ClientFraming::Chunked && !self.terminated {
+            out.clear();
+            out.extend_from_slice(LAST_CHUNK);
+            write_all(wr, out).await.map_err(client_gone)?;
+            self.terminated = true;
+        }
+        Ok(reusable)
     }
-    if cframing == ClientFraming::Chunked && !terminated {
-        out.clear();
-        out.extend_from_slice(LAST_CHUNK);
-        write_all(&mut **wr, out).await.map_err(client_gone)?;
-    }
-    Ok(reusable)
 }
 
 async fn wait_for_drain(worker: &Worker, enabled: bool) {
