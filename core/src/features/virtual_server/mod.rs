@@ -1063,7 +1063,7 @@ impl VirtualServer {
         let mut next = ListCursor::default();
         let mut served = Vec::new();
         for ((index, up, _, _), answer) in targets.iter().zip(answers) {
-            let result = match answer.map(|(a, _)| split_answer(a)) {
+            let mut result = match answer.map(|(a, _)| split_answer(a)) {
                 Ok(Ok(result)) => result,
                 Ok(Err(error)) => {
                     crate::warn!(
@@ -1087,11 +1087,11 @@ impl VirtualServer {
             if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
                 next.pending.insert(up.name.clone(), c.to_owned());
             }
-            let Some(list) = result.get(field).and_then(Value::as_array) else {
+            // Taken, not cloned: each item is moved into the merged list.
+            let Some(Value::Array(list)) = result.get_mut(field).map(Value::take) else {
                 continue;
             };
-            for item in list {
-                let mut item = item.clone();
+            for mut item in list {
                 if prefixed {
                     let Some(own) = item.get("name").and_then(Value::as_str) else {
                         continue;
