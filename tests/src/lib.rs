@@ -8,6 +8,7 @@
 //! `tests/js` and `tests/py` when missing or stale.
 
 pub mod auth;
+pub mod conformance;
 pub mod gateway;
 pub mod http;
 pub mod integrity;
