@@ -7,5 +7,6 @@ pub mod acl;
 pub mod auth;
 pub mod integrity;
 pub mod limits;
+pub mod origin;
 pub mod tls;
 pub mod virtual_server;

@@ -173,3 +173,90 @@ fn what_follows_the_entrypoint_path_follows_the_upstream_path() {
         ["/base/mcp", "/base/mcp/sub/path", "/base/mcp?x=1&y=%20"]
     );
 }
+
+/// DNS rebinding (the MCP specification: servers MUST validate `Origin`): a browser request
+/// whose `Origin` the gateway does not know is refused 403 before it reaches the upstream, even
+/// when its `Host` names that same origin (what a rebound page sends); loopback pages, the
+/// configured origins and requests without `Origin` pass. `"*"` turns the check off.
+#[test]
+fn unknown_browser_origins_are_refused_before_the_upstream() {
+    let upstream = CapturingUpstream::start(CANNED);
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\n\
+         allowed_origins = [\"https://app.example.com\"]\n\n\
+         [[api]]\nname = \"e\"\npath = \"{API}\"\nupstream = \"http://{}/mcp\"\n",
+        upstream.addr()
+    );
+    let gateway = Gateway::start(&GatewaySpec::config(config));
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let post = |origin: Option<&str>, host: &str| {
+        let mut headers = vec![("Content-Type", "application/json"), ("Accept", MCP_ACCEPT)];
+        if let Some(origin) = origin {
+            headers.push(("Origin", origin));
+        }
+        let request =
+            mcpgate_tests::http::build_request("POST", API, host, &headers, ping.as_bytes());
+        exchange(gateway.addr(), &request, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("POST with Origin {origin:?}: {e}"))
+    };
+    for (origin, host) in [
+        ("http://evil.example.com", "evil.example.com"),
+        ("http://evil.example.com:8080", "evil.example.com:8080"),
+        ("http://app.example.com", "localhost"),
+        ("null", "localhost"),
+    ] {
+        let refused = post(Some(origin), host);
+        assert_eq!(refused.status, 403, "{origin}: {}", show(&refused));
+        let error = refused
+            .json()
+            .unwrap_or_else(|e| panic!("{e}: {}", show(&refused)));
+        assert_eq!(error["error"]["code"], -32000, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(origin)),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        upstream.count(),
+        0,
+        "a refused request reached the upstream"
+    );
+    let allowed = [
+        Some("https://app.example.com"),
+        Some("http://localhost:6274"),
+        Some("http://127.0.0.1:3000"),
+        None,
+    ];
+    for origin in allowed {
+        let passed = post(origin, "localhost");
+        assert_eq!(passed.status, 200, "{origin:?}: {}", show(&passed));
+    }
+    assert_eq!(
+        upstream
+            .wait_for(allowed.len(), Duration::from_secs(10))
+            .len(),
+        allowed.len()
+    );
+
+    let open = Gateway::start(&GatewaySpec::config(format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nallowed_origins = [\"*\"]\n\n\
+         [[api]]\nname = \"e\"\npath = \"{API}\"\nupstream = \"http://{}/mcp\"\n",
+        upstream.addr()
+    )));
+    let request = mcpgate_tests::http::build_request(
+        "POST",
+        API,
+        "evil.example.com",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", MCP_ACCEPT),
+            ("Origin", "http://evil.example.com"),
+        ],
+        ping.as_bytes(),
+    );
+    let passed =
+        exchange(open.addr(), &request, Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(passed.status, 200, "{}", show(&passed));
+}

@@ -130,6 +130,8 @@ pub struct Gateway {
     pub admin_auth: AdminAuth,
     /// `[gateway.manage]`: where the management API keeps deployed versions and its audit log.
     pub manage: Manage,
+    /// `allowed_origins` and the public URLs' hosts: which browser origins may call the APIs.
+    pub origins: mcpgate_policies::origin::OriginPolicy,
 }
 
 impl Gateway {
@@ -616,6 +618,13 @@ impl Validator<'_> {
                     .extend(self.command_line_limits(&ov.limits)?);
             }
         }
+        // Pages on the gateway's public names may call it.
+        let mut gateway = gateway;
+        gateway.origins.public_hosts = gateway_public_url
+            .iter()
+            .chain(apis.iter().filter_map(|a| a.public_url.as_ref()))
+            .filter_map(|u| url_host(u))
+            .collect();
         Ok(Config {
             gateway,
             apis,
@@ -906,6 +915,7 @@ impl Validator<'_> {
             &ov.admin_auth,
         )?;
         let manage = self.manage(g.manage)?;
+        let origins = self.allowed_origins(g.allowed_origins)?;
         Ok(Gateway {
             listen,
             // Filled in by `config` (the listener tables are validated after the rest).
@@ -920,7 +930,42 @@ impl Validator<'_> {
             sessions,
             admin_auth,
             manage,
+            origins,
         })
+    }
+
+    /// `gateway.allowed_origins`: `"*"` alone, or origins (`scheme://host[:port]`).
+    fn allowed_origins(
+        &self,
+        list: Option<Vec<Spanned<String>>>,
+    ) -> Result<mcpgate_policies::origin::OriginPolicy, ConfigError> {
+        use mcpgate_policies::origin::{Origin, OriginPolicy};
+        let mut policy = OriginPolicy::default();
+        let list = list.unwrap_or_default();
+        for (i, entry) in list.iter().enumerate() {
+            let field = format!("gateway.allowed_origins[{i}]");
+            let text = entry.get_ref().trim_end_matches('/');
+            if text == "*" {
+                if list.len() > 1 {
+                    return Err(self.invalid(
+                        Some(entry.span()),
+                        &field,
+                        "\"*\" allows every origin: give it alone",
+                    ));
+                }
+                policy.any = true;
+                continue;
+            }
+            let origin = Origin::parse(text).ok_or_else(|| {
+                self.invalid(
+                    Some(entry.span()),
+                    &field,
+                    "expected an origin: scheme://host[:port] (no path), or \"*\"",
+                )
+            })?;
+            policy.allowed.push(origin);
+        }
+        Ok(policy)
     }
 
     fn dns(&self, d: UserDns) -> Result<Dns, ConfigError> {
@@ -956,6 +1001,15 @@ impl ConfigSource {
             Some(path) => load_file(path, &self.overrides),
             None => load_default(&self.overrides),
         }
+    }
+}
+
+/// A URL's host, lower-cased (IPv6 in brackets), as an `Origin` carries it.
+fn url_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    match parsed.host()? {
+        url::Host::Ipv6(ip) => Some(format!("[{ip}]")),
+        host => Some(host.to_string().to_ascii_lowercase()),
     }
 }
 

@@ -564,3 +564,36 @@ fn command_line_upstreams_make_a_virtual_api_or_stay_a_pass_through() {
     };
     assert!(e.contains("--upstream"), "{e}");
 }
+
+#[test]
+fn allowed_origins_are_origins_or_a_lone_star_and_public_hosts_join_them() {
+    let cfg = load(
+        "[gateway]\npublic_url = \"https://mcp.example.com\"\n\
+         allowed_origins = [\"https://app.example.com/\", \"http://tools.internal:8080\"]\n\n\
+         [[api]]\npath = \"/a\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n\
+         public_url = \"https://other.example.org/a\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let origins = &cfg.gateway.origins;
+    assert!(!origins.any);
+    assert_eq!(origins.allowed.len(), 2);
+    assert_eq!(
+        origins.public_hosts,
+        ["mcp.example.com", "other.example.org"]
+    );
+    assert!(origins.allows(b"https://other.example.org"));
+    assert!(!origins.allows(b"https://evil.example.com"));
+    for (list, why) in [
+        ("[\"*\", \"https://a.example\"]", "give it alone"),
+        ("[\"https://a.example/path\"]", "no path"),
+        ("[\"null\"]", "scheme://host"),
+    ] {
+        let e = err(&format!(
+            "[gateway]\nallowed_origins = {list}\n\n[[api]]\npath = \"/a\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n"
+        ));
+        assert!(
+            e.contains("gateway.allowed_origins[") && e.contains(why),
+            "{e}"
+        );
+    }
+}

@@ -45,6 +45,8 @@ pub struct UserGateway {
     pub manage: Option<super::admin::UserManage>,
     /// Lets the admin listener run without a token on a non-loopback address.
     pub allow_unauthenticated_admin: Option<bool>,
+    /// Browser origins allowed besides loopback ones and the public URLs' (`"*"`: any).
+    pub allowed_origins: Option<Vec<Spanned<String>>>,
     /// `[gateway.tls]`: the `listen` listener speaks TLS (see `super::tls`).
     pub tls: Option<super::tls::UserServerTls>,
     /// `[[gateway.listeners]]`: more client listeners (see `super::tls`).

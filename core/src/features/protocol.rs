@@ -1,4 +1,6 @@
-//! MCP protocol rules the gateway enforces on every API, policy or not: the 2026-07-28 mirrored
+//! MCP protocol rules the gateway enforces on every API, policy or not: browser origins (the
+//! specification's DNS-rebinding rule: an `Origin` the gateway does not know is refused 403,
+//! `mcpgate_policies::origin`), and the 2026-07-28 mirrored
 //! headers (`Mcp-Method`, `Mcp-Name`) must agree with the body — an upstream or an intermediary
 //! may route on the header while the gateway judged the body — else 400 with JSON-RPC -32020
 //! `HeaderMismatch`. A header is never trusted alone: without a body to compare with (not
@@ -15,6 +17,9 @@ use crate::phases::{Answer, Body, Phases, Request, Step};
 /// 2026-07-28 `HeaderMismatch`: an `Mcp-Method` / `Mcp-Name` header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
 
+/// A browser origin the gateway does not allow (the SDK servers' code for the same refusal).
+pub const FORBIDDEN_ORIGIN: i64 = -32000;
+
 /// Standard base64, padding optional (RFC 4648 §4): how 2026-07-28 clients encode header values
 /// that are not safe header text (`=?base64?…?=`).
 const BASE64_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
@@ -26,6 +31,36 @@ const BASE64_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
 pub struct Protocol;
 
 impl Phases for Protocol {
+    /// The `Origin` check (DNS rebinding, `mcpgate_policies::origin`) on every API path, before
+    /// any plan or body: 403 with JSON-RPC -32000, as the SDK servers answer it.
+    async fn route(&self, ctx: &mut RequestCtx, req: Request<'_>) -> Step {
+        if ctx.api.is_none() {
+            return Step::Continue;
+        }
+        let Some(origin) = req.header("origin") else {
+            return Step::Continue;
+        };
+        if ctx.config().gateway.origins.allows(origin) {
+            return Step::Continue;
+        }
+        let shown: String = String::from_utf8_lossy(origin).chars().take(200).collect();
+        crate::info!(
+            request_id = %ctx.request_id,
+            "api {}: Origin {shown:?} refused (gateway.allowed_origins)",
+            ctx.api().map_or("-", |a| a.name.as_str())
+        );
+        let mut err = Vec::with_capacity(160);
+        let message = format!("Forbidden: Origin {shown} is not allowed");
+        error_response(None, FORBIDDEN_ORIGIN, &message, &mut err);
+        let mut response = Vec::with_capacity(err.len() + 96);
+        write_response(403, "application/json", &err, false, &mut response);
+        // The body (if any) is unread: the connection ends with this answer.
+        Step::Answer(Answer::Raw {
+            response,
+            close: true,
+        })
+    }
+
     fn inspect(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
         let Some(classified) = body.message else {
             return Step::Continue;
