@@ -100,7 +100,7 @@ impl OriginPolicy {
             return false;
         };
         origin.is_loopback()
-            || self.public_hosts.iter().any(|h| *h == origin.host)
+            || self.public_hosts.contains(&origin.host)
             || self.allowed.iter().any(|a| {
                 a.scheme == origin.scheme
                     && a.host == origin.host
