@@ -8,13 +8,10 @@
 
 mod observe_common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use mcpgate_tests::process::run_to_completion;
 use mcpgate_tests::{run_client, Sdk};
-use observe_common::{artifacts_dir, poll, require_program, Scratch, Stack};
+use observe_common::{artifacts_dir, chromium, poll, visible_text, Scratch, Stack};
 
 const ADMIN_TOKEN: &str = "console-e2e-token-5b7e21f0c9";
 
@@ -31,72 +28,6 @@ fn admin_json(admin: std::net::SocketAddr, path: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(answer.status, 200, "GET {path}: {}", answer.body_text());
     answer.json().unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
-/// Runs headless Chromium on `url` with `extra` arguments; its stdout.
-fn chromium(profile: &Path, url: &str, extra: &[String]) -> String {
-    let binary = require_program("chromium", "chromium");
-    let mut command = Command::new(binary);
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1400,2200",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url);
-    let finished = run_to_completion(command, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("cannot run chromium: {e}"));
-    assert!(
-        finished.status.is_some_and(|s| s.success()) && !finished.timed_out,
-        "chromium failed ({:?}, timed out: {})\n{}",
-        finished.status,
-        finished.timed_out,
-        finished.stderr
-    );
-    finished.stdout
-}
-
-/// The visible text of a DOM dump: scripts and styles dropped, tags removed, whitespace collapsed,
-/// entities decoded (the few the console's escaping produces).
-fn visible_text(dom: &str) -> String {
-    let mut text = String::with_capacity(dom.len());
-    let mut rest = dom;
-    while let Some(start) = rest.find('<') {
-        text.push_str(&rest[..start]);
-        text.push(' ');
-        let after = &rest[start..];
-        let skip_to = if after.starts_with("<script") {
-            after.find("</script>").map(|i| i + "</script>".len())
-        } else if after.starts_with("<style") {
-            after.find("</style>").map(|i| i + "</style>".len())
-        } else {
-            after.find('>').map(|i| i + 1)
-        };
-        match skip_to {
-            Some(n) => rest = &after[n..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
-    }
-    text.push_str(rest);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    text.replace("&amp;", "&")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
 }
 
 #[test]

@@ -742,6 +742,44 @@ fn https_legs_stream_and_keep_their_connections() {
     );
 }
 
+/// The console (real headless Chromium) shows a virtual API's upstreams, each up or down as its
+/// last leg went, with its transport.
+#[test]
+fn the_console_shows_each_upstream_up_or_down() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let gateway = start(virtual_config(&a, &b, ""));
+    let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);
+    assert_eq!(prefixes(&tool_names(&session, 2)).len(), 3);
+    drop(b);
+    let down = echo(&session, 3, "b");
+    assert_eq!(down["error"]["code"], -32603, "{down}");
+    let profile = observe_common::Scratch::new("virtual-console");
+    let console = format!("http://{}/", gateway.admin_addr());
+    let dom = observe_common::chromium(&profile.path, &console, &["--dump-dom".to_string()]);
+    for (name, transport, state) in [
+        ("a", "http", "up"),
+        ("b", "http", "down"),
+        ("s", "stdio", "up"),
+    ] {
+        let start = dom
+            .find(&format!("data-upstream=\"{name}\""))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no row for upstream {name} in the console:\n{}",
+                    observe_common::visible_text(&dom)
+                )
+            });
+        let row = &dom[start..];
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        let text = observe_common::visible_text(row);
+        assert!(
+            text.contains(transport) && text.split_whitespace().any(|w| w == state),
+            "upstream {name}: {text}"
+        );
+    }
+}
+
 #[test]
 fn fail_closed_refuses_lists_while_an_upstream_is_down() {
     let a = ServerEverything::start();

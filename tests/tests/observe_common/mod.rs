@@ -6,11 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mcpgate_tests::http::{initialize_body, post_mcp, RawResponse};
 use mcpgate_tests::peers::repo_root;
+use mcpgate_tests::process::run_to_completion;
 use mcpgate_tests::{Gateway, GatewaySpec, ServerEverything};
 
 /// The entrypoint path of the API under test.
@@ -286,4 +288,70 @@ pub fn url_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Runs headless Chromium on `url` with `extra` arguments; its stdout.
+pub fn chromium(profile: &Path, url: &str, extra: &[String]) -> String {
+    let binary = require_program("chromium", "chromium");
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,2200",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url);
+    let finished = run_to_completion(command, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("cannot run chromium: {e}"));
+    assert!(
+        finished.status.is_some_and(|s| s.success()) && !finished.timed_out,
+        "chromium failed ({:?}, timed out: {})\n{}",
+        finished.status,
+        finished.timed_out,
+        finished.stderr
+    );
+    finished.stdout
+}
+
+/// The visible text of a DOM dump: scripts and styles dropped, tags removed, whitespace collapsed,
+/// entities decoded (the few the console's escaping produces).
+pub fn visible_text(dom: &str) -> String {
+    let mut text = String::with_capacity(dom.len());
+    let mut rest = dom;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        text.push(' ');
+        let after = &rest[start..];
+        let skip_to = if after.starts_with("<script") {
+            after.find("</script>").map(|i| i + "</script>".len())
+        } else if after.starts_with("<style") {
+            after.find("</style>").map(|i| i + "</style>".len())
+        } else {
+            after.find('>').map(|i| i + 1)
+        };
+        match skip_to {
+            Some(n) => rest = &after[n..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    text.push_str(rest);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
 }

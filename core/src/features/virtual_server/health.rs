@@ -176,7 +176,7 @@ pub fn summary(config: &Config) -> Option<(&'static str, serde_json::Value)> {
                         serde_json::json!({
                             "api": r.api, "upstream": r.upstream, "up": r.up,
                             "stdio": r.transport == "stdio", "transport": r.transport,
-                            "failures": r.failures,
+                            "failures": r.failures, "restarts": r.restarts,
                         })
                     })
                     .collect(),

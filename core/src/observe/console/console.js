@@ -97,6 +97,19 @@ function renderIntegrity(s, api) {
           .join(""));
 }
 
+// A virtual API's upstreams (GET /api/summary's `virtual_upstreams`): up or down, failures, restarts.
+function renderUpstreams(s, api) {
+  const rows = (s.virtual_upstreams || []).filter((r) => r.api === api);
+  $("upstreams-card").classList.toggle("hidden", rows.length === 0);
+  $("upstreams").innerHTML = rows
+    .map((r) => {
+      const state = r.up ? `<span class="badge ok">up</span>` : `<span class="badge error">down</span>`;
+      const restarts = r.restarts == null ? "" : ` · ${fmtInt(r.restarts)} restart(s)`;
+      return `<tr data-upstream="${esc(r.upstream)}"><td class="mono">${esc(r.upstream)}</td><td>${esc(r.transport)}</td><td>${state}</td><td>${fmtInt(r.failures)} failed leg(s)${restarts}</td></tr>`;
+    })
+    .join("");
+}
+
 function renderTabs(s) {
   const names = s.apis.map((a) => a.api);
   if (!names.includes(state.api) && !state.pinned) {
@@ -211,6 +224,7 @@ function renderSummary(s) {
   const a = s.apis.find((x) => x.api === state.api);
   $("empty-title").textContent = state.pinned && !a ? `No traffic recorded yet for API ${state.api}` : "No traffic recorded yet";
   document.body.dataset.api = state.api || "";
+  renderUpstreams(s, state.api);
   $("empty").classList.toggle("hidden", !!a);
   $("overview").classList.toggle("hidden", !a);
   if (!a) return;
