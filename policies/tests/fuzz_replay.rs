@@ -1,4 +1,5 @@
-//! Every fuzz target over the policies (ACL JSON, CEL conditions, JWT verification, key parsing),
+//! Every fuzz target over the policies (ACL JSON, CEL conditions, JWT verification, key parsing,
+//! origins and the virtual server's relayed ids),
 //! run as an ordinary test on its seed corpus and kept crash reproducers: the same code as the
 //! fuzz target (`fuzz/checks/<target>.rs`, included here). See `fuzz/checks/replay.rs`.
 
@@ -10,6 +11,8 @@ mod cel_condition;
 mod jwk_parse;
 #[path = "../../fuzz/checks/jwt_verify.rs"]
 mod jwt_verify;
+#[path = "../../fuzz/checks/origin_relay_ids.rs"]
+mod origin_relay_ids;
 #[path = "../../fuzz/checks/replay.rs"]
 mod replay;
 
@@ -33,4 +36,9 @@ fn jwk_parse_corpus() {
 #[test]
 fn jwt_verify_corpus() {
     replay("jwt_verify", jwt_verify::check);
+}
+
+#[test]
+fn origin_relay_ids_corpus() {
+    replay("origin_relay_ids", origin_relay_ids::check);
 }
