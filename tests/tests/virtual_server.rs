@@ -624,6 +624,33 @@ fn the_acl_judges_the_prefixed_names() {
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
 }
 
+/// An ACL that refuses sampling applies to requests relayed from any upstream: the client never
+/// sees them, and the upstream that asked (an HTTP leg, the shared stdio process) gets the
+/// gateway's -32601 under its own id, so the call still ends.
+#[test]
+fn a_refused_server_request_never_reaches_the_client_and_is_answered_to_its_upstream() {
+    let a = ServerEverything::start();
+    let b = ServerEverything::start();
+    let acl = "[api.acl]\nserver_requests = { sampling = \"deny\" }\n[[api.acl.rule]]\ntype = \"TOOLS\"\n";
+    let gateway = start(virtual_config(&a, &b, acl));
+    for prefix in ["a__", "s__"] {
+        let through = run_client_with_env(
+            Sdk::TypeScript,
+            &gateway.url(PATH),
+            "acl_sampling",
+            &[("MCPGATE_E2E_TOOL_PREFIX", prefix)],
+        );
+        assert_eq!(through["samplingRequests"], json!(0), "{prefix}: {through}");
+        assert_eq!(
+            through["outcome"]["isError"],
+            json!(true),
+            "{prefix}: {through}"
+        );
+        let text = through["outcome"]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("-32601"), "{prefix}: {through}");
+    }
+}
+
 #[test]
 fn upstream_cmd_publishes_one_stdio_server_as_it_is() {
     let config = "[gateway]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\n\n\
