@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -117,12 +117,13 @@ impl Deadline {
         })
     }
 
-    /// `fut` bounded by `limit`; `None` once it passed (`fut` is dropped, cancelling its I/O).
-    pub async fn within<F: Future>(&self, limit: Duration, fut: F) -> Option<F::Output> {
+    /// `fut` bounded by `limit`; `None` once it passed (the caller then drops `fut`, cancelling
+    /// its I/O). Pinned by the caller: taken by value, an async fn keeps the argument and its
+    /// pinned move both in its state, doubling the size of the stream's largest wait.
+    pub async fn within<F: Future>(&self, limit: Duration, fut: Pin<&mut F>) -> Option<F::Output> {
         self.arm(limit);
         // Disarmed however the wait ends, dropped unfinished included.
         let _armed = Armed(self);
-        let fut = pin!(fut);
         monoio::select! {
             r = fut => Some(r),
             _ = self.passed() => None,

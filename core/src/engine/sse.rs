@@ -249,7 +249,7 @@ impl Stream {
             // On timeout the buffer is lost with the dropped write; the connection closes.
             match self
                 .deadline
-                .within(timeouts.client_write, write_all(wr, out))
+                .within(timeouts.client_write, pin!(write_all(wr, out)))
                 .await
             {
                 Some(res) => res.map_err(client_gone)?,
@@ -334,7 +334,7 @@ impl Stream {
             let res = {
                 // An idle long-lived stream waits for the upstream's bytes holding no buffer.
                 let wait_first = self.long_lived && self.conn.buf.is_empty();
-                let read = read_when_ready(&mut self.conn, read_chunk, wait_first);
+                let read = pin!(read_when_ready(&mut self.conn, read_chunk, wait_first));
                 let mut read = pin!(self.deadline.within(idle, read));
                 let drain = pin!(wait_for_drain(worker, self.long_lived));
                 monoio::select! {
@@ -442,7 +442,10 @@ async fn read_when_ready(
             s.readable(false).await?;
         }
     }
-    read_reserving(&mut conn.stream, &mut conn.buf, chunk).await
+    // Boxed: the read's future (the TLS variant's most of all) is several hundred bytes, and
+    // inline it would size the connection task that an idle stream keeps for its whole life; the
+    // box lives only while bytes are being read.
+    Box::pin(read_reserving(&mut conn.stream, &mut conn.buf, chunk)).await
 }
 
 async fn wait_for_drain(worker: &Worker, enabled: bool) {
