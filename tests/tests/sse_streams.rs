@@ -2,15 +2,18 @@
 //! client's connection dropped, and the gateway's signals: SIGTERM lets an in-flight stream
 //! finish while new connections are refused; SIGHUP swaps the config without failing an
 //! in-flight stream and keeps the old config when the new file is bad; a response-head timeout
-//! never cuts a stream whose head has arrived.
+//! never cuts a stream whose head has arrived; a GET stream idle for seconds (the gateway then
+//! waits on it holding no read buffer) relays a 200 KB event and the small ones after it whole.
 
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mcpgate_tests::http::{
     build_request, initialize_body, post_mcp, SseEvent, SseStream, MCP_ACCEPT,
 };
-use mcpgate_tests::{Gateway, GatewaySpec, ServerEverything};
+use mcpgate_tests::{record_skip, Driver, Gateway, GatewaySpec, ServerEverything};
 use serde_json::{json, Value};
 
 const API: &str = "/mcp-proxy";
@@ -369,4 +372,124 @@ fn a_long_stream_is_not_cut_by_the_response_head_timeout() {
         "the operation ended early: {:?}",
         started.elapsed()
     );
+}
+
+/// An upstream holding one GET event stream (chunked): a first event at once, then, when the
+/// test sends on `go`, one event with `big` bytes of data followed by `small` small events, each
+/// its own chunk and its own write.
+fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (go, wait) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+            line.clear();
+        }
+        let chunk = |body: &str| format!("{:x}\r\n{body}\r\n", body.len());
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let first = chunk("id: 0\ndata: first\n\n");
+        if writer
+            .write_all(format!("{head}{first}").as_bytes())
+            .is_err()
+        {
+            return;
+        }
+        // The idle period is the test's: the gateway waits for the next byte meanwhile.
+        if wait.recv_timeout(Duration::from_secs(30)).is_err() {
+            return;
+        }
+        let large = format!("id: 1\ndata: {}\n\n", "x".repeat(big));
+        if writer.write_all(chunk(&large).as_bytes()).is_err() {
+            return;
+        }
+        for i in 0..small {
+            let event = chunk(&format!("id: {}\ndata: small {i}\n\n", i + 2));
+            if writer.write_all(event.as_bytes()).is_err() {
+                return;
+            }
+        }
+        // Held open: the gateway must not wait for the upstream's end to relay what came.
+        let _ = wait.recv_timeout(Duration::from_secs(30));
+    });
+    (addr, go)
+}
+
+#[test]
+fn a_large_event_after_a_long_idle_get_stream_is_relayed_whole() {
+    const BIG: usize = 200 * 1024;
+    const SMALL: usize = 5;
+    for driver in [Driver::Epoll, Driver::Uring] {
+        if let Err(reason) = driver.available() {
+            record_skip(
+                "a_large_event_after_a_long_idle_get_stream on io_uring",
+                &reason,
+            );
+            continue;
+        }
+        let (upstream, go) = held_stream_upstream(BIG, SMALL);
+        let gateway =
+            Gateway::start(&GatewaySpec::cli(format!("http://{upstream}/mcp"), API).driver(driver));
+        let request = build_request(
+            "GET",
+            API,
+            &gateway.addr().to_string(),
+            &[("Accept", "text/event-stream")],
+            b"",
+        );
+        let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{driver:?}: {e}\n{}", gateway.output()));
+        assert_eq!(stream.status, 200, "{driver:?}: {}", gateway.output());
+        let first = stream
+            .next_event(Instant::now() + Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{driver:?}: {e}"));
+        assert_eq!(
+            first.map(|e| e.data),
+            Some("first".to_owned()),
+            "{driver:?}"
+        );
+
+        // The point of the test: seconds of silence, far past any wait that starts without a
+        // buffer, before the burst.
+        std::thread::sleep(Duration::from_millis(2500));
+        go.send(())
+            .unwrap_or_else(|e| panic!("the upstream is gone: {e}"));
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let large = stream
+            .next_event(deadline)
+            .unwrap_or_else(|e| panic!("{driver:?}: {e}"))
+            .unwrap_or_else(|| panic!("{driver:?}: the stream ended before the large event"));
+        assert_eq!(large.id.as_deref(), Some("1"), "{driver:?}");
+        assert_eq!(
+            large.data.len(),
+            BIG,
+            "{driver:?}: the large event was not relayed whole"
+        );
+        assert!(
+            large.data.bytes().all(|b| b == b'x'),
+            "{driver:?}: the large event changed"
+        );
+        for i in 0..SMALL {
+            let event = stream
+                .next_event(deadline)
+                .unwrap_or_else(|e| panic!("{driver:?}: {e}"))
+                .unwrap_or_else(|| panic!("{driver:?}: the stream ended before small {i}"));
+            assert_eq!(
+                event.id,
+                Some((i + 2).to_string()),
+                "{driver:?}: out of order"
+            );
+            assert_eq!(event.data, format!("small {i}"), "{driver:?}");
+        }
+        drop(go);
+    }
 }

@@ -10,6 +10,7 @@
 mod admin;
 mod client;
 mod conn;
+mod deadlines;
 mod dns_refresh;
 mod exchange;
 pub mod http_client;

@@ -19,18 +19,16 @@
 //! cleanly when the gateway drains.
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::{pin, Pin};
-use std::time::Duration;
+use std::pin::pin;
 
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HttpError, ResponseBody, LAST_CHUNK};
 use mcpgate_codec::sse::{event_data, write_event, SseParser};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
-use monoio::time::Sleep;
 
+use super::deadlines::Deadline;
 use super::io::{read_reserving, shrink_for_idle, write_all, IDLE_STREAM_CHUNK, READ_CHUNK};
-use super::upstream::{PoolKey, UpstreamConn};
+use super::upstream::{PoolKey, UpstreamConn, UpstreamStream};
 use super::worker::Worker;
 use crate::config::Timeouts;
 use crate::context::{HttpMethod, RequestCtx};
@@ -70,24 +68,9 @@ pub struct Stream {
     /// The client connection closes after the stream.
     pub close_client: bool,
     _open_stream: Option<SseStreamGuard>,
-    /// The one timer bounding every wait of the stream (reset per wait). Boxed: monoio's timer
-    /// entry is 640 bytes aligned to 128, and inline in each wait's future it set the size and
-    /// alignment of the whole connection task that an idle stream keeps.
-    timer: Pin<Box<Sleep>>,
-}
-
-/// `fut` bounded by `limit` on `timer`; `None` on timeout (`fut` is dropped, cancelling its I/O).
-async fn within<F: Future>(
-    timer: &mut Pin<Box<Sleep>>,
-    limit: Duration,
-    fut: F,
-) -> Option<F::Output> {
-    timer.as_mut().reset(monoio::time::Instant::now() + limit);
-    let fut = pin!(fut);
-    monoio::select! {
-        r = fut => Some(r),
-        _ = timer.as_mut() => None,
-    }
+    /// The one deadline bounding every wait of the stream (re-armed per wait): a slot of the
+    /// worker's table (`super::deadlines`), not a timer of its own.
+    deadline: Deadline,
 }
 
 /// How [`Stream::new`] was asked to relay.
@@ -139,7 +122,7 @@ impl Stream {
             upstream_keep_alive: spec.upstream_keep_alive,
             close_client: spec.close_client,
             _open_stream: worker.pipeline.features.observe.sse_guard(),
-            timer: Box::pin(monoio::time::sleep(Duration::ZERO)),
+            deadline: worker.deadlines.slot(),
         }
     }
 
@@ -264,7 +247,11 @@ impl Stream {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
             // On timeout the buffer is lost with the dropped write; the connection closes.
-            match within(&mut self.timer, timeouts.client_write, write_all(wr, out)).await {
+            match self
+                .deadline
+                .within(timeouts.client_write, pin!(write_all(wr, out)))
+                .await
+            {
                 Some(res) => res.map_err(client_gone)?,
                 None => return Err(client_gone(std::io::ErrorKind::TimedOut.into())),
             }
@@ -275,7 +262,7 @@ impl Stream {
                 // Quiet from now on, most likely: keep small buffers while idle (a fresh
                 // allocation, see `shrink_for_idle`); a burst regrows them.
                 shrink_for_idle(out, 0);
-                shrink_for_idle(&mut self.conn.buf, IDLE_STREAM_CHUNK);
+                shrink_for_idle(&mut self.conn.buf, 0);
                 shrink_for_idle(&mut self.events, 0);
                 shrink_for_idle(&mut self.rewritten, 0);
             }
@@ -345,8 +332,10 @@ impl Stream {
         let result: Result<bool, Error> = 'relay: loop {
             // The read's borrow of the connection ends with this block (the pass below uses it).
             let res = {
-                let read = read_reserving(&mut self.conn.stream, &mut self.conn.buf, read_chunk);
-                let mut read = pin!(within(&mut self.timer, idle, read));
+                // An idle long-lived stream waits for the upstream's bytes holding no buffer.
+                let wait_first = self.long_lived && self.conn.buf.is_empty();
+                let read = pin!(read_when_ready(&mut self.conn, read_chunk, wait_first));
+                let mut read = pin!(self.deadline.within(idle, read));
                 let drain = pin!(wait_for_drain(worker, self.long_lived));
                 monoio::select! {
                     r = &mut read => r,
@@ -387,6 +376,14 @@ impl Stream {
             }
             match self.pass(wr, out, ctx, pipeline, timeouts).await {
                 Ok(Some(reusable)) => break Ok(reusable),
+                Ok(None) if self.long_lived => {
+                    // Back to waiting, most likely for long: what the burst grew goes back (an
+                    // empty buffer is freed; the next read after readiness allocates again).
+                    shrink_for_idle(&mut self.conn.buf, 0);
+                    shrink_for_idle(&mut self.events, 0);
+                    shrink_for_idle(&mut self.rewritten, 0);
+                    shrink_for_idle(out, 0);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     client_gone_seen = matches!(e.kind, ErrorKind::ClientGone(_));
@@ -426,6 +423,29 @@ impl Stream {
         }
         Ok(reusable)
     }
+}
+
+/// One read into `conn.buf` (see [`read_reserving`]); with `wait_first`, a plain connection is
+/// first waited on for readability, so an idle stream lends the kernel no buffer while it waits
+/// (an io_uring read owns its buffer until it completes; a poll needs none). Both drivers: a
+/// poll op on io_uring, the readiness state plus a `poll(2)` check on epoll. A TLS connection
+/// reads at once: its records are decrypted into buffers it keeps anyway.
+async fn read_when_ready(
+    conn: &mut UpstreamConn,
+    chunk: usize,
+    wait_first: bool,
+) -> std::io::Result<usize> {
+    if wait_first {
+        if let UpstreamStream::Plain(s) = &conn.stream {
+            // Not `relaxed`: the epoll driver's readiness may be stale, and a false "ready" would
+            // park the read below with a buffer for the whole silence.
+            s.readable(false).await?;
+        }
+    }
+    // Boxed: the read's future (the TLS variant's most of all) is several hundred bytes, and
+    // inline it would size the connection task that an idle stream keeps for its whole life; the
+    // box lives only while bytes are being read.
+    Box::pin(read_reserving(&mut conn.stream, &mut conn.buf, chunk)).await
 }
 
 async fn wait_for_drain(worker: &Worker, enabled: bool) {

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use super::deadlines::Deadlines;
 use super::shared::Shared;
 use super::upstream::Pool;
 use crate::features::{
@@ -29,6 +30,8 @@ pub struct Worker {
     pub pipeline: Pipeline,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
+    /// The deadlines of the worker's event streams (one ticker for all of them).
+    pub deadlines: Rc<Deadlines>,
     drain_waiters: DrainWaiters,
 }
 
@@ -55,6 +58,7 @@ impl Worker {
             pipeline: Pipeline::new(features),
             connections: Cell::new(0),
             in_flight: Cell::new(0),
+            deadlines: Rc::default(),
             drain_waiters: DrainWaiters::default(),
         }
     }
