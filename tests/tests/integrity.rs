@@ -12,6 +12,8 @@
 //!   both SDK clients; detection on an SSE answer and on a JSON answer after `list_changed`;
 //!   trust on first use written to disk, kept across a restart, accepted by re-pinning + SIGHUP.
 
+mod observe_common;
+
 use std::time::Duration;
 
 use mcpgate_tests::http::McpSession;
@@ -494,54 +496,19 @@ fn pin_writes_a_stable_lockfile_and_keeps_other_upstreams() {
     assert_eq!(first, second);
 }
 
-/// The visible text of a DOM dump (tags, scripts and styles dropped, whitespace collapsed).
-fn visible_text(dom: &str) -> String {
-    let mut text = String::with_capacity(dom.len());
-    let mut rest = dom;
-    while let Some(start) = rest.find('<') {
-        text.push_str(&rest[..start]);
-        text.push(' ');
-        let after = &rest[start..];
-        let end = ["<script", "<style"]
-            .iter()
-            .find(|tag| after.starts_with(**tag))
-            .and_then(|tag| {
-                let close = format!("</{}>", &tag[1..]);
-                after.find(&close).map(|i| i + close.len())
-            })
-            .or_else(|| after.find('>').map(|i| i + 1));
-        match end {
-            Some(n) => rest = &after[n..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
-    }
-    text.push_str(rest);
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("&quot;", "\"")
-        .replace("&gt;", ">")
-        .replace("&lt;", "<")
-        .replace("&amp;", "&")
-}
-
 #[test]
 fn the_console_shows_a_badge_and_the_diff() {
-    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|p| {
-        std::process::Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok()
-    }) else {
+    let found = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
         mcpgate_tests::record_skip(
             "the_console_shows_a_badge_and_the_diff",
             "no chromium on this machine",
         );
         return;
-    };
+    }
     let dir = TempDir::new("console");
     let (server, file) = pinned_then_changed(&dir, &[]);
     let gw = gateway_with_pins(&server, &file, "alert");
@@ -561,21 +528,12 @@ fn the_console_shows_a_badge_and_the_diff() {
         admin_get(gw.admin_addr(), "/api/summary")
     );
     let profile = TempDir::new("chromium");
-    let out = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
-        .arg(format!("http://{}/", gw.admin_addr()))
-        .output()
-        .unwrap_or_else(|e| panic!("chromium: {e}"));
-    let text = visible_text(&String::from_utf8_lossy(&out.stdout));
+    let dom = observe_common::chromium(
+        &profile.0,
+        &format!("http://{}/", gw.admin_addr()),
+        &["--dump-dom".to_string()],
+    );
+    let text = observe_common::visible_text(&dom);
     for needle in [
         "⚠ 3",
         "Tool integrity",

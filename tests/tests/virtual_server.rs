@@ -201,6 +201,19 @@ fn check_virtual_observations(sdk: Sdk, o: &Value) {
     assert_eq!(o["ping"], json!({}), "{sdk:?}: {o}");
 }
 
+/// The pass-through path's own checks of `scenario` (`mcpgate_tests::scenarios::check`) on what
+/// a client observed through a virtual API.
+fn check_scenario(sdk: Sdk, scenario: &str, value: &Value) {
+    scenarios::check(
+        scenario,
+        &scenarios::Observed {
+            sdk,
+            route: scenarios::Route::Through(Driver::Uring),
+            value,
+        },
+    );
+}
+
 /// A virtual API over [`FIVE`] upstreams, each initialized (the gateway's log says so); the
 /// peers live as long as the returned guards.
 fn five_upstreams() -> (Gateway, Vec<ServerEverything>) {
@@ -265,14 +278,7 @@ fn sdk_clients_use_one_endpoint_over_five_upstreams_and_answer_their_requests() 
         ] {
             let value =
                 run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", prefix)]);
-            scenarios::check(
-                scenario,
-                &scenarios::Observed {
-                    sdk,
-                    route: scenarios::Route::Through(Driver::Uring),
-                    value: &value,
-                },
-            );
+            check_scenario(sdk, scenario, &value);
         }
     }
 }
@@ -740,14 +746,7 @@ fn https_legs_stream_and_keep_their_connections() {
         ("sampling", Sdk::Python),
     ] {
         let value = run_client_with_env(sdk, &url, scenario, &[("MCPGATE_E2E_TOOL_PREFIX", "h__")]);
-        scenarios::check(
-            scenario,
-            &scenarios::Observed {
-                sdk,
-                route: scenarios::Route::Through(Driver::Uring),
-                value: &value,
-            },
-        );
+        check_scenario(sdk, scenario, &value);
         calls += 1;
     }
     let session = McpSession::open(gateway.addr(), PATH, PROTOCOL);

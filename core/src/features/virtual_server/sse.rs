@@ -406,6 +406,20 @@ impl<R: BufRead> Body<R> {
         self.inner
     }
 
+    /// Reads what fits in `buf` of the `left` bytes still due; the connection ending first is
+    /// an error (the framing promised more).
+    fn read_left(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+
     fn chunk_line(&mut self) -> std::io::Result<Vec<u8>> {
         let mut line = Vec::new();
         (&mut self.inner).take(4096).read_until(b'\n', &mut line)?;
@@ -428,14 +442,7 @@ impl<R: BufRead> Read for Body<R> {
         match self.framing {
             Framing::Close => self.inner.read(buf),
             Framing::Length(_) => {
-                let want = buf
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let n = self.inner.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                self.left -= n as u64;
+                let n = self.read_left(buf)?;
                 self.done = self.left == 0;
                 Ok(n)
             }
@@ -463,14 +470,7 @@ impl<R: BufRead> Read for Body<R> {
                     self.left = size;
                     self.at_chunk_start = false;
                 }
-                let want = buf
-                    .len()
-                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let n = self.inner.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                self.left -= n as u64;
+                let n = self.read_left(buf)?;
                 if self.left == 0 {
                     if self.chunk_line()?.trim_ascii() != b"" {
                         return Err(bad_data("chunk data not followed by CRLF"));
