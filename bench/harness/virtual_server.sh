@@ -6,6 +6,7 @@
 # Gateway CPU (utime+stime of its process, /proc) / requests wrk completed; every answer is
 # checked to be the echo (virtual_call.lua prints the first bad one).
 # Usage: cargo build --release -p mcpgate-core --bin mcpgate && bench/harness/virtual_server.sh
+#        (ROUNDS=N rounds, default 3; medians printed at the end)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/release/mcpgate
@@ -52,7 +53,9 @@ $BIN run --config gw.toml > gw.log 2>&1 & G=$!
 wait_for "grep -q 'stdio upstream virt/s: initialized' gw.log"
 init() { curl -s -D - -o /dev/null -H content-type:application/json -H 'accept: application/json, text/event-stream' http://127.0.0.1:34210/$1 -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}' | grep -i '^mcp-session-id:' | cut -d' ' -f2 | tr -d '\r'; }
 cpu() { awk '{print $14+$15}' /proc/$G/stat; }
-for round in 1 2; do
+ROUNDS=${ROUNDS:-3}
+declare -A samples
+for round in $(seq "$ROUNDS"); do
 for case in "pass echo" "virt a__echo" "virt s__echo" "pass tools/list" "virt tools/list"; do
   set -- $case
   SID=$(init $1)
@@ -61,8 +64,17 @@ for case in "pass echo" "virt a__echo" "virt s__echo" "pass tools/list" "virt to
   c1=$(cpu)
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  echo "$1 $2: requests=$n non2xx=${non2xx:-0} cpu_us_per_req=$(( (c1-c0)*10000 / n ))"
+  us=$(( (c1-c0)*10000 / n ))
+  samples["$case"]="${samples[$case]:-} $us"
+  echo "round $round: $1 $2: requests=$n non2xx=${non2xx:-0} cpu_us_per_req=$us"
+  echo "$out" | grep -q "BAD ANSWER" && { echo "$out" | grep "BAD ANSWER"; exit 1; }
 done
+done
+# Medians per case, and each virtual case over its pass-through (median of the per-round ratios
+# would pair rounds; the ratio of medians is what is reported).
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for case in "pass echo" "virt a__echo" "virt s__echo" "pass tools/list" "virt tools/list"; do
+  echo "median $case: $(echo "${samples[$case]}" | median) µs (samples:${samples[$case]})"
 done
 kill $G $S1 $S2
 trap - EXIT
