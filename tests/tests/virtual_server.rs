@@ -1,6 +1,6 @@
 //! The virtual MCP server (issue 15): one gateway endpoint over server-everything on each
 //! transport (two over Streamable HTTP, one over stdio, one over legacy SSE) and a Python SDK
-//! server over stdio (tests/py/stdio_server.py). The official TypeScript and Python SDK clients
+//! server over stdio (tests/py/sdk_server.py). The official TypeScript and Python SDK clients
 //! list (prefixed names, every page), call, read and get prompts across the upstreams (scenario
 //! `virtual`), and answer sampling, elicitation and roots asked through it while progress
 //! arrives as it happens; a raw client kills one upstream mid-session and the others keep
@@ -226,7 +226,7 @@ fn five_upstreams() -> (Gateway, Vec<ServerEverything>) {
          [[api.upstream]]\nname = \"p\"\ncommand = \"{}\"\nargs = [\"{}\"]\n",
         l.sse_url(),
         tests_dir().join("py/.venv/bin/python").display(),
-        tests_dir().join("py/stdio_server.py").display()
+        tests_dir().join("py/sdk_server.py").display()
     );
     let gateway = start(virtual_config(&a, &b, &extra));
     for line in [
@@ -654,6 +654,110 @@ fn a_refused_server_request_never_reaches_the_client_and_is_answered_to_its_upst
         );
         let text = through["outcome"]["text"].as_str().unwrap_or_default();
         assert!(text.contains("-32601"), "{prefix}: {through}");
+    }
+}
+
+/// A server that sends a call's sampling request on its standalone GET stream rather than on the
+/// call's (the Python SDK does, for a request made without naming its call; the specification
+/// says SHOULD, not MUST) reaches a client that has no GET stream open: the first streamed call a
+/// worker makes on a leg opens the leg's GET stream beside it and relays what comes there.
+#[test]
+fn a_calls_request_sent_on_the_upstreams_get_stream_reaches_the_call() {
+    mcpgate_tests::peers::ensure_py_installed();
+    let port = mcpgate_tests::free_port();
+    let mut python = std::process::Command::new(tests_dir().join("py/.venv/bin/python"));
+    python
+        .arg(tests_dir().join("py/sdk_server.py"))
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = KilledOnDrop(python.spawn().unwrap_or_else(|e| panic!("python: {e}")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the Python SDK server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = format!(
+        "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
+         [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
+         [[api.upstream]]\nname = \"p\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n"
+    );
+    let gateway = Gateway::start(&GatewaySpec::config(config));
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL, "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "no-get-stream", "version": "1"}}});
+    let opened = mcpgate_tests::http::post_mcp(gateway.addr(), PATH, &[], &init.to_string())
+        .unwrap_or_else(|e| panic!("initialize: {e}"));
+    let sid = opened
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("no session: {}", opened.body_text()))
+        .to_owned();
+    let headers = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", PROTOCOL),
+    ];
+    let ack = mcpgate_tests::http::post_mcp(
+        gateway.addr(),
+        PATH,
+        &headers,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .unwrap_or_else(|e| panic!("initialized: {e}"));
+    assert_eq!(ack.status, 202, "{}", ack.body_text());
+    // The call (one upstream: names are not prefixed), with no GET stream of the client's
+    // anywhere.
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "trigger-sampling-request", "arguments": {"prompt": "side", "maxTokens": 5}}});
+    let request = mcpgate_tests::http::build_request(
+        "POST",
+        PATH,
+        &gateway.addr().to_string(),
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", PROTOCOL),
+        ],
+        call.to_string().as_bytes(),
+    );
+    let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the call: {e}"));
+    assert_eq!(stream.status, 200, "{:?}", stream.headers);
+    let asked = wait_for_message(&mut stream, "sampling/createMessage");
+    let relayed_id = asked["id"].clone();
+    assert!(
+        relayed_id
+            .as_str()
+            .is_some_and(|i| i.starts_with("mcpgate:p:")),
+        "{asked}"
+    );
+    let answer = json!({"jsonrpc": "2.0", "id": relayed_id, "result": {
+        "role": "assistant", "model": "side-model", "stopReason": "endTurn",
+        "content": {"type": "text", "text": "answered beside the call"}}});
+    let accepted =
+        mcpgate_tests::http::post_mcp(gateway.addr(), PATH, &headers, &answer.to_string())
+            .unwrap_or_else(|e| panic!("the answer: {e}"));
+    assert_eq!(accepted.status, 202, "{}", accepted.body_text());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = stream
+            .next_event(deadline)
+            .unwrap_or_else(|e| panic!("no answer to the call: {e}"))
+            .unwrap_or_else(|| panic!("the call's stream ended without its answer"));
+        let message = event.json();
+        if message["id"] == 2 {
+            let text = message["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                text.contains("side-model") && text.contains("answered beside the call"),
+                "{message}"
+            );
+            break;
+        }
     }
 }
 

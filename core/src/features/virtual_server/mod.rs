@@ -161,6 +161,8 @@ pub struct VirtualServer {
     /// session id cannot change, so the new leg lives here; each worker that serves the session
     /// opens its own (documented).
     rejoined: RefCell<HashMap<RejoinKey, Rejoined>>,
+    /// (upstream, upstream session) of the legs this worker made a streamed call on.
+    called_legs: RefCell<HashSet<(String, String)>>,
 }
 
 /// Which leg was opened again: the API, the upstream, and what identified the lost leg (the
@@ -184,6 +186,8 @@ const REJOIN_EVERY: Duration = Duration::from_secs(5);
 const REJOIN_LIMIT: Duration = Duration::from_secs(2);
 /// Entries of [`VirtualServer::rejoined`] before it is cleared.
 const REJOINED: usize = 10_000;
+/// Entries of [`VirtualServer::called_legs`] before it is cleared.
+const CALLED_LEGS: usize = 10_000;
 
 impl Phases for VirtualServer {
     async fn serve(&self, ctx: &mut RequestCtx, req: Request<'_>, body: Body<'_>) -> Step {
@@ -836,6 +840,11 @@ impl VirtualServer {
         ctx.served_by = Some(up.name.as_str().into());
         let message = serde_json::to_vec(&message).unwrap_or_default();
         let mut target = target;
+        let side = if self.first_call_here(&target) {
+            relay::open_side_stream(&target, server.call_timeout).await
+        } else {
+            None
+        };
         let mut opened = relay::open_call(&target, &message, server.call_timeout).await;
         if matches!(&opened, Err(why) if why == SESSION_LOST) {
             // The upstream restarted: a new leg, then the call again.
@@ -852,6 +861,7 @@ impl VirtualServer {
         monoio::spawn(relay::follow_call(
             tx,
             target,
+            side,
             opened,
             id,
             server.call_timeout,
@@ -860,6 +870,20 @@ impl VirtualServer {
             headers: Vec::new(),
             events,
         }))
+    }
+
+    /// Whether this is the first streamed call this worker makes on `target`'s leg (then the
+    /// leg's GET stream is opened beside it: `relay::open_side_stream`). Bounded: past
+    /// [`CALLED_LEGS`] the memory is cleared, which costs at most one more GET per leg.
+    fn first_call_here(&self, target: &LegTarget) -> bool {
+        if target.leg.session.is_empty() {
+            return false;
+        }
+        let mut called = self.called_legs.borrow_mut();
+        if called.len() >= CALLED_LEGS {
+            called.clear();
+        }
+        called.insert((target.upstream.clone(), target.leg.session.clone()))
     }
 
     /// A notification or an answer from the client: `notifications/cancelled` and

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use super::health;
 use super::shared::{Call, CallEvent, Listener};
 use crate::engine::http_client::{self, StreamingResponse, MAX_BODY};
-use crate::engine::local_stream::{EventSender, LocalEvent};
+use crate::engine::local_stream::{self, EventSender, LocalEvent};
 
 /// One leg of the client's session on one Streamable HTTP upstream.
 #[derive(Debug, Clone)]
@@ -58,8 +58,9 @@ use super::shared::LIST_CHANGED;
 /// Waits between attempts to reopen a leg's GET stream.
 const REOPEN_MIN: Duration = Duration::from_millis(250);
 const REOPEN_MAX: Duration = Duration::from_secs(5);
-/// How long a GET stream waits for bytes before it checks that its client is still there.
-const LISTEN_POLL: Duration = Duration::from_secs(30);
+/// A GET stream of an upstream silent this long is taken for dead and reopened (the gateway's
+/// default `sse_idle`).
+const STREAM_IDLE: Duration = Duration::from_secs(300);
 
 /// An upstream's message as the client sees it: a server→client request with its id relayed,
 /// a notification unchanged; `None` for anything else (an answer to no request of the client's).
@@ -142,14 +143,28 @@ pub async fn open_call(
 pub async fn follow_call(
     tx: EventSender,
     target: LegTarget,
+    side: Option<StreamingResponse>,
     opened: Result<StreamingResponse, String>,
     client_id: Value,
     idle: Duration,
 ) {
+    // The side stream's reader stops when `stop` (this call's) goes.
+    let (stop_tx, stop) = local_stream::channel();
+    if let Some(side) = side {
+        monoio::spawn(follow_side_stream(
+            tx.clone(),
+            stop_tx,
+            target.upstream.clone(),
+            side,
+        ));
+    } else {
+        drop(stop_tx);
+    }
     let outcome = match opened {
         Ok(response) => relay_call(&tx, &target, response, &client_id, idle).await,
         Err(why) => Err(why),
     };
+    drop(stop);
     health::note(&target.api, &target.upstream, outcome.is_ok());
     if let Err(why) = outcome {
         crate::warn!(
@@ -413,24 +428,61 @@ async fn follow_leg(tx: &EventSender, target: &LegTarget, open_limit: Duration) 
         405 | 404 | 400 => return LegEnd::Never,
         _ => return LegEnd::Lost { reached: true },
     }
+    relay_get_stream(tx, &target.upstream, &mut response).await
+}
+
+/// Relays an open GET stream's messages until it ends or breaks (`Lost`), or the client leaves.
+/// A stream silent for [`STREAM_IDLE`] is taken for dead (a read given up is not resumed: its
+/// bytes may be lost, so the connection goes with it).
+async fn relay_get_stream(
+    tx: &EventSender,
+    upstream: &str,
+    response: &mut StreamingResponse,
+) -> LegEnd {
     let mut events = Events::new(MAX_BODY);
     loop {
-        let piece = match response.next(LISTEN_POLL).await {
-            Ok(Some(piece)) => piece,
-            Err(http_client::FetchError::Timeout) if !tx.is_receiver_gone() => continue,
-            Ok(None) | Err(_) => return LegEnd::Lost { reached: true },
+        let Ok(Some(piece)) = response.next(STREAM_IDLE).await else {
+            return LegEnd::Lost { reached: true };
         };
         let Ok(messages) = events.feed(&piece) else {
             return LegEnd::Lost { reached: true };
         };
         for m in messages {
-            if let Some(relayed) = relayed_message(&target.upstream, m) {
+            if let Some(relayed) = relayed_message(upstream, m) {
                 if !tx.send(LocalEvent::Message(relayed)).await {
                     return LegEnd::ClientGone;
                 }
             }
         }
     }
+}
+
+/// Opens a leg's standalone GET stream for the first streamed call a worker makes in a session:
+/// a server that sends a call's requests on that stream (the specification says they SHOULD go
+/// on the call's own) would otherwise lose them while the client's own GET is not open yet —
+/// the SDK clients open it right after `initialize` without waiting, racing their first call.
+/// `None`: the upstream has no such stream, or one is open already (409: the client's).
+pub async fn open_side_stream(target: &LegTarget, limit: Duration) -> Option<StreamingResponse> {
+    let headers = target.headers(&[("accept", "text/event-stream")]);
+    let response = http_client::open_stream("GET", &target.url, &headers, b"", limit)
+        .await
+        .ok()?;
+    (response.status == 200 && response.is_event_stream()).then_some(response)
+}
+
+/// Relays a side stream ([`open_side_stream`]) into a call's event stream until `stop`'s reader
+/// is dropped (the call is over) or the client leaves.
+async fn follow_side_stream(
+    tx: EventSender,
+    stop: EventSender,
+    upstream: String,
+    mut side: StreamingResponse,
+) {
+    let _ = first_of(
+        relay_get_stream(&tx, &upstream, &mut side),
+        stop.receiver_gone(),
+    )
+    .await;
 }
 
 /// The client's answer to a relayed request (its id already the upstream's own), POSTed to the

@@ -1,5 +1,7 @@
-"""A stdio MCP server written with the official Python SDK (FastMCP), an upstream of the virtual
-API in tests/tests/virtual_server.rs beside server-everything. It offers what the SDK clients'
+"""An MCP server written with the official Python SDK (FastMCP), an upstream of the virtual API
+in tests/tests/virtual_server.rs beside server-everything: over stdio, or over Streamable HTTP
+when PORT is set (then, as the SDK does for a request made without naming the call it belongs
+to, its sampling request travels on the session's standalone GET stream, not on the call's). It offers what the SDK clients'
 `virtual`, `progress` and `sampling` scenarios call, under server-everything's names and with its
 answers' wording, so one set of checks covers both servers:
 
@@ -10,7 +12,8 @@ answers' wording, so one set of checks covers both servers:
   prompt args-prompt(city, state?)               a user message naming the city
   resource pyserver://readme, template pyserver://greeting/{name}
 
-Usage: python stdio_server.py   (speaks newline-delimited JSON-RPC on stdin/stdout)
+Usage: python sdk_server.py            (newline-delimited JSON-RPC on stdin/stdout)
+       PORT=N python sdk_server.py     (Streamable HTTP at http://127.0.0.1:N/mcp)
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import anyio
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 
-mcp = FastMCP("py-stdio-server", instructions="A Python SDK server over stdio.")
+import os
+
+PORT = os.environ.get("PORT")
+mcp = FastMCP(
+    "py-sdk-server",
+    instructions="A Python SDK server.",
+    host="127.0.0.1",
+    port=int(PORT or 0),
+)
 
 
 @mcp.tool(name="echo", description="Echoes back the input.")
@@ -87,4 +98,4 @@ def greeting(name: str) -> str:
 
 
 if __name__ == "__main__":
-    mcp.run("stdio")
+    mcp.run("streamable-http" if PORT else "stdio")
