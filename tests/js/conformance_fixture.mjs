@@ -11,6 +11,10 @@
 // - Streamable HTTP at /mcp with sessions (one SDK `Server` + transport per session), an
 //   in-memory event store (so POST streams start with a priming event carrying an id and a
 //   `retry` field, and a client can resume with `Last-Event-ID`), unknown sessions get 404.
+//   Whether a stream is resumable follows the session's negotiated protocol version (see
+//   `useNegotiatedVersion`), not a single request's header.
+// - `test_reconnection` closes its own POST stream mid-call and answers afterwards, so the
+//   answer reaches the client only through a GET with `Last-Event-ID` (SEP-1699 polling).
 // - DNS rebinding: the SDK's Express helper refuses a Host that is not localhost / 127.0.0.1 /
 //   [::1]; an `Origin` that is present and not one of those is refused 403 as well.
 // - Everything a tool sends the client about a call (logging, progress, sampling, elicitation)
