@@ -1,9 +1,12 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in
 //! tests/js/package.json): run its server scenarios against a URL and read back every check it
-//! recorded (its `checks.json` files), for tests/tests/conformance.rs.
+//! recorded (its `checks.json` files), for tests/tests/conformance.rs; and the server it runs
+//! against, [`ConformanceFixture`] (`tests/js/conformance_fixture.mjs`, our own server offering
+//! every tool, resource and prompt the scenarios name).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,11 +15,66 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::auth::node22;
+use crate::net::{free_port, wait_for_listener, wait_for_ready_line};
 use crate::peers::{ensure_js_installed, tests_dir};
-use crate::process::run_to_completion;
+use crate::process::{run_to_completion, ManagedChild};
 
 fn js_dir() -> PathBuf {
     tests_dir().join("js")
+}
+
+/// A running `tests/js/conformance_fixture.mjs`: our own MCP server (official TypeScript SDK,
+/// Streamable HTTP with sessions and resumable streams at `/mcp`) offering what the suite's
+/// server scenarios call by name, so that directly nearly every check succeeds and the runs
+/// through the gateway compare something.
+pub struct ConformanceFixture {
+    process: ManagedChild,
+    addr: SocketAddr,
+}
+
+impl ConformanceFixture {
+    /// Starts it on a free loopback port (on Node 22, like the suite) and waits until it accepts
+    /// connections and has printed its ready line.
+    pub fn start() -> Self {
+        ensure_js_installed();
+        let script = js_dir().join("conformance_fixture.mjs");
+        let mut last_error = String::new();
+        // A port picked as free can be taken by a parallel test before node binds it; then the
+        // fixture exits (EADDRINUSE) and we try another.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut node = Command::new(node22());
+            node.arg(&script)
+                .env("PORT", port.to_string())
+                .current_dir(js_dir());
+            let mut process = ManagedChild::spawn(format!("conformance fixture :{port}"), node)
+                .unwrap_or_else(|e| panic!("cannot run node for the conformance fixture: {e}"));
+            let ready =
+                wait_for_listener(addr, &mut process, Duration::from_secs(30)).and_then(|()| {
+                    wait_for_ready_line(
+                        &mut process,
+                        &format!("conformance fixture listening on port {port}"),
+                        Duration::from_secs(30),
+                    )
+                });
+            match ready {
+                Ok(_) => return Self { process, addr },
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("the conformance fixture did not start: {last_error}");
+    }
+
+    /// Its MCP endpoint.
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
 }
 
 /// One check the suite recorded: `status` is the suite's own word (`SUCCESS`, `FAILURE`,
@@ -42,12 +100,14 @@ impl Check {
     }
 
     /// How good the outcome is, for "no worse than": a failure, a warning (the check ran; the
-    /// server did something only recommended against), or neither (success, or a record that
-    /// judges nothing: `INFO`, `SKIPPED`).
+    /// server did something only recommended against), a record that judges nothing (`INFO`,
+    /// `SKIPPED`: an observation, or "could not test"), a success. A success that turns into a
+    /// record judging nothing is worse: the check could no longer be made.
     pub fn rank(&self) -> u8 {
         match self.status.as_str() {
             "FAILURE" => 0,
             "WARNING" => 1,
+            "SUCCESS" => 3,
             _ => 2,
         }
     }
@@ -212,8 +272,9 @@ pub fn run_suite(url: &str) -> SuiteRun {
 }
 
 /// What a run through the gateway lost against the direct run: the checks whose outcome is worse
-/// (a success or warning turned into a failure, a success into a warning), and those the direct
-/// run recorded but this one did not.
+/// ([`Check::rank`]: a success turned into anything else, a warning into a failure, an
+/// observation into a warning or failure), and those the direct run recorded but this one did
+/// not.
 pub fn regressions(direct: &SuiteRun, through: &SuiteRun) -> BTreeSet<CheckKey> {
     direct
         .checks
