@@ -54,11 +54,6 @@ const VIRTUAL_BY_DESIGN: &[(&str, &str)] = &[
          priming event (SUCCESS). The check before it (three concurrent POSTs accepted) passes",
     ),
     (
-        "server-sse-polling/incoming-sse-event",
-        "the suite records the events that carry an id; directly the first is the fixture's \
-         priming event, the virtual API's stream has no ids",
-    ),
-    (
         "server-sse-polling/server-sse-priming-event",
         "no priming event (an id with empty data) on the virtual API's own POST streams: a \
          WARNING instead of the direct SUCCESS",
@@ -79,21 +74,19 @@ const VIRTUAL_BY_DESIGN: &[(&str, &str)] = &[
         "server-sse-polling/incoming-sse-event#1",
         "the same: no resuming GET, so no answer replayed on it",
     ),
+    (
+        "server-sse-polling/server-sse-disconnect-resume",
+        "the fixture's test_reconnection closes its POST stream mid-call and answers on a stream \
+         resumed with Last-Event-ID; the virtual API's leg resumes it itself and the answer \
+         reaches the client on the stream it never lost, which the suite records as INFO \
+         (\"server did not disconnect mid-call\") where directly the client's own resume \
+         succeeds",
+    ),
 ];
 
 /// What the one-upstream virtual API loses that it should not (`scenario/check-id`), with the
-/// diagnosis. TODO: make the virtual API's upstream leg resume an upstream stream closed
-/// mid-call (SEP-1699 polling), then remove the entry (the test fails until it is removed).
-const VIRTUAL_KNOWN_GAPS: &[(&str, &str)] = &[(
-    "server-sse-polling/server-sse-disconnect-resume",
-    "directly SUCCESS, through the virtual API INFO (\"could not test\": no event id, see \
-     VIRTUAL_BY_DESIGN). Behind it the call's answer is lost: the fixture's test_reconnection \
-     sends a priming event (id + retry), closes its POST stream mid-call and answers later, \
-     for the client to fetch with GET + Last-Event-ID; the virtual API's upstream leg does not \
-     reconnect, so it answers the client's tools/call with -32603 \"upstream `e` is \
-     unavailable: the upstream's stream ended before the answer\" (gateway log: \"upstream e \
-     failed a relayed call\"). Directly and through the pass-through API the tool answers.",
-)];
+/// diagnosis. None now (an upstream stream closed mid-call is resumed by the leg itself).
+const VIRTUAL_KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// The suite run directly against `server`, asserted meaningful: it ran scenarios, each left its
 /// results, nothing failed or warned but the listed shortfalls, and enough checks succeeded.

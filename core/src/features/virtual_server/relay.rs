@@ -76,6 +76,9 @@ pub fn relayed_message(upstream: &str, mut message: Value) -> Option<Vec<u8>> {
 struct Events {
     parser: SseParser,
     pending: Vec<u8>,
+    /// The last event id seen (to resume with `Last-Event-ID`) and the last `retry` (ms).
+    last_id: Option<String>,
+    retry: Option<u64>,
 }
 
 impl Events {
@@ -83,6 +86,8 @@ impl Events {
         Events {
             parser: SseParser::with_max_event(max_event),
             pending: Vec::new(),
+            last_id: None,
+            retry: None,
         }
     }
 
@@ -96,6 +101,12 @@ impl Events {
             match self.parser.next_event(rest) {
                 Ok(Some((event, used))) => {
                     pos += used;
+                    if let Some(id) = event.id_value(rest) {
+                        self.last_id = Some(String::from_utf8_lossy(id).into_owned());
+                    }
+                    if event.retry.is_some() {
+                        self.retry = event.retry;
+                    }
                     let is_message = matches!(event.event_type(rest), None | Some(b"message"));
                     if is_message && !event.is_comment_only {
                         if let Ok(m) = serde_json::from_slice(event_data(&event, rest)) {
@@ -213,12 +224,24 @@ async fn relay_call(
         return Ok(());
     }
     let mut events = Events::new(MAX_BODY);
+    let mut resumed = 0;
     loop {
-        let piece = response
-            .next(idle)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the upstream's stream ended before the answer")?;
+        let piece = match response.next(idle).await.map_err(|e| e.to_string())? {
+            Some(piece) => piece,
+            None => {
+                // Ended before the answer: an upstream that gave its events ids may have closed
+                // the stream on purpose (SEP-1699 polling) and answers on a resumed one.
+                let last_id = events.last_id.clone();
+                let Some(last_id) = last_id.filter(|_| resumed < MAX_RESUMES) else {
+                    return Err("the upstream's stream ended before the answer".into());
+                };
+                resumed += 1;
+                let wait = Duration::from_millis(events.retry.unwrap_or(0).min(MAX_RETRY_MS));
+                monoio::time::sleep(wait).await;
+                response = resume(target, &last_id, idle).await?;
+                continue;
+            }
+        };
         for m in events.feed(&piece)? {
             if is_answer(&m) {
                 let answer = serde_json::to_vec(&m).unwrap_or_default();
@@ -234,6 +257,27 @@ async fn relay_call(
             }
         }
     }
+}
+
+/// How often a call's stream is resumed after its upstream closed it before the answer.
+const MAX_RESUMES: u32 = 5;
+/// The longest `retry` an upstream may ask the gateway to wait before resuming.
+const MAX_RETRY_MS: u64 = 5_000;
+
+/// Resumes a call's stream the upstream closed: `GET` with `Last-Event-ID`.
+async fn resume(
+    target: &LegTarget,
+    last_id: &str,
+    idle: Duration,
+) -> Result<StreamingResponse, String> {
+    let headers = target.headers(&[("accept", "text/event-stream"), ("last-event-id", last_id)]);
+    let response = http_client::open_stream("GET", &target.url, &headers, b"", idle)
+        .await
+        .map_err(|e| format!("resuming its stream: {e}"))?;
+    if response.status != 200 || !response.is_event_stream() {
+        return Err(format!("resuming its stream: HTTP {}", response.status));
+    }
+    Ok(response)
 }
 
 async fn whole_body(response: &mut StreamingResponse, idle: Duration) -> Result<Vec<u8>, String> {
