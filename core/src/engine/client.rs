@@ -39,11 +39,38 @@ pub enum Outcome {
 /// What a listener accepted, opened for the connection loop: a plain socket split into its
 /// halves, or a TLS handshake completed first (within the listener's `handshake_timeout`).
 pub(crate) trait ClientStream {
-    type Read: monoio::io::CancelableAsyncReadRent;
+    type Read: ClientRead;
     type Write: monoio::io::AsyncWriteRent;
 
     /// `None`: the connection ends here (a failed or timed-out handshake; already logged).
     async fn open(self, peer: SocketAddr) -> Option<Opened<Self::Read, Self::Write>>;
+}
+
+/// A client connection's read half as an idle event stream watches it.
+pub(crate) trait ClientRead: monoio::io::CancelableAsyncReadRent {
+    /// Completes once the connection has something to read (bytes or a close), holding no
+    /// buffer while it waits: an idle stream's watch on io_uring is then a poll, not a read that
+    /// owns a buffer and an operation's state for the stream's whole life. A connection that
+    /// cannot tell from its socket alone completes at once (TLS may hold decrypted bytes).
+    async fn wait_readable(&self) -> std::io::Result<()>;
+}
+
+impl ClientRead for OwnedReadHalf<TcpStream> {
+    async fn wait_readable(&self) -> std::io::Result<()> {
+        // SAFETY: the halves share the stream through this cell; `readable` takes it shared and
+        // only waits for readiness (no buffer, no state of the stream changed), as the write
+        // half's operations take it while the read half's are pending in monoio's own split.
+        let stream = unsafe { &*self.0.get() };
+        // Not `relaxed`: the epoll driver's readiness may be stale, and a false "ready" would
+        // park the read that follows with a buffer for the whole silence.
+        stream.readable(false).await
+    }
+}
+
+impl ClientRead for TlsReadHalf<ServerConnection> {
+    async fn wait_readable(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An opened client connection's halves and, over TLS, what the handshake established.

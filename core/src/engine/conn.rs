@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use mcpgate_codec::http::{HttpError, RequestHead};
 use mcpgate_policies::tls::TlsFacts;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::client::{ClientStream, Opened, Outcome};
+use super::client::{ClientRead, ClientStream, Opened, Outcome};
 use super::exchange::{self, Handled, StreamJob};
 use super::io::{read_more, write_all, ReadError, READ_CHUNK};
 use super::worker::{InFlight, Worker};
@@ -61,6 +61,9 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
             break;
         };
         first = false;
+        // The stream's transient buffers are being freed: their pages go back once the burst
+        // of starts is over (`super::trim`).
+        worker.trim.stream_started();
         let outcome = job
             .run(&worker, (&mut rd, &mut wr), &mut buf, &mut out)
             .await;
@@ -81,7 +84,7 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
 /// stream is to be relayed (with its request still counted in flight); `first`: no request was
 /// served on the connection yet.
 #[allow(clippy::too_many_arguments)]
-async fn serve_requests<R: CancelableAsyncReadRent, W: AsyncWriteRent>(
+async fn serve_requests<R: ClientRead, W: AsyncWriteRent>(
     worker: &Rc<Worker>,
     peer: SocketAddr,
     tls: &Option<Rc<TlsFacts>>,

@@ -20,9 +20,9 @@ use mcpgate_codec::http::{
     ResponseHead,
 };
 use mcpgate_policies::tls::TlsFacts;
-use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
+use monoio::io::AsyncWriteRent;
 
-use super::client::{Client, Outcome};
+use super::client::{Client, ClientRead, Outcome};
 use super::io::{read_more, write_all, write_range, ReadError};
 use super::local_stream::{self, StreamEnd};
 use super::relay::{self, Relayed};
@@ -95,7 +95,7 @@ impl StreamJob {
         out: &mut Vec<u8>,
     ) -> Outcome
     where
-        R: CancelableAsyncReadRent,
+        R: ClientRead,
         W: AsyncWriteRent,
     {
         let StreamJob { mut ctx, stream } = self;
@@ -128,7 +128,7 @@ pub async fn handle<R, W>(
     out: &mut Vec<u8>,
 ) -> Handled
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     let method = HttpMethod::from_bytes(head.method(buf));
@@ -233,7 +233,7 @@ fn log_cut_short(ctx: &mut RequestCtx, e: &Error) {
 
 impl<R, W> Exchange<'_, R, W>
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     /// The gateway answers instead of the upstream (or closes, once the answer started).
@@ -428,7 +428,7 @@ fn status_of(response: &[u8]) -> u16 {
 
 impl<R, W> ExchangeIo for Exchange<'_, R, W>
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     fn request(&self) -> Request<'_> {

@@ -23,6 +23,7 @@ mod sse;
 #[cfg(test)]
 mod tests;
 pub mod tls_io;
+mod trim;
 pub mod upstream;
 mod worker;
 

@@ -23,9 +23,9 @@ use mcpgate_codec::http::{
     encode_chunk, ChunkedDecoder, HeadWriter, HttpError, ResponseBody, ResponseHead, LAST_CHUNK,
 };
 use monoio::buf::VecBuf;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 
-use super::client::{Client, Outcome};
+use super::client::{Client, ClientRead, Outcome};
 use super::io::{read_more, write_all_within, write_range_within};
 use super::sse;
 use super::upstream::UpstreamConn;
@@ -72,7 +72,7 @@ pub async fn relay<R, W>(
     pipeline: &Pipeline,
 ) -> Result<Relayed, Error>
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     let snapshot = Rc::clone(&ctx.snapshot);
@@ -194,7 +194,7 @@ pub async fn finish_stream<R, W>(
     pipeline: &Pipeline,
 ) -> Result<Outcome, Error>
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     let reusable = stream.run(worker, rw, buf, out, ctx, pipeline).await?;
@@ -245,7 +245,7 @@ impl BufferedRelay<'_> {
         pipeline: &Pipeline,
     ) -> Result<bool, Error>
     where
-        R: CancelableAsyncReadRent,
+        R: ClientRead,
         W: AsyncWriteRent,
     {
         let BufferedRelay {
@@ -431,7 +431,7 @@ async fn pass_through<R, W>(
     (idle, write_limit): (Duration, Duration),
 ) -> Result<bool, Error>
 where
-    R: CancelableAsyncReadRent,
+    R: ClientRead,
     W: AsyncWriteRent,
 {
     let wr = &mut *client.wr;

@@ -14,18 +14,21 @@
 //! `sse_idle` bounds the upstream's silence between reads and ends the stream cleanly;
 //! `client_write` bounds how long a client may accept no byte (a stalled reader is cut off and
 //! its upstream connection dropped). The client's side is
-//! watched with a cancelable read: its disconnect ends the relay and drops the upstream
+//! watched with a cancelable read (a GET stream's only once its socket is readable, so an idle
+//! one holds no buffer for it): its disconnect ends the relay and drops the upstream
 //! connection; pipelined bytes it sends are kept for after the stream. A GET stream also ends
 //! cleanly when the gateway drains.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::pin::pin;
 
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HttpError, ResponseBody, LAST_CHUNK};
 use mcpgate_codec::sse::{event_data, write_event, SseParser};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
+use monoio::io::{AsyncWriteRent, CancelHandle, Canceller};
 
+use super::client::ClientRead;
 use super::deadlines::Deadline;
 use super::io::{read_reserving, shrink_for_idle, write_all, IDLE_STREAM_CHUNK, READ_CHUNK};
 use super::upstream::{PoolKey, UpstreamConn, UpstreamStream};
@@ -293,7 +296,7 @@ impl Stream {
         pipeline: &Pipeline,
     ) -> Result<bool, Error>
     where
-        R: CancelableAsyncReadRent,
+        R: ClientRead,
         W: AsyncWriteRent,
     {
         let snapshot = std::rc::Rc::clone(&ctx.snapshot);
@@ -310,97 +313,104 @@ impl Stream {
         } else {
             READ_CHUNK
         };
-        // Watch the client with a cancelable read appending to its buffer (pipelined bytes are
-        // kept).
+        // Watch the client: a long-lived stream first waits for readability holding no buffer,
+        // then (like a POST stream at once) reads with a cancelable read appending to the
+        // client's buffer, so pipelined bytes are kept for after the stream.
         let mut client_buf = std::mem::take(buf);
         if self.long_lived {
-            // Only a close or pipelined bytes are expected here (the first pipelined byte ends
-            // the watch and keeps what was read); the next request regrows it.
-            shrink_for_idle(&mut client_buf, 128);
+            // Only a close or pipelined bytes are expected here, and nothing is read before the
+            // socket is readable: an empty buffer is freed (the next request regrows it).
+            shrink_for_idle(&mut client_buf, 0);
         }
-        if client_buf.capacity() == client_buf.len() {
-            client_buf.reserve(if self.long_lived { 128 } else { 1024 });
-        }
-        let (len, cap) = (client_buf.len(), client_buf.capacity());
         let canceller = Canceller::new();
-        let mut watch =
-            pin!(rd.cancelable_read(client_buf.slice_mut(len..cap), canceller.handle()));
-        let mut watching = true;
-        let mut returned: Option<Vec<u8>> = None;
-        let mut client_gone_seen = false;
+        // The watch got past readiness: its read holds the buffer and must be cancelled and
+        // awaited to give it back.
+        let reading = Cell::new(false);
+        let long_lived = self.long_lived;
 
-        let result: Result<bool, Error> = 'relay: loop {
-            // The read's borrow of the connection ends with this block (the pass below uses it).
-            let res = {
-                // An idle long-lived stream waits for the upstream's bytes holding no buffer.
-                let wait_first = self.long_lived && self.conn.buf.is_empty();
-                let read = pin!(read_when_ready(&mut self.conn, read_chunk, wait_first));
-                let mut read = pin!(self.deadline.within(idle, read));
-                let drain = pin!(wait_for_drain(worker, self.long_lived));
-                monoio::select! {
-                    r = &mut read => r,
-                    w = &mut watch, if watching => {
-                        watching = false;
-                        let (res, slice) = w;
-                        returned = Some(slice.into_inner());
-                        match res {
-                            // Pipelined bytes: keep them for after the stream, stop watching.
-                            Ok(n) if n > 0 => read.await,
-                            other => {
-                                client_gone_seen = true;
-                                let e = match other {
-                                    Err(e) => e,
-                                    Ok(_) => std::io::ErrorKind::UnexpectedEof.into(),
-                                };
-                                break 'relay Err(client_gone(e));
+        // The watch's borrow of the client's buffer ends with this block.
+        let (result, client_gone_seen) = {
+            let mut watch = pin!(watch_client(
+                rd,
+                &mut client_buf,
+                long_lived,
+                canceller.handle(),
+                &reading
+            ));
+            let mut watching = true;
+            let mut client_gone_seen = false;
+            let result: Result<bool, Error> = 'relay: loop {
+                // The read's borrow of the connection ends with this block (the pass below uses
+                // it).
+                let res = {
+                    // An idle long-lived stream waits for the upstream's bytes holding no buffer.
+                    let wait_first = self.long_lived && self.conn.buf.is_empty();
+                    let read = pin!(read_when_ready(&mut self.conn, read_chunk, wait_first));
+                    let mut read = pin!(self.deadline.within(idle, read));
+                    let drain = pin!(wait_for_drain(worker, self.long_lived));
+                    monoio::select! {
+                        r = &mut read => r,
+                        w = &mut watch, if watching => {
+                            watching = false;
+                            match w {
+                                // Pipelined bytes: kept for after the stream; stop watching.
+                                Ok(n) if n > 0 => read.await,
+                                other => {
+                                    client_gone_seen = true;
+                                    let e = match other {
+                                        Err(e) => e,
+                                        Ok(_) => std::io::ErrorKind::UnexpectedEof.into(),
+                                    };
+                                    break 'relay Err(client_gone(e));
+                                }
                             }
-                        }
-                    },
-                    _ = drain => {
-                        break 'relay Ok(false);
-                    },
+                        },
+                        _ = drain => {
+                            break 'relay Ok(false);
+                        },
+                    }
+                };
+                match res {
+                    Some(Ok(0)) if self.rframing == ResponseBody::CloseDelimited => {
+                        // The remaining complete events were written; a torn one is dropped.
+                        break Ok(false);
+                    }
+                    Some(Ok(0)) => break Err(ErrorKind::UpstreamClosed.into()),
+                    Some(Ok(_)) => {}
+                    None => {
+                        crate::debug!("event stream idle for {idle:?}; ending it");
+                        break Ok(false);
+                    }
+                    Some(Err(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
+                }
+                match self.pass(wr, out, ctx, pipeline, timeouts).await {
+                    Ok(Some(reusable)) => break Ok(reusable),
+                    Ok(None) if self.long_lived => {
+                        // Back to waiting, most likely for long: what the burst grew goes back
+                        // (an empty buffer is freed; the next read after readiness allocates
+                        // again).
+                        shrink_for_idle(&mut self.conn.buf, 0);
+                        shrink_for_idle(&mut self.events, 0);
+                        shrink_for_idle(&mut self.rewritten, 0);
+                        shrink_for_idle(out, 0);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        client_gone_seen = matches!(e.kind, ErrorKind::ClientGone(_));
+                        break Err(e);
+                    }
                 }
             };
-            match res {
-                Some(Ok(0)) if self.rframing == ResponseBody::CloseDelimited => {
-                    // The remaining complete events were written; a torn one is dropped.
-                    break Ok(false);
-                }
-                Some(Ok(0)) => break Err(ErrorKind::UpstreamClosed.into()),
-                Some(Ok(_)) => {}
-                None => {
-                    crate::debug!("event stream idle for {idle:?}; ending it");
-                    break Ok(false);
-                }
-                Some(Err(e)) => break Err(ErrorKind::UpstreamIo(e).into()),
-            }
-            match self.pass(wr, out, ctx, pipeline, timeouts).await {
-                Ok(Some(reusable)) => break Ok(reusable),
-                Ok(None) if self.long_lived => {
-                    // Back to waiting, most likely for long: what the burst grew goes back (an
-                    // empty buffer is freed; the next read after readiness allocates again).
-                    shrink_for_idle(&mut self.conn.buf, 0);
-                    shrink_for_idle(&mut self.events, 0);
-                    shrink_for_idle(&mut self.rewritten, 0);
-                    shrink_for_idle(out, 0);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    client_gone_seen = matches!(e.kind, ErrorKind::ClientGone(_));
-                    break Err(e);
+            // A watch still waiting for readiness holds nothing and is dropped with this block.
+            if watching && reading.get() {
+                let _ = canceller.cancel();
+                if matches!(watch.await, Ok(0)) {
+                    client_gone_seen = true;
                 }
             }
+            (result, client_gone_seen)
         };
-
-        if watching {
-            let _ = canceller.cancel();
-            let (res, slice) = watch.await;
-            returned = Some(slice.into_inner());
-            if matches!(res, Ok(0)) {
-                client_gone_seen = true;
-            }
-        }
-        *buf = returned.unwrap_or_default();
+        *buf = client_buf;
         let reusable = result?;
         if client_gone_seen {
             return Err(client_gone(std::io::ErrorKind::UnexpectedEof.into()));
@@ -446,6 +456,32 @@ async fn read_when_ready(
     // inline it would size the connection task that an idle stream keeps for its whole life; the
     // box lives only while bytes are being read.
     Box::pin(read_reserving(&mut conn.stream, &mut conn.buf, chunk)).await
+}
+
+/// The client's side of a stream: with `wait_first`, waits for readability holding no buffer
+/// (a plain connection; TLS reads at once), then one cancelable read appending to `buf` (the
+/// buffer is back in `buf` when the read completes, cancelled or not). `reading` is set once
+/// the read holds the buffer.
+async fn watch_client<R: ClientRead>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    wait_first: bool,
+    cancel: CancelHandle,
+    reading: &Cell<bool>,
+) -> std::io::Result<usize> {
+    if wait_first {
+        rd.wait_readable().await?;
+    }
+    reading.set(true);
+    if buf.capacity() == buf.len() {
+        // A long-lived stream expects a close or the start of a pipelined request.
+        buf.reserve(if wait_first { 128 } else { 1024 });
+    }
+    let owned = std::mem::take(buf);
+    let (len, cap) = (owned.len(), owned.capacity());
+    let (res, slice) = rd.cancelable_read(owned.slice_mut(len..cap), cancel).await;
+    *buf = slice.into_inner();
+    res
 }
 
 async fn wait_for_drain(worker: &Worker, enabled: bool) {

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::deadlines::Deadlines;
 use super::shared::Shared;
+use super::trim::Trimmer;
 use super::upstream::Pool;
 use crate::features::{
     acl::Acl, auth::Auth, integrity::Integrity, limits::Limits, observe::Observe,
@@ -32,6 +33,8 @@ pub struct Worker {
     pub in_flight: Cell<usize>,
     /// The deadlines of the worker's event streams (one ticker for all of them).
     pub deadlines: Rc<Deadlines>,
+    /// Gives the heap's free pages back after a burst of stream starts.
+    pub trim: Trimmer,
     drain_waiters: DrainWaiters,
 }
 
@@ -59,6 +62,7 @@ impl Worker {
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             deadlines: Rc::default(),
+            trim: Trimmer::default(),
             drain_waiters: DrainWaiters::default(),
         }
     }
