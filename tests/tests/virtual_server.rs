@@ -664,26 +664,18 @@ fn a_refused_server_request_never_reaches_the_client_and_is_answered_to_its_upst
 #[test]
 fn a_calls_request_sent_on_the_upstreams_get_stream_reaches_the_call() {
     mcpgate_tests::peers::ensure_py_installed();
-    let port = mcpgate_tests::free_port();
-    let mut python = std::process::Command::new(tests_dir().join("py/.venv/bin/python"));
-    python
-        .arg(tests_dir().join("py/sdk_server.py"))
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _server = KilledOnDrop(python.spawn().unwrap_or_else(|e| panic!("python: {e}")));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the Python SDK server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, server_addr) =
+        mcpgate_tests::net::spawn_listening("the Python SDK server", |port| {
+            let mut python = std::process::Command::new(tests_dir().join("py/.venv/bin/python"));
+            python
+                .arg(tests_dir().join("py/sdk_server.py"))
+                .env("PORT", port.to_string());
+            python
+        });
     let config = format!(
         "[gateway]\nlisten = \"{{listen}}\"\nadmin = \"{{admin}}\"\nworkers = 1\n\n\
          [[api]]\nname = \"toolbox\"\npath = \"{PATH}\"\n\n\
-         [[api.upstream]]\nname = \"p\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n"
+         [[api.upstream]]\nname = \"p\"\nurl = \"http://{server_addr}/mcp\"\n"
     );
     let gateway = Gateway::start(&GatewaySpec::config(config));
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
