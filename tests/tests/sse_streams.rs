@@ -5,7 +5,7 @@
 //! never cuts a stream whose head has arrived; a GET stream idle for seconds (the gateway then
 //! waits on it holding no read buffer) relays a 200 KB event and the small ones after it whole.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -491,5 +491,79 @@ fn a_large_event_after_a_long_idle_get_stream_is_relayed_whole() {
             assert_eq!(event.data, format!("small {i}"), "{driver:?}");
         }
         drop(go);
+    }
+}
+
+/// An upstream holding one GET event stream that reports (on the returned receiver) when the
+/// gateway closes its side of the connection.
+fn upstream_watching_for_close() -> (SocketAddr, mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (closed, seen) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+            line.clear();
+        }
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let first = "id: 0\ndata: first\n\n";
+        let message = format!("{head}{:x}\r\n{first}\r\n", first.len());
+        if writer.write_all(message.as_bytes()).is_err() {
+            return;
+        }
+        // Silent from here on: the only way this read ends is the gateway closing (or a reset).
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        let _ = closed.send(());
+    });
+    (addr, seen)
+}
+
+/// A client that hangs up an idle GET stream (the gateway waiting on its readiness, holding no
+/// buffer) frees the upstream connection promptly, on both drivers.
+#[test]
+fn a_client_leaving_an_idle_get_stream_closes_the_upstream_side() {
+    for driver in [Driver::Epoll, Driver::Uring] {
+        if let Err(reason) = driver.available() {
+            record_skip("a_client_leaving_an_idle_get_stream on io_uring", &reason);
+            continue;
+        }
+        let (upstream, closed) = upstream_watching_for_close();
+        let gateway =
+            Gateway::start(&GatewaySpec::cli(format!("http://{upstream}/mcp"), API).driver(driver));
+        let request = build_request(
+            "GET",
+            API,
+            &gateway.addr().to_string(),
+            &[("Accept", "text/event-stream")],
+            b"",
+        );
+        let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{driver:?}: {e}\n{}", gateway.output()));
+        let first = stream
+            .next_event(Instant::now() + Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{driver:?}: {e}"));
+        assert_eq!(
+            first.map(|e| e.data),
+            Some("first".to_owned()),
+            "{driver:?}"
+        );
+        drop(stream);
+        closed
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{driver:?}: the upstream side stayed open after the client left\n{}",
+                    gateway.output()
+                )
+            });
     }
 }
