@@ -374,13 +374,19 @@ fn a_long_stream_is_not_cut_by_the_response_head_timeout() {
     );
 }
 
-/// An upstream holding one GET event stream (chunked): a first event at once, then, when the
-/// test sends on `go`, one event with `big` bytes of data followed by `small` small events, each
-/// its own chunk and its own write.
-fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<()>) {
+/// One chunk of a chunked body.
+fn chunk(body: &str) -> String {
+    format!("{:x}\r\n{body}\r\n", body.len())
+}
+
+/// An upstream that accepts one connection, reads its request head, answers with a chunked
+/// event stream whose first event (`id: 0`, `data: first`) goes at once, then hands the
+/// connection (its reader and a writer) to `then`, on the upstream's thread.
+fn one_stream_upstream(
+    then: impl FnOnce(BufReader<TcpStream>, TcpStream) + Send + 'static,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (go, wait) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         let Ok((stream, _)) = listener.accept() else {
             return;
@@ -393,7 +399,6 @@ fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<(
         while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
             line.clear();
         }
-        let chunk = |body: &str| format!("{:x}\r\n{body}\r\n", body.len());
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
                     Transfer-Encoding: chunked\r\n\r\n";
         let first = chunk("id: 0\ndata: first\n\n");
@@ -403,6 +408,43 @@ fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<(
         {
             return;
         }
+        then(reader, writer);
+    });
+    addr
+}
+
+/// A gateway on `driver` in front of `upstream`, and a GET event stream through it that has
+/// received its first event.
+fn stream_at_first_event(upstream: SocketAddr, driver: Driver) -> (Gateway, SseStream) {
+    let gateway =
+        Gateway::start(&GatewaySpec::cli(format!("http://{upstream}/mcp"), API).driver(driver));
+    let request = build_request(
+        "GET",
+        API,
+        &gateway.addr().to_string(),
+        &[("Accept", "text/event-stream")],
+        b"",
+    );
+    let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{driver:?}: {e}\n{}", gateway.output()));
+    assert_eq!(stream.status, 200, "{driver:?}: {}", gateway.output());
+    let first = stream
+        .next_event(Instant::now() + Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{driver:?}: {e}"));
+    assert_eq!(
+        first.map(|e| e.data),
+        Some("first".to_owned()),
+        "{driver:?}"
+    );
+    (gateway, stream)
+}
+
+/// An upstream holding one GET event stream: the first event at once, then, when the test sends
+/// on `go`, one event with `big` bytes of data followed by `small` small events, each its own
+/// chunk and its own write.
+fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<()>) {
+    let (go, wait) = mpsc::channel::<()>();
+    let addr = one_stream_upstream(move |_reader, mut writer| {
         // The idle period is the test's: the gateway waits for the next byte meanwhile.
         if wait.recv_timeout(Duration::from_secs(30)).is_err() {
             return;
@@ -423,6 +465,19 @@ fn held_stream_upstream(big: usize, small: usize) -> (SocketAddr, mpsc::Sender<(
     (addr, go)
 }
 
+/// An upstream holding one GET event stream that reports (on the returned receiver) when the
+/// gateway closes its side of the connection.
+fn upstream_watching_for_close() -> (SocketAddr, mpsc::Receiver<()>) {
+    let (closed, seen) = mpsc::channel::<()>();
+    let addr = one_stream_upstream(move |mut reader, _writer| {
+        // Silent from here on: the only way this read ends is the gateway closing (or a reset).
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        let _ = closed.send(());
+    });
+    (addr, seen)
+}
+
 #[test]
 fn a_large_event_after_a_long_idle_get_stream_is_relayed_whole() {
     const BIG: usize = 200 * 1024;
@@ -436,26 +491,7 @@ fn a_large_event_after_a_long_idle_get_stream_is_relayed_whole() {
             continue;
         }
         let (upstream, go) = held_stream_upstream(BIG, SMALL);
-        let gateway =
-            Gateway::start(&GatewaySpec::cli(format!("http://{upstream}/mcp"), API).driver(driver));
-        let request = build_request(
-            "GET",
-            API,
-            &gateway.addr().to_string(),
-            &[("Accept", "text/event-stream")],
-            b"",
-        );
-        let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{driver:?}: {e}\n{}", gateway.output()));
-        assert_eq!(stream.status, 200, "{driver:?}: {}", gateway.output());
-        let first = stream
-            .next_event(Instant::now() + Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{driver:?}: {e}"));
-        assert_eq!(
-            first.map(|e| e.data),
-            Some("first".to_owned()),
-            "{driver:?}"
-        );
+        let (_gateway, mut stream) = stream_at_first_event(upstream, driver);
 
         // The point of the test: seconds of silence, far past any wait that starts without a
         // buffer, before the burst.
@@ -494,39 +530,6 @@ fn a_large_event_after_a_long_idle_get_stream_is_relayed_whole() {
     }
 }
 
-/// An upstream holding one GET event stream that reports (on the returned receiver) when the
-/// gateway closes its side of the connection.
-fn upstream_watching_for_close() -> (SocketAddr, mpsc::Receiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let (closed, seen) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let Ok((stream, _)) = listener.accept() else {
-            return;
-        };
-        let Ok(mut writer) = stream.try_clone() else {
-            return;
-        };
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-            line.clear();
-        }
-        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                    Transfer-Encoding: chunked\r\n\r\n";
-        let first = "id: 0\ndata: first\n\n";
-        let message = format!("{head}{:x}\r\n{first}\r\n", first.len());
-        if writer.write_all(message.as_bytes()).is_err() {
-            return;
-        }
-        // Silent from here on: the only way this read ends is the gateway closing (or a reset).
-        let mut rest = Vec::new();
-        let _ = reader.read_to_end(&mut rest);
-        let _ = closed.send(());
-    });
-    (addr, seen)
-}
-
 /// A client that hangs up an idle GET stream (the gateway waiting on its readiness, holding no
 /// buffer) frees the upstream connection promptly, on both drivers.
 #[test]
@@ -537,25 +540,7 @@ fn a_client_leaving_an_idle_get_stream_closes_the_upstream_side() {
             continue;
         }
         let (upstream, closed) = upstream_watching_for_close();
-        let gateway =
-            Gateway::start(&GatewaySpec::cli(format!("http://{upstream}/mcp"), API).driver(driver));
-        let request = build_request(
-            "GET",
-            API,
-            &gateway.addr().to_string(),
-            &[("Accept", "text/event-stream")],
-            b"",
-        );
-        let mut stream = SseStream::open(gateway.addr(), &request, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{driver:?}: {e}\n{}", gateway.output()));
-        let first = stream
-            .next_event(Instant::now() + Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{driver:?}: {e}"));
-        assert_eq!(
-            first.map(|e| e.data),
-            Some("first".to_owned()),
-            "{driver:?}"
-        );
+        let (gateway, stream) = stream_at_first_event(upstream, driver);
         drop(stream);
         closed
             .recv_timeout(Duration::from_secs(10))
