@@ -101,9 +101,6 @@ pub struct HttpResponse {
     pub content_type: Option<String>,
     /// `Mcp-Session-Id` (a virtual server's upstream session).
     pub session_id: Option<String>,
-    /// The connection may carry another request: the body ended where its framing said, no
-    /// byte followed it, and the server did not ask to close.
-    pub reusable: bool,
 }
 
 /// `GET url` with `Accept: application/json`.
@@ -167,9 +164,7 @@ pub async fn request_via(
         return read_response(plain, method, &mut Source::Exhausted).await;
     }
     let mut stream = UpstreamStream::Plain(stream);
-    exchange_on(&mut stream, out, method, deadline)
-        .await
-        .map_err(|(e, _)| e)
+    exchange_on(&mut stream, out, method, deadline).await
 }
 
 /// The request's bytes: `User-Agent`, `Connection: close` when `close`, then `headers`.
@@ -245,24 +240,21 @@ fn keep(authority: &str, stream: UpstreamStream) {
     });
 }
 
-/// Sends `request` on `stream` and reads the answer. `Err((error, sent))`: `sent` false when
-/// not one byte of the request was written.
+/// Sends `request` on `stream` and reads the answer, by `deadline`.
 async fn exchange_on(
     stream: &mut UpstreamStream,
     request: Vec<u8>,
     method: &str,
     deadline: Instant,
-) -> Result<HttpResponse, (FetchError, bool)> {
+) -> Result<HttpResponse, FetchError> {
     let wait = deadline.saturating_duration_since(Instant::now());
     match monoio::time::timeout(wait, stream.write_all(request)).await {
         Ok((Ok(_), _)) => {}
-        Ok((Err(e), _)) => return Err((FetchError::Io(e), false)),
-        Err(_) => return Err((FetchError::Timeout, true)),
+        Ok((Err(e), _)) => return Err(FetchError::Io(e)),
+        Err(_) => return Err(FetchError::Timeout),
     }
     let mut source = Source::Socket { stream, deadline };
-    read_response(Vec::with_capacity(8192), method, &mut source)
-        .await
-        .map_err(|e| (e, true))
+    read_response(Vec::with_capacity(8192), method, &mut source).await
 }
 
 /// [`request`] for the virtual server's legs, on keep-alive connections this worker keeps per
@@ -278,32 +270,26 @@ pub async fn request_kept_alive(
     body: &[u8],
     limit: Duration,
 ) -> Result<HttpResponse, FetchError> {
-    let url = HttpUrl::parse(url_text)?;
     let deadline = Instant::now() + limit;
-    let out = write_request(&url, method, headers, body, false)?;
-    let key = url.keep_key();
-    if let Some(mut stream) = take_kept(&key) {
-        match exchange_on(&mut stream, out.clone(), method, deadline).await {
-            Ok(response) => {
-                if response.reusable {
-                    keep(&key, stream);
-                }
-                return Ok(response);
-            }
-            // Nothing reached the server, or it had closed the idle connection and never saw
-            // the request: a new connection below.
-            Err((_, false)) | Err((FetchError::ClosedBeforeResponse, _)) => {}
-            Err((e, true)) => return Err(e),
+    // The connection handling (kept or new, sent again only when a kept one never saw it) is
+    // `open_stream`'s; the body is read whole, within what is left of `limit`.
+    let mut response = open_stream(method, url_text, headers, body, limit).await?;
+    let mut whole = Vec::new();
+    while let Some(piece) = response
+        .next(deadline.saturating_duration_since(Instant::now()))
+        .await?
+    {
+        whole.extend_from_slice(&piece);
+        if whole.len() > MAX_BODY {
+            return Err(FetchError::TooLarge);
         }
     }
-    let mut stream = connect_leg(&url, deadline).await?;
-    let response = exchange_on(&mut stream, out, method, deadline)
-        .await
-        .map_err(|(e, _)| e)?;
-    if response.reusable {
-        keep(&key, stream);
-    }
-    Ok(response)
+    Ok(HttpResponse {
+        status: response.status,
+        body: whole,
+        content_type: response.content_type.take(),
+        session_id: response.session_id.take(),
+    })
 }
 
 /// A new connection for a virtual server's leg: plain, or TLS checked against the
@@ -720,13 +706,10 @@ async fn read_response(
         content_type,
         session_id,
         framing,
-        mut reusable,
+        ..
     } = read_head(&mut buf, method, source).await?;
     let body = match framing {
-        ResponseBody::None => {
-            reusable &= buf.is_empty();
-            Vec::new()
-        }
+        ResponseBody::None => Vec::new(),
         ResponseBody::Length(n) => {
             let n = usize::try_from(n).map_err(|_| FetchError::TooLarge)?;
             if n > MAX_BODY {
@@ -737,12 +720,10 @@ async fn read_response(
                     return Err(FetchError::Malformed);
                 }
             }
-            reusable &= buf.len() == n;
             buf.truncate(n);
             buf
         }
         ResponseBody::CloseDelimited => {
-            reusable = false;
             while source.more(&mut buf).await? > 0 {
                 if buf.len() > MAX_BODY {
                     return Err(FetchError::TooLarge);
@@ -762,7 +743,6 @@ async fn read_response(
                     .map_err(|_| FetchError::Malformed)?;
                 buf.drain(..consumed.min(buf.len()));
                 if decoder.is_done() {
-                    reusable &= buf.is_empty();
                     break body;
                 }
                 if source.more(&mut buf).await? == 0 {
@@ -779,7 +759,6 @@ async fn read_response(
         body,
         content_type,
         session_id,
-        reusable,
     })
 }
 
