@@ -1432,18 +1432,13 @@ async fn http_leg(
     limit: Duration,
 ) -> Result<(Value, Option<String>), String> {
     let body = serde_json::to_vec(message).map_err(|e| e.to_string())?;
-    let mut headers = vec![
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-    ];
-    if let Some(leg) = leg {
-        if !leg.session.is_empty() {
-            headers.push(("mcp-session-id", leg.session.as_str()));
-        }
-        if !leg.version.is_empty() {
-            headers.push(("mcp-protocol-version", leg.version.as_str()));
-        }
-    }
+    let headers = relay::leg_headers(
+        leg,
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+    );
     let response = http_client::request_kept_alive("POST", url, &headers, &body, limit)
         .await
         .map_err(|e| e.to_string())?;
@@ -1462,7 +1457,7 @@ async fn http_leg(
         .as_deref()
         .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
     let messages: Vec<Value> = if is_stream {
-        sse_messages(&response.body)
+        relay::stream_messages(&response.body)?
     } else {
         match serde_json::from_slice::<Value>(&response.body) {
             Ok(Value::Array(all)) => all,
@@ -1486,23 +1481,6 @@ async fn http_leg(
         }
     }
     Err("no answer to the request in the upstream's response".to_string())
-}
-
-/// The JSON messages of an event stream's `data` fields (one per event, lines joined).
-pub fn sse_messages(body: &[u8]) -> Vec<Value> {
-    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
-    text.split("\n\n")
-        .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            (!data.is_empty())
-                .then(|| serde_json::from_str(&data.join("\n")).ok())
-                .flatten()
-        })
-        .collect()
 }
 
 /// Runs the futures concurrently on this worker; their outputs in order.
@@ -1538,7 +1516,7 @@ mod tests {
         let body =
             b"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\r\n\r\n\
                      data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{}}\n\n: comment\n\n";
-        let messages = sse_messages(body);
+        let messages = relay::stream_messages(body).unwrap_or_default();
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert_eq!(messages[1]["id"], 7);
     }

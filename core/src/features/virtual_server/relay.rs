@@ -42,15 +42,30 @@ pub struct LegTarget {
 impl LegTarget {
     /// The leg's session headers, then `extra`.
     fn headers<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        let mut headers = extra.to_vec();
-        if !self.leg.session.is_empty() {
-            headers.push(("mcp-session-id", self.leg.session.as_str()));
-        }
-        if !self.leg.version.is_empty() {
-            headers.push(("mcp-protocol-version", self.leg.version.as_str()));
-        }
-        headers
+        leg_headers(Some(&self.leg), extra)
     }
+}
+
+/// `extra`, then `leg`'s session id and protocol version (those it has).
+pub fn leg_headers<'a>(
+    leg: Option<&'a Leg>,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers = extra.to_vec();
+    if let Some(leg) = leg {
+        if !leg.session.is_empty() {
+            headers.push(("mcp-session-id", leg.session.as_str()));
+        }
+        if !leg.version.is_empty() {
+            headers.push(("mcp-protocol-version", leg.version.as_str()));
+        }
+    }
+    headers
+}
+
+/// The JSON messages of a whole event-stream body (one per `message` event).
+pub fn stream_messages(body: &[u8]) -> Result<Vec<Value>, String> {
+    Events::new(MAX_BODY).feed(body)
 }
 
 use super::shared::LIST_CHANGED;
