@@ -6,10 +6,11 @@
 # Gateway CPU (utime+stime of its process, /proc) / requests wrk completed; every answer is
 # checked to be the echo (virtual_call.lua prints the first bad one).
 # Usage: cargo build --release -p mcpgate-core --bin mcpgate && bench/harness/virtual_server.sh
+#        (MCPGATE_BIN=path: another build, e.g. a before/after pair in one sitting)
 #        (ROUNDS=N rounds, default 3; medians printed at the end)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/target/release/mcpgate
+BIN=${MCPGATE_BIN:-$ROOT/target/release/mcpgate}
 LUA=$ROOT/bench/harness/virtual_call.lua
 WORK=$(mktemp -d)
 cd "$WORK"
