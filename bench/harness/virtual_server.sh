@@ -6,10 +6,11 @@
 # Gateway CPU (utime+stime of its process, /proc) / requests wrk completed; every answer is
 # checked to be the echo (virtual_call.lua prints the first bad one).
 # Usage: cargo build --release -p mcpgate-core --bin mcpgate && bench/harness/virtual_server.sh
+#        (MCPGATE_BIN=path: another build, e.g. a before/after pair in one sitting)
 #        (ROUNDS=N rounds, default 3; medians printed at the end)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/target/release/mcpgate
+BIN=${MCPGATE_BIN:-$ROOT/target/release/mcpgate}
 LUA=$ROOT/bench/harness/virtual_call.lua
 WORK=$(mktemp -d)
 cd "$WORK"
@@ -20,6 +21,8 @@ wait_for() {
   echo "timed out waiting for: $1" >&2; exit 1
 }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The ports are fixed: a gateway or server of a previous run may still be closing.
+wait_for "! listening 34201 && ! listening 34202 && ! listening 34210"
 PORT=34201 node $SE streamableHttp > se1.log 2>&1 & S1=$!
 PORT=34202 node $SE streamableHttp > se2.log 2>&1 & S2=$!
 trap 'kill $S1 $S2 ${G:-} 2>/dev/null' EXIT

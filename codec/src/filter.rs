@@ -674,7 +674,7 @@ impl<'a> Scan<'a, '_> {
 }
 
 /// Decodes a validated string body with escapes. `None` on a malformed escape.
-fn decode_escaped(raw: &[u8], out: &mut String) -> Option<()> {
+pub(crate) fn decode_escaped(raw: &[u8], out: &mut String) -> Option<()> {
     let mut i = 0;
     while i < raw.len() {
         let next = memchr::memchr(b'\\', raw.get(i..)?).map_or(raw.len(), |p| i + p);

@@ -10,6 +10,8 @@
 //! - [`filter`]: MCP list-result filtering (`tools/list`, `prompts/list`, `resources/list`, templates).
 //! - [`list_answer`]: what the list cache reads and writes (a request's cursor, an answer's
 //!   `result`, `ttlMs`, `cacheScope`; an answer rebuilt with another id).
+//! - [`list_merge`]: what merging list answers reads (an answer's `id` / `result` / `error`, a
+//!   list's entries and the member a merge rewrites, `nextCursor`), as offsets.
 //! - [`limits`]: the named limits every parser enforces.
 
 #![forbid(unsafe_code)]
@@ -20,4 +22,5 @@ pub mod http;
 pub mod jsonrpc;
 pub mod limits;
 pub mod list_answer;
+pub mod list_merge;
 pub mod sse;

@@ -2,7 +2,8 @@
 //! `[[api.upstream]]` tables is served by the gateway itself, which terminates the client's
 //! session and holds one per upstream. Owns the I/O of that: `initialize` fanned out and merged
 //! (version, capabilities, instructions; rules in `mcpgate_policies::virtual_server`), lists
-//! merged with prefixed names and a gateway cursor, calls / gets / reads routed by prefix (or by
+//! merged with prefixed names and a gateway cursor (on the upstreams' bytes, without a `Value`
+//! tree: `mcpgate_policies::merged_list`), calls / gets / reads routed by prefix (or by
 //! which upstream listed a URI) and forwarded unprefixed, `ping`, the client's notifications and
 //! its answers to relayed requests passed on, DELETE closing every upstream session, the failure
 //! mode (`fail_open` / `fail_closed`) and legs opened again when their upstream is back
@@ -32,17 +33,22 @@ pub mod stdio;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use mcpgate_codec::filter::ListKind;
 use mcpgate_codec::jsonrpc::{error_response, Classified, Kind};
+use mcpgate_codec::list_answer::write_answer;
+use mcpgate_codec::list_merge::{message_parts, MessageParts};
+use mcpgate_policies::merged_list::{ListMerge, MergeNote};
 use mcpgate_policies::virtual_server::{
-    collided_uri, combine_instructions, merge_capabilities, negotiate_version, parse_collided_uri,
+    combine_instructions, merge_capabilities, negotiate_version, parse_collided_uri,
     parse_relayed_id, Leg, ListCursor, VirtualSession,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::config::virtual_server::{Transport, VirtualServer as Server, VirtualUpstream};
 use crate::context::{HttpMethod, RequestCtx};
@@ -318,7 +324,12 @@ impl VirtualServer {
         let answer = if method == "initialize" {
             let (result, sealed) = self.initialize(ctx, server, &params).await?;
             form.session_id = Some(sealed);
-            Ok(result)
+            Ok(Reply::Parsed(result))
+        } else if let Some(kind) = ListKind::from_method(&method) {
+            let session = self.open(ctx, req, server).await?;
+            self.list(ctx, server, &session, params, kind)
+                .await?
+                .map(Reply::Merged)
         } else {
             let session = self.open(ctx, req, server).await?;
             if sse {
@@ -338,17 +349,27 @@ impl VirtualServer {
             if let Some(earlier) = ctx.answer_form.take() {
                 form.events = earlier.events;
             }
-            answer
+            answer.map(Reply::Parsed)
         };
-        let id: Value = ctx
-            .id_raw()
-            .and_then(|raw| serde_json::from_slice(raw).ok())
-            .unwrap_or(Value::Null);
         let out = match answer {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            Ok(Reply::Merged(result)) => {
+                // Built as bytes: the client's id as it sent it.
+                let mut out = Vec::with_capacity(result.len() + 48);
+                write_answer(ctx.id_raw(), &result, &mut out);
+                out
+            }
+            Ok(Reply::Parsed(result)) => {
+                let id = parsed_id(ctx);
+                serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+                    .unwrap_or_default()
+            }
+            Err(error) => {
+                let id = parsed_id(ctx);
+                serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": error}))
+                    .unwrap_or_default()
+            }
         };
-        ctx.cached_answer = Some(serde_json::to_vec(&out).unwrap_or_default());
+        ctx.cached_answer = Some(out);
         ctx.answer_form = Some(Box::new(form));
         Ok(Step::Continue)
     }
@@ -370,8 +391,26 @@ impl VirtualServer {
         method: &str,
         params: Value,
     ) -> Result<(Value, Option<String>), String> {
+        self.request_as(ctx, server, up, leg, method, params, false)
+            .await
+            .map(|(answer, session)| (answer.into_value(), session))
+    }
+
+    /// [`VirtualServer::request`], the answer left raw when `raw` and the leg can (a Streamable
+    /// HTTP leg: a merged list reads its bytes).
+    #[allow(clippy::too_many_arguments)]
+    async fn request_as(
+        &self,
+        ctx: &RequestCtx,
+        server: &Server,
+        up: &VirtualUpstream,
+        leg: Option<&Leg>,
+        method: &str,
+        params: Value,
+        raw: bool,
+    ) -> Result<(LegAnswer, Option<String>), String> {
         let mut outcome = self
-            .request_leg(ctx, server, up, leg, method, params.clone())
+            .request_leg(ctx, server, up, leg, method, params.clone(), raw)
             .await;
         if let (Err(why), Some(lost)) = (&outcome, leg) {
             // The upstream no longer knows the session (it restarted): a new one, then again.
@@ -381,7 +420,7 @@ impl VirtualServer {
                     .await
                 {
                     outcome = self
-                        .request_leg(ctx, server, up, Some(&fresh), method, params)
+                        .request_leg(ctx, server, up, Some(&fresh), method, params, raw)
                         .await;
                 }
             }
@@ -394,6 +433,7 @@ impl VirtualServer {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn request_leg(
         &self,
         ctx: &RequestCtx,
@@ -402,7 +442,8 @@ impl VirtualServer {
         leg: Option<&Leg>,
         method: &str,
         params: Value,
-    ) -> Result<(Value, Option<String>), String> {
+        raw: bool,
+    ) -> Result<(LegAnswer, Option<String>), String> {
         match &up.transport {
             Transport::Http { url } => {
                 // The client's own id: each client has its own session on an HTTP upstream, so
@@ -410,7 +451,12 @@ impl VirtualServer {
                 let id = client_id(ctx).unwrap_or_else(|| json!(self.next_id()));
                 let message =
                     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-                http_leg(url, leg, &message, server.call_timeout).await
+                if raw {
+                    return http_leg_raw(url, leg, &message, server.call_timeout).await;
+                }
+                http_leg(url, leg, &message, server.call_timeout)
+                    .await
+                    .map(|(answer, session)| (LegAnswer::Parsed(answer), session))
             }
             Transport::Stdio(_) | Transport::Sse { .. } => {
                 let api = ctx.api().map_or("", |a| a.name.as_str());
@@ -418,7 +464,7 @@ impl VirtualServer {
                     .ok_or_else(|| "the upstream is not configured".to_string())?;
                 match monoio::time::timeout(server.call_timeout, link.request(method, params)).await
                 {
-                    Ok(Ok(answer)) => Ok((answer, None)),
+                    Ok(Ok(answer)) => Ok((LegAnswer::Parsed(answer), None)),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {:?}", server.call_timeout)),
                 }
@@ -645,8 +691,9 @@ impl VirtualServer {
             Transport::Http { url } => {
                 // Not `request`: no session to rejoin yet.
                 let outcome = self
-                    .request_leg(ctx, server, up, None, "initialize", params)
-                    .await;
+                    .request_leg(ctx, server, up, None, "initialize", params, false)
+                    .await
+                    .map(|(answer, session)| (answer.into_value(), session));
                 health::note(
                     ctx.api().map_or("", |a| a.name.as_str()),
                     &up.name,
@@ -685,8 +732,8 @@ impl VirtualServer {
         ))
     }
 
-    /// Everything but `initialize`: `Ok(Ok(result))`, `Ok(Err(error object))` (an upstream's
-    /// JSON-RPC error, passed on), or the gateway's own error.
+    /// Everything but `initialize` and the lists: `Ok(Ok(result))`, `Ok(Err(error object))` (an
+    /// upstream's JSON-RPC error, passed on), or the gateway's own error.
     async fn dispatch(
         &self,
         ctx: &mut RequestCtx,
@@ -697,30 +744,6 @@ impl VirtualServer {
     ) -> Result<Result<Value, Value>, VirtualError> {
         match method {
             "ping" => Ok(Ok(json!({}))),
-            "tools/list" => {
-                self.list(ctx, server, session, method, params, "tools", true)
-                    .await
-            }
-            "prompts/list" => {
-                self.list(ctx, server, session, method, params, "prompts", true)
-                    .await
-            }
-            "resources/templates/list" => {
-                self.list(
-                    ctx,
-                    server,
-                    session,
-                    method,
-                    params,
-                    "resourceTemplates",
-                    true,
-                )
-                .await
-            }
-            "resources/list" => {
-                self.list(ctx, server, session, method, params, "resources", false)
-                    .await
-            }
             "tools/call" | "prompts/get" => {
                 let name = params["name"].as_str().unwrap_or_default().to_owned();
                 let (index, own) = server
@@ -1038,18 +1061,17 @@ impl VirtualServer {
     }
 
     /// A list merged across the session's upstreams (those the cursor names, or all), names
-    /// prefixed when `prefixed`, with a gateway cursor for the upstreams that have more pages.
-    #[allow(clippy::too_many_arguments)]
+    /// prefixed (resources: collided URIs rewritten), with a gateway cursor for the upstreams
+    /// that have more pages: the merged `result`, as bytes (`mcpgate_policies::merged_list`).
     async fn list(
         &self,
         ctx: &mut RequestCtx,
         server: &Server,
         session: &VirtualSession,
-        method: &str,
         params: Value,
-        field: &str,
-        prefixed: bool,
-    ) -> Result<Result<Value, Value>, VirtualError> {
+        kind: ListKind,
+    ) -> Result<Result<Vec<u8>, Value>, VirtualError> {
+        let method = kind.method();
         let cursor = match params.get("cursor").and_then(Value::as_str) {
             Some(c) => Some(
                 ListCursor::decode(c)
@@ -1078,17 +1100,51 @@ impl VirtualServer {
                 }
                 None => p = json!({}),
             }
-            self.request(ctx_ref, server, up, Some(*leg), method, p)
+            self.request_as(ctx_ref, server, up, Some(*leg), method, p, true)
         }))
         .await;
         let api = ctx.api().map_or("", |a| a.name.as_str()).to_owned();
-        let mut items = Vec::new();
-        let mut seen = HashSet::new();
-        let mut next = ListCursor::default();
+        let mut merge = ListMerge::new(&server.naming, kind);
         let mut served = Vec::new();
         for ((index, up, _, _), answer) in targets.iter().zip(answers) {
-            let mut result = match answer.map(|(a, _)| split_answer(a)) {
-                Ok(Ok(result)) => result,
+            let mut note = |n: MergeNote<'_>| match n {
+                MergeNote::LeftOut(e) => {
+                    crate::warn!("virtual API {api}: {} {method}: left out: {e}", up.name);
+                }
+                MergeNote::Twice(name) => {
+                    crate::warn!(
+                        "virtual API {api}: {method}: `{name}` listed twice, the first kept"
+                    );
+                }
+                MergeNote::Listed(uri) => {
+                    let mut hints = self.uri_hints.borrow_mut();
+                    if hints.len() >= URI_HINTS {
+                        hints.clear();
+                    }
+                    hints.insert((api.clone(), uri.to_owned()), up.name.clone());
+                }
+            };
+            // What the byte merge refuses is parsed and merged as a `Value`, as it always was.
+            let part = match answer.and_then(|(answer, _)| list_part(answer)) {
+                Ok(Ok(ListPart::Raw(message, result))) => {
+                    let result = message.get(result).unwrap_or_default();
+                    if merge.add_raw(*index, result, &mut note).is_ok() {
+                        served.push(up.name.as_str());
+                        continue;
+                    }
+                    serde_json::from_slice::<Value>(result)
+                        .map(Ok)
+                        .map_err(|e| format!("an answer that is not JSON: {e}"))
+                }
+                Ok(Ok(ListPart::Parsed(result))) => Ok(Ok(result)),
+                Ok(Err(error)) => Ok(Err(error)),
+                Err(why) => Err(why),
+            };
+            match part {
+                Ok(Ok(result)) => {
+                    served.push(up.name.as_str());
+                    merge.add_value(*index, result, &mut note);
+                }
                 Ok(Err(error)) => {
                     crate::warn!(
                         "virtual API {api}: {} answered {method} with {error}",
@@ -1097,74 +1153,17 @@ impl VirtualServer {
                     if server.fail_closed {
                         return Ok(Err(error));
                     }
-                    continue;
                 }
                 Err(why) => {
                     crate::warn!("virtual API {api}: {} left out of {method}: {why}", up.name);
                     if server.fail_closed {
                         return Err(VirtualError::Unavailable(up.name.clone(), why));
                     }
-                    continue;
                 }
-            };
-            served.push(up.name.as_str());
-            if let Some(c) = result.get("nextCursor").and_then(Value::as_str) {
-                next.pending.insert(up.name.clone(), c.to_owned());
-            }
-            // Taken, not cloned: each item is moved into the merged list.
-            let Some(Value::Array(list)) = result.get_mut(field).map(Value::take) else {
-                continue;
-            };
-            for mut item in list {
-                if prefixed {
-                    let Some(own) = item.get("name").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let exposed = if field == "tools" {
-                        server.naming.expose(*index, own)
-                    } else {
-                        Ok(server.naming.prefix(*index, own))
-                    };
-                    match exposed {
-                        Ok(name) => item["name"] = Value::String(name),
-                        Err(e) => {
-                            crate::warn!("virtual API {api}: {} {method}: left out: {e}", up.name);
-                            continue;
-                        }
-                    }
-                    let name = item["name"].as_str().unwrap_or_default().to_owned();
-                    if !seen.insert(name.clone()) {
-                        crate::warn!(
-                            "virtual API {api}: {method}: `{name}` listed twice, the first kept"
-                        );
-                        continue;
-                    }
-                } else if let Some(uri) = item.get("uri").and_then(Value::as_str) {
-                    // Two upstreams listing one URI: the first (configuration order) keeps it,
-                    // the later one's is rewritten so both stay readable.
-                    if !seen.insert(uri.to_owned()) {
-                        let visible = collided_uri(&up.name, uri);
-                        seen.insert(visible.clone());
-                        item["uri"] = Value::String(visible);
-                        items.push(item);
-                        continue;
-                    }
-                    let mut hints = self.uri_hints.borrow_mut();
-                    if hints.len() >= URI_HINTS {
-                        hints.clear();
-                    }
-                    hints.insert((api.clone(), uri.to_owned()), up.name.clone());
-                }
-                items.push(item);
             }
         }
         ctx.served_by = Some(served.join(",").into());
-        let mut result = Map::new();
-        result.insert(field.to_owned(), Value::Array(items));
-        if !next.pending.is_empty() {
-            result.insert("nextCursor".into(), Value::String(next.encode()));
-        }
-        Ok(Ok(Value::Object(result)))
+        Ok(Ok(merge.finish()))
     }
 
     /// DELETE: ends every upstream session of the client's (errors only logged: the client's
@@ -1398,6 +1397,19 @@ fn open_session(ctx: &RequestCtx, req: Request<'_>) -> Result<VirtualSession, Vi
     VirtualSession::from_payload(&payload).ok_or(VirtualError::SessionNotFound)
 }
 
+/// The answer the gateway writes: a result as a `Value`, or a merged list's, already bytes.
+enum Reply {
+    Parsed(Value),
+    Merged(Vec<u8>),
+}
+
+/// The client's request id as a `Value` (`null` when it has none).
+fn parsed_id(ctx: &RequestCtx) -> Value {
+    ctx.id_raw()
+        .and_then(|raw| serde_json::from_slice(raw).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// `result` or the `error` object of an upstream's answer.
 fn split_answer(mut answer: Value) -> Result<Value, Value> {
     match answer.get_mut("error") {
@@ -1423,14 +1435,62 @@ pub(crate) fn session_lost(status: u16, body: &[u8]) -> bool {
                 .contains("session"))
 }
 
-/// One JSON-RPC message POSTed to a Streamable HTTP upstream; its answer (the message with the
-/// same id, from a JSON body or an event stream; `Null` for a 202) and the session id it gave.
-async fn http_leg(
+/// An upstream's answer to one request: its JSON-RPC message parsed, or raw where a merged list
+/// reads bytes ([`http_leg_raw`]).
+enum LegAnswer {
+    Parsed(Value),
+    /// The whole message and where its members are.
+    Raw {
+        message: Vec<u8>,
+        parts: MessageParts,
+    },
+}
+
+impl LegAnswer {
+    fn into_value(self) -> Value {
+        match self {
+            LegAnswer::Parsed(answer) => answer,
+            LegAnswer::Raw { message, .. } => {
+                serde_json::from_slice(&message).unwrap_or(Value::Null)
+            }
+        }
+    }
+}
+
+/// What a merged list takes from one upstream's answer: its `result` raw (the message and the
+/// range of `result`) or parsed; `Err` the `error` object it answered with.
+enum ListPart {
+    Raw(Vec<u8>, Range<usize>),
+    Parsed(Value),
+}
+
+/// [`split_answer`] for a merged list, without parsing a raw `result`.
+fn list_part(answer: LegAnswer) -> Result<Result<ListPart, Value>, String> {
+    match answer {
+        LegAnswer::Raw {
+            message,
+            parts:
+                MessageParts {
+                    result: Some(result),
+                    error: None,
+                    ..
+                },
+        } => Ok(Ok(ListPart::Raw(message, result))),
+        // An error answer (rare): parsed whole, as [`http_leg`] would have.
+        LegAnswer::Raw { message, .. } => serde_json::from_slice::<Value>(&message)
+            .map(|answer| split_answer(answer).map(ListPart::Parsed))
+            .map_err(|e| format!("an answer that is not JSON: {e}")),
+        LegAnswer::Parsed(answer) => Ok(split_answer(answer).map(ListPart::Parsed)),
+    }
+}
+
+/// POSTs one JSON-RPC message to a Streamable HTTP upstream: its 200 or 202 response.
+async fn post_leg(
     url: &str,
     leg: Option<&Leg>,
     message: &Value,
     limit: Duration,
-) -> Result<(Value, Option<String>), String> {
+) -> Result<http_client::HttpResponse, String> {
     let body = serde_json::to_vec(message).map_err(|e| e.to_string())?;
     let headers = relay::leg_headers(
         leg,
@@ -1443,7 +1503,7 @@ async fn http_leg(
         .await
         .map_err(|e| e.to_string())?;
     if response.status == 202 {
-        return Ok((Value::Null, response.session_id));
+        return Ok(response);
     }
     if leg.is_some_and(|l| !l.session.is_empty()) && session_lost(response.status, &response.body) {
         return Err(SESSION_LOST.to_string());
@@ -1451,15 +1511,40 @@ async fn http_leg(
     if response.status != 200 {
         return Err(format!("HTTP {}", response.status));
     }
-    let id = &message["id"];
-    let is_stream = response
+    Ok(response)
+}
+
+fn is_event_stream(response: &http_client::HttpResponse) -> bool {
+    response
         .content_type
         .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+const NO_ANSWER: &str = "no answer to the request in the upstream's response";
+
+/// One JSON-RPC message POSTed to a Streamable HTTP upstream; its answer (the message with the
+/// same id, from a JSON body or an event stream; `Null` for a 202) and the session id it gave.
+async fn http_leg(
+    url: &str,
+    leg: Option<&Leg>,
+    message: &Value,
+    limit: Duration,
+) -> Result<(Value, Option<String>), String> {
+    let response = post_leg(url, leg, message, limit).await?;
+    if response.status == 202 {
+        return Ok((Value::Null, response.session_id));
+    }
+    let answer = answer_in(&response.body, is_event_stream(&response), &message["id"])?;
+    Ok((answer, response.session_id))
+}
+
+/// The answer to request `id` in an upstream's response body, parsed.
+fn answer_in(body: &[u8], is_stream: bool, id: &Value) -> Result<Value, String> {
     let messages: Vec<Value> = if is_stream {
-        relay::stream_messages(&response.body)?
+        relay::stream_messages(body)?
     } else {
-        match serde_json::from_slice::<Value>(&response.body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Array(all)) => all,
             Ok(one) => vec![one],
             Err(e) => return Err(format!("an answer that is not JSON: {e}")),
@@ -1474,13 +1559,65 @@ async fn http_leg(
             if !notes.is_empty() {
                 answer[NOTES] = Value::Array(notes);
             }
-            return Ok((answer, response.session_id));
+            return Ok(answer);
         }
         if m["method"] == "notifications/progress" {
             notes.push(m);
         }
     }
-    Err("no answer to the request in the upstream's response".to_string())
+    Err(NO_ANSWER.to_string())
+}
+
+/// [`http_leg`] for a list: the answer's message left raw (no `Value` tree of a whole list; the
+/// progress notifications before it, which a merged list never sends, not kept). A body the
+/// byte reading cannot decide (a batch, a member twice, what the scanner refuses) is read by
+/// [`answer_in`], as before.
+async fn http_leg_raw(
+    url: &str,
+    leg: Option<&Leg>,
+    message: &Value,
+    limit: Duration,
+) -> Result<(LegAnswer, Option<String>), String> {
+    let response = post_leg(url, leg, message, limit).await?;
+    if response.status == 202 {
+        return Ok((LegAnswer::Parsed(Value::Null), response.session_id));
+    }
+    let id = &message["id"];
+    let is_stream = is_event_stream(&response);
+    let found = if is_stream {
+        raw_answer_in(relay::stream_data(&response.body)?, id)
+    } else {
+        raw_answer_in([response.body.as_slice()], id)
+            .map(|found| found.map(|(message, parts)| (message.to_vec(), parts)))
+    };
+    let answer = match found {
+        Some(Ok((message, parts))) => LegAnswer::Raw { message, parts },
+        Some(Err(())) => return Err(NO_ANSWER.to_string()),
+        None => LegAnswer::Parsed(answer_in(&response.body, is_stream, id)?),
+    };
+    Ok((answer, response.session_id))
+}
+
+/// The message among `messages` that answers `id` (the rule of [`answer_in`]): `Some(Err(()))`
+/// when none does, `None` when one of them cannot be read without a full parse.
+fn raw_answer_in<M: AsRef<[u8]>>(
+    messages: impl IntoIterator<Item = M>,
+    id: &Value,
+) -> Option<Result<(M, MessageParts), ()>> {
+    for m in messages {
+        let parts = message_parts(m.as_ref()).ok()?;
+        if parts.result.is_none() && parts.error.is_none() {
+            continue;
+        }
+        let own = match &parts.id {
+            Some(range) => serde_json::from_slice::<Value>(m.as_ref().get(range.clone())?).ok()?,
+            None => Value::Null,
+        };
+        if &own == id {
+            return Some(Ok((m, parts)));
+        }
+    }
+    Some(Err(()))
 }
 
 /// Runs the futures concurrently on this worker; their outputs in order.
@@ -1554,5 +1691,63 @@ mod tests {
                 i
             })));
         assert_eq!(out, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_list_answer_is_found_raw_among_the_messages() {
+        let progress =
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#;
+        let other = br#"{"jsonrpc":"2.0","id":6,"result":{"tools":[]}}"#;
+        let answer = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"x"}]}}"#;
+        let found = raw_answer_in([&progress[..], &other[..], &answer[..]], &json!(7));
+        let Some(Ok((message, parts))) = found else {
+            panic!("no answer found")
+        };
+        assert_eq!(message, &answer[..]);
+        assert_eq!(
+            parts.result.and_then(|r| message.get(r)),
+            Some(&br#"{"tools":[{"name":"x"}]}"#[..])
+        );
+        // Ids compare as JSON values, as the parsed path compares them.
+        let spelled = br#"{"id":"\u0061","error":{"code":-1,"message":"no"}}"#;
+        assert!(matches!(
+            raw_answer_in([&spelled[..]], &json!("a")),
+            Some(Ok(_))
+        ));
+        // None answers: as the parsed path, no answer.
+        assert!(matches!(
+            raw_answer_in([&other[..]], &json!(7)),
+            Some(Err(()))
+        ));
+        // What the byte reading does not decide goes the parsed way.
+        for doubtful in [
+            &br#"[{"id":7,"result":{}}]"#[..],
+            br#"{"id":7,"result":{},"result":{}}"#,
+            b"not json",
+        ] {
+            assert!(raw_answer_in([doubtful], &json!(7)).is_none());
+        }
+    }
+
+    #[test]
+    fn list_parts_split_results_and_errors() {
+        let message = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#.to_vec();
+        let parts = message_parts(&message).unwrap_or_default();
+        let Ok(Ok(ListPart::Raw(message, range))) = list_part(LegAnswer::Raw { message, parts })
+        else {
+            panic!("not raw")
+        };
+        assert_eq!(message.get(range), Some(&br#"{"tools":[]}"#[..]));
+        let message =
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#.to_vec();
+        let parts = message_parts(&message).unwrap_or_default();
+        assert!(matches!(
+            list_part(LegAnswer::Raw { message, parts }),
+            Ok(Err(e)) if e == json!({"code":-32601,"message":"no"})
+        ));
+        assert!(matches!(
+            list_part(LegAnswer::Parsed(json!({"id":1,"result":{"a":1}}))),
+            Ok(Ok(ListPart::Parsed(r))) if r == json!({"a":1})
+        ));
     }
 }

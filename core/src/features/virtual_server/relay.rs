@@ -68,6 +68,14 @@ pub fn stream_messages(body: &[u8]) -> Result<Vec<Value>, String> {
     Events::new(MAX_BODY).feed(body)
 }
 
+/// A whole event stream's `message` events, their data unparsed (a merged list reads the
+/// answer's bytes), in order; the same events [`stream_messages`] parses.
+pub fn stream_data(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    Events::new(MAX_BODY).feed_with(body, |data| out.push(data.to_vec()))?;
+    Ok(out)
+}
+
 use super::shared::LIST_CHANGED;
 
 /// Waits between attempts to reopen a leg's GET stream.
@@ -108,8 +116,18 @@ impl Events {
 
     /// Adds `piece`; the complete events' messages (data that is not JSON is skipped).
     fn feed(&mut self, piece: &[u8]) -> Result<Vec<Value>, String> {
-        self.pending.extend_from_slice(piece);
         let mut out = Vec::new();
+        self.feed_with(piece, |data| {
+            if let Ok(m) = serde_json::from_slice(data) {
+                out.push(m);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Adds `piece`; `each` gets the data of every complete `message` event, unparsed.
+    fn feed_with(&mut self, piece: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), String> {
+        self.pending.extend_from_slice(piece);
         let mut pos = 0;
         loop {
             let rest = self.pending.get(pos..).unwrap_or_default();
@@ -124,9 +142,7 @@ impl Events {
                     }
                     let is_message = matches!(event.event_type(rest), None | Some(b"message"));
                     if is_message && !event.is_comment_only {
-                        if let Ok(m) = serde_json::from_slice(event_data(&event, rest)) {
-                            out.push(m);
-                        }
+                        each(event_data(&event, rest));
                     }
                 }
                 Ok(None) => break,
@@ -134,7 +150,7 @@ impl Events {
             }
         }
         self.pending.drain(..pos.min(self.pending.len()));
-        Ok(out)
+        Ok(())
     }
 }
 
