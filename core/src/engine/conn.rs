@@ -53,12 +53,10 @@ pub(crate) async fn serve<S: ClientStream>(worker: Rc<Worker>, stream: S, peer: 
     };
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(4096);
-    // Bounds the request loop's waits, one at a time (an event stream has a slot of its own).
-    let deadline = worker.deadlines.slot();
     let mut first = true;
     loop {
         let requests = serve_requests(
-            &worker, peer, &tls, &mut rd, &mut wr, &mut buf, &mut out, &deadline, first,
+            &worker, peer, &tls, &mut rd, &mut wr, &mut buf, &mut out, first,
         );
         let Some((job, in_flight)) = Box::pin(requests).await else {
             break;
@@ -95,9 +93,12 @@ async fn serve_requests<R: ClientRead, W: AsyncWriteRent>(
     wr: &mut W,
     buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
-    deadline: &Deadline,
     mut first: bool,
 ) -> Option<(StreamJob, InFlight)> {
+    // Bounds the request loop's waits, one at a time. Held by this (boxed) loop, not by the
+    // connection's task: a long-lived event stream handed back from here gives the slot back
+    // and waits on its own (`sse::Stream`), so an idle stream holds one slot, not two.
+    let deadline = &worker.deadlines.slot();
     loop {
         let snapshot = worker.snapshot();
         let head = match read_head(rd, buf, &snapshot.config, first, worker, deadline).await {
