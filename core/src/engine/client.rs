@@ -12,6 +12,7 @@ use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use rustls::ServerConnection;
 
+use super::deadlines::Deadline;
 use super::tls_io::{self, TlsReadHalf, TlsWriteHalf};
 use crate::tls::identity;
 use crate::tls::server::TlsAcceptor;
@@ -27,6 +28,9 @@ pub struct Client<'a, R, W> {
     pub keep_alive: bool,
     /// HTTP/1.0: one response per connection, unknown lengths delimited by closing.
     pub http10: bool,
+    /// The connection's slot of the worker's deadline table: bounds every wait of the exchange
+    /// (one at a time) without a monoio timer per read or write.
+    pub deadline: &'a Deadline,
 }
 
 /// What the connection does after this request.

@@ -15,8 +15,9 @@ use mcpgate_policies::tls::TlsFacts;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::client::{ClientRead, ClientStream, Opened, Outcome};
+use super::deadlines::Deadline;
 use super::exchange::{self, Handled, StreamJob};
-use super::io::{read_more, write_all, ReadError, READ_CHUNK};
+use super::io::{read_more_by, read_more_until, write_all, ReadError, READ_CHUNK};
 use super::worker::{InFlight, Worker};
 use crate::config::Config;
 use crate::errors::{write_error_response, Error, ErrorKind};
@@ -94,9 +95,13 @@ async fn serve_requests<R: ClientRead, W: AsyncWriteRent>(
     out: &mut Vec<u8>,
     mut first: bool,
 ) -> Option<(StreamJob, InFlight)> {
+    // Bounds the request loop's waits, one at a time. Held by this (boxed) loop, not by the
+    // connection's task: a long-lived event stream handed back from here gives the slot back
+    // and waits on its own (`sse::Stream`), so an idle stream holds one slot, not two.
+    let deadline = &worker.deadlines.slot();
     loop {
         let snapshot = worker.snapshot();
-        let head = match read_head(rd, buf, &snapshot.config, first, worker).await {
+        let head = match read_head(rd, buf, &snapshot.config, first, worker, deadline).await {
             Ok(Some(head)) => head,
             Ok(None) => return None,
             Err(err) => {
@@ -108,7 +113,8 @@ async fn serve_requests<R: ClientRead, W: AsyncWriteRent>(
         first = false;
         let in_flight = InFlight::new(worker);
         drop(snapshot);
-        let outcome = match exchange::handle(worker, peer, tls, rd, wr, buf, head, out).await {
+        let handled = exchange::handle(worker, peer, tls, rd, wr, buf, head, out, deadline);
+        let outcome = match handled.await {
             Handled::Done(outcome) => outcome,
             Handled::Stream(job) => return Some((job, in_flight)),
         };
@@ -135,13 +141,15 @@ async fn read_head<R: AsyncReadRent>(
     config: &Config,
     first: bool,
     worker: &Worker,
+    slot: &Deadline,
 ) -> Result<Option<RequestHead>, Error> {
     let limits = &config.gateway.limits;
     let timeouts = &config.gateway.timeouts;
+    // `client_header` runs from the first bytes of the head; set only when the head is not
+    // complete in them (a head that came whole costs no clock read).
     let mut deadline: Option<Instant> = None;
     loop {
         if !buf.is_empty() {
-            deadline.get_or_insert_with(|| Instant::now() + timeouts.client_header);
             match RequestHead::parse(buf) {
                 Ok(Some(head)) if head.head_len > limits.max_head_bytes => {
                     return Err(HttpError::HeadTooLarge.into())
@@ -153,24 +161,26 @@ async fn read_head<R: AsyncReadRent>(
                 Ok(None) => {}
                 Err(e) => return Err(e.into()),
             }
+            deadline.get_or_insert_with(|| Instant::now() + timeouts.client_header);
         } else if !first && worker.draining() {
             return Ok(None);
         }
-        let wait = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None if first => timeouts.client_header,
-            None => timeouts.keepalive_idle,
-        };
-        let read = read_more(rd, buf, wait);
-        let read = if deadline.is_none() {
-            // Waiting for a request that has not begun: a drain closes the connection at once
-            // rather than at the end of `shutdown_grace` (nothing of a request would be lost).
-            monoio::select! {
-                r = read => r,
-                _ = worker.drained() => return Ok(None),
+        let read = match deadline {
+            Some(at) => read_more_until(rd, buf, slot, at).await,
+            None => {
+                let wait = if first {
+                    timeouts.client_header
+                } else {
+                    timeouts.keepalive_idle
+                };
+                // Waiting for a request that has not begun: a drain closes the connection at
+                // once rather than at the end of `shutdown_grace` (nothing of a request would
+                // be lost).
+                monoio::select! {
+                    r = read_more_by(rd, buf, slot, wait) => r,
+                    _ = worker.drained() => return Ok(None),
+                }
             }
-        } else {
-            read.await
         };
         match read {
             Ok(0) | Err(ReadError::Io(_)) => return Ok(None),

@@ -1,16 +1,20 @@
-//! Per-worker deadlines for the waits of event streams: one small slot per stream in a table
-//! the worker owns, checked by one ticker task every [`TICK`] while any slot is armed, instead
-//! of a monoio timer per stream. A monoio `Sleep` is 640 bytes aligned to 128 and a stream held
-//! one for its whole life (thousands of idle GET streams); a slot is 32 bytes.
+//! Per-worker deadlines for the waits of client connections and event streams: one small slot
+//! per connection (and per stream) in a table the worker owns, checked by one ticker task every
+//! [`TICK`] while any slot is armed, instead of a monoio timer per wait. A monoio `Sleep` is 640
+//! bytes aligned to 128 and a stream held one for its whole life (thousands of idle GET
+//! streams); a slot is 32 bytes. On the request path a `monoio::time::timeout` per read and
+//! write registered and removed a timer in monoio's wheel and read the clock each time; arming
+//! a slot is a store into the table (and one clock read, none for [`Deadline::until`]).
 //!
 //! Precision is [`TICK`]: a wait ends between its limit and a tick later. The limits it serves
-//! (`sse_idle`, `client_write`) are seconds to minutes.
+//! (`client_header`, `keepalive_idle`, `client_body`, `upstream_response_head`, `client_write`,
+//! `sse_idle`) are hundreds of milliseconds to minutes.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How often the armed slots are checked.
@@ -66,14 +70,14 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    fn arm(&self, limit: Duration) {
+    fn arm(&self, at: Instant) {
         let mut t = self.owner.table.borrow_mut();
         let start_ticker = !t.ticking;
         let Some(slot) = t.slots.get_mut(self.slot) else {
             return;
         };
         let newly = slot.deadline.is_none();
-        slot.deadline = Some(Instant::now() + limit);
+        slot.deadline = Some(at);
         slot.fired = false;
         if newly {
             t.armed += 1;
@@ -98,36 +102,44 @@ impl Deadline {
         }
     }
 
-    /// Completes once the armed deadline passed.
-    fn passed(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(move |cx| {
-            let mut t = self.owner.table.borrow_mut();
-            let Some(slot) = t.slots.get_mut(self.slot) else {
-                return Poll::Ready(());
-            };
-            if slot.fired {
-                return Poll::Ready(());
-            }
-            match &mut slot.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => w.clone_from(cx.waker()),
-                None => slot.waker = Some(cx.waker().clone()),
-            }
-            Poll::Pending
-        })
+    /// Ready once the armed deadline passed; otherwise the waker is kept for the ticker.
+    fn poll_passed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut t = self.owner.table.borrow_mut();
+        let Some(slot) = t.slots.get_mut(self.slot) else {
+            return Poll::Ready(());
+        };
+        if slot.fired {
+            return Poll::Ready(());
+        }
+        match &mut slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => w.clone_from(cx.waker()),
+            None => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// `fut` bounded by `limit`; `None` once it passed (the caller then drops `fut`, cancelling
     /// its I/O). Pinned by the caller: taken by value, an async fn keeps the argument and its
     /// pinned move both in its state, doubling the size of the stream's largest wait.
     pub async fn within<F: Future>(&self, limit: Duration, fut: Pin<&mut F>) -> Option<F::Output> {
-        self.arm(limit);
+        self.until(Instant::now() + limit, fut).await
+    }
+
+    /// `fut` bounded by the instant `at` (several waits against one deadline read the clock
+    /// once); `None` once it passed. `fut` is polled first, as `monoio::time::timeout` does: a
+    /// wait whose I/O completed is not lost to a deadline that passed meanwhile.
+    pub async fn until<F: Future>(&self, at: Instant, mut fut: Pin<&mut F>) -> Option<F::Output> {
+        self.arm(at);
         // Disarmed however the wait ends, dropped unfinished included.
         let _armed = Armed(self);
-        monoio::select! {
-            r = fut => Some(r),
-            _ = self.passed() => None,
-        }
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            self.poll_passed(cx).map(|()| None)
+        })
+        .await
     }
 }
 

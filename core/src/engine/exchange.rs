@@ -23,7 +23,8 @@ use mcpgate_policies::tls::TlsFacts;
 use monoio::io::AsyncWriteRent;
 
 use super::client::{Client, ClientRead, Outcome};
-use super::io::{read_more, write_all, write_range, ReadError};
+use super::deadlines::Deadline;
+use super::io::{read_more_until, write_all, write_range, ReadError};
 use super::local_stream::{self, StreamEnd};
 use super::relay::{self, Relayed};
 use super::sse;
@@ -126,6 +127,7 @@ pub async fn handle<R, W>(
     buf: &mut Vec<u8>,
     head: RequestHead,
     out: &mut Vec<u8>,
+    deadline: &Deadline,
 ) -> Handled
 where
     R: ClientRead,
@@ -165,6 +167,7 @@ where
             out,
             keep_alive: client_keep_alive,
             http10: head.minor_version == 0,
+            deadline,
         },
         peer,
         // Nothing follows a bodiless head: an early answer still leaves the connection usable.
@@ -335,8 +338,12 @@ where
     }
 
     async fn read_client(&mut self, deadline: Instant) -> Result<(), Error> {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match read_more(self.client.rd, self.client.buf, wait).await {
+        let (rd, buf, slot) = (
+            &mut *self.client.rd,
+            &mut *self.client.buf,
+            self.client.deadline,
+        );
+        match read_more_until(rd, buf, slot, deadline).await {
             Ok(0) => Err(ErrorKind::ClientGone(std::io::ErrorKind::UnexpectedEof.into()).into()),
             Ok(_) => Ok(()),
             Err(ReadError::Io(e)) => Err(ErrorKind::ClientGone(e).into()),
@@ -381,7 +388,7 @@ where
             )
             .await
             {
-                Ok(()) => read_response_head(&mut conn, timeouts).await,
+                Ok(()) => read_response_head(&mut conn, timeouts, self.client.deadline).await,
                 Err(e) => Err(e),
             };
             match attempt {
@@ -461,11 +468,14 @@ where
         let framing = self.framing?;
         let head_len = self.head.head_len;
         let max = ctx.config().gateway.limits.max_body_bytes;
-        let deadline = Instant::now() + ctx.config().gateway.timeouts.client_body;
+        // `client_body` runs from here; the clock is read only if the body is not all in yet.
+        let limit = ctx.config().gateway.timeouts.client_body;
+        let mut deadline: Option<Instant> = None;
         if framing != RequestBody::None
             && self.client.buf.len() == head_len
             && self.head.expects_continue(self.client.buf)
         {
+            deadline = Some(Instant::now() + limit);
             self.client.out.clear();
             self.client
                 .out
@@ -486,7 +496,8 @@ where
                     self.client.buf.reserve(end - self.client.buf.len());
                 }
                 while self.client.buf.len() < end {
-                    self.read_client(deadline).await?;
+                    let at = *deadline.get_or_insert_with(|| Instant::now() + limit);
+                    self.read_client(at).await?;
                 }
                 self.request_end = Some(end);
                 self.body = Body::InBuf(head_len..end);
@@ -504,7 +515,8 @@ where
                     if decoder.is_done() {
                         break;
                     }
-                    self.read_client(deadline).await?;
+                    let at = *deadline.get_or_insert_with(|| Instant::now() + limit);
+                    self.read_client(at).await?;
                 }
                 self.request_end = Some(pos);
                 self.body = Body::Decoded(decoded);
@@ -642,6 +654,7 @@ async fn send_request(
 async fn read_response_head(
     conn: &mut UpstreamConn,
     timeouts: &Timeouts,
+    slot: &Deadline,
 ) -> Result<ResponseHead, Error> {
     let deadline = Instant::now() + timeouts.upstream_response_head;
     let mut got_any = false;
@@ -671,8 +684,7 @@ async fn read_response_head(
                 Err(e) => return Err(ErrorKind::UpstreamMalformed(e).into()),
             }
         }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match read_more(&mut conn.stream, &mut conn.buf, wait).await {
+        match read_more_until(&mut conn.stream, &mut conn.buf, slot, deadline).await {
             Ok(0) if !got_any => return Err(closed_empty()),
             Ok(0) => return Err(ErrorKind::UpstreamClosed.into()),
             Ok(_) => {}

@@ -1,11 +1,16 @@
 //! Owned-buffer I/O helpers over monoio's rent-style traits: append reads into a `Vec`'s spare
-//! capacity, write a whole buffer, and both bounded by a timeout.
+//! capacity, write a whole buffer, and both bounded by a timeout — on the request path by the
+//! connection's slot of the worker's deadline table (`*_by`, `super::deadlines`), elsewhere by a
+//! monoio timer.
 
 use std::io;
-use std::time::Duration;
+use std::pin::pin;
+use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use super::deadlines::Deadline;
 
 /// Spare capacity guaranteed before each read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -52,6 +57,33 @@ pub async fn read_more_reserving<R: AsyncReadRent>(
         Ok(res) => res.map_err(ReadError::Io),
         Err(_) => Err(ReadError::Timeout),
     }
+}
+
+/// [`read_more`] bounded by the instant `at` on the connection's `deadline` slot instead of a
+/// monoio timer. On timeout the buffer is lost with the dropped read (as [`read_more`]).
+pub async fn read_more_until<R: AsyncReadRent>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    deadline: &Deadline,
+    at: Instant,
+) -> Result<usize, ReadError> {
+    match deadline
+        .until(at, pin!(read_reserving(r, buf, READ_CHUNK)))
+        .await
+    {
+        Some(res) => res.map_err(ReadError::Io),
+        None => Err(ReadError::Timeout),
+    }
+}
+
+/// [`read_more`] bounded by `limit` on the connection's `deadline` slot.
+pub async fn read_more_by<R: AsyncReadRent>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    deadline: &Deadline,
+    limit: Duration,
+) -> Result<usize, ReadError> {
+    read_more_until(r, buf, deadline, Instant::now() + limit).await
 }
 
 /// One read appended to `buf` with at least `chunk / 4` spare (`chunk` reserved when less), not
@@ -113,6 +145,36 @@ pub async fn write_all_within<W: AsyncWriteRent>(
     match monoio::time::timeout(limit, write_all(w, buf)).await {
         Ok(res) => res,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// [`write_all_within`] bounded on the connection's `deadline` slot instead of a monoio timer.
+pub async fn write_all_by<W: AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    deadline: &Deadline,
+    limit: Duration,
+) -> io::Result<()> {
+    match deadline.within(limit, pin!(write_all(w, buf))).await {
+        Some(res) => res,
+        None => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// [`write_range_within`] bounded on the connection's `deadline` slot instead of a monoio timer.
+pub async fn write_range_by<W: AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    range: std::ops::Range<usize>,
+    deadline: &Deadline,
+    limit: Duration,
+) -> io::Result<()> {
+    match deadline
+        .within(limit, pin!(write_range(w, buf, range)))
+        .await
+    {
+        Some(res) => res,
+        None => Err(io::ErrorKind::TimedOut.into()),
     }
 }
 

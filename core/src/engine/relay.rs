@@ -26,7 +26,8 @@ use monoio::buf::VecBuf;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 
 use super::client::{Client, ClientRead, Outcome};
-use super::io::{read_more, write_all_within, write_range_within};
+use super::deadlines::Deadline;
+use super::io::{read_more_by, write_all_by, write_range_by};
 use super::sse;
 use super::upstream::UpstreamConn;
 use super::worker::Worker;
@@ -258,7 +259,9 @@ impl BufferedRelay<'_> {
             write_limit,
         } = self;
         let head_len = rh.head_len.min(conn.buf.len());
-        let (buffered, exact) = read_whole_body(conn, head_len, framing, max_body, idle).await?;
+        let slot = client.deadline;
+        let (buffered, exact) =
+            read_whole_body(conn, head_len, framing, max_body, (slot, idle)).await?;
         let original: &[u8] = match &buffered {
             Buffered::InConn(r) => conn.buf.get(r.clone()).unwrap_or_default(),
             Buffered::Decoded(v) => v,
@@ -309,7 +312,7 @@ impl BufferedRelay<'_> {
         match rest {
             Buffered::Decoded(v) if v.len() <= SMALL_BODY => {
                 out.extend_from_slice(&v);
-                write_all_within(client.wr, out, write_limit)
+                write_all_by(client.wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
@@ -331,15 +334,15 @@ impl BufferedRelay<'_> {
             }
             Buffered::InConn(r) if r.len() <= COPY_BODY_MAX => {
                 out.extend_from_slice(conn.buf.get(r).unwrap_or_default());
-                write_all_within(client.wr, out, write_limit)
+                write_all_by(client.wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
             Buffered::InConn(r) => {
-                write_all_within(client.wr, out, write_limit)
+                write_all_by(client.wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
-                write_range_within(client.wr, &mut conn.buf, r, write_limit)
+                write_range_by(client.wr, &mut conn.buf, r, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
@@ -356,7 +359,7 @@ async fn read_whole_body(
     head_len: usize,
     framing: ResponseBody,
     max: usize,
-    idle: Duration,
+    (slot, idle): (&Deadline, Duration),
 ) -> Result<(Buffered, bool), Error> {
     let too_large = || Error::from(ErrorKind::UpstreamMalformed(HttpError::BodyTooLarge));
     let closed = || Error::from(ErrorKind::UpstreamClosed);
@@ -375,7 +378,7 @@ async fn read_whole_body(
                 conn.buf.reserve(end - conn.buf.len());
             }
             while conn.buf.len() < end {
-                match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                     Ok(0) | Err(_) => return Err(closed()),
                     Ok(_) => {}
                 }
@@ -400,7 +403,7 @@ async fn read_whole_body(
                 if decoder.is_done() {
                     return Ok((Buffered::Decoded(body), conn.buf.len() == pos));
                 }
-                match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                     Ok(0) | Err(_) => return Err(closed()),
                     Ok(_) => {}
                 }
@@ -410,7 +413,7 @@ async fn read_whole_body(
             if conn.buf.len() - head_len.min(conn.buf.len()) > max {
                 return Err(too_large());
             }
-            match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+            match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                 Ok(0) => return Ok((Buffered::InConn(head_len..conn.buf.len()), false)),
                 Ok(_) => {}
                 Err(_) => return Err(closed()),
@@ -436,12 +439,13 @@ where
 {
     let wr = &mut *client.wr;
     let out = &mut *client.out;
+    let slot = client.deadline;
     let mid_body = |_| Error::from(ErrorKind::UpstreamClosed);
     match rframing {
         ResponseBody::None => {
             ctx.bytes_to_client += out.len() as u64;
             ctx.response_started = true;
-            write_all_within(wr, out, write_limit)
+            write_all_by(wr, out, slot, write_limit)
                 .await
                 .map_err(client_gone)?;
             Ok(conn.buf.is_empty())
@@ -457,21 +461,21 @@ where
             ctx.response_started = true;
             if initial <= COPY_BODY_MAX {
                 out.extend_from_slice(conn.buf.get(..initial).unwrap_or_default());
-                write_all_within(wr, out, write_limit)
+                write_all_by(wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             } else {
-                write_all_within(wr, out, write_limit)
+                write_all_by(wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
-                write_range_within(wr, &mut conn.buf, 0..initial, write_limit)
+                write_range_by(wr, &mut conn.buf, 0..initial, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
             let mut remaining = n - initial as u64;
             conn.buf.clear();
             while remaining > 0 {
-                match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                     Ok(0) => return Err(ErrorKind::UpstreamClosed.into()),
                     Err(e) => return Err(mid_body(e)),
                     Ok(_) => {}
@@ -480,7 +484,7 @@ where
                     .buf
                     .len()
                     .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                write_range_within(wr, &mut conn.buf, 0..take, write_limit)
+                write_range_by(wr, &mut conn.buf, 0..take, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
                 remaining -= take as u64;
@@ -534,7 +538,7 @@ where
                 if !out.is_empty() {
                     ctx.bytes_to_client += out.len() as u64;
                     ctx.response_started = true;
-                    write_all_within(wr, out, write_limit)
+                    write_all_by(wr, out, slot, write_limit)
                         .await
                         .map_err(client_gone)?;
                 }
@@ -545,7 +549,7 @@ where
                     }
                     return Ok(conn.buf.is_empty());
                 }
-                match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                     Ok(0) => return Err(ErrorKind::UpstreamClosed.into()),
                     Err(e) => return Err(mid_body(e)),
                     Ok(_) => {}
@@ -562,11 +566,11 @@ where
                 if !out.is_empty() {
                     ctx.bytes_to_client += out.len() as u64;
                     ctx.response_started = true;
-                    write_all_within(wr, out, write_limit)
+                    write_all_by(wr, out, slot, write_limit)
                         .await
                         .map_err(client_gone)?;
                 }
-                match read_more(&mut conn.stream, &mut conn.buf, idle).await {
+                match read_more_by(&mut conn.stream, &mut conn.buf, slot, idle).await {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => return Err(mid_body(e)),
@@ -574,7 +578,7 @@ where
             }
             if cframing == ClientFraming::Chunked {
                 out.extend_from_slice(LAST_CHUNK);
-                write_all_within(wr, out, write_limit)
+                write_all_by(wr, out, slot, write_limit)
                     .await
                     .map_err(client_gone)?;
             }
