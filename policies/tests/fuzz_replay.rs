@@ -1,5 +1,5 @@
 //! Every fuzz target over the policies (ACL JSON, CEL conditions, JWT verification, key parsing,
-//! origins and the virtual server's relayed ids),
+//! origins, the virtual server's relayed ids and merged lists),
 //! run as an ordinary test on its seed corpus and kept crash reproducers: the same code as the
 //! fuzz target (`fuzz/checks/<target>.rs`, included here). See `fuzz/checks/replay.rs`.
 
@@ -15,6 +15,8 @@ mod jwt_verify;
 mod origin_relay_ids;
 #[path = "../../fuzz/checks/replay.rs"]
 mod replay;
+#[path = "../../fuzz/checks/virtual_list_merge.rs"]
+mod virtual_list_merge;
 
 use replay::replay;
 
@@ -41,4 +43,9 @@ fn jwt_verify_corpus() {
 #[test]
 fn origin_relay_ids_corpus() {
     replay("origin_relay_ids", origin_relay_ids::check);
+}
+
+#[test]
+fn virtual_list_merge_corpus() {
+    replay("virtual_list_merge", virtual_list_merge::check);
 }
