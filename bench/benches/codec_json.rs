@@ -1,12 +1,13 @@
 //! SSE, JSON-RPC classification and list-filter benches. Groups `json_rpc`, `json_envelope`,
-//! `json_filter`, `json_sse`: `-- json` selects them all, `-- sse`, `-- envelope` or `-- filter` one
-//! group.
+//! `json_filter`, `json_sse`, `json_sse_list`: `-- json` selects them all, `-- sse`, `-- envelope`
+//! or `-- filter` one group.
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use mcpgate_codec::envelope;
-use mcpgate_codec::filter::{ListFilter, ListKind};
-use mcpgate_codec::jsonrpc::Classifier;
-use mcpgate_codec::sse::SseParser;
+use mcpgate_codec::filter::{ListFilter, ListKind, ListSet};
+use mcpgate_codec::http::encode_chunk;
+use mcpgate_codec::jsonrpc::{Classified, Classifier};
+use mcpgate_codec::sse::{write_event, write_event_chunk, SseParser};
 
 /// The design card's 169-byte `tools/call` (the brief's message padded with two more arguments).
 const TOOLS_CALL: &[u8] = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo","units":"metric","days":3,"x":1},"_meta":{"progressToken":"p7"}}}"#;
@@ -124,6 +125,69 @@ pub fn benches(c: &mut Criterion) {
         let stream = sse_stream(data_len);
         g.throughput(Throughput::Bytes(stream.len() as u64));
         g.bench_function(name, |b| b.iter(|| parse_all(black_box(&stream))));
+    }
+    g.finish();
+
+    // One SSE event answering a `tools/list` through an ACL keeping half the tools, from its
+    // data to the bytes of the client's chunked body: the engine's path before (classify, filter
+    // into a fresh Vec, the event into a second buffer, the chunk into `out`) and after
+    // (`filter_response` into a reused buffer, the event written into `out` as a chunk).
+    let mut g = c.benchmark_group("json_sse_list");
+    for n in [13, 100] {
+        let event_data = tools_list(n);
+        g.throughput(Throughput::Bytes(event_data.len() as u64));
+        let mut out = Vec::with_capacity(2 * event_data.len());
+        let mut rewritten = Vec::new();
+        g.bench_function(BenchmarkId::new("classify_filter_copy_frame", n), |b| {
+            b.iter(|| {
+                out.clear();
+                let data = black_box(&event_data[..]);
+                let Ok(Classified::Single(m)) = classifier.classify(data) else {
+                    return 0;
+                };
+                let mut filtered = Vec::with_capacity(data.len());
+                let mut odd = false;
+                let _ = ListFilter::new().filter_lists(
+                    data,
+                    m.lists,
+                    |_, _| {
+                        odd = !odd;
+                        odd
+                    },
+                    &mut filtered,
+                );
+                rewritten.clear();
+                write_event(
+                    &mut rewritten,
+                    Some(b"message"),
+                    Some(b"e-1"),
+                    None,
+                    &filtered,
+                );
+                encode_chunk(&rewritten, &mut out);
+                out.len()
+            })
+        });
+        let mut scratch = Vec::new();
+        g.bench_function(BenchmarkId::new("filter_response_frame_in_place", n), |b| {
+            b.iter(|| {
+                out.clear();
+                scratch.clear();
+                let data = black_box(&event_data[..]);
+                let mut odd = false;
+                let _ = filter.filter_response(
+                    data,
+                    ListSet::ALL,
+                    |_, _| {
+                        odd = !odd;
+                        odd
+                    },
+                    &mut scratch,
+                );
+                write_event_chunk(&mut out, Some(b"message"), Some(b"e-1"), None, &scratch);
+                out.len()
+            })
+        });
     }
     g.finish();
 }

@@ -4,7 +4,9 @@
 //! than the rest of recording it (a simd-json parse has a fixed cost a 150-byte message cannot
 //! amortise).
 //!
-//! Never for a decision: the ACL judges every message with the classifier. This reader is
+//! Never for a decision: the ACL judges every message with the classifier (or, for a plain
+//! response, with the list filter's validating pass, `filter::ListFilter::filter_response`,
+//! which reads the envelope as it validates the whole message). This reader is
 //! conservative: it answers only for the plain shape (one object; keys and the method without
 //! escapes; no `result` or `error`; a method that names no target), and returns `None` otherwise,
 //! so the caller falls back to the classifier. It does not validate what it skips (the contents of

@@ -213,18 +213,72 @@ impl ListFilter {
         &mut self,
         message: &[u8],
         kinds: ListSet,
-        mut keep: impl FnMut(ListKind, &str) -> bool,
+        keep: impl FnMut(ListKind, &str) -> bool,
         out: &mut Vec<u8>,
     ) -> Result<ListsOutcome, FilterError> {
+        let (outcome, removed) = self.scan(message, kinds, keep, None)?;
+        if removed == 0 {
+            out.extend_from_slice(message);
+        } else {
+            splice(message, &self.entries, out);
+        }
+        Ok(outcome)
+    }
+
+    /// [`ListFilter::filter_lists`] for a message that may be anything a server sends (one SSE
+    /// event's data), in the same single pass: the message's envelope is read as well, and only
+    /// a plainly written JSON-RPC response is filtered — one object with exactly one
+    /// `"jsonrpc": "2.0"`, one `id` that is a string or an integer of at most 18 digits, one
+    /// `result`, no `method`, `params` or `error`, and no number the classifier might read
+    /// differently (see [`Scan::long_number`]). For anything else the answer is
+    /// [`ResponseFilter::NotPlain`] and nothing is written: the caller asks the classifier,
+    /// which decides as it always did. On a plain response it agrees with the classifier (a
+    /// [`crate::jsonrpc::Kind::Response`] carrying exactly the lists found) and with
+    /// `filter_lists` (the same bytes), which the tests below check on generated messages.
+    ///
+    /// `out` gets the filtered message only when an entry was removed; otherwise the message is
+    /// its own filtered form and nothing is copied. Errors are `filter_lists`' (nothing written).
+    pub fn filter_response(
+        &mut self,
+        message: &[u8],
+        kinds: ListSet,
+        keep: impl FnMut(ListKind, &str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<ResponseFilter, FilterError> {
+        let mut envelope = Envelope::default();
+        let scanned = self.scan(message, kinds, keep, Some(&mut envelope));
+        if envelope.not_plain {
+            return Ok(ResponseFilter::NotPlain);
+        }
+        let (lists, removed) = scanned?;
+        if !(envelope.version && envelope.id && envelope.result) || envelope.long_number {
+            return Ok(ResponseFilter::NotPlain);
+        }
+        if removed > 0 {
+            splice(message, &self.entries, out);
+        }
+        Ok(ResponseFilter::Response {
+            lists,
+            changed: removed > 0,
+        })
+    }
+
+    /// The validating pass both filters share: judges every entry of every list of `kinds` in
+    /// `result` (kept in `self.entries`); with `envelope`, reads the message's JSON-RPC envelope
+    /// too and stops early (`envelope.not_plain`) at the first member that makes it something
+    /// other than a plain response. Returns the outcome and how many entries go.
+    fn scan(
+        &mut self,
+        message: &[u8],
+        kinds: ListSet,
+        mut keep: impl FnMut(ListKind, &str) -> bool,
+        mut envelope: Option<&mut Envelope>,
+    ) -> Result<(ListsOutcome, usize), FilterError> {
         self.entries.clear();
         if std::str::from_utf8(message).is_err() {
             return Err(FilterError::InvalidUtf8);
         }
-        let mut s = Scan {
-            b: message,
-            pos: 0,
-            decoded: &mut self.decoded,
-        };
+        let mut s = Scan::new(message, &mut self.decoded);
         s.ws();
         if s.peek() != Some(b'{') {
             return Err(FilterError::NotAnObject);
@@ -233,7 +287,11 @@ impl ListFilter {
         let mut seen = ListSet::NONE;
         let mut group = 0u8;
         s.object(1, |s, key_raw, depth| {
-            if s.key_is(&key_raw, "result")? {
+            let member = s.member(&key_raw)?;
+            if let (Some(env), false) = (envelope.as_deref_mut(), member == Member::Result) {
+                return env.member(s, member, depth);
+            }
+            if member == Member::Result {
                 if std::mem::replace(&mut seen_result, true) {
                     return Err(FilterError::DuplicateKey("result"));
                 }
@@ -261,6 +319,10 @@ impl ListFilter {
         if s.pos != message.len() {
             return Err(s.invalid());
         }
+        if let Some(env) = envelope {
+            env.result = seen_result;
+            env.long_number = s.long_number;
+        }
         let mut outcome = ListsOutcome::default();
         for kind in seen.iter() {
             if let Some(slot) = outcome.outcomes.get_mut(kind.index()) {
@@ -278,12 +340,85 @@ impl ListFilter {
                 }
             }
         }
-        if removed == 0 {
-            out.extend_from_slice(message);
-            return Ok(outcome);
+        Ok((outcome, removed))
+    }
+}
+
+/// What [`ListFilter::filter_response`] made of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFilter {
+    /// Not plainly a JSON-RPC response (a request, a notification, an error answer, a batch, an
+    /// envelope member twice or of an odd type…): nothing was written; ask the classifier.
+    NotPlain,
+    /// A response: the lists its result carries, and whether entries were removed (then `out`
+    /// holds the filtered message; else nothing was written).
+    Response { lists: ListsOutcome, changed: bool },
+}
+
+/// The members of a message's top level the filter tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    JsonRpc,
+    Id,
+    Result,
+    /// `method`, `params`, `error`: not a (plain) response.
+    Other,
+    Unknown,
+}
+
+/// The envelope of a message as [`ListFilter::filter_response`] reads it.
+#[derive(Debug, Default)]
+struct Envelope {
+    version: bool,
+    id: bool,
+    result: bool,
+    long_number: bool,
+    /// Something makes it other than a plain response: the scan stopped there.
+    not_plain: bool,
+}
+
+impl Envelope {
+    /// One top-level member other than `result`, its value at `s.pos`; consumes the value. A
+    /// member that makes the message other than a plain response stops the scan (an error the
+    /// caller ignores once `not_plain` is set).
+    fn member(
+        &mut self,
+        s: &mut Scan<'_, '_>,
+        member: Member,
+        depth: usize,
+    ) -> Result<(), FilterError> {
+        let plain = match member {
+            Member::JsonRpc if !self.version => {
+                self.version = true;
+                s.peek() == Some(b'"') && {
+                    let raw = s.string()?;
+                    s.text(&raw)? == "2.0"
+                }
+            }
+            Member::Id if !self.id => {
+                self.id = true;
+                match s.peek() {
+                    Some(b'"') => s.string().is_ok(),
+                    Some(b'-' | b'0'..=b'9') => {
+                        let start = s.pos;
+                        s.number()?;
+                        let literal = s.b.get(start..s.pos).unwrap_or_default();
+                        let digits = literal.strip_prefix(b"-").unwrap_or(literal);
+                        (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+                    }
+                    _ => false,
+                }
+            }
+            Member::Unknown => return s.skip_value(depth + 1),
+            // A second `jsonrpc` or `id`, a request's or an error's member.
+            _ => false,
+        };
+        if plain {
+            Ok(())
+        } else {
+            self.not_plain = true;
+            Err(s.invalid())
         }
-        splice(message, &self.entries, out);
-        Ok(outcome)
     }
 }
 
@@ -342,9 +477,22 @@ pub(crate) struct Scan<'a, 'd> {
     pub(crate) b: &'a [u8],
     pub(crate) pos: usize,
     pub(crate) decoded: &'d mut String,
+    /// A number was seen that simd-json (the classifier) might read differently or refuse: more
+    /// than 17 significant digits or an exponent of three digits or more. Valid JSON all the
+    /// same; only [`ListFilter::filter_response`] cares (it then leaves the message to the
+    /// classifier).
+    pub(crate) long_number: bool,
 }
 
-impl<'a> Scan<'a, '_> {
+impl<'a, 'd> Scan<'a, 'd> {
+    pub(crate) fn new(b: &'a [u8], decoded: &'d mut String) -> Self {
+        Scan {
+            b,
+            pos: 0,
+            decoded,
+            long_number: false,
+        }
+    }
     #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
@@ -469,6 +617,22 @@ impl<'a> Scan<'a, '_> {
         Ok(ListSet::kind_of_key(text).filter(|k| kinds.contains(*k)))
     }
 
+    /// Which top-level member `key` names (escapes decoded).
+    fn member(&mut self, key: &RawStr) -> Result<Member, FilterError> {
+        let text = if key.escaped {
+            self.text(key)?.as_bytes()
+        } else {
+            self.b.get(key.range.clone()).unwrap_or_default()
+        };
+        Ok(match text {
+            b"result" => Member::Result,
+            b"jsonrpc" => Member::JsonRpc,
+            b"id" => Member::Id,
+            b"method" | b"params" | b"error" => Member::Other,
+            _ => Member::Unknown,
+        })
+    }
+
     pub(crate) fn key_is(&mut self, key: &RawStr, name: &str) -> Result<bool, FilterError> {
         if !key.escaped {
             return Ok(self.b.get(key.range.clone()) == Some(name.as_bytes()));
@@ -573,17 +737,19 @@ impl<'a> Scan<'a, '_> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
+        let mut significant = match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                1
             }
+            Some(b'1'..=b'9') => self.digits(),
             _ => return Err(self.invalid()),
-        }
+        };
         if self.peek() == Some(b'.') {
             self.pos += 1;
-            if self.digits() == 0 {
-                return Err(self.invalid());
+            match self.digits() {
+                0 => return Err(self.invalid()),
+                n => significant += n,
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -591,9 +757,14 @@ impl<'a> Scan<'a, '_> {
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
-            if self.digits() == 0 {
-                return Err(self.invalid());
+            match self.digits() {
+                0 => return Err(self.invalid()),
+                n if n > 2 => self.long_number = true,
+                _ => {}
             }
+        }
+        if significant > 17 {
+            self.long_number = true;
         }
         Ok(())
     }

@@ -43,11 +43,7 @@ pub const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabi
 /// the whole request object.
 pub fn list_request(message: &[u8]) -> Result<ListRequest, ListAnswerError> {
     let mut decoded = String::new();
-    let mut s = Scan {
-        b: message,
-        pos: 0,
-        decoded: &mut decoded,
-    };
+    let mut s = Scan::new(message, &mut decoded);
     let mut out = ListRequest::default();
     let mut seen_params = false;
     let mut seen_cursor = false;
@@ -153,11 +149,7 @@ pub struct ListAnswer {
 /// Reads one whole JSON-RPC response. `Ok(None)`: an error response, or no `result` object.
 pub fn list_answer(message: &[u8]) -> Result<Option<ListAnswer>, ListAnswerError> {
     let mut decoded = String::new();
-    let mut s = Scan {
-        b: message,
-        pos: 0,
-        decoded: &mut decoded,
-    };
+    let mut s = Scan::new(message, &mut decoded);
     let mut id: Option<Option<Range<usize>>> = None;
     let mut result: Option<Range<usize>> = None;
     let mut seen_result = false;

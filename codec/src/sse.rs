@@ -369,6 +369,69 @@ pub fn write_event(
     out.push(b'\n');
 }
 
+/// The length [`write_event`] writes for these fields, exactly.
+pub fn event_len(
+    event: Option<&[u8]>,
+    id: Option<&[u8]>,
+    retry: Option<u64>,
+    data: &[u8],
+) -> usize {
+    let single_line = |v: &[u8], drop_nul: bool| {
+        v.iter()
+            .filter(|&&b| b != b'\n' && b != b'\r' && !(drop_nul && b == 0))
+            .count()
+    };
+    let mut len = 1; // the blank line ending the event
+    if let Some(ev) = event {
+        len += b"event: ".len() + single_line(ev, false) + 1;
+    }
+    if let Some(id) = id {
+        len += b"id: ".len() + single_line(id, true) + 1;
+    }
+    if let Some(ms) = retry {
+        let digits = ms.checked_ilog10().map_or(1, |d| d as usize + 1);
+        len += b"retry: ".len() + digits + 1;
+    }
+    // Each line of `data` becomes `data: {line}\n`; a CRLF counts as one break.
+    let mut rest = data;
+    loop {
+        len += b"data: ".len() + 1;
+        match memchr::memchr2(b'\n', b'\r', rest) {
+            None => {
+                len += rest.len();
+                break;
+            }
+            Some(i) => {
+                len += i;
+                let skip = if rest.get(i) == Some(&b'\r') && rest.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                rest = rest.get(i + skip..).unwrap_or_default();
+            }
+        }
+    }
+    len
+}
+
+/// [`write_event`] as one chunk of a chunked body, written in place: the chunk's head (the
+/// event's length is known beforehand, [`event_len`]), the event, the chunk's end — the same
+/// bytes as `encode_chunk` of a `write_event`, without the event's own buffer.
+pub fn write_event_chunk(
+    out: &mut Vec<u8>,
+    event: Option<&[u8]>,
+    id: Option<&[u8]>,
+    retry: Option<u64>,
+    data: &[u8],
+) {
+    let len = event_len(event, id, retry, data);
+    out.reserve(len + 20);
+    crate::http::write_chunk_head(len, out);
+    write_event(out, event, id, retry, data);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends a comment block (`: text`), e.g. a keep-alive. Line breaks in `text` become spaces.
 pub fn write_comment(out: &mut Vec<u8>, text: &[u8]) {
     out.extend_from_slice(b": ");

@@ -1,8 +1,12 @@
 //! SSE parser and writer: WHATWG rules, raw ranges, limits, and split invariance.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
+use mcpgate_codec::http::encode_chunk;
 use mcpgate_codec::limits::MAX_SSE_EVENT_BYTES;
-use mcpgate_codec::sse::{write_comment, write_event, SseData, SseError, SseEvent, SseParser};
+use mcpgate_codec::sse::{
+    event_len, write_comment, write_event, write_event_chunk, SseData, SseError, SseEvent,
+    SseParser,
+};
 use proptest::prelude::*;
 
 /// An event with its ranges resolved to bytes, so results from different buffers compare.
@@ -351,6 +355,24 @@ proptest! {
         prop_assert!(body.starts_with(&raw_split));
         prop_assert!(raw_all.len().abs_diff(raw_split.len()) <= 1);
         prop_assert!(consumed_all.abs_diff(consumed_split) <= 1);
+    }
+
+    /// An event written in place as a chunk is exactly `encode_chunk` of the event (its length
+    /// known beforehand), whatever line breaks its data or fields hold.
+    #[test]
+    fn events_written_as_chunks_are_encode_chunk_of_the_event(
+        event in proptest::option::of("[a-z\r\n]{0,8}"), id in proptest::option::of("[a-z0-9\r\n\x00-]{0,8}"),
+        retry in proptest::option::of(any::<u64>()), data in "[ -~\r\n]{0,600}",
+    ) {
+        let (event, id) = (event.as_deref().map(str::as_bytes), id.as_deref().map(str::as_bytes));
+        let mut plain = Vec::new();
+        write_event(&mut plain, event, id, retry, data.as_bytes());
+        prop_assert_eq!(event_len(event, id, retry, data.as_bytes()), plain.len());
+        let mut expected = b"before".to_vec();
+        encode_chunk(&plain, &mut expected);
+        let mut chunk = b"before".to_vec();
+        write_event_chunk(&mut chunk, event, id, retry, data.as_bytes());
+        prop_assert_eq!(chunk, expected);
     }
 
     #[test]

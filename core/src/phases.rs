@@ -34,7 +34,7 @@
 //! per-worker-per-snapshot state a field of `snapshot::ApiState`.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use mcpgate_codec::http::{RequestHead, ResponseHead};
 use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind};
@@ -164,9 +164,25 @@ pub struct Event<'a> {
     pub upstream_raw: &'a [u8],
     /// Only comment lines (a keep-alive): no data to judge.
     pub is_comment_only: bool,
+    /// A buffer lent by the relay (the worker's, [`Pipeline::take_event_scratch`]) for a filter
+    /// that rewrites `data`: it fills it and makes it `data` (`Cow::Owned`), so a rewrite
+    /// allocates nothing, and the relay writes the event out from it and takes it back.
+    pub scratch: Vec<u8>,
 }
 
 impl Event<'_> {
+    /// The lent buffer, empty (see [`Event::scratch`]); give it back
+    /// ([`Event::give_back_scratch`]) unless it becomes `data`.
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch
+    }
+
+    pub fn give_back_scratch(&mut self, scratch: Vec<u8>) {
+        self.scratch = scratch;
+    }
+
     /// `data` of a `message` event (JSON-RPC), `None` for any other type or a comment.
     pub fn jsonrpc_data(&self) -> Option<&[u8]> {
         (!self.is_comment_only && matches!(self.event_type, None | Some(b"message")))
@@ -324,14 +340,35 @@ macro_rules! each {
 pub struct Pipeline {
     pub features: Features,
     classifier: RefCell<Classifier>,
+    /// The buffer lent to each event for a rewrite of its data ([`Event::scratch`]).
+    event_scratch: Cell<Vec<u8>>,
 }
+
+/// A rewritten event up to this size leaves its buffer to the next one; a larger one's is freed
+/// (one huge event must not pin its size in the worker for good).
+const EVENT_SCRATCH_RETAIN: usize = 256 * 1024;
 
 impl Pipeline {
     pub fn new(features: Features) -> Self {
         Pipeline {
             features,
             classifier: RefCell::new(Classifier::new()),
+            event_scratch: Cell::new(Vec::new()),
         }
+    }
+
+    /// The worker's buffer for rewritten events, to lend to each event of a pass
+    /// ([`Event::scratch`]) and give back before the pass awaits anything.
+    pub fn take_event_scratch(&self) -> Vec<u8> {
+        self.event_scratch.take()
+    }
+
+    pub fn give_back_event_scratch(&self, mut scratch: Vec<u8>) {
+        if scratch.capacity() > EVENT_SCRATCH_RETAIN {
+            return;
+        }
+        scratch.clear();
+        self.event_scratch.set(scratch);
     }
 
     /// The whole life of one exchange up to its answer. `Err`: stop here and answer with this

@@ -273,17 +273,23 @@ pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
     if data.is_empty() {
         return;
     }
-    let mut hex = [0u8; 16];
-    let mut len = data.len();
-    let mut at = hex.len();
-    while len > 0 && at > 0 {
-        at -= 1;
-        hex[at] = b"0123456789abcdef"[len & 0xf];
-        len >>= 4;
-    }
-    out.reserve(hex.len() - at + data.len() + 4);
-    out.extend_from_slice(&hex[at..]);
-    out.extend_from_slice(b"\r\n");
+    out.reserve(data.len() + 20);
+    write_chunk_head(data.len(), out);
     out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append the head of a chunk of `len` bytes (`{hex len}\r\n`), for a caller that writes the
+/// chunk's bytes itself, then `\r\n`. `len` must not be 0 (that head ends the body).
+pub fn write_chunk_head(len: usize, out: &mut Vec<u8>) {
+    let mut hex = [0u8; 16];
+    let mut left = len;
+    let mut at = hex.len();
+    while left > 0 && at > 0 {
+        at -= 1;
+        hex[at] = b"0123456789abcdef"[left & 0xf];
+        left >>= 4;
+    }
+    out.extend_from_slice(hex.get(at..).unwrap_or_default());
     out.extend_from_slice(b"\r\n");
 }

@@ -28,7 +28,7 @@ mod media_type;
 mod request_writer;
 mod writer;
 
-pub use chunked::{encode_chunk, ChunkedDecoder, LAST_CHUNK};
+pub use chunked::{encode_chunk, write_chunk_head, ChunkedDecoder, LAST_CHUNK};
 pub use head::{HeaderSpan, RequestBody, RequestHead, ResponseBody, ResponseHead, Span};
 pub use media_type::check_body_charset;
 pub use request_writer::{RequestWriteError, RequestWriter};

@@ -258,8 +258,11 @@ fn filtered_event(
         data: Cow::Borrowed(data),
         upstream_raw: &[],
         is_comment_only: false,
+        scratch: pipeline.take_event_scratch(),
     };
-    if pipeline.event_filter(ctx, &mut view) == EventStep::Drop {
+    let step = pipeline.event_filter(ctx, &mut view);
+    pipeline.give_back_event_scratch(std::mem::take(&mut view.scratch));
+    if step == EventStep::Drop {
         return false;
     }
     event.clear();

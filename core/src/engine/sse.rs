@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::pin::pin;
 
 use mcpgate_codec::http::{encode_chunk, ChunkedDecoder, HttpError, ResponseBody, LAST_CHUNK};
-use mcpgate_codec::sse::{event_data, write_event, SseParser};
+use mcpgate_codec::sse::{event_data, write_event, write_event_chunk, SseParser};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelHandle, Canceller};
 
@@ -56,8 +56,6 @@ pub struct Stream {
     remaining: u64,
     /// Decoded bytes not yet parsed into a complete event.
     events: Vec<u8>,
-    /// Scratch for a rewritten event.
-    rewritten: Vec<u8>,
     /// A GET stream: long-lived, mostly quiet, ended by a drain; its buffers start small.
     long_lived: bool,
     head_sent: bool,
@@ -97,12 +95,12 @@ impl Stream {
         out: &mut Vec<u8>,
     ) -> Stream {
         let long_lived = ctx.method == HttpMethod::Get;
-        let mut rewritten: Vec<u8> = Vec::new();
-        pipeline.events_start(ctx, &mut rewritten);
-        if !rewritten.is_empty() {
+        let mut first: Vec<u8> = Vec::new();
+        pipeline.events_start(ctx, &mut first);
+        if !first.is_empty() {
             match spec.cframing {
-                ClientFraming::Chunked => encode_chunk(&rewritten, out),
-                _ => out.extend_from_slice(&rewritten),
+                ClientFraming::Chunked => encode_chunk(&first, out),
+                _ => out.extend_from_slice(&first),
             }
         }
         Stream {
@@ -116,7 +114,6 @@ impl Stream {
                 _ => u64::MAX,
             },
             events: Vec::with_capacity(if long_lived { 0 } else { 4096 }),
-            rewritten,
             long_lived,
             head_sent: false,
             terminated: false,
@@ -197,6 +194,10 @@ impl Stream {
         }
         let mut pos = 0;
         let mut broken = None;
+        // Lent to each event for a filter's rewrite (`Event::scratch`), and back to the worker
+        // before the write below awaits: a rewritten event is written from it straight into
+        // `out`, framing and all, with no buffer of its own.
+        let mut scratch = pipeline.take_event_scratch();
         loop {
             let rest = events.get(pos..).unwrap_or_default();
             match self.parser.next_event(rest) {
@@ -208,29 +209,33 @@ impl Stream {
                         data: Cow::Borrowed(event_data(&event, rest)),
                         upstream_raw: event.raw_bytes(rest),
                         is_comment_only: event.is_comment_only,
+                        scratch: std::mem::take(&mut scratch),
                     };
                     let verdict = pipeline.event_filter(ctx, &mut view);
                     pos += consumed;
-                    if verdict == EventStep::Drop {
-                        continue;
-                    }
-                    let raw = match view.data {
-                        Cow::Borrowed(_) => view.upstream_raw,
-                        Cow::Owned(data) => {
-                            self.rewritten.clear();
-                            write_event(
-                                &mut self.rewritten,
-                                view.event_type,
-                                view.id,
-                                view.retry,
-                                &data,
-                            );
-                            &self.rewritten
-                        }
+                    scratch = std::mem::take(&mut view.scratch);
+                    let rewritten = match view.data {
+                        Cow::Borrowed(_) => None,
+                        Cow::Owned(data) => Some(data),
                     };
-                    match self.cframing {
-                        ClientFraming::Chunked => encode_chunk(raw, out),
-                        _ => out.extend_from_slice(raw),
+                    if verdict == EventStep::Relay {
+                        match (&rewritten, self.cframing) {
+                            (None, ClientFraming::Chunked) => encode_chunk(view.upstream_raw, out),
+                            (None, _) => out.extend_from_slice(view.upstream_raw),
+                            (Some(data), ClientFraming::Chunked) => {
+                                write_event_chunk(out, view.event_type, view.id, view.retry, data)
+                            }
+                            (Some(data), _) => {
+                                write_event(out, view.event_type, view.id, view.retry, data)
+                            }
+                        }
+                    }
+                    // The rewrite was (most likely) made in the lent buffer: it is the next
+                    // event's.
+                    if let Some(data) = rewritten {
+                        if data.capacity() > scratch.capacity() {
+                            scratch = data;
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -241,6 +246,7 @@ impl Stream {
                 }
             }
         }
+        pipeline.give_back_event_scratch(scratch);
         events.drain(..pos.min(events.len()));
         if upstream_done && broken.is_none() && self.cframing == ClientFraming::Chunked {
             out.extend_from_slice(LAST_CHUNK);
@@ -267,7 +273,6 @@ impl Stream {
                 shrink_for_idle(out, 0);
                 shrink_for_idle(&mut self.conn.buf, 0);
                 shrink_for_idle(&mut self.events, 0);
-                shrink_for_idle(&mut self.rewritten, 0);
             }
         }
         if broken.is_some() {
@@ -391,7 +396,6 @@ impl Stream {
                         // again).
                         shrink_for_idle(&mut self.conn.buf, 0);
                         shrink_for_idle(&mut self.events, 0);
-                        shrink_for_idle(&mut self.rewritten, 0);
                         shrink_for_idle(out, 0);
                     }
                     Ok(None) => {}

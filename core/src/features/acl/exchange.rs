@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mcpgate_codec::filter::{FilterError, ListFilter as CodecListFilter, ListSet};
+use mcpgate_codec::filter::{
+    FilterError, ListFilter as CodecListFilter, ListKind, ListSet, ListsOutcome, ResponseFilter,
+};
 use mcpgate_codec::jsonrpc::{
     error_response, Classified, Classifier, Kind, Message, Target as CodecTarget,
 };
@@ -315,18 +317,28 @@ fn filter_lists(
     out: &mut Vec<u8>,
     records: &mut Vec<DecisionRecord>,
 ) -> Result<(), FilterError> {
+    with_list_filters(acl, facts, records, |keep| {
+        CodecListFilter::new()
+            .filter_lists(message, kinds, keep, out)
+            .map(|o| (o, ()))
+    })
+}
+
+/// Runs one codec filter (`run`, given the ACL's judgment of each entry) and records one
+/// decision per list it found. Each list's policy filter is built on its first entry.
+fn with_list_filters<T>(
+    acl: &Acl,
+    facts: &RequestFacts,
+    records: &mut Vec<DecisionRecord>,
+    run: impl FnOnce(&mut dyn FnMut(ListKind, &str) -> bool) -> Result<(ListsOutcome, T), FilterError>,
+) -> Result<T, FilterError> {
     let mut filters: [Option<PolicyListFilter<'_>>; 4] = Default::default();
-    let outcome = CodecListFilter::new().filter_lists(
-        message,
-        kinds,
-        |kind, key| match filters.get_mut(kind.index()) {
-            Some(slot) => slot
-                .get_or_insert_with(|| acl.list_filter(kind, facts))
-                .keep(key),
-            None => false,
-        },
-        out,
-    )?;
+    let (outcome, value) = run(&mut |kind, key| match filters.get_mut(kind.index()) {
+        Some(slot) => slot
+            .get_or_insert_with(|| acl.list_filter(kind, facts))
+            .keep(key),
+        None => false,
+    })?;
     for kind in outcome.found().iter() {
         let record = match filters.get(kind.index()).and_then(Option::as_ref) {
             Some(filter) => filter.record(),
@@ -334,7 +346,7 @@ fn filter_lists(
         };
         records.push(record);
     }
-    Ok(())
+    Ok(value)
 }
 
 impl AclExchange {
@@ -411,12 +423,62 @@ impl AclExchange {
     }
 
     /// Judges one SSE `message` event's data (a JSON-RPC message or a 2025-03-26 batch from the
-    /// upstream). Fails closed: data that is not JSON-RPC is not relayed.
+    /// upstream), with fresh buffers; the engine's path is [`AclExchange::judge_event_into`].
+    #[cfg(test)]
     pub fn judge_event(&mut self, data: &[u8], classifier: &mut Classifier) -> EventVerdict {
+        let mut out = Vec::new();
+        let judged = self.judge_event_into(data, classifier, &mut CodecListFilter::new(), &mut out);
+        EventVerdict {
+            relay: match judged.relay {
+                Rewrite::Forward => Relay::Forward,
+                Rewrite::Written => Relay::Replace(out),
+                Rewrite::Drop => Relay::Drop,
+            },
+            answer_upstream: judged.answer_upstream,
+        }
+    }
+
+    /// Judges one SSE `message` event's data (a JSON-RPC message or a 2025-03-26 batch from the
+    /// upstream); a rewrite is appended to `out` (the worker's scratch, [`Rewrite::Written`]).
+    /// Fails closed: data that is not JSON-RPC is not relayed.
+    ///
+    /// The usual event of a stream answering a POST is a plain response, and the ACL's only
+    /// business with a response is the lists its result carries: the codec's
+    /// `filter_response` reads the envelope and filters in one validating pass, as the JSON
+    /// path does, without a classification first. It answers only when the message is plainly
+    /// a response (agreeing with the classifier there, see the codec's tests); anything else —
+    /// a server→client request or notification, a batch, an odd envelope, a list it cannot
+    /// filter — goes to the classifier and the judgment below, exactly as before.
+    pub fn judge_event_into(
+        &mut self,
+        data: &[u8],
+        classifier: &mut Classifier,
+        filter: &mut CodecListFilter,
+        out: &mut Vec<u8>,
+    ) -> EventJudged {
         self.server_decision = None;
-        if data.trim_ascii().is_empty() {
+        let trimmed = data.trim_ascii();
+        if trimmed.is_empty() {
             // A priming event (2025-11-25) or an empty keep-alive: nothing to judge.
-            return EventVerdict::forward();
+            return EventJudged::with(Rewrite::Forward);
+        }
+        if trimmed.first() == Some(&b'{') {
+            let mark = out.len();
+            let (acl, facts) = (&*self.acl, &self.facts);
+            let plain = with_list_filters(acl, facts, &mut self.records, |keep| {
+                match filter.filter_response(data, ListSet::ALL, keep, out)? {
+                    ResponseFilter::Response { lists, changed } => Ok((lists, Some(changed))),
+                    ResponseFilter::NotPlain => Ok((ListsOutcome::default(), None)),
+                }
+            });
+            match plain {
+                Ok(Some(true)) => return EventJudged::with(Rewrite::Written),
+                // Every entry kept (or no list): the event goes as the upstream wrote it.
+                Ok(Some(false)) => return EventJudged::with(Rewrite::Forward),
+                // Not plainly a response, or not filterable: judged as before (nothing was
+                // written, no decision recorded).
+                Ok(None) | Err(_) => out.truncate(mark),
+            }
         }
         let classified = match classifier.classify(data) {
             Ok(c) => c,
@@ -425,23 +487,23 @@ impl AclExchange {
                     "ACL: an upstream event is not JSON-RPC ({}); not relayed",
                     e.message()
                 );
-                return EventVerdict::drop();
+                return EventJudged::with(Rewrite::Drop);
             }
         };
         match classified {
             Classified::Single(m) => {
                 let mut answers = Vec::new();
-                let verdict = match self.judge_server_element(data, &m, &mut answers) {
-                    Element::Keep => EventVerdict::forward(),
-                    Element::Replace(d) => EventVerdict {
-                        relay: Relay::Replace(d),
-                        answer_upstream: None,
-                    },
-                    Element::Drop => EventVerdict::drop(),
+                let relay = match self.judge_server_element(data, &m, &mut answers) {
+                    Element::Keep => Rewrite::Forward,
+                    Element::Replace(d) => {
+                        out.extend_from_slice(&d);
+                        Rewrite::Written
+                    }
+                    Element::Drop => Rewrite::Drop,
                 };
-                EventVerdict {
+                EventJudged {
+                    relay,
                     answer_upstream: answers.pop(),
-                    ..verdict
                 }
             }
             Classified::Batch(messages) => {
@@ -474,11 +536,14 @@ impl AclExchange {
                     _ => Some(join_array(&answers)),
                 };
                 let relay = match (changed, kept.is_empty()) {
-                    (false, _) => Relay::Forward,
-                    (true, true) => Relay::Drop,
-                    (true, false) => Relay::Replace(join_array(&kept)),
+                    (false, _) => Rewrite::Forward,
+                    (true, true) => Rewrite::Drop,
+                    (true, false) => {
+                        out.extend_from_slice(&join_array(&kept));
+                        Rewrite::Written
+                    }
                 };
-                EventVerdict {
+                EventJudged {
                     relay,
                     answer_upstream,
                 }
@@ -545,7 +610,8 @@ enum Element {
     Drop,
 }
 
-/// What the relay does with one upstream event's data.
+/// What the relay does with one upstream event's data (with fresh buffers, for the tests).
+#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Relay {
     /// Relay it byte for byte.
@@ -556,15 +622,15 @@ pub enum Relay {
     Drop,
 }
 
-/// The ACL's verdict on one upstream event.
+/// The ACL's verdict on one upstream event (with fresh buffers, for the tests).
+#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub struct EventVerdict {
     pub relay: Relay,
-    /// A JSON-RPC error answer (or a batch of them) to POST to the upstream for server→client
-    /// requests the ACL refused.
     pub answer_upstream: Option<Vec<u8>>,
 }
 
+#[cfg(test)]
 impl EventVerdict {
     fn forward() -> Self {
         EventVerdict {
@@ -575,6 +641,36 @@ impl EventVerdict {
     fn drop() -> Self {
         EventVerdict {
             relay: Relay::Drop,
+            answer_upstream: None,
+        }
+    }
+}
+
+/// What the relay does with one upstream event's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Relay it byte for byte.
+    Forward,
+    /// Relay an event with the data appended to the caller's buffer instead (same event type
+    /// and id).
+    Written,
+    /// Do not relay it.
+    Drop,
+}
+
+/// The ACL's verdict on one upstream event ([`AclExchange::judge_event_into`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventJudged {
+    pub relay: Rewrite,
+    /// A JSON-RPC error answer (or a batch of them) to POST to the upstream for server→client
+    /// requests the ACL refused.
+    pub answer_upstream: Option<Vec<u8>>,
+}
+
+impl EventJudged {
+    fn with(relay: Rewrite) -> Self {
+        EventJudged {
+            relay,
             answer_upstream: None,
         }
     }

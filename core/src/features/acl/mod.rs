@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use mcpgate_codec::filter::ListFilter;
 use mcpgate_codec::http::RequestWriter;
 use mcpgate_codec::jsonrpc::Classifier;
 use monoio::io::AsyncWriteRentExt;
@@ -23,13 +24,15 @@ use crate::engine::io::read_more;
 use crate::engine::upstream;
 use crate::errors::{Error, ErrorKind};
 use crate::phases::{Answer, Body, BufferedAnswer, Event, EventStep, Phases, Request, Step};
-use exchange::{AclExchange, Judgment, Relay};
+use exchange::{AclExchange, Judgment, Rewrite};
 use mcpgate_codec::http::HttpError;
 
-/// The ACL feature, with the classifier it uses for upstream events (per worker).
+/// The ACL feature, with the classifier and list filter it uses for upstream events (per
+/// worker: their scratch is reused from one event to the next).
 #[derive(Default)]
 pub struct Acl {
     classifier: RefCell<Classifier>,
+    filter: RefCell<ListFilter>,
 }
 
 impl Phases for Acl {
@@ -126,10 +129,19 @@ impl Phases for Acl {
         let Some(acl) = ctx.acl.as_deref_mut() else {
             return EventStep::Relay;
         };
-        let Some(data) = event.jsonrpc_data() else {
+        if event.jsonrpc_data().is_none() {
             return EventStep::Relay;
-        };
-        let verdict = acl.judge_event(data, &mut self.classifier.borrow_mut());
+        }
+        // A rewrite goes into the buffer the relay lends each event (the worker's), not a fresh
+        // one: the relay writes it out from there and takes it back.
+        let mut rewritten = event.take_scratch();
+        let data = event.jsonrpc_data().unwrap_or_default();
+        let verdict = acl.judge_event_into(
+            data,
+            &mut self.classifier.borrow_mut(),
+            &mut self.filter.borrow_mut(),
+            &mut rewritten,
+        );
         if let Some(answer) = verdict.answer_upstream {
             let config = &ctx.snapshot.config;
             match ctx.api.and_then(|i| config.apis.get(i)) {
@@ -147,12 +159,18 @@ impl Phases for Acl {
             }
         }
         match verdict.relay {
-            Relay::Forward => EventStep::Relay,
-            Relay::Replace(data) => {
-                event.data = Cow::Owned(data);
+            Rewrite::Forward => {
+                event.give_back_scratch(rewritten);
                 EventStep::Relay
             }
-            Relay::Drop => EventStep::Drop,
+            Rewrite::Written => {
+                event.data = Cow::Owned(rewritten);
+                EventStep::Relay
+            }
+            Rewrite::Drop => {
+                event.give_back_scratch(rewritten);
+                EventStep::Drop
+            }
         }
     }
 }
