@@ -34,11 +34,7 @@ pub fn message_parts(message: &[u8]) -> Result<MessageParts, ListAnswerError> {
         return Err(FilterError::InvalidUtf8.into());
     }
     let mut decoded = String::new();
-    let mut s = Scan {
-        b: message,
-        pos: 0,
-        decoded: &mut decoded,
-    };
+    let mut s = Scan::new(message, &mut decoded);
     let mut parts = MessageParts::default();
     let mut twice: Option<&'static str> = None;
     s.ws();
@@ -145,11 +141,7 @@ fn read_list(
     entries: &mut Vec<ListEntry>,
 ) -> Result<ListParts, ListAnswerError> {
     let mut decoded = String::new();
-    let mut s = Scan {
-        b: result,
-        pos: 0,
-        decoded: &mut decoded,
-    };
+    let mut s = Scan::new(result, &mut decoded);
     let mut parts = ListParts::default();
     let mut seen_list = false;
     let mut seen_cursor = false;
