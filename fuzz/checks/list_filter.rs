@@ -1,7 +1,37 @@
 //! List filter on arbitrary bytes: no panic; when it succeeds the output is valid JSON whose
 //! entries are a subset (in order) of the input's, and with nothing removed it is the input.
-use mcpgate_codec::filter::{ListFilter, ListKind};
+//! The one-pass filter of event data (`filter_response`, which the ACL trusts instead of the
+//! classifier for a plain response) answers only where the classifier sees a single
+//! `Kind::Response` carrying exactly the lists it found, and writes what `filter_lists` writes.
+use mcpgate_codec::filter::{ListFilter, ListKind, ListSet, ResponseFilter};
+use mcpgate_codec::jsonrpc::{Classified, Classifier, Kind};
 use serde_json::Value;
+
+/// `filter_response` against the classifier and `filter_lists` (the ACL's slower, older path).
+fn one_pass_agrees(message: &[u8], keep: impl Fn(ListKind, &str) -> bool) {
+    let mut out = Vec::new();
+    let answered = ListFilter::new().filter_response(message, ListSet::ALL, &keep, &mut out);
+    let Ok(ResponseFilter::Response { lists, changed }) = answered else {
+        assert!(out.is_empty(), "wrote on {answered:?}");
+        return;
+    };
+    match Classifier::new().classify(message) {
+        Ok(Classified::Single(m)) => {
+            assert_eq!(m.kind, Kind::Response, "one pass answered a {:?}", m.kind);
+            assert_eq!(m.lists, lists.found(), "lists differ from the classifier's");
+        }
+        other => panic!("one pass answered where the classifier said {other:?}"),
+    }
+    let mut reference = Vec::new();
+    let outcome = ListFilter::new().filter_lists(message, ListSet::ALL, &keep, &mut reference);
+    assert_eq!(outcome.as_ref().ok(), Some(&lists), "filter_lists disagrees");
+    if changed {
+        assert_eq!(out, reference);
+    } else {
+        assert!(out.is_empty());
+        assert_eq!(reference, message);
+    }
+}
 
 /// The target's body: no panic on any input, and the invariants above.
 pub fn check(data: &[u8]) {
@@ -17,6 +47,7 @@ pub fn check(data: &[u8]) {
     // Keep names whose byte sum has the bit chosen by the selector.
     let bit = (selector >> 2) & 7;
     let keep = |n: &str| n.bytes().fold(0u8, |a, b| a.wrapping_add(b)) >> bit & 1 == 1;
+    one_pass_agrees(message, |_, n| keep(n));
     let mut out = Vec::new();
     let Ok(outcome) = ListFilter::new().filter(message, kind, keep, &mut out) else {
         assert!(out.is_empty());
