@@ -854,11 +854,14 @@ fn https_legs_stream_and_keep_their_connections() {
         calls += 1;
     }
     // Each SDK session makes several requests to `h` (initialize, initialized, lists, the call,
-    // the answer to sampling, DELETE): one TLS connection each would be well over 40.
+    // the answer to sampling, DELETE): one TLS connection each would be well over 40. Reused,
+    // they are a handful (each session's GET stream holds one) plus one per pause longer than
+    // `upstream_idle` (4 s) — which a loaded machine makes between SDK runs (seen: 12–13 at
+    // load average 18), so the bound leaves room for those and still fails without reuse.
     let stats = https.stats(pki.ca());
     let connections = stats["connections"].as_u64().unwrap_or(u64::MAX);
     assert!(
-        connections < 12,
+        connections < 20,
         "{connections} TLS connections for {calls} calls and their sessions: {stats}\n{}",
         gateway.output()
     );
