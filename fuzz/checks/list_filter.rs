@@ -24,7 +24,11 @@ fn one_pass_agrees(message: &[u8], keep: impl Fn(ListKind, &str) -> bool) {
     }
     let mut reference = Vec::new();
     let outcome = ListFilter::new().filter_lists(message, ListSet::ALL, &keep, &mut reference);
-    assert_eq!(outcome.as_ref().ok(), Some(&lists), "filter_lists disagrees");
+    assert_eq!(
+        outcome.as_ref().ok(),
+        Some(&lists),
+        "filter_lists disagrees"
+    );
     if changed {
         assert_eq!(out, reference);
     } else {
