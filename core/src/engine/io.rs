@@ -161,7 +161,9 @@ pub async fn write_all_by<W: AsyncWriteRent>(
     }
 }
 
-/// [`write_range_within`] bounded on the connection's `deadline` slot instead of a monoio timer.
+/// [`write_range`] bounded by `limit` on the connection's `deadline` slot (a client that stops
+/// reading). On timeout the buffer is lost with the dropped write (the connection is closed
+/// anyway) and comes back empty.
 pub async fn write_range_by<W: AsyncWriteRent>(
     w: &mut W,
     buf: &mut Vec<u8>,
@@ -175,19 +177,5 @@ pub async fn write_range_by<W: AsyncWriteRent>(
     {
         Some(res) => res,
         None => Err(io::ErrorKind::TimedOut.into()),
-    }
-}
-
-/// [`write_range`] bounded by `limit` (a client that stops reading). On timeout the buffer is
-/// lost with the dropped write (the connection is closed anyway) and comes back empty.
-pub async fn write_range_within<W: AsyncWriteRent>(
-    w: &mut W,
-    buf: &mut Vec<u8>,
-    range: std::ops::Range<usize>,
-    limit: Duration,
-) -> io::Result<()> {
-    match monoio::time::timeout(limit, write_range(w, buf, range)).await {
-        Ok(res) => res,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
 }
