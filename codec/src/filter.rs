@@ -677,36 +677,44 @@ impl<'a, 'd> Scan<'a, 'd> {
         }
     }
 
+    /// Walks an array at `pos`, calling `element` for each element (at `pos`, whitespace
+    /// skipped); `element` must consume it.
+    pub(crate) fn array(
+        &mut self,
+        depth: usize,
+        mut element: impl FnMut(&mut Self, usize) -> Result<(), FilterError>,
+    ) -> Result<(), FilterError> {
+        if depth > MAX_JSON_DEPTH {
+            return Err(FilterError::TooDeep);
+        }
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            element(self, depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.invalid()),
+            }
+        }
+    }
+
     pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), FilterError> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
             Some(b'{') => self.object(depth, |s, _, depth| s.skip_value(depth + 1)),
-            Some(b'[') => {
-                if depth > MAX_JSON_DEPTH {
-                    return Err(FilterError::TooDeep);
-                }
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.ws();
-                        }
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.invalid()),
-                    }
-                }
-            }
+            Some(b'[') => self.array(depth, |s, depth| s.skip_value(depth + 1)),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
@@ -778,37 +786,17 @@ impl<'a, 'd> Scan<'a, 'd> {
         keep: &mut impl FnMut(ListKind, &str) -> bool,
         out: &mut Vec<Entry>,
     ) -> Result<(), FilterError> {
-        if depth > MAX_JSON_DEPTH {
-            return Err(FilterError::TooDeep);
-        }
-        self.eat(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            let start = self.pos;
-            let keep_it = self.entry(depth + 1, kind, keep)?;
+        self.array(depth, |s, depth| {
+            let start = s.pos;
+            let keep_it = s.entry(depth + 1, kind, keep)?;
             out.push(Entry {
-                range: start..self.pos,
+                range: start..s.pos,
                 keep: keep_it,
                 kind,
                 group,
             });
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.invalid()),
-            }
-        }
+            Ok(())
+        })
     }
 
     /// Consumes one entry; returns whether it stays.

@@ -197,16 +197,7 @@ fn array_entries(
     member: &str,
     entries: &mut Vec<ListEntry>,
 ) -> Result<(), FilterError> {
-    if depth > crate::limits::MAX_JSON_DEPTH {
-        return Err(FilterError::TooDeep);
-    }
-    s.eat(b'[')?;
-    s.ws();
-    if s.peek() == Some(b']') {
-        s.pos += 1;
-        return Ok(());
-    }
-    loop {
+    s.array(depth, |s, depth| {
         let start = s.pos;
         let found = if s.peek() == Some(b'{') {
             let mut found = Member::Absent;
@@ -240,19 +231,8 @@ fn array_entries(
             range: start..s.pos,
             member: found,
         });
-        s.ws();
-        match s.peek() {
-            Some(b',') => {
-                s.pos += 1;
-                s.ws();
-            }
-            Some(b']') => {
-                s.pos += 1;
-                return Ok(());
-            }
-            _ => return Err(s.invalid()),
-        }
-    }
+        Ok(())
+    })
 }
 
 /// The text of a string's content `raw` (as [`RawString::range`] gives it): borrowed when it
